@@ -18,6 +18,11 @@ JOBS="${JOBS:-$(nproc)}"
 BUILD="$REPO/build"
 STEP="(none)"
 
+mkdir -p "$BUILD"
+# Concurrent runs (parallel shells, CI steps) would share build/: serialise them.
+exec 9>"$BUILD/.setup.lock"
+flock 9
+
 step() { STEP="$1"; printf '\n==> [setup] %s\n' "$1"; }
 trap 'rc=$?; if [ $rc -ne 0 ]; then printf "\n[setup] FAILED at step: %s (exit %s)\n" "$STEP" "$rc" >&2; fi' EXIT
 
