@@ -1,0 +1,236 @@
+"""`side_profile_policy_node`: runs the side-profile navigation policy on the classifier's viewpoints.
+
+Subscribes ``viewpoints`` (ViewpointArray); publishes ``cmd_vel`` (Twist), ``policy_state``
+(PolicyState, header copied from the viewpoint frame) and ``capture`` (CaptureEvent, transient local).
+All decisions are made by :class:`pose_classifier_ros.policy.SideProfilePolicy`; this node only
+converts messages, holds the parameters and stops the vehicle when viewpoints stop arriving.
+"""
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass
+
+import rclpy
+from geometry_msgs.msg import Twist
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.exceptions import ParameterException
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
+from rclpy.qos_overriding_options import QoSOverridingOptions
+
+from pose_classifier_ros.msg import CaptureEvent, PolicyState, ViewpointArray
+from pose_classifier_ros.policy import PolicyConfig, PolicyOutput, SideProfilePolicy, frame_from_msg
+
+NODE_NAME = "side_profile_policy"
+
+
+@dataclass(frozen=True)
+class _Param:
+    name: str          # ROS parameter name (dotted groups, as in config/side_profile_policy.yaml)
+    field: str         # PolicyConfig field
+    description: str
+    low: float | None = None   # inclusive range for the descriptor (None: no range)
+    high: float | None = None
+
+
+# One row per PolicyConfig field; defaults come from PolicyConfig() so there is a single source of truth.
+PARAMS: tuple[_Param, ...] = (
+    _Param("target.min_detection_score", "min_detection_score",
+           "Detections below this score are never chosen as target.", 0.0, 1.0),
+    _Param("target.lost_frames", "target_lost_frames",
+           "The target is lost after this many consecutive frames without it.", 1, 100000),
+    _Param("target.lost_s", "target_lost_s",
+           "... or after this many seconds (frame stamps) without it; 0 = off.", 0.0, 3600.0),
+    _Param("target.require_stable", "require_stable",
+           "Ignore smoothed labels of tracks that are not yet stable (Viewpoint.is_stable)."),
+    _Param("search.yaw_rate", "search_yaw_rate", "Yaw rate in SEARCH, rad/s (0 = hover).", 0.0, 3.0),
+    _Param("orient.yaw_rate", "orient_yaw_rate",
+           "Yaw rate magnitude in ORIENT when a diagonal view says which way to turn, rad/s.", 0.0, 3.0),
+    _Param("orient.scan_yaw_rate", "scan_yaw_rate",
+           "Yaw rate magnitude in ORIENT while the target shows its front or back, rad/s.", 0.0, 3.0),
+    _Param("orient.scan_direction", "scan_direction",
+           "First scan direction on a front/back view: 'left' (counter-clockwise) or 'right'."),
+    _Param("orient.scan_flip_frames", "scan_flip_frames",
+           "Reverse the scan after this many frames of front/back views without improvement.", 1, 100000),
+    _Param("approach.window", "approach_window",
+           "W: number of the target's most recent smoothed labels looked at.", 1, 1000),
+    _Param("approach.min_side_votes", "approach_min_side_votes",
+           "K: side views (left/right) among the last W labels needed to approach.", 1, 1000),
+    _Param("approach.speed", "approach_speed", "Forward speed in APPROACH, m/s.", 0.0, 20.0),
+    _Param("approach.centering_gain", "approach_centering_gain",
+           "Yaw correction in APPROACH per unit horizontal box offset from the image centre, rad/s; 0 = off.",
+           0.0, 10.0),
+    _Param("approach.max_yaw", "approach_max_yaw", "Cap on the APPROACH yaw correction, rad/s.", 0.0, 3.0),
+    _Param("capture.size_ratio", "capture_size_ratio",
+           "Capture when the box's shorter side reaches this fraction of the frame's shorter side; 0 = off.",
+           0.0, 1.0),
+    _Param("capture.size_px", "capture_size_px",
+           "Capture when the box's shorter side reaches this many pixels; 0 = off.", 0.0, 100000.0),
+    _Param("capture.step_budget", "step_budget",
+           "Best-effort capture this many frames after lock-on; 0 = off.", 0, 10_000_000),
+    _Param("capture.recapture", "recapture",
+           "After a capture, search for a new target instead of staying captured."),
+)
+_BY_NAME = {p.name: p for p in PARAMS}
+_FIELD_RE = re.compile(r"\b(" + "|".join(sorted((p.field for p in PARAMS), key=len, reverse=True)) + r")\b")
+
+
+def _config_from_values(values: dict):
+    """PolicyConfig from field values; errors name the ROS parameters (approach.window), not the fields."""
+    try:
+        return PolicyConfig.from_dict(values)
+    except (ValueError, TypeError) as exc:
+        by_field = {p.field: p.name for p in PARAMS}
+        raise ValueError(_FIELD_RE.sub(lambda m: by_field[m.group(1)], str(exc))) from None
+
+
+def _descriptor(param: _Param, default) -> ParameterDescriptor:
+    desc = ParameterDescriptor(description=param.description)
+    if param.low is not None and isinstance(default, float):
+        desc.floating_point_range = [FloatingPointRange(from_value=float(param.low), to_value=float(param.high))]
+    elif param.low is not None and isinstance(default, int) and not isinstance(default, bool):
+        desc.integer_range = [IntegerRange(from_value=int(param.low), to_value=int(param.high), step=1)]
+    return desc
+
+
+class SideProfilePolicyNode(Node):
+    """Thin ROS wrapper of SideProfilePolicy. Raises ValueError on an invalid configuration."""
+
+    def __init__(self, **kwargs):
+        super().__init__(NODE_NAME, **kwargs)
+        defaults = PolicyConfig().to_dict()
+        for p in PARAMS:
+            self.declare_parameter(p.name, defaults[p.field], _descriptor(p, defaults[p.field]))
+        self.declare_parameter(
+            "input_timeout_s", 1.0, ParameterDescriptor(
+                description="Publish a zero cmd_vel when no viewpoint frame arrived for this long, s; 0 = off.",
+                floating_point_range=[FloatingPointRange(from_value=0.0, to_value=60.0)]))
+        self._input_timeout_s = float(self.get_parameter("input_timeout_s").value)
+        # Read once; later changes go through _on_set_parameters, which validates them as a whole.
+        self._values = {p.field: self.get_parameter(p.name).value for p in PARAMS}
+        config = _config_from_values(self._values)   # ValueError names every bad parameter
+        self._policy = SideProfilePolicy(config)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        latched = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self._cmd_pub = self.create_publisher(Twist, "cmd_vel", reliable)
+        self._state_pub = self.create_publisher(PolicyState, "policy_state", reliable)
+        # Transient local: a subscriber that joins after the capture (a logger, a mission planner) still gets it.
+        self._capture_pub = self.create_publisher(CaptureEvent, "capture", latched)
+        self._viewpoints_sub = self.create_subscription(
+            ViewpointArray, "viewpoints", self._viewpoints_cb, reliable,
+            qos_overriding_options=QoSOverridingOptions.with_default_policies())
+
+        self._last_stamp_ns: int | None = None
+        self._last_input = self.get_clock().now()
+        self._stopped_for_timeout = True  # armed by the first frame: before it, no command was sent to stop
+        if self._input_timeout_s > 0:
+            self._watchdog = self.create_timer(min(0.1, self._input_timeout_s / 2), self._watchdog_cb)
+        self.get_logger().info(
+            f"side-profile policy ready: K={config.approach_min_side_votes} of W={config.approach_window} side "
+            f"views, capture at size ratio {config.capture_size_ratio} / {config.capture_size_px} px / "
+            f"{config.step_budget} frames; listening on {self._viewpoints_sub.topic_name}")
+
+    @property
+    def policy(self) -> SideProfilePolicy:
+        return self._policy
+
+    def _on_set_parameters(self, params) -> SetParametersResult:
+        values = dict(self._values)
+        for param in params:
+            if param.name == "input_timeout_s":
+                return SetParametersResult(successful=False, reason="input_timeout_s is read at start only")
+            if param.name in _BY_NAME:
+                values[_BY_NAME[param.name].field] = param.value
+        try:
+            config = _config_from_values(values)
+        except ValueError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        self._values = values
+        self._policy.update_config(config)
+        return SetParametersResult(successful=True)
+
+    def _viewpoints_cb(self, msg: ViewpointArray) -> None:
+        self._last_input = self.get_clock().now()
+        self._stopped_for_timeout = False
+        try:
+            frame = frame_from_msg(msg)
+        except (AttributeError, TypeError, ValueError) as exc:
+            self.get_logger().warning(f"skipping malformed ViewpointArray: {exc}", throttle_duration_sec=5.0)
+            return
+        if self._last_stamp_ns is not None and frame.stamp_ns < self._last_stamp_ns:
+            # Time went back (a bag restarted, sim reset): the old target and history mean nothing now.
+            self.get_logger().warning("viewpoint stamps went back in time: resetting the policy")
+            self._policy.reset()
+        self._last_stamp_ns = frame.stamp_ns
+        previous = self._policy.state
+        out = self._policy.step(frame)
+        if out.transitioned:
+            self.get_logger().info(f"{previous.name} -> {out.state.name}: {out.reason}")
+        self._publish(msg.header, out)
+
+    def _publish(self, header, out: PolicyOutput) -> None:
+        twist = Twist()
+        twist.angular.z = float(out.yaw_rate)
+        twist.linear.x = float(out.forward_speed)
+        self._cmd_pub.publish(twist)
+
+        state = PolicyState()
+        state.header = header
+        state.state = int(out.state)
+        state.state_name = out.state.name
+        state.target_track_id = out.target_track_id
+        state.target_viewpoint = out.target_viewpoint
+        state.side_votes = int(out.side_votes)
+        state.target_size_ratio = float(out.target_size_ratio)
+        state.yaw_rate = float(out.yaw_rate)
+        state.forward_speed = float(out.forward_speed)
+        state.steps_in_state = int(out.steps_in_state)
+        state.reason = out.reason
+        self._state_pub.publish(state)
+
+        if out.capture is not None:
+            cap = out.capture
+            event = CaptureEvent()
+            event.header = header
+            event.track_id = cap.track_id
+            event.viewpoint = cap.viewpoint
+            event.target_size_ratio = float(cap.target_size_ratio)
+            event.reason = cap.reason
+            event.frames_to_capture = int(cap.frames_to_capture)
+            self._capture_pub.publish(event)
+            self.get_logger().info(
+                f"captured track {cap.track_id} ({cap.viewpoint}, size ratio {cap.target_size_ratio:.3f}) "
+                f"after {cap.frames_to_capture} frames: {cap.reason}")
+
+    def _watchdog_cb(self) -> None:
+        if self._stopped_for_timeout:
+            return
+        idle_s = (self.get_clock().now() - self._last_input).nanoseconds * 1e-9
+        if idle_s >= self._input_timeout_s:
+            # The classifier stopped: do not let the last velocity command run on.
+            self._cmd_pub.publish(Twist())
+            self._stopped_for_timeout = True
+            self.get_logger().warning(f"no viewpoints for {idle_s:.1f} s: published a zero cmd_vel")
+
+
+def main(args=None) -> int:
+    try:
+        with rclpy.init(args=args):
+            try:
+                node = SideProfilePolicyNode()
+            except (ValueError, ParameterException) as exc:
+                rclpy.logging.get_logger(NODE_NAME).error(f"invalid parameters: {exc}")
+                return 1
+            rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,216 @@
+"""side_profile_policy_node as a real process: live ViewpointArray stream in, cmd_vel/state/capture out."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, VENV, wait_for
+
+NODE_EXE = VENV / "lib" / "pose_classifier_ros" / "side_profile_policy_node"
+# The module runs the same main() as the installed executable; used so these tests do not depend on the
+# install step (the launch tests below do, and check the executable).
+NODE_CMD = [sys.executable, "-m", "pose_classifier_ros.ros.side_profile_policy_node"]
+PARAMS = REPO / "config" / "side_profile_policy.yaml"
+
+# Plays a scripted flight: 4 frames front-left, then left views with a growing box (capture by size).
+PUBLISHER = textwrap.dedent("""
+    import sys, time
+    import rclpy
+    from pose_classifier_ros.msg import Viewpoint, ViewpointArray
+
+    def frame(i, label, size):
+        msg = ViewpointArray(image_width=1000, image_height=500)
+        msg.header.stamp.sec, msg.header.stamp.nanosec = 100 + i // 10, (i % 10) * 100_000_000
+        msg.header.frame_id = "cam"
+        vp = Viewpoint(track_id="elk-1", detection_score=0.9, smoothed_label_name=label, is_stable=True,
+                       num_votes=5)
+        vp.bbox.center.position.x, vp.bbox.center.position.y = 500.0, 250.0
+        vp.bbox.size_x = vp.bbox.size_y = float(size)
+        msg.viewpoints = [vp]
+        return msg
+
+    script = [("front-left", 20)] * 4 + [("left", 20 + 6 * k) for k in range(8)] + [("left", 70)] * 3
+    rclpy.init()
+    node = rclpy.create_node("viewpoint_player")
+    pub = node.create_publisher(ViewpointArray, sys.argv[1], 10)
+    while pub.get_subscription_count() < 1:
+        rclpy.spin_once(node, timeout_sec=0.05)
+    time.sleep(0.5)  # let the node's reader finish matching before the first sample
+    for i, (label, size) in enumerate(script):
+        pub.publish(frame(i, label, size))
+        time.sleep(0.05)
+    print("published", len(script), flush=True)
+    time.sleep(1.0)
+    node.destroy_node()
+    rclpy.shutdown()
+""")
+
+# Records cmd_vel, policy_state and capture into a JSON file; writes `ready` once all three are matched.
+RECORDER = textwrap.dedent("""
+    import json, sys, time
+    from pathlib import Path
+    import rclpy
+    from geometry_msgs.msg import Twist
+    from rclpy.qos import QoSProfile, DurabilityPolicy, ReliabilityPolicy
+    from pose_classifier_ros.msg import CaptureEvent, PolicyState
+
+    out, ns, want_states = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+    rec = {"cmd_vel": [], "states": [], "captures": []}
+    rclpy.init()
+    node = rclpy.create_node("policy_recorder")
+    latched = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    subs = [
+        node.create_subscription(Twist, ns + "/cmd_vel",
+                                 lambda m: rec["cmd_vel"].append([m.angular.z, m.linear.x]), 50),
+        node.create_subscription(PolicyState, ns + "/policy_state", lambda m: rec["states"].append(
+            {"state": m.state, "name": m.state_name, "track": m.target_track_id, "viewpoint": m.target_viewpoint,
+             "votes": m.side_votes, "yaw": m.yaw_rate, "speed": m.forward_speed, "reason": m.reason,
+             "stamp": [m.header.stamp.sec, m.header.stamp.nanosec], "frame_id": m.header.frame_id}), 50),
+        node.create_subscription(CaptureEvent, ns + "/capture", lambda m: rec["captures"].append(
+            {"track": m.track_id, "viewpoint": m.viewpoint, "ratio": m.target_size_ratio, "reason": m.reason,
+             "frames": m.frames_to_capture, "stamp": [m.header.stamp.sec, m.header.stamp.nanosec]}), latched),
+    ]
+    ready = False
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        rclpy.spin_once(node, timeout_sec=0.05)
+        if not ready and all(s.get_publisher_count() >= 1 for s in subs):
+            ready = True
+            (out.parent / (out.name + ".ready")).write_text("1")
+        if len(rec["states"]) >= want_states and rec["captures"]:
+            break
+    time.sleep(0.2)
+    rclpy.spin_once(node, timeout_sec=0.05)
+    out.write_text(json.dumps(rec))
+    node.destroy_node()
+    rclpy.shutdown()
+""")
+
+
+def _write(tmp_path: Path, name: str, code: str) -> str:
+    path = tmp_path / name
+    path.write_text(code)
+    return str(path)
+
+
+def test_params_file_matches_declared_defaults():
+    from pose_classifier_ros.policy import PolicyConfig
+    from pose_classifier_ros.ros.side_profile_policy_node import PARAMS as DECLARED
+
+    values = yaml.safe_load(PARAMS.read_text())["side_profile_policy"]["ros__parameters"]
+
+    def lookup(dotted):
+        node = values
+        for part in dotted.split("."):
+            node = node[part]
+        return node
+
+    defaults = PolicyConfig().to_dict()
+    for p in DECLARED:
+        value = lookup(p.name)
+        assert type(value) is type(defaults[p.field]) and value == defaults[p.field], p.name
+    assert lookup("input_timeout_s") == 1.0
+
+
+def test_live_stream_orients_approaches_and_captures(ros_env, processes, tmp_path):
+    ns = "/drone1"
+    node = processes.start([*NODE_CMD, "--ros-args", "-r", f"__ns:={ns}", "--params-file", str(PARAMS),
+                            "-p", "approach.speed:=0.8"], ros_env, "policy_node")
+    record = tmp_path / "record.json"
+    script_frames = 15
+    recorder = processes.python([_write(tmp_path, "recorder.py", RECORDER), str(record), ns, str(script_frames)],
+                                ros_env, "recorder")
+    wait_for(lambda: (tmp_path / "record.json.ready").exists() or recorder.poll() is not None, 60,
+             message="recorder matched to the policy node's publishers")
+    assert recorder.poll() is None, processes.output(recorder)
+    player = processes.python([_write(tmp_path, "player.py", PUBLISHER), f"{ns}/viewpoints"], ros_env, "player")
+    wait_for(lambda: record.exists() or recorder.poll() not in (None, 0), 60, message="recorded policy outputs")
+    rec = json.loads(record.read_text())
+    log = processes.output(node)
+    assert player.wait(30) == 0, processes.output(player)
+
+    states = rec["states"]
+    assert len(states) == script_frames, log
+    names = [s["name"] for s in states]
+    # K=5 of W=7: the 5th left view (frame 8) starts APPROACH; sizes 20+6k reach 50 px (ratio 0.1) at k=5.
+    assert names == ["ORIENT"] * 8 + ["APPROACH"] * 1 + ["CAPTURE"] * 6, names
+    assert all(s["track"] == "elk-1" and s["frame_id"] == "cam" for s in states)
+    assert states[0]["stamp"] == [100, 0] and states[12]["stamp"] == [101, 200_000_000]  # header copied
+    assert all(s["yaw"] < 0 for s in states[:4])  # front-left -> rotate right (REP-103: negative)
+    assert states[8]["speed"] == pytest.approx(0.8) and "side views" in states[8]["reason"]
+    # cmd_vel mirrors the state: yaw right while orienting on front-left, forward in APPROACH, zero at capture.
+    cmd = rec["cmd_vel"]
+    assert len(cmd) >= script_frames
+    assert all(yaw == pytest.approx(-0.3) and fwd == 0.0 for yaw, fwd in cmd[:4])
+    assert cmd[8] == pytest.approx([0.0, 0.8])
+    assert all(c == [0.0, 0.0] for c in cmd[9:])
+    assert rec["captures"] == [{"track": "elk-1", "viewpoint": "left", "ratio": pytest.approx(0.1), "reason": "size_ratio",
+                                "frames": 9, "stamp": [100, 900_000_000]}]
+    assert "APPROACH -> CAPTURE" in log and "captured track elk-1" in log
+
+    # A late subscriber still gets the capture (transient local).
+    late = tmp_path / "late.json"
+    processes.python([_write(tmp_path, "late.py", RECORDER), str(late), ns, "0"], ros_env, "late")
+    wait_for(late.exists, 60, message="late subscriber's capture")
+    assert [c["track"] for c in json.loads(late.read_text())["captures"]] == ["elk-1"]
+
+    # A runtime change that breaks the configuration is refused with the reason.
+    result = subprocess.run([str(VENV / "bin" / "ros2"), "param", "set", "--no-daemon", "--spin-time", "5",
+                             f"{ns}/side_profile_policy",
+                             "approach.min_side_votes", "9"], env=ros_env, capture_output=True, text=True, timeout=60)
+    assert "approach.min_side_votes=9" in result.stdout + result.stderr
+    assert processes.stop(node) == 0, log
+
+
+@pytest.mark.parametrize("override, message", [
+    ("approach.min_side_votes:=9", "approach.min_side_votes=9 must be in [1, approach.window=7]"),
+    ("capture.size_ratio:=1.5", "capture.size_ratio"),
+    ("orient.scan_direction:=up", "orient.scan_direction='up'"),
+])
+def test_invalid_parameters_exit_non_zero_with_a_clear_error(ros_env, override, message):
+    result = subprocess.run([*NODE_CMD, "--ros-args", "--params-file", str(PARAMS), "-p", override],
+                            env=ros_env, capture_output=True, text=True, timeout=60)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert message in output and "Traceback" not in output, output
+
+
+def test_launch_show_args_lists_policy_and_classifier_arguments(ros_env):
+    result = subprocess.run([str(VENV / "bin" / "ros2"), "launch", "pose_classifier_ros",
+                             "side_profile_navigation.launch.py", "--show-args"],
+                            env=ros_env, capture_output=True, text=True, timeout=90)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    for arg in ("namespace", "start_classifier", "policy_params_file", "viewpoints_topic", "cmd_vel_topic"):
+        assert f"'{arg}'" in output, output
+    if (VENV / "share" / "pose_classifier_ros" / "launch" / "pose_classifier.launch.py").exists():
+        for arg in ("checkpoint", "image_topic", "detections_topic"):
+            assert f"'{arg}'" in output, output
+
+
+def test_launch_policy_alone_remaps_topics(ros_env, processes, tmp_path):
+    if not os.access(NODE_EXE, os.X_OK):
+        pytest.skip(f"{NODE_EXE} is not executable (CMakeLists writes it without the x bit); launch_ros cannot run it")
+    launch = processes.start([str(VENV / "bin" / "ros2"), "launch", "pose_classifier_ros",
+                              "side_profile_navigation.launch.py", "start_classifier:=false", "namespace:=uav",
+                              "viewpoints_topic:=/classifier/viewpoints", "cmd_vel_topic:=/uav/fcu/cmd_vel"],
+                             ros_env, "launch")
+    ros2 = str(VENV / "bin" / "ros2")
+
+    def topics():
+        out = subprocess.run([ros2, "topic", "list", "--no-daemon", "-t"], env=ros_env, capture_output=True,
+                             text=True, timeout=60).stdout
+        return out if "/uav/fcu/cmd_vel" in out else None
+
+    out = wait_for(topics, 90, interval=1.0, message="the launched policy node's topics")
+    assert "/classifier/viewpoints [pose_classifier_ros/msg/ViewpointArray]" in out, out
+    assert "/uav/policy_state [pose_classifier_ros/msg/PolicyState]" in out, out
+    assert "/uav/capture [pose_classifier_ros/msg/CaptureEvent]" in out, out
+    assert launch.poll() is None, processes.output(launch)
