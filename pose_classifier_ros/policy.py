@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import logging
+import re
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -115,6 +116,120 @@ class PolicyConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class PolicyParameter:
+    """One ROS parameter of the policy node and the PolicyConfig field it sets."""
+
+    name: str          # ROS parameter name (dotted groups, as in config/side_profile_policy.yaml)
+    field: str         # PolicyConfig field
+    description: str
+    low: float | None = None   # inclusive range for the descriptor (None: no range)
+    high: float | None = None
+
+
+# The node's parameters (config/side_profile_policy.yaml), one per PolicyConfig field; defaults come from
+# PolicyConfig() so there is a single source of truth. Ranges are inclusive, for ParameterDescriptors.
+POLICY_PARAMETERS: tuple[PolicyParameter, ...] = (
+    PolicyParameter("target.min_detection_score", "min_detection_score",
+        "Detections below this score are never chosen as target.", 0.0, 1.0),
+    PolicyParameter("target.lost_frames", "target_lost_frames",
+        "The target is lost after this many consecutive frames without it.", 1, 100000),
+    PolicyParameter("target.lost_s", "target_lost_s",
+        "... or after this many seconds (frame stamps) without it; 0 = off.", 0.0, 3600.0),
+    PolicyParameter("target.require_stable", "require_stable",
+        "Ignore smoothed labels of tracks that are not yet stable (Viewpoint.is_stable)."),
+    PolicyParameter("search.yaw_rate", "search_yaw_rate", "Yaw rate in SEARCH, rad/s (0 = hover).", 0.0, 3.0),
+    PolicyParameter("orient.yaw_rate", "orient_yaw_rate",
+        "Yaw rate magnitude in ORIENT when a diagonal view says which way to turn, rad/s.", 0.0, 3.0),
+    PolicyParameter("orient.scan_yaw_rate", "scan_yaw_rate",
+        "Yaw rate magnitude in ORIENT while the target shows its front or back, rad/s.", 0.0, 3.0),
+    PolicyParameter("orient.scan_direction", "scan_direction",
+        "First scan direction on a front/back view: 'left' (counter-clockwise) or 'right'."),
+    PolicyParameter("orient.scan_flip_frames", "scan_flip_frames",
+        "Reverse the scan after this many frames of front/back views without improvement.", 1, 100000),
+    PolicyParameter("approach.window", "approach_window",
+        "W: number of the target's most recent smoothed labels looked at.", 1, 1000),
+    PolicyParameter("approach.min_side_votes", "approach_min_side_votes",
+        "K: side views (left/right) among the last W labels needed to approach.", 1, 1000),
+    PolicyParameter("approach.speed", "approach_speed", "Forward speed in APPROACH, m/s.", 0.0, 20.0),
+    PolicyParameter("approach.centering_gain", "approach_centering_gain",
+        "Yaw correction in APPROACH per unit horizontal box offset from the image centre, rad/s; 0 = off.",
+        0.0, 10.0),
+    PolicyParameter("approach.max_yaw", "approach_max_yaw", "Cap on the APPROACH yaw correction, rad/s.", 0.0, 3.0),
+    PolicyParameter("capture.size_ratio", "capture_size_ratio",
+        "Capture when the box's shorter side reaches this fraction of the frame's shorter side; 0 = off.",
+        0.0, 1.0),
+    PolicyParameter("capture.size_px", "capture_size_px",
+        "Capture when the box's shorter side reaches this many pixels; 0 = off.", 0.0, 100000.0),
+    PolicyParameter("capture.step_budget", "step_budget",
+        "Best-effort capture this many frames after lock-on; 0 = off.", 0, 10_000_000),
+    PolicyParameter("capture.recapture", "recapture",
+        "After a capture, search for a new target instead of staying captured."),
+)
+_FIELD_RE = re.compile(r"\b(" + "|".join(sorted((p.field for p in POLICY_PARAMETERS), key=len, reverse=True))
+                       + r")\b")
+
+
+def config_from_fields(values: dict[str, Any]) -> PolicyConfig:
+    """PolicyConfig from field values; errors name the ROS parameters (approach.window), not the fields."""
+    try:
+        return PolicyConfig.from_dict(values)
+    except (ValueError, TypeError) as exc:
+        by_field = {p.field: p.name for p in POLICY_PARAMETERS}
+        raise ValueError(_FIELD_RE.sub(lambda m: by_field[m.group(1)], str(exc))) from None
+
+
+POLICY_NODE_NAME = "side_profile_policy"
+# Node parameters that are not part of the policy (ignored when a params file configures the policy offline).
+NODE_ONLY_PARAMETERS = frozenset({"input_timeout_s", "use_sim_time"})
+
+
+def config_from_parameters(values: dict[str, Any]) -> PolicyConfig:
+    """PolicyConfig from ROS parameter names (``{"approach.window": 7, ...}``); missing ones keep defaults."""
+    by_name = {p.name: p.field for p in POLICY_PARAMETERS}
+    unknown = sorted(set(values) - set(by_name) - NODE_ONLY_PARAMETERS)
+    if unknown:
+        raise ValueError(f"unknown policy parameter(s) {unknown}; known: {sorted(by_name)}")
+    fields = PolicyConfig().to_dict()
+    fields.update({by_name[k]: v for k, v in values.items() if k in by_name})
+    return config_from_fields(fields)
+
+
+def load_params_file(path, node_name: str = POLICY_NODE_NAME) -> PolicyConfig:
+    """PolicyConfig from a ROS 2 parameter YAML file (``node_name: ros__parameters: {...}``, or ``/**``).
+
+    Raises ValueError naming the file when it cannot be read, has no section for the node, or is invalid.
+    """
+    import yaml  # only the offline tools read params files
+
+    try:
+        doc = yaml.safe_load(open(path, encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"cannot read params file {str(path)!r}: {exc}") from None
+    section = None
+    for key in (node_name, "/" + node_name, "/**"):
+        if isinstance(doc, dict) and isinstance(doc.get(key), dict) and "ros__parameters" in doc[key]:
+            section = doc[key]["ros__parameters"]
+            break
+    if not isinstance(section, dict):
+        raise ValueError(f"params file {str(path)!r} has no '{node_name}: ros__parameters:' section")
+    flat: dict[str, Any] = {}
+
+    def walk(node: dict, prefix: str) -> None:
+        for key, value in node.items():
+            if isinstance(value, dict):
+                walk(value, f"{prefix}{key}.")
+            else:
+                flat[f"{prefix}{key}"] = value
+
+    walk(section, "")
+    try:
+        return config_from_parameters(flat)
+    except ValueError as exc:
+        raise ValueError(f"params file {str(path)!r}: {exc}") from None
+
 
 
 @dataclass

@@ -102,7 +102,7 @@ def _write(tmp_path: Path, name: str, code: str) -> str:
 
 def test_params_file_matches_declared_defaults():
     from pose_classifier_ros.policy import PolicyConfig
-    from pose_classifier_ros.ros.side_profile_policy_node import PARAMS as DECLARED
+    from pose_classifier_ros.policy import POLICY_PARAMETERS as DECLARED
 
     values = yaml.safe_load(PARAMS.read_text())["side_profile_policy"]["ros__parameters"]
 

@@ -7,9 +7,7 @@ converts messages, holds the parameters and stops the vehicle when viewpoints st
 """
 from __future__ import annotations
 
-import re
 import sys
-from dataclasses import dataclass
 
 import rclpy
 from geometry_msgs.msg import Twist
@@ -21,72 +19,14 @@ from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityP
 from rclpy.qos_overriding_options import QoSOverridingOptions
 
 from pose_classifier_ros.msg import CaptureEvent, PolicyState, ViewpointArray
-from pose_classifier_ros.policy import PolicyConfig, PolicyOutput, SideProfilePolicy, frame_from_msg
+from pose_classifier_ros.policy import (POLICY_NODE_NAME, POLICY_PARAMETERS, PolicyConfig, PolicyOutput,
+                                       PolicyParameter, SideProfilePolicy, config_from_fields, frame_from_msg)
 
-NODE_NAME = "side_profile_policy"
-
-
-@dataclass(frozen=True)
-class _Param:
-    name: str          # ROS parameter name (dotted groups, as in config/side_profile_policy.yaml)
-    field: str         # PolicyConfig field
-    description: str
-    low: float | None = None   # inclusive range for the descriptor (None: no range)
-    high: float | None = None
+NODE_NAME = POLICY_NODE_NAME
+_BY_NAME = {p.name: p for p in POLICY_PARAMETERS}
 
 
-# One row per PolicyConfig field; defaults come from PolicyConfig() so there is a single source of truth.
-PARAMS: tuple[_Param, ...] = (
-    _Param("target.min_detection_score", "min_detection_score",
-           "Detections below this score are never chosen as target.", 0.0, 1.0),
-    _Param("target.lost_frames", "target_lost_frames",
-           "The target is lost after this many consecutive frames without it.", 1, 100000),
-    _Param("target.lost_s", "target_lost_s",
-           "... or after this many seconds (frame stamps) without it; 0 = off.", 0.0, 3600.0),
-    _Param("target.require_stable", "require_stable",
-           "Ignore smoothed labels of tracks that are not yet stable (Viewpoint.is_stable)."),
-    _Param("search.yaw_rate", "search_yaw_rate", "Yaw rate in SEARCH, rad/s (0 = hover).", 0.0, 3.0),
-    _Param("orient.yaw_rate", "orient_yaw_rate",
-           "Yaw rate magnitude in ORIENT when a diagonal view says which way to turn, rad/s.", 0.0, 3.0),
-    _Param("orient.scan_yaw_rate", "scan_yaw_rate",
-           "Yaw rate magnitude in ORIENT while the target shows its front or back, rad/s.", 0.0, 3.0),
-    _Param("orient.scan_direction", "scan_direction",
-           "First scan direction on a front/back view: 'left' (counter-clockwise) or 'right'."),
-    _Param("orient.scan_flip_frames", "scan_flip_frames",
-           "Reverse the scan after this many frames of front/back views without improvement.", 1, 100000),
-    _Param("approach.window", "approach_window",
-           "W: number of the target's most recent smoothed labels looked at.", 1, 1000),
-    _Param("approach.min_side_votes", "approach_min_side_votes",
-           "K: side views (left/right) among the last W labels needed to approach.", 1, 1000),
-    _Param("approach.speed", "approach_speed", "Forward speed in APPROACH, m/s.", 0.0, 20.0),
-    _Param("approach.centering_gain", "approach_centering_gain",
-           "Yaw correction in APPROACH per unit horizontal box offset from the image centre, rad/s; 0 = off.",
-           0.0, 10.0),
-    _Param("approach.max_yaw", "approach_max_yaw", "Cap on the APPROACH yaw correction, rad/s.", 0.0, 3.0),
-    _Param("capture.size_ratio", "capture_size_ratio",
-           "Capture when the box's shorter side reaches this fraction of the frame's shorter side; 0 = off.",
-           0.0, 1.0),
-    _Param("capture.size_px", "capture_size_px",
-           "Capture when the box's shorter side reaches this many pixels; 0 = off.", 0.0, 100000.0),
-    _Param("capture.step_budget", "step_budget",
-           "Best-effort capture this many frames after lock-on; 0 = off.", 0, 10_000_000),
-    _Param("capture.recapture", "recapture",
-           "After a capture, search for a new target instead of staying captured."),
-)
-_BY_NAME = {p.name: p for p in PARAMS}
-_FIELD_RE = re.compile(r"\b(" + "|".join(sorted((p.field for p in PARAMS), key=len, reverse=True)) + r")\b")
-
-
-def _config_from_values(values: dict):
-    """PolicyConfig from field values; errors name the ROS parameters (approach.window), not the fields."""
-    try:
-        return PolicyConfig.from_dict(values)
-    except (ValueError, TypeError) as exc:
-        by_field = {p.field: p.name for p in PARAMS}
-        raise ValueError(_FIELD_RE.sub(lambda m: by_field[m.group(1)], str(exc))) from None
-
-
-def _descriptor(param: _Param, default) -> ParameterDescriptor:
+def _descriptor(param: PolicyParameter, default) -> ParameterDescriptor:
     desc = ParameterDescriptor(description=param.description)
     if param.low is not None and isinstance(default, float):
         desc.floating_point_range = [FloatingPointRange(from_value=float(param.low), to_value=float(param.high))]
@@ -101,7 +41,7 @@ class SideProfilePolicyNode(Node):
     def __init__(self, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
         defaults = PolicyConfig().to_dict()
-        for p in PARAMS:
+        for p in POLICY_PARAMETERS:
             self.declare_parameter(p.name, defaults[p.field], _descriptor(p, defaults[p.field]))
         self.declare_parameter(
             "input_timeout_s", 1.0, ParameterDescriptor(
@@ -109,8 +49,8 @@ class SideProfilePolicyNode(Node):
                 floating_point_range=[FloatingPointRange(from_value=0.0, to_value=60.0)]))
         self._input_timeout_s = float(self.get_parameter("input_timeout_s").value)
         # Read once; later changes go through _on_set_parameters, which validates them as a whole.
-        self._values = {p.field: self.get_parameter(p.name).value for p in PARAMS}
-        config = _config_from_values(self._values)   # ValueError names every bad parameter
+        self._values = {p.field: self.get_parameter(p.name).value for p in POLICY_PARAMETERS}
+        config = config_from_fields(self._values)   # ValueError names every bad parameter
         self._policy = SideProfilePolicy(config)
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
@@ -147,7 +87,7 @@ class SideProfilePolicyNode(Node):
             if param.name in _BY_NAME:
                 values[_BY_NAME[param.name].field] = param.value
         try:
-            config = _config_from_values(values)
+            config = config_from_fields(values)
         except ValueError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
         self._values = values
