@@ -131,14 +131,19 @@ class BagReader:
         self.typestore = make_typestore()
         if not self.path.exists():
             raise BagError(f"bag {str(self.path)!r} does not exist")
+        if self.path.is_dir() and not (self.path / "metadata.yaml").exists():
+            raise BagError(f"{str(self.path)!r} is a directory without metadata.yaml: not a rosbag2 bag "
+                           f"(pass the bag directory, or its .mcap / .db3 file)")
         try:
             self._reader = Reader(self.path)
             self._reader.open()
         except BagError:
             raise
         except Exception as exc:  # noqa: BLE001 - rosbags raises many kinds on corrupt input
+            hint = (" (an MCAP file cut off during recording lacks its summary; `mcap recover` can repair it)"
+                    if "end magic" in str(exc) else "")
             raise BagError(f"cannot open bag {str(self.path)!r} (corrupt, truncated or not a rosbag2 bag?): "
-                           f"{type(exc).__name__}: {exc}") from None
+                           f"{type(exc).__name__}: {exc}{hint}") from None
         self._connections = list(self._reader.connections)
 
     # -- metadata -------------------------------------------------------------------------------
