@@ -48,7 +48,7 @@ def generate_launch_description() -> LaunchDescription:
                               description="Use /clock (set true when playing a bag with `pose-classifier play`)."),
         DeclareLaunchArgument("log_level", default_value="info",
                               choices=["debug", "info", "warn", "error", "fatal"],
-                              description="Log level of the policy node."),
+                              description="Log level of both nodes."),
     ]
 
     # A plain path (not a substitution) lets `--show-args` list the classifier's arguments too.

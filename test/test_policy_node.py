@@ -214,3 +214,30 @@ def test_launch_policy_alone_remaps_topics(ros_env, processes, tmp_path):
     assert "/uav/policy_state [pose_classifier_ros/msg/PolicyState]" in out, out
     assert "/uav/capture [pose_classifier_ros/msg/CaptureEvent]" in out, out
     assert launch.poll() is None, processes.output(launch)
+
+
+def test_launch_classifier_and_policy_together(ros_env, processes, tmp_path):
+    """Full bring-up with a test-tiny checkpoint: the policy subscribes to the classifier's viewpoints."""
+    classifier_exe = VENV / "lib" / "pose_classifier_ros" / "pose_classifier_node"
+    if not (os.access(NODE_EXE, os.X_OK) and os.access(classifier_exe, os.X_OK)):
+        pytest.skip("node executables are not installed executable (CMakeLists writes them without the x bit)")
+    pytest.importorskip("pose_classifier_ros.ros.pose_classifier_node")
+    from pose_classifier_ros.checkpoint import save_checkpoint
+    from pose_classifier_ros.model import ModelConfig, build_model
+
+    config = ModelConfig(backbone="test-tiny")
+    checkpoint = save_checkpoint(tmp_path / "tiny.pt", build_model(config, pretrained=False), config)
+    ros2 = str(VENV / "bin" / "ros2")
+    launch = processes.start([ros2, "launch", "pose_classifier_ros", "side_profile_navigation.launch.py",
+                              "namespace:=uav", f"checkpoint:={checkpoint}", "device:=cpu",
+                              "image_topic:=/camera/image_raw", "detections_topic:=/detector/detections"],
+                             ros_env, "launch_full")
+
+    def wired():
+        out = subprocess.run([ros2, "topic", "info", "--no-daemon", "-v", "/uav/viewpoints"], env=ros_env,
+                             capture_output=True, text=True, timeout=60).stdout
+        return out if "Publisher count: 1" in out and "Subscription count: 1" in out else None
+
+    out = wait_for(wired, 120, interval=2.0, message="classifier publisher and policy subscriber on /uav/viewpoints")
+    assert "pose_classifier" in out and "side_profile_policy" in out, out
+    assert launch.poll() is None, processes.output(launch)
