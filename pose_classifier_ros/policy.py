@@ -84,7 +84,8 @@ class PolicyConfig:
             if not ok:
                 errors.append(msg)
 
-        check(0.0 <= self.min_detection_score <= 1.0, f"min_detection_score={self.min_detection_score} must be in [0, 1]")
+        check(0.0 <= self.min_detection_score <= 1.0,
+              f"min_detection_score={self.min_detection_score} must be in [0, 1]")
         check(self.target_lost_frames >= 1, f"target_lost_frames={self.target_lost_frames} must be >= 1")
         check(self.target_lost_s >= 0.0, f"target_lost_s={self.target_lost_s} must be >= 0 (0 = off)")
         for name in ("search_yaw_rate", "orient_yaw_rate", "scan_yaw_rate", "approach_speed",

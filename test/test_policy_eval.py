@@ -5,10 +5,11 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pose_classifier_ros import bagio, cli
-from pose_classifier_ros.policy import PolicyConfig, PolicyFrame, State, TrackObservation, run_policy
+from pose_classifier_ros.policy import PolicyConfig, PolicyFrame, TrackObservation, run_policy
 from pose_classifier_ros.policy_eval import SUMMARY_FIELDS, summarize_flight
 
 W, H = 1000, 500
@@ -31,7 +32,7 @@ def _viewpoint_array(store, i: int, tracks: list[tuple[str, str, float, float]])
         scores[label_index] = 1.0
         vps.append(T["pose_classifier_ros/msg/Viewpoint"](
             track_id=track_id, bbox=bbox, detection_score=score, label=label_index, label_name=label,
-            scores=__import__("numpy").array(scores, dtype="float32"), smoothed_label=label_index,
+            scores=np.array(scores, dtype=np.float32), smoothed_label=label_index,
             smoothed_label_name=label, smoothed_confidence=1.0, num_votes=5, is_stable=True))
     return T["pose_classifier_ros/msg/ViewpointArray"](header=header, image_width=W, image_height=H, viewpoints=vps)
 

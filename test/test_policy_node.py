@@ -151,8 +151,8 @@ def test_live_stream_orients_approaches_and_captures(ros_env, processes, tmp_pat
     assert all(yaw == pytest.approx(-0.3) and fwd == 0.0 for yaw, fwd in cmd[:4])
     assert cmd[8] == pytest.approx([0.0, 0.8])
     assert all(c == [0.0, 0.0] for c in cmd[9:])
-    assert rec["captures"] == [{"track": "elk-1", "viewpoint": "left", "ratio": pytest.approx(0.1), "reason": "size_ratio",
-                                "frames": 9, "stamp": [100, 900_000_000]}]
+    assert rec["captures"] == [{"track": "elk-1", "viewpoint": "left", "ratio": pytest.approx(0.1),
+                                "reason": "size_ratio", "frames": 9, "stamp": [100, 900_000_000]}]
     assert "APPROACH -> CAPTURE" in log and "captured track elk-1" in log
 
     # A late subscriber still gets the capture (transient local).
