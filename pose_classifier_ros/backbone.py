@@ -60,7 +60,11 @@ HUB_REPO_DIRNAME = "facebookresearch_dinov2_main"
 
 
 class BackboneWeightsNotFound(FileNotFoundError):
-    """No backbone weights file was found offline; the message lists every path tried."""
+    """No backbone weights file was found offline; the message lists every path tried (`.tried`)."""
+
+    def __init__(self, message: str, tried: list[Path] | None = None):
+        super().__init__(message)
+        self.tried = list(tried or [])
 
 
 class BackboneWeightsError(ValueError):
@@ -299,24 +303,49 @@ def extract_backbone_state_dict(obj) -> dict[str, torch.Tensor]:
     return sd
 
 
-def load_backbone_weights(model: DinoVisionTransformer, state_dict: Mapping[str, torch.Tensor],
-                          source: str = "state_dict") -> None:
-    """Load upstream-keyed weights strictly; BackboneWeightsError says what disagrees."""
+def check_backbone_state_dict(model: DinoVisionTransformer, state_dict: Mapping[str, torch.Tensor],
+                              source: str = "state_dict") -> None:
+    """Raise BackboneWeightsError (what is missing / unexpected / mis-shaped) unless `state_dict`
+    has exactly `model`'s upstream keys and shapes."""
     own = model.state_dict()
     missing = sorted(set(own) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(own))
     wrong = [f"{k} {tuple(state_dict[k].shape)} (expected {tuple(v.shape)})"
              for k, v in own.items() if k in state_dict and state_dict[k].shape != v.shape]
-    if missing or unexpected or wrong:
+    not_float = sorted(k for k, v in state_dict.items() if k in own and not v.is_floating_point())
+    if missing or unexpected or wrong or not_float:
         size = infer_backbone_size(state_dict)
         parts = [f"{source} does not hold DINOv2 weights for this backbone "
                  f"(embed dim {model.embed_dim}, {model.depth} blocks); it has "
                  f"{describe_state_dict(state_dict)}" + (f" = size {size!r}" if size else "")]
-        for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
+        for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong),
+                             ("not floating point", not_float)):
             if items:
                 parts.append(f"{label}: {', '.join(items[:5])}" + (" ..." if len(items) > 5 else ""))
         raise BackboneWeightsError("; ".join(parts))
+
+
+def load_backbone_weights(model: DinoVisionTransformer, state_dict: Mapping[str, torch.Tensor],
+                          source: str = "state_dict") -> None:
+    """Copy upstream-keyed weights into `model` strictly; BackboneWeightsError says what disagrees."""
+    check_backbone_state_dict(model, state_dict, source)
     model.load_state_dict(state_dict, strict=True)
+
+
+def backbone_from_state_dict(size: str, state_dict: Mapping[str, torch.Tensor],
+                             source: str = "state_dict") -> DinoVisionTransformer:
+    """Frozen eval() backbone that takes over `state_dict`'s tensors (cast to float32).
+
+    Built on the meta device and filled with assign=True: skips the random init, which costs
+    seconds for the larger sizes on a CPU. The model shares storage with float32 input tensors.
+    """
+    spec = backbone_spec(size)
+    with torch.device("meta"):
+        model = DinoVisionTransformer(spec.embed_dim, spec.depth, spec.num_heads)
+    check_backbone_state_dict(model, state_dict, source)
+    model.load_state_dict({k: v.detach().to(torch.float32) for k, v in state_dict.items()},
+                          strict=True, assign=True)
+    return freeze(model)
 
 
 def hub_weight_candidates(size: str, hub_dir: str | os.PathLike | None = None) -> list[Path]:
@@ -360,14 +389,13 @@ def build_backbone(size: str = "small", weights: str | os.PathLike | None = None
     holds the wrong weights.
     """
     spec = backbone_spec(size)
-    model = DinoVisionTransformer(spec.embed_dim, spec.depth, spec.num_heads)
     tried: list[Path] = []
     source: Path | None = None
     if weights is not None:
         path = Path(weights).expanduser()
         tried.append(path)
         if not path.is_file():
-            raise BackboneWeightsNotFound(_not_found_message(size, tried))
+            raise BackboneWeightsNotFound(_not_found_message(size, tried), tried)
         source = path
     elif pretrained:
         for path in hub_weight_candidates(size, hub_dir):
@@ -376,13 +404,13 @@ def build_backbone(size: str = "small", weights: str | os.PathLike | None = None
                 source = path
                 break
         if source is None:
-            raise BackboneWeightsNotFound(_not_found_message(size, tried))
+            raise BackboneWeightsNotFound(_not_found_message(size, tried), tried)
     if source is not None:
-        load_backbone_weights(model, load_weights_file(source), source=str(source))
+        model = backbone_from_state_dict(size, load_weights_file(source), source=str(source))
         logger.info("loaded %s backbone weights from %s", size, source)
-    else:
-        logger.info("built %s backbone with random weights (pretrained=False)", size)
-    return freeze(model)
+        return model
+    logger.info("built %s backbone with random weights (pretrained=False)", size)
+    return freeze(DinoVisionTransformer(spec.embed_dim, spec.depth, spec.num_heads))
 
 
 def freeze(model: nn.Module) -> nn.Module:

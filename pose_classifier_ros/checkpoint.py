@@ -415,19 +415,22 @@ def build_model_from_checkpoint(path: str | os.PathLike, *, backbone: str | None
     if ckpt.has_backbone:
         if backbone_weights is not None:
             logger.info("%s has its own backbone weights; not using %s", path, backbone_weights)
-        bb = _backbone.DinoVisionTransformer(spec.embed_dim, spec.depth, spec.num_heads)
         try:
-            _backbone.load_backbone_weights(bb, ckpt.backbone_state_dict(), source=str(path))
+            bb = _backbone.backbone_from_state_dict(config.backbone, ckpt.backbone_state_dict(), source=str(path))
         except _backbone.BackboneWeightsError as exc:
             raise CheckpointError(str(exc)) from exc
-        bb = _backbone.freeze(bb)
     else:
         try:
             bb = _backbone.build_backbone(config.backbone, weights=backbone_weights, hub_dir=hub_dir)
         except _backbone.BackboneWeightsNotFound as exc:
+            tried = "\n".join(f"  {p}" for p in exc.tried) or "  (no path: no upstream weights for this size)"
+            hub_file = spec.weights_filename
             raise CheckpointError(
-                f"{path} is head-only (no backbone weights inside), and no {config.backbone!r} "
-                f"backbone weights were found: {exc}") from exc
+                f"{path} is head-only (no backbone weights inside) and no {config.backbone!r} backbone "
+                f"weights were found offline. Tried:\n{tried}\nFix: pass the DINOv2 weights with "
+                "backbone_weights=PATH (--backbone-weights PATH)"
+                + (f", or put {hub_file} into <torch hub dir>/checkpoints/ (hub_dir / --hub-dir)" if hub_file else "")
+                + ".") from exc
         except _backbone.BackboneWeightsError as exc:
             raise CheckpointError(f"{path} is head-only and its backbone weights cannot be used: {exc}") from exc
     head = build_head(config.head_type, spec.embed_dim, len(config.class_names))

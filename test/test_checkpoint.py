@@ -217,3 +217,22 @@ def test_save_rejects_inconsistent_config_and_unstorable_metadata(tmp_path):
     with pytest.raises(TypeError, match="metadata\\['callback'\\]"):
         save_checkpoint(tmp_path / "x.pt", model, ModelConfig(backbone="test-tiny"), callback=object())
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_reference_sized_small_checkpoint(tmp_path):
+    """The plausible reference best_pose_model.pth: a full ViT-S/14 + MLP head state_dict (~88 MB)."""
+    from pose_classifier_ros.backbone import DinoVisionTransformer, backbone_from_state_dict
+
+    gen = torch.Generator().manual_seed(7)
+    with torch.device("meta"):
+        shapes = {k: v.shape for k, v in DinoVisionTransformer(384, 12, 6).state_dict().items()}
+    bb_sd = {k: 0.02 * torch.randn(s, generator=gen) for k, s in shapes.items()}
+    model = ViewpointModel(backbone_from_state_dict("small", bb_sd), build_head("mlp", 384)).eval()
+    path = tmp_path / "best_pose_model.pth"
+    torch.save(model.state_dict(), path)
+    assert 85e6 < path.stat().st_size < 92e6
+    ckpt = load_checkpoint(path)
+    assert ckpt.config.backbone == "small" and ckpt.source_format == "full_state_dict"
+    loaded, config = build_model_from_checkpoint(path, backbone="small")
+    x = torch.randn(2, 3, 112, 112, generator=gen)
+    assert torch.equal(_logits(loaded, x), _logits(model, x))
