@@ -93,7 +93,8 @@ class StampPairer:
         self._images: deque[_Item] = deque()
         self._detections: deque[_Item] = deque()
         self._seq = 0
-        self._newest_ns: int | None = None
+        self._newest_ns: dict[str, int] = {}  # per side: in arrival mode the two clocks may differ
+        self._detections_overflowed = 0
         # Stamps of recent images (paired or not), sorted, to report how far unmatched detections were off.
         self._recent_image_stamps: deque[int] = deque(maxlen=4 * self.cfg.queue_size)
         # Offsets (detection - nearest image stamp) of recently dropped detections, ms, for diagnose().
@@ -102,7 +103,7 @@ class StampPairer:
     # -- public API -------------------------------------------------------------------------------
     def add_image(self, stamp_ns: int, image: Any) -> list[Pair]:
         """Offer a frame; returns the pairs it completes (0 or 1)."""
-        stamp_ns = self._accept_stamp(stamp_ns)
+        stamp_ns = self._accept_stamp(stamp_ns, "image")
         self._recent_image_stamps.append(stamp_ns)
         if self.cfg.mode == "arrival":
             if self._images:
@@ -120,7 +121,7 @@ class StampPairer:
 
     def add_detections(self, stamp_ns: int, detections: Any) -> list[Pair]:
         """Offer a detection message (any payload); returns the pairs it completes (0 or 1)."""
-        stamp_ns = self._accept_stamp(stamp_ns)
+        stamp_ns = self._accept_stamp(stamp_ns, "detections")
         if self.cfg.mode == "arrival":
             if not self._images:
                 self._count_unmatched_detection(stamp_ns)
@@ -143,12 +144,12 @@ class StampPairer:
         self._images.clear()
         self._detections.clear()
         self._recent_image_stamps.clear()
-        self._newest_ns = None
+        self._newest_ns.clear()
 
     def diagnose(self) -> str | None:
         """One line explaining why detections do not pair, or None when pairing looks healthy."""
         paired = self.stats["paired"]
-        unmatched = self.stats["dropped_detections_unmatched"]
+        unmatched = self.stats["dropped_detections_unmatched"] + self._detections_overflowed
         problems = []
         if self.stats["zero_stamps"]:
             problems.append(f"{self.stats['zero_stamps']} message(s) had a zero header stamp (publisher "
@@ -164,17 +165,19 @@ class StampPairer:
         return "; ".join(problems) if problems else None
 
     # -- internals --------------------------------------------------------------------------------
-    def _accept_stamp(self, stamp_ns) -> int:
+    def _accept_stamp(self, stamp_ns, side: str) -> int:
         stamp_ns = int(stamp_ns)
         if stamp_ns == 0:
             self.stats["zero_stamps"] += 1
-        if self._newest_ns is not None and stamp_ns < self._newest_ns - BACKWARD_JUMP_NS:
-            _logger.info("stamps went back %.3f s (bag loop or clock reset): flushing %d image(s) and "
-                         "%d detection message(s)", (self._newest_ns - stamp_ns) / 1e9,
+        newest = self._newest_ns.get(side)
+        if newest is not None and stamp_ns < newest - BACKWARD_JUMP_NS:
+            _logger.info("%s stamps went back %.3f s (bag loop or clock reset): flushing %d image(s) and "
+                         "%d detection message(s)", side, (newest - stamp_ns) / 1e9,
                          len(self._images), len(self._detections))
             self.stats["clock_resets"] += 1
             self.reset()
-        self._newest_ns = stamp_ns if self._newest_ns is None else max(self._newest_ns, stamp_ns)
+            newest = None
+        self._newest_ns[side] = stamp_ns if newest is None else max(newest, stamp_ns)
         return stamp_ns
 
     def _item(self, stamp_ns: int, payload: Any) -> _Item:
@@ -214,6 +217,7 @@ class StampPairer:
             old = buffer.popleft()
             self.stats["dropped_overflow"] += 1
             if not is_image:
+                self._detections_overflowed += 1
                 self._record_offset(old.stamp_ns)
 
     def _count_unmatched_detection(self, stamp_ns: int) -> None:
