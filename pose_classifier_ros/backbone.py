@@ -205,8 +205,9 @@ class DinoVisionTransformer(nn.Module):
     def pos_embed_for(self, gh: int, gw: int) -> torch.Tensor:
         """Interpolated position embedding (float32), cached per grid while the weights are unchanged."""
         p = self.pos_embed
-        if p.requires_grad and torch.is_grad_enabled():
-            return self._interpolate_pos_embed(gh, gw)  # keep the autograd graph; no caching
+        if (p.requires_grad and torch.is_grad_enabled()) or torch.compiler.is_compiling():
+            # Keep the autograd graph / let the compiler trace (and fold) the interpolation.
+            return self._interpolate_pos_embed(gh, gw)
         # _version changes on every in-place write (load_state_dict, copy_, optimizer steps), so a
         # cached grid can never outlive the weights it came from, even without the load hook.
         key = (gh, gw, p.device, p.dtype, p.data_ptr(), p._version)

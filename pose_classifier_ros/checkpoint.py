@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import torch
-from torch import nn
 
 from . import backbone as _backbone
 from .head import build_head
