@@ -1,0 +1,161 @@
+"""pipeline: ids (detector's kept, IoU assigned otherwise), one batched classifier call per frame,
+invalid boxes skipped and counted, voting applied per track, stale tracks expired."""
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+
+from pose_classifier_ros.labels import INDEX
+from pose_classifier_ros.pipeline import Detection, FrameResult, ViewpointPipeline
+from pose_classifier_ros.voting import VotingConfig
+
+LEFT, BACK, FRONT = INDEX["left"], INDEX["back"], INDEX["front"]
+NS = 1_000_000_000
+
+
+@dataclass
+class Prediction:
+    probs: np.ndarray
+    valid: np.ndarray
+    timings_ms: dict = field(default_factory=dict)
+
+
+class ScriptedClassifier:
+    """Fake classifier: the label of each box is read from the frame's pixel at the box centre
+    (red channel = class index); boxes under 8 px or outside the frame are invalid (as the real one)."""
+
+    def __init__(self):
+        self.calls = []
+
+    def predict_frame(self, frame, boxes):
+        boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+        self.calls.append(boxes.copy())
+        h, w = frame.shape[:2]
+        probs = np.full((len(boxes), 8), np.nan, np.float32)
+        valid = np.zeros(len(boxes), bool)
+        for i, (x1, y1, x2, y2) in enumerate(boxes):
+            cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+            if x2 - x1 < 8 or y2 - y1 < 8 or not (0 <= cx < w and 0 <= cy < h):
+                continue
+            probs[i] = 0.02
+            probs[i, int(frame[int(cy), int(cx), 0]) % 8] = 0.86
+            valid[i] = True
+        return Prediction(probs, valid, {"preprocess": 1.0, "backbone": 2.0, "head": 0.5})
+
+
+def frame_with(labels_at):
+    """100x200 frame whose red channel encodes the class at given (x, y) regions."""
+    frame = np.zeros((100, 200, 3), np.uint8)
+    for (x1, y1, x2, y2), label in labels_at:
+        frame[y1:y2, x1:x2, 0] = label
+    return frame
+
+
+def test_ids_kept_or_assigned_and_detector_order():
+    clf = ScriptedClassifier()
+    pipe = ViewpointPipeline(clf, VotingConfig(window=3, min_votes=2))
+    frame = frame_with([((0, 0, 50, 50), LEFT), ((100, 0, 150, 50), BACK), ((150, 50, 200, 100), FRONT)])
+    dets = [Detection([100, 0, 150, 50], 0.8, "cow-7"), Detection([0, 0, 50, 50], 0.9),
+            Detection([150, 50, 200, 100], 0.7, "")]
+    res = pipe.process(frame, dets, 5 * NS)
+    assert isinstance(res, FrameResult)
+    assert (res.stamp_ns, res.width, res.height, res.skipped) == (5 * NS, 200, 100, 0)
+    assert [r.track_id for r in res.results] == ["cow-7", "iou-1", "iou-2"]
+    assert [r.label for r in res.results] == [BACK, LEFT, FRONT]
+    assert [r.label_name for r in res.results] == ["back", "left", "front"]
+    assert [r.detection_score for r in res.results] == pytest.approx([0.8, 0.9, 0.7])
+    np.testing.assert_array_equal(res.results[1].box, [0, 0, 50, 50])
+    assert res.results[0].probs.shape == (8,) and res.results[0].probs[BACK] == pytest.approx(0.86)
+    assert len(clf.calls) == 1 and clf.calls[0].shape == (3, 4)  # one batched call per frame
+    assert set(res.timings_ms) == {"preprocess", "backbone", "head", "vote", "total"}
+    assert res.timings_ms["total"] >= res.timings_ms["vote"] >= 0
+
+
+def test_invalid_boxes_skipped_and_counted():
+    clf = ScriptedClassifier()
+    pipe = ViewpointPipeline(clf)
+    frame = frame_with([((0, 0, 50, 50), LEFT)])
+    dets = [Detection([0, 0, 50, 50], 0.9, "a"),
+            Detection([10, 10, 12, 12], 0.9, "tiny"),          # classifier says invalid
+            Detection([np.nan, 0, 10, 10], 0.9, "nan"),        # never reaches the classifier
+            Detection([30, 30, 20, 40], 0.9, "inverted"),      # x2 < x1
+            Detection([500, 500, 600, 600], 0.9, "outside")]   # outside the frame
+    res = pipe.process(frame, dets, 0)
+    assert [r.track_id for r in res.results] == ["a"]
+    assert res.skipped == 4
+    assert clf.calls[0].shape == (3, 4) and np.all(np.isfinite(clf.calls[0]))
+    assert "tiny" not in pipe.voter and "a" in pipe.voter
+
+
+def test_empty_frame_skips_classifier():
+    clf = ScriptedClassifier()
+    res = ViewpointPipeline(clf).process(np.zeros((10, 20, 3), np.uint8), [], 7)
+    assert res.results == [] and res.skipped == 0 and clf.calls == []
+    assert (res.width, res.height, res.stamp_ns) == (20, 10, 7)
+    assert "total" in res.timings_ms
+
+
+def test_voting_smooths_a_flickering_track_across_frames():
+    pipe = ViewpointPipeline(ScriptedClassifier(), VotingConfig(window=5, min_votes=3))
+    seq = [LEFT, LEFT, BACK, LEFT, BACK, BACK, BACK]
+    out = []
+    for k, label in enumerate(seq):
+        x = 20 + 3 * k  # the animal walks: IoU association keeps its id
+        box = (x, 20, x + 60, 80)
+        res = pipe.process(frame_with([(box, label)]), [Detection(box, 0.9)], k * NS // 10)
+        (r,) = res.results
+        out.append(r)
+    assert {r.track_id for r in out} == {"iou-1"}
+    assert [r.label for r in out] == seq  # per-frame labels are raw
+    assert [r.smoothed.label for r in out] == [LEFT, LEFT, LEFT, LEFT, LEFT, BACK, BACK]
+    assert [r.smoothed.num_votes for r in out] == [1, 2, 3, 4, 5, 5, 5]
+    assert [r.smoothed.is_stable for r in out] == [False, False, True, True, True, True, True]
+    assert out[4].smoothed.confidence == pytest.approx(3 / 5)
+
+
+def test_tracks_expire_by_frame_stamp():
+    pipe = ViewpointPipeline(ScriptedClassifier(), VotingConfig(track_timeout_s=1.0))
+    box = (0, 0, 50, 50)
+    pipe.process(frame_with([(box, LEFT)]), [Detection(box, 1.0, "a")], 0)
+    pipe.process(frame_with([(box, LEFT)]), [Detection(box, 1.0, "a")], NS // 2)
+    assert pipe.voter.get("a").num_votes == 2
+    pipe.process(frame_with([]), [], 3 * NS)  # nothing seen for 2.5 s
+    assert len(pipe.voter) == 0 and len(pipe.tracker) == 0
+    (r,) = pipe.process(frame_with([(box, BACK)]), [Detection(box, 1.0)], 3 * NS).results
+    assert r.track_id == "iou-1" and r.smoothed.num_votes == 1 and r.smoothed.label == BACK
+
+
+def test_bad_inputs():
+    pipe = ViewpointPipeline(ScriptedClassifier())
+    with pytest.raises(ValueError, match=r"\(H, W, 3\) uint8"):
+        pipe.process(np.zeros((10, 10), np.uint8), [], 0)
+    with pytest.raises(ValueError, match=r"\(H, W, 3\) uint8"):
+        pipe.process(np.zeros((10, 10, 3), np.float32), [], 0)
+
+    class Broken:
+        def predict_frame(self, frame, boxes):
+            return Prediction(np.zeros((1, 8), np.float32), np.ones(1, bool))
+
+    with pytest.raises(RuntimeError, match="for 2 boxes"):
+        ViewpointPipeline(Broken()).process(np.zeros((50, 50, 3), np.uint8),
+                                            [Detection([0, 0, 20, 20]), Detection([20, 20, 40, 40])], 0)
+
+
+def test_with_real_classifier_test_tiny():
+    torch = pytest.importorskip("torch")
+    from pose_classifier_ros.classifier import ViewpointClassifier
+    from pose_classifier_ros.model import ModelConfig, build_model
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(backbone="test-tiny")
+    clf = ViewpointClassifier(build_model(cfg, pretrained=False), cfg, backend="eager")
+    frame = np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    pipe = ViewpointPipeline(clf, VotingConfig(window=3, min_votes=1))
+    dets = [Detection([10, 10, 70, 90], 0.9), Detection([1, 1, 3, 3], 0.5), Detection([80, 20, 150, 110], 0.8)]
+    res = pipe.process(frame, dets, NS)
+    # The 2 px box is tracked (iou-2) but too small to classify: skipped, not in the results.
+    assert [r.track_id for r in res.results] == ["iou-1", "iou-3"] and res.skipped == 1
+    for r in res.results:
+        assert r.probs.shape == (8,) and r.probs.sum() == pytest.approx(1.0, abs=1e-4)
+        assert r.label == int(np.argmax(r.probs)) and r.smoothed.label == r.label
+    assert {"preprocess", "backbone", "head", "vote", "total"} <= set(res.timings_ms)
