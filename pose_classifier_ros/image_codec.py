@@ -64,15 +64,25 @@ def _to8(values16: np.ndarray) -> np.ndarray:
     return (values16 >> 8).astype(np.uint8)
 
 
-def _yuv_to_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """BT.601 limited-range YUV (uint8 arrays of equal shape) -> RGB uint8."""
-    c = y.astype(np.float32) - 16.0
-    d = u.astype(np.float32) - 128.0
-    e = v.astype(np.float32) - 128.0
-    r = 1.164 * c + 1.596 * e
-    g = 1.164 * c - 0.392 * d - 0.813 * e
-    b = 1.164 * c + 2.017 * d
-    return np.clip(np.stack([r, g, b], axis=-1) + 0.5, 0, 255).astype(np.uint8)
+def _yuv422_to_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """BT.601 limited-range YUV 4:2:2 -> RGB uint8. y: (H, W); u, v: (H, W/2), shared by pixel pairs.
+
+    Integer arithmetic (the usual 8-bit fixed-point coefficients); chroma terms are computed once
+    per pixel pair.
+    """
+    h, w = y.shape
+    c = (y.astype(np.int32) - 16) * 298 + 128
+    d = u.astype(np.int32) - 128
+    e = v.astype(np.int32) - 128
+    terms = (409 * e, -100 * d - 208 * e, 516 * d)  # (H, W/2) each: R, G, B chroma contributions
+    out = np.empty((h, w, 3), np.uint8)
+    c_pairs = c.reshape(h, w // 2, 2)
+    for ch, term in enumerate(terms):
+        val = c_pairs + term[..., None]
+        val >>= 8
+        np.clip(val, 0, 255, out=val)
+        out[..., ch] = val.reshape(h, w)
+    return out
 
 
 def _bayer_masks(pattern: str, height: int, width: int):
@@ -82,35 +92,43 @@ def _bayer_masks(pattern: str, height: int, width: int):
     return tuple(np.isin(site, [i for i, ch in enumerate(pattern) if ch == c]) for c in "rgb")
 
 
-def _conv3x3(img: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    padded = np.pad(img, 1)
-    out = np.zeros_like(img)
-    h, w = img.shape
-    for dy in range(3):
-        for dx in range(3):
-            if kernel[dy, dx]:
-                out += kernel[dy, dx] * padded[dy:dy + h, dx:dx + w]
-    return out
-
-
-_K_RB = np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]], np.float32)
-_K_G = np.array([[0, 1, 0], [1, 4, 1], [0, 1, 0]], np.float32)
-
-
 def demosaic_bilinear(raw: np.ndarray, pattern: str) -> np.ndarray:
-    """Bilinear demosaic of an (H, W) Bayer mosaic (any numeric dtype) -> (H, W, 3) float32 RGB.
+    """Bilinear demosaic of an (H, W) uint8 Bayer mosaic -> (H, W, 3) uint8 RGB.
 
-    Normalised convolution: each missing sample is the mean of its nearest same-colour neighbours;
-    measured samples are kept exactly; borders use only the neighbours that exist.
+    pattern: the 2x2 cell read row by row, e.g. "rggb". Measured samples are kept exactly; each missing
+    one is the rounded mean of its nearest same-colour neighbours (2 or 4). Borders are mirrored, which
+    keeps the colour parity, so border pixels use the neighbours that exist. Works on the four
+    sub-lattices with strided slices: no per-pixel Python, no full-image convolutions.
     """
-    raw = raw.astype(np.float32)
-    out = np.empty(raw.shape + (3,), np.float32)
-    for ch, mask in enumerate(_bayer_masks(pattern, *raw.shape)):
-        kernel = _K_G if ch == 1 else _K_RB
-        m = mask.astype(np.float32)
-        num = _conv3x3(raw * m, kernel)
-        den = _conv3x3(m, kernel)
-        out[..., ch] = np.where(mask, raw, num / np.maximum(den, 1e-6))
+    raw = np.asarray(raw, dtype=np.uint8)
+    h, w = raw.shape
+    if h < 2 or w < 2:
+        raise UnsupportedEncodingError(f"a Bayer image needs at least 2x2 pixels, got {w}x{h}")
+    padded = np.pad(raw, 1, mode="reflect").astype(np.uint16)
+    out = np.empty((h, w, 3), np.uint8)
+    channel = {"r": 0, "g": 1, "b": 2}
+
+    for sy in (0, 1):
+        for sx in (0, 1):
+            if sy >= h or sx >= w:
+                continue
+
+            def at(dy, dx, sy=sy, sx=sx):
+                # Samples at offset (dy, dx) from every site of this sub-lattice.
+                return padded[1 + sy + dy:1 + dy + h:2, 1 + sx + dx:1 + dx + w:2]
+
+            colour = pattern[sy * 2 + sx]
+            dst = out[sy::2, sx::2]
+            dst[..., channel[colour]] = at(0, 0)
+            if colour == "g":
+                horizontal = pattern[sy * 2 + (1 - sx)]  # colour of the left/right neighbours
+                vertical = pattern[(1 - sy) * 2 + sx]
+                dst[..., channel[horizontal]] = (at(0, -1) + at(0, 1) + 1) >> 1
+                dst[..., channel[vertical]] = (at(-1, 0) + at(1, 0) + 1) >> 1
+            else:
+                other = "b" if colour == "r" else "r"
+                dst[..., 1] = (at(-1, 0) + at(1, 0) + at(0, -1) + at(0, 1) + 2) >> 2
+                dst[..., channel[other]] = (at(-1, -1) + at(-1, 1) + at(1, -1) + at(1, 1) + 2) >> 2
     return out
 
 
@@ -143,9 +161,14 @@ def to_rgb_uint8(encoding: str, height: int, width: int, step: int, data, is_big
         pix = pix.reshape(height, width, channels)
         if channels == 1:
             return np.repeat(pix, 3, axis=2)
-        if enc.startswith("bgr"):
-            return pix[..., 2::-1].copy()
-        return pix[..., :3].copy()
+        if enc in ("rgb8", "rgb16"):
+            return np.array(pix, order="C")  # row-wise memcpy: the fast path
+        # Channel by channel into a fresh array: several times faster than copying a reversed/strided view.
+        out = np.empty((height, width, 3), np.uint8)
+        order = (2, 1, 0) if enc.startswith("bgr") else (0, 1, 2)
+        for ch, src in enumerate(order):
+            out[..., ch] = pix[..., src]
+        return out
 
     if enc.startswith("bayer_"):
         pattern, bits = enc[6:10], enc[10:]
@@ -155,7 +178,7 @@ def to_rgb_uint8(encoding: str, height: int, width: int, step: int, data, is_big
             raw = _rows(buf, height, step, width).reshape(height, width)
         else:
             raw = _to8(np.ascontiguousarray(_rows(buf, height, step, width * 2)).view(u16).astype(np.uint16))
-        return np.clip(demosaic_bilinear(raw, pattern) + 0.5, 0, 255).astype(np.uint8)
+        return demosaic_bilinear(raw, pattern)
 
     if enc in _YUV422:
         if width % 2:
@@ -166,7 +189,7 @@ def to_rgb_uint8(encoding: str, height: int, width: int, step: int, data, is_big
         else:
             y0, u, y1, v = (quads[..., i] for i in range(4))
         y = np.stack([y0, y1], axis=-1).reshape(height, width)
-        return _yuv_to_rgb(y, np.repeat(u, 2, axis=1), np.repeat(v, 2, axis=1))
+        return _yuv422_to_rgb(y, u, v)
 
     raise UnsupportedEncodingError(
         f"unsupported image encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}")
