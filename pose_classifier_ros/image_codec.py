@@ -7,18 +7,15 @@ The RGB array returned is always a fresh, writable, C-contiguous copy.
 from __future__ import annotations
 
 import io
-import logging
 
 import numpy as np
-
-_logger = logging.getLogger(__name__)
 
 
 class UnsupportedEncodingError(ValueError):
     """An image that cannot be turned into RGB: unknown/depth encoding, bad step, short or corrupt data."""
 
 
-# encoding -> (channels, bytes per channel, layout)
+# encoding -> (channels, bytes per channel) of packed pixel formats
 _PACKED = {
     "rgb8": (3, 1), "bgr8": (3, 1), "rgba8": (4, 1), "bgra8": (4, 1),
     "mono8": (1, 1), "8uc1": (1, 1),

@@ -4,7 +4,6 @@ Shared by the live node and the offline replay so both give the same answers. No
 """
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass, field
 
@@ -12,8 +11,6 @@ import numpy as np
 
 from pose_classifier_ros.labels import VIEWPOINTS
 from pose_classifier_ros.voting import IouTracker, SmoothedLabel, TrackVoter, VotingConfig
-
-_logger = logging.getLogger(__name__)
 
 
 @dataclass
