@@ -367,7 +367,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bag", type=Path, help="input rosbag2 (directory, or a .mcap / .db3 file)")
     parser.add_argument("--checkpoint", type=Path, required=True, help="model checkpoint (.pth)")
     parser.add_argument("--out", type=Path, default=None,
-                        help="output bag directory (default: REPORT_DIR/replayed, else BAG_viewpoints)")
+                        help="output bag directory; OUT.mcap writes the directory OUT (default: REPORT_DIR/replayed, else BAG_viewpoints)")
     parser.add_argument("--no-out", action="store_true", help="do not write an output bag")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output bag")
     parser.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="output bag storage")
@@ -396,6 +396,10 @@ def _default_out(args) -> Path | None:
     if args.no_out:
         return None
     if args.out is not None:
+        if args.out.suffix in (".mcap", ".db3"):
+            # rosbag2 bags are directories (OUT/OUT.mcap inside), as `ros2 bag record -o` makes them
+            _logger.info("writing the output bag directory %s", args.out.with_suffix(""))
+            return args.out.with_suffix("")
         return args.out
     if args.report_dir is not None:
         return args.report_dir / "replayed"

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import logging
 import math
 from dataclasses import dataclass, field
@@ -383,10 +382,13 @@ def image_msg(types, frame: Frame):
 
 
 def compressed_msg(types, frame: Frame, quality: int = 90):
-    buf = io.BytesIO()
-    PILImage.fromarray(frame.image).save(buf, format="JPEG", quality=quality)
-    return types["sensor_msgs/msg/CompressedImage"](header=_header(types, frame.stamp_ns), format="rgb8; jpeg compressed bgr8",
-                                                    data=np.frombuffer(buf.getvalue(), np.uint8))
+    from pose_classifier_ros.image_codec import encode_compressed
+
+    data = encode_compressed(frame.image, "jpeg", quality)
+    # image_transport's format string: original encoding; codec (the JPEG decodes to RGB anywhere)
+    return types["sensor_msgs/msg/CompressedImage"](header=_header(types, frame.stamp_ns),
+                                                    format="rgb8; jpeg compressed bgr8",
+                                                    data=np.frombuffer(data, np.uint8))
 
 
 def detections_msg(types, frame: Frame):
