@@ -338,10 +338,6 @@ def make_balanced_sampler(labels: Sequence[int], num_samples: int | None = None,
                                  generator=generator)
 
 
-__all__ = ["DataError", "Sample", "SampleList", "load_samples", "has_split_folders", "split_samples",
-           "read_image", "HorizontalFlipWithLabel", "TrainTransform", "train_transform",
-           "ViewpointDataset", "collate_eval", "class_weights", "make_balanced_sampler",
-           "render_pattern", "write_synthetic_dataset"]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -396,3 +392,9 @@ def write_synthetic_dataset(root: str | os.PathLike, per_class: int | Sequence[i
         for i in range(counts[label]):
             Image.fromarray(render_pattern(label, rng, size)).save(root / name / f"{name}_{i:04d}.png")
     return root
+
+
+__all__ = ["DataError", "Sample", "SampleList", "load_samples", "has_split_folders", "split_samples",
+           "read_image", "HorizontalFlipWithLabel", "TrainTransform", "train_transform",
+           "ViewpointDataset", "collate_eval", "class_weights", "make_balanced_sampler",
+           "render_pattern", "write_synthetic_dataset"]
