@@ -78,7 +78,8 @@ cmake_install() {  # cmake_install NAME SOURCE_DIR [extra cmake args...]
     || { tail -40 "$BUILD/$name.configure.log" >&2; return 1; }
   cmake --build "$BUILD/$name" -j"$JOBS" > "$BUILD/$name.build.log" 2>&1 \
     || { grep -m20 -iE "error" "$BUILD/$name.build.log" >&2; tail -20 "$BUILD/$name.build.log" >&2; return 1; }
-  cmake --install "$BUILD/$name" > "$BUILD/$name.install.log" 2>&1 \
+  # From inside the build dir: ament's symlink install writes its manifest to the current directory.
+  (cd "$BUILD/$name" && cmake --install .) > "$BUILD/$name.install.log" 2>&1 \
     || { tail -20 "$BUILD/$name.install.log" >&2; return 1; }
 }
 mkdir -p "$BUILD"
