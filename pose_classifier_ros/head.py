@@ -30,6 +30,12 @@ class ViewpointHead(nn.Sequential):
         self.in_dim = in_dim
         self.num_classes = num_classes
 
+    def __getitem__(self, idx):
+        # nn.Sequential rebuilds slices with type(self)(...), which our __init__ signature does not take.
+        if isinstance(idx, slice):
+            return nn.Sequential(*list(self.children())[idx])
+        return super().__getitem__(idx)
+
 
 class LinearProbeHead(nn.Sequential):
     """(N, in_dim) features -> (N, num_classes) logits with a single Linear layer (key ``0.*``)."""
