@@ -1,0 +1,396 @@
+"""`pose_classifier_node`: lifecycle node that publishes the viewpoint of every detected animal per frame.
+
+Subscribes ``image`` (Image) or ``image/compressed`` (CompressedImage) and ``detections``
+(Detection2DArray); publishes ``viewpoints`` (ViewpointArray, the image header copied), ``label_info``
+(LabelInfo, transient local), ``diagnostics`` and optionally ``debug_image``. The node holds no ML
+logic: callbacks only read stamps and feed the StampPairer; a worker thread decodes the newest paired
+frame, runs ViewpointPipeline and publishes. docs/node_pose_classifier.md is the reference.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections import Counter, deque
+from types import SimpleNamespace
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.clock import Clock, ClockType
+from rclpy.exceptions import ParameterException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleState, Node as LifecycleNode, TransitionCallbackReturn
+from sensor_msgs.msg import CompressedImage, Image
+from vision_msgs.msg import BoundingBox2D, Detection2DArray, LabelInfo, Point2D, Pose2D, VisionClass
+
+from pose_classifier_ros import msg as pc_msg
+from pose_classifier_ros.conversions import detections_from_msg, frame_result_to_msg, image_from_msg, stamp_to_ns
+from pose_classifier_ros.labels import VIEWPOINTS
+from pose_classifier_ros.pairing import StampPairer
+from pose_classifier_ros.ros import qos
+from pose_classifier_ros.ros.params import NodeConfig, declare_parameters, read_config, resolve_path
+
+NODE_NAME = "pose_classifier"
+_MSG_TYPES = SimpleNamespace(ViewpointArray=pc_msg.ViewpointArray, Viewpoint=pc_msg.Viewpoint,
+                             BoundingBox2D=BoundingBox2D, Pose2D=Pose2D, Point2D=Point2D)
+SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
+
+
+class FrameQueue:
+    """Paired frames from the executor to the worker. "latest": one slot, a new frame replaces the
+    waiting one; "all": FIFO of `maxsize`, the oldest is dropped when full. put() returns drops."""
+
+    def __init__(self, policy: str, maxsize: int):
+        self._items: deque = deque()
+        self._maxsize = 1 if policy == "latest" else maxsize
+        self._cond = threading.Condition()
+        self._closed = False
+
+    def put(self, item) -> int:
+        with self._cond:
+            dropped = 0
+            while len(self._items) >= self._maxsize:
+                self._items.popleft()
+                dropped += 1
+            self._items.append(item)
+            self._cond.notify()
+            return dropped
+
+    def get(self):
+        """The next item, or None once closed."""
+        with self._cond:
+            while not self._items and not self._closed:
+                self._cond.wait()
+            return None if self._closed else self._items.popleft()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._items.clear()
+            self._cond.notify_all()
+
+
+class PoseClassifierNode(LifecycleNode):
+    """ROS I/O around StampPairer + ViewpointPipeline, with the yolo_ros lifecycle split."""
+
+    def __init__(self, **kwargs):
+        super().__init__(NODE_NAME, **kwargs)
+        declare_parameters(self)
+        self.config: NodeConfig | None = None
+        self.checkpoint_path = None
+        self._class_names = VIEWPOINTS
+        self._qos_reporter = qos.IncompatibleQosReporter(self)
+        self._pubs: dict = {}
+        self._subs: list = []
+        self._timer = None
+        self._pairer: StampPairer | None = None
+        self._pipeline = None
+        self._frames: FrameQueue | None = None
+        self._worker: threading.Thread | None = None
+        self._lock = threading.Lock()  # counters and timing windows (executor thread + worker)
+        self._counts: Counter = Counter()
+        self._latency_ms: deque = deque(maxlen=200)  # rolling window of the last processed frames
+        self._stage_ms: dict[str, deque] = {}
+        self._pairing_warned = False
+        self._image_topic = ""
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        log = self.get_logger()
+        try:
+            config = read_config(self)
+        except ValueError as exc:
+            log.error(f"configure failed: invalid parameters: {exc}")
+            return FAILURE
+        try:
+            path = resolve_path(config.checkpoint)
+        except FileNotFoundError as exc:
+            log.error(f"configure failed: model.checkpoint: {exc}")
+            return FAILURE
+        if config.device.startswith("cuda"):
+            import torch
+            if not torch.cuda.is_available():
+                log.error(f"configure failed: model.device={config.device} but CUDA is not available here; "
+                          "use model.device cpu")
+                return FAILURE
+        from pose_classifier_ros.checkpoint import CheckpointError, load_checkpoint
+        try:
+            loaded = load_checkpoint(path)
+        except (CheckpointError, OSError) as exc:
+            log.error(f"configure failed: cannot load checkpoint {path} (model.checkpoint={config.checkpoint!r}): "
+                      f"{exc}")
+            return FAILURE
+        if loaded.config is not None:
+            self._class_names = tuple(loaded.config.class_names)
+        del loaded  # checked only; the model is built on activate, so an inactive node holds no weights
+        self.config, self.checkpoint_path = config, path
+        self._pubs = {
+            "viewpoints": self._publisher(pc_msg.ViewpointArray, "viewpoints", qos.output_qos()),
+            "label_info": self._publisher(LabelInfo, "label_info", qos.latched_qos()),
+            "diagnostics": self._publisher(DiagnosticArray, "diagnostics", qos.output_qos()),
+        }
+        if config.publish_debug_image:
+            self._pubs["debug_image"] = self._publisher(Image, "debug_image", qos.output_qos(1))
+        log.info(f"configured: checkpoint {path}, device {config.device}, backend {config.backend}, "
+                 f"sync {config.pairing.mode}, policy {config.processing_policy}")
+        return SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        from pose_classifier_ros.classifier import ViewpointClassifier
+        from pose_classifier_ros.pipeline import ViewpointPipeline
+        cfg, log = self.config, self.get_logger()
+        t0 = time.perf_counter()
+        try:
+            classifier = ViewpointClassifier.from_checkpoint(
+                self.checkpoint_path, device=cfg.device, backend=cfg.backend,
+                backbone_weights=str(resolve_path(cfg.backbone_weights)) if cfg.backbone_weights else None,
+                batch_size=cfg.batch_size, crop=cfg.crop, num_threads=cfg.num_threads or None)
+            self._pipeline = ViewpointPipeline(classifier, voting=cfg.voting, iou_threshold=cfg.tracking_iou_threshold)
+        except Exception as exc:  # a model that does not load must leave the node inactive, not dead
+            log.error(f"activate failed: cannot build the model from {self.checkpoint_path} on {cfg.device}: {exc}")
+            self._release_model()
+            return FAILURE
+        self._pairer = StampPairer(cfg.pairing)
+        self._pairing_warned = False
+        super().on_activate(state)  # enables the lifecycle publishers
+        self._publish_label_info()
+        self._frames = FrameQueue(cfg.processing_policy, cfg.processing_queue_size)
+        self._worker = threading.Thread(target=self._work, name="pose_classifier_worker", daemon=True)
+        self._worker.start()
+        self._create_subscriptions()
+        # Steady clock: diagnostics keep coming while a simulated clock is paused.
+        self._timer = self.create_timer(cfg.diagnostics_period_s or 1.0, self._diagnostics_cb,
+                                        clock=Clock(clock_type=ClockType.STEADY_TIME))
+        log.info(f"active: {classifier.backend} on {classifier.device} (loaded in {time.perf_counter() - t0:.1f} s), "
+                 f"listening on {self._image_topic} and {self.resolve_topic_name('detections')}")
+        return SUCCESS
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_processing()
+        super().on_deactivate(state)
+        self.get_logger().info("inactive: model released")
+        return SUCCESS
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_processing()
+        self._destroy_publishers()
+        self.config = None
+        return SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.release()
+        return SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.get_logger().error("error transition: releasing the model and all topics")
+        self.release()
+        return SUCCESS
+
+    def release(self) -> None:
+        """Stop the worker, free the model and destroy every subscription and publisher (idempotent)."""
+        self._stop_processing()
+        self._destroy_publishers()
+
+    # -- setup helpers ----------------------------------------------------------------------------
+    def _publisher(self, msg_type, topic: str, profile):
+        name = self.resolve_topic_name(topic)
+        return self.create_lifecycle_publisher(
+            msg_type, topic, profile, qos_overriding_options=qos.overridable(),
+            event_callbacks=self._qos_reporter.publisher_callbacks(name, profile))
+
+    def _create_subscriptions(self) -> None:
+        # Remapping applies to `image`; the compressed topic is the remapped name + /compressed (image_transport).
+        self._image_topic = self.resolve_topic_name("image")
+        image_type = Image
+        if self.config.image_transport == "compressed":
+            self._image_topic += "/compressed"
+            image_type = CompressedImage
+        for msg_type, topic, profile, callback in (
+                (image_type, self._image_topic, qos.image_qos(), self._image_cb),
+                (Detection2DArray, self.resolve_topic_name("detections"), qos.detections_qos(), self._detections_cb)):
+            self._subs.append(self.create_subscription(
+                msg_type, topic, callback, profile, qos_overriding_options=qos.overridable(),
+                event_callbacks=self._qos_reporter.subscription_callbacks(topic, profile)))
+
+    def _publish_label_info(self) -> None:
+        info = LabelInfo(threshold=0.0)
+        info.header.stamp = self.get_clock().now().to_msg()
+        info.class_map = [VisionClass(class_id=i, class_name=name) for i, name in enumerate(self._class_names)]
+        self._pubs["label_info"].publish(info)
+
+    def _stop_processing(self) -> None:
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        self._subs = []
+        if self._timer is not None:
+            self.destroy_timer(self._timer)
+            self._timer = None
+        if self._frames is not None:
+            self._frames.close()
+        if self._worker is not None:
+            self._worker.join(timeout=30.0)
+            self._worker = None
+        self._frames = None
+        self._pairer = None
+        self._release_model()
+
+    def _release_model(self) -> None:
+        if self._pipeline is None:
+            return
+        device = getattr(getattr(self._pipeline, "classifier", None), "device", None)
+        self._pipeline = None
+        if getattr(device, "type", "cpu") == "cuda":
+            import torch
+            torch.cuda.empty_cache()
+
+    def _destroy_publishers(self) -> None:
+        for pub in self._pubs.values():
+            self.destroy_lifecycle_publisher(pub)
+        self._pubs = {}
+
+    # -- data path --------------------------------------------------------------------------------
+    def _count(self, key: str, n: int = 1) -> None:
+        with self._lock:
+            self._counts[key] += n
+
+    def _image_cb(self, msg) -> None:
+        self._offer("images_received", self._pairer.add_image, msg)
+
+    def _detections_cb(self, msg: Detection2DArray) -> None:
+        self._offer("detections_received", self._pairer.add_detections, msg)
+
+    def _offer(self, counter: str, add, msg) -> None:
+        """Stamp -> pairer -> queue; nothing heavier runs in the executor thread."""
+        self._count(counter)
+        try:
+            pairs = add(stamp_to_ns(msg.header.stamp), msg)
+        except Exception as exc:  # one malformed message must not stop the stream
+            self._count("dropped_bad_message")
+            self.get_logger().warning(f"skipping malformed message ({counter}): {exc}", throttle_duration_sec=5.0)
+            return
+        frames = self._frames
+        for pair in pairs:
+            if frames is not None:
+                self._count("dropped_stale" if self.config.processing_policy == "latest" else "dropped_queue_full",
+                            frames.put(pair))
+
+    def _work(self) -> None:
+        frames = self._frames
+        while (pair := frames.get()) is not None:
+            try:
+                self._process(pair)
+            except Exception as exc:  # per frame: log, count, keep going
+                self._count("dropped_error")
+                self.get_logger().error(f"frame {pair.stamp_ns} ns failed: {type(exc).__name__}: {exc}",
+                                        throttle_duration_sec=5.0)
+
+    def _process(self, pair) -> None:
+        t0 = time.perf_counter()
+        try:
+            frame = image_from_msg(pair.image)  # decoded only for frames that will be processed
+        except Exception as exc:  # UnsupportedEncodingError, truncated data: publish nothing for it
+            self._count("dropped_undecodable")
+            self.get_logger().error(f"cannot decode image on {self._image_topic} "
+                                    f"(encoding {getattr(pair.image, 'encoding', getattr(pair.image, 'format', '?'))!r}): "
+                                    f"{exc}", throttle_duration_sec=5.0)
+            return
+        detections = detections_from_msg(pair.detections)
+        t1 = time.perf_counter()
+        pipeline = self._pipeline
+        if pipeline is None:
+            return
+        result = pipeline.process(frame, detections, pair.stamp_ns)
+        t2 = time.perf_counter()
+        self._pubs["viewpoints"].publish(frame_result_to_msg(result, pair.image.header, _MSG_TYPES))
+        debug_pub = self._pubs.get("debug_image")
+        if debug_pub is not None and debug_pub.get_subscription_count() > 0:
+            self._publish_debug(debug_pub, frame, result, pair.image.header)
+        t3 = time.perf_counter()
+        latency_ms = (self.get_clock().now().nanoseconds - pair.stamp_ns) / 1e6 if pair.stamp_ns else None
+        stages = {"decode": (t1 - t0) * 1e3, **result.timings_ms, "publish": (t3 - t2) * 1e3,
+                  "total": (t3 - t0) * 1e3}
+        with self._lock:
+            self._counts["frames_processed"] += 1
+            self._counts["crops_skipped"] += int(result.skipped)
+            if latency_ms is not None:
+                self._latency_ms.append(latency_ms)
+            for key, value in stages.items():
+                self._stage_ms.setdefault(key, deque(maxlen=200)).append(float(value))
+
+    def _publish_debug(self, pub, frame: np.ndarray, result, header) -> None:
+        from pose_classifier_ros.ros.debug_overlay import draw_viewpoints
+        annotated = draw_viewpoints(frame, result)
+        msg = Image(header=header, height=annotated.shape[0], width=annotated.shape[1], encoding="rgb8",
+                    is_bigendian=0, step=annotated.shape[1] * 3)
+        msg.data = annotated.tobytes()
+        pub.publish(msg)
+
+    # -- diagnostics ------------------------------------------------------------------------------
+    def _diagnostics_cb(self) -> None:
+        pairer = self._pairer
+        if pairer is None:
+            return
+        problem = pairer.diagnose()
+        if problem and not self._pairing_warned:
+            self._pairing_warned = True  # one clear warning, not one per frame
+            self.get_logger().warning(f"image/detections pairing on {self._image_topic} and "
+                                      f"{self.resolve_topic_name('detections')}: {problem}")
+        if self.config.diagnostics_period_s > 0:
+            self._pubs["diagnostics"].publish(self._diagnostics(pairer, problem))
+
+    def _diagnostics(self, pairer: StampPairer, problem: str | None) -> DiagnosticArray:
+        with self._lock:
+            counts = dict(self._counts)
+            latency = np.asarray(self._latency_ms, dtype=np.float64)
+            stages = {k: float(np.mean(v)) for k, v in self._stage_ms.items() if v}
+        counts.update({f"frames_{k}" if k == "paired" else k: v for k, v in pairer.stats.items()})
+        values = {**{k: str(v) for k, v in sorted(counts.items())},
+                  "tracks": str(len(getattr(self._pipeline, "voter", ()) or ())),
+                  "processing_policy": self.config.processing_policy,
+                  "qos_incompatible_events": str(self._qos_reporter.count)}
+        if latency.size:
+            values.update({"latency_ms.median": f"{np.median(latency):.1f}",
+                           "latency_ms.p95": f"{np.percentile(latency, 95):.1f}",
+                           "latency_ms.max": f"{latency.max():.1f}", "latency_frames": str(latency.size)})
+        values.update({f"stage_ms.{k}": f"{v:.2f}" for k, v in stages.items()})
+        status = DiagnosticStatus(name=f"{self.get_fully_qualified_name()}: viewpoint pipeline",
+                                  hardware_id=self.config.device, level=DiagnosticStatus.OK, message="ok")
+        errors = counts.get("dropped_undecodable", 0) + counts.get("dropped_error", 0)
+        if problem or errors:
+            status.level = DiagnosticStatus.WARN
+            status.message = problem or f"{errors} frame(s) failed to decode or process"
+        elif not counts.get("images_received"):
+            status.level, status.message = DiagnosticStatus.WARN, f"no images on {self._image_topic}"
+        status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        return array
+
+
+def main(args=None) -> int:
+    try:
+        with rclpy.init(args=args):
+            try:
+                node = PoseClassifierNode()
+            except (ValueError, ParameterException) as exc:
+                rclpy.logging.get_logger(NODE_NAME).error(f"invalid parameters: {exc}")
+                return 1
+            executor = SingleThreadedExecutor()
+            executor.add_node(node)
+            try:
+                if node.get_parameter("autostart").value:
+                    # Same process, before spinning: no race between configure and activate (launch_ros#318).
+                    if node.trigger_configure() == SUCCESS:
+                        node.trigger_activate()
+                executor.spin()
+            finally:
+                node.release()  # the worker thread must stop before the context goes away
+                node.destroy_node()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
