@@ -7,20 +7,19 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
 import time
 
 import pytest
 
-from conftest import REPO, VENV, wait_for
+from conftest import REPO, wait_for
 from ros_helpers import scenario
+from ros_helpers.cli import lifecycle
 from ros_helpers.colour_model import save_colour_checkpoint
 
 NODE_CMD = [sys.executable, "-m", "pose_classifier_ros.ros.pose_classifier_node"]
 PARAMS = REPO / "config" / "pose_classifier.yaml"
 HELPERS = REPO / "test" / "ros_helpers"
-ROS2 = str(VENV / "bin" / "ros2")
 
 
 @pytest.fixture(scope="module")
@@ -117,20 +116,8 @@ def test_end_to_end_stream(ros_env, processes, tmp_path, colour_checkpoint):
     assert processes.stop(node) == 0, processes.output(node)
 
 
-def _lifecycle(env, node: str, verb: str, *args: str, timeout: float = 60) -> str:
-    """`ros2 lifecycle VERB --no-daemon NODE ARGS`, retried while a fresh CLI process has not yet discovered
-    the node (with --no-daemon each call discovers the graph from scratch, which can miss under load)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        out = subprocess.run([ROS2, "lifecycle", verb, "--no-daemon", "--spin-time", "2", node, *args], env=env,
-                             capture_output=True, text=True, timeout=60)
-        text = out.stdout + out.stderr
-        if "Node not found" not in text or time.monotonic() > deadline:
-            return text
-
-
 def _wait_state(env, node: str, state: str, timeout: float = 60) -> None:
-    wait_for(lambda: _lifecycle(env, node, "get").startswith(state), timeout, interval=0.5,
+    wait_for(lambda: lifecycle(env, node, "get").startswith(state), timeout, interval=0.5,
              message=f"{node} in state {state}")
 
 
@@ -141,12 +128,12 @@ def test_lifecycle_with_ros2_cli_and_failed_configure(ros_env, processes, tmp_pa
     node = "/lc/pose_classifier"
 
     _wait_state(ros_env, node, "unconfigured")
-    assert "Transitioning successful" in _lifecycle(ros_env, node, "set", "configure")  # -> inactive
-    assert "Transitioning successful" in _lifecycle(ros_env, node, "set", "activate")
-    assert _lifecycle(ros_env, node, "get").startswith("active")
-    assert "Transitioning successful" in _lifecycle(ros_env, node, "set", "deactivate")
-    assert "Transitioning successful" in _lifecycle(ros_env, node, "set", "cleanup")
-    assert _lifecycle(ros_env, node, "get").startswith("unconfigured")
+    assert "Transitioning successful" in lifecycle(ros_env, node, "set", "configure")  # -> inactive
+    assert "Transitioning successful" in lifecycle(ros_env, node, "set", "activate")
+    assert lifecycle(ros_env, node, "get").startswith("active")
+    assert "Transitioning successful" in lifecycle(ros_env, node, "set", "deactivate")
+    assert "Transitioning successful" in lifecycle(ros_env, node, "set", "cleanup")
+    assert lifecycle(ros_env, node, "get").startswith("unconfigured")
     log = processes.output(managed)
     assert "configured: checkpoint" in log and "active: eager on cpu" in log and "inactive: model released" in log, log
 
@@ -154,7 +141,7 @@ def test_lifecycle_with_ros2_cli_and_failed_configure(ros_env, processes, tmp_pa
     resolved = (REPO / "models" / "missing.pt").resolve()
     wait_for(lambda: "configure failed" in processes.output(missing), 30, message="configure failure logged")
     assert f"cannot load checkpoint {resolved}" in processes.output(missing)
-    assert _lifecycle(ros_env, "/broken/pose_classifier", "get").startswith("unconfigured")
+    assert lifecycle(ros_env, "/broken/pose_classifier", "get").startswith("unconfigured")
     wait_for(lambda: "configure failed" in processes.output(invalid), 30, message="invalid parameters logged")
     assert "voting.min_votes=9 exceeds voting.window=7" in processes.output(invalid)
     for proc in (managed, missing, invalid):

@@ -197,8 +197,8 @@ def resolve_path(spec: str, base: str | os.PathLike | None = None) -> Path:
         except (PackageNotFoundError, ValueError, LookupError):
             raise FileNotFoundError(f"{spec}: package {package!r} is not installed (not in AMENT_PREFIX_PATH="
                                     f"{os.environ.get('AMENT_PREFIX_PATH', '')})") from None
-        return (Path(share) / rel).resolve()
+        return Path(os.path.normpath(Path(share) / rel))
     path = Path(os.path.expandvars(os.path.expanduser(spec)))
     if not path.is_absolute():
         path = Path(base) / path if base is not None else Path.cwd() / path
-    return path.resolve()
+    return Path(os.path.normpath(path))  # symlinks kept: the log shows the path the user can recognise

@@ -8,6 +8,7 @@ frame, runs ViewpointPipeline and publishes. docs/node_pose_classifier.md is the
 """
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 import time
@@ -389,6 +390,10 @@ def main(args=None) -> int:
                 node.destroy_node()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    finally:
+        # Ctrl-C in a terminal reaches both `ros2 launch` and the node, and launch forwards another SIGINT:
+        # one arriving during interpreter teardown must not turn a clean exit into "died, exit code -2".
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     return 0
 
 

@@ -1,0 +1,22 @@
+"""`ros2` command-line calls for tests."""
+from __future__ import annotations
+
+import subprocess
+import time
+
+from conftest import VENV
+
+ROS2 = str(VENV / "bin" / "ros2")
+
+
+def lifecycle(env: dict, node: str, verb: str, *args: str, timeout: float = 60) -> str:
+    """Output of `ros2 lifecycle VERB --no-daemon NODE ARGS`, retried while the fresh CLI process has not
+    yet discovered the node (with --no-daemon each call discovers the graph from scratch, and under load
+    its 2 s of discovery sometimes miss the node)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        out = subprocess.run([ROS2, "lifecycle", verb, "--no-daemon", "--spin-time", "2", node, *args], env=env,
+                             capture_output=True, text=True, timeout=60)
+        text = out.stdout + out.stderr
+        if "Node not found" not in text or time.monotonic() > deadline:
+            return text
