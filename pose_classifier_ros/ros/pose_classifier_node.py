@@ -8,6 +8,8 @@ frame, runs ViewpointPipeline and publishes. docs/node_pose_classifier.md is the
 """
 from __future__ import annotations
 
+import ctypes
+import gc
 import signal
 import sys
 import threading
@@ -241,9 +243,14 @@ class PoseClassifierNode(LifecycleNode):
             return
         device = getattr(getattr(self._pipeline, "classifier", None), "device", None)
         self._pipeline = None
+        gc.collect()
         if getattr(device, "type", "cpu") == "cuda":
             import torch
             torch.cuda.empty_cache()
+        try:  # glibc keeps freed weights mapped; hand them back so an inactive node is small again
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
 
     def _destroy_publishers(self) -> None:
         for pub in self._pubs.values():
