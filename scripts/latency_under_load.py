@@ -31,23 +31,8 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-FASTDDS_PROFILE = """<?xml version="1.0" encoding="UTF-8" ?>
-<profiles xmlns="http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles">
-  <transport_descriptors>
-    <transport_descriptor>
-      <transport_id>shm_large</transport_id>
-      <type>SHM</type>
-      <segment_size>134217728</segment_size>
-    </transport_descriptor>
-  </transport_descriptors>
-  <participant profile_name="large_shm" is_default_profile="true">
-    <rtps>
-      <userTransports><transport_id>shm_large</transport_id></userTransports>
-      <useBuiltinTransports>true</useBuiltinTransports>
-    </rtps>
-  </participant>
-</profiles>
-"""
+# The shipped profile for large raw images (larger shared-memory segment), also used by real deployments.
+FASTDDS_PROFILE = (REPO / "config" / "fastdds_large_images.xml").read_text()
 
 
 def parse_args(argv=None):
