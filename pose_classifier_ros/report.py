@@ -157,12 +157,17 @@ def plot_confusion_matrix(confusion_matrix: Sequence[Sequence[int]], path: str |
                 if cm[i, j]:
                     ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8,
                             color="white" if rate[i, j] > 0.5 else "black")
-        fig.tight_layout()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110)
+        return _save_figure(fig, path, dpi=110)
     finally:
         plt.close(fig)
+
+
+def _save_figure(fig, path: str | os.PathLike, dpi: int) -> Path:
+    """Lay out and write `fig` to `path` (parent folders created); returns the path."""
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
     return path
 
 
@@ -217,13 +222,9 @@ def plot_track_timeline(track_ids: Sequence[Hashable], stamps_s: Sequence[float]
         axes[-1, 0].set_xlabel("time [s]")
         left_out = len(tracks) - len(shown)
         fig.suptitle(title + (f" ({left_out} shorter tracks not shown)" if left_out else ""))
-        fig.tight_layout()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=100)
+        return _save_figure(fig, path, dpi=100)
     finally:
         plt.close(fig)
-    return path
 
 
 def write_report(out_dir: str | os.PathLike, report: Mapping[str, Any],
