@@ -8,12 +8,19 @@ from __future__ import annotations
 import logging
 import math
 from collections import defaultdict
-from typing import Any, Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
 from pose_classifier_ros.labels import (
-    COARSE_BINS, COARSE_INDEX, NUM_CLASSES, VIEWPOINTS, angular_error_deg, normalize_label,
+    COARSE_BINS,
+    COARSE_INDEX,
+    FLIP_INDEX,
+    NUM_CLASSES,
+    VIEWPOINTS,
+    angular_error_deg,
+    normalize_label,
 )
 
 logger = logging.getLogger(__name__)
@@ -86,6 +93,60 @@ def classification_report(y_true: Sequence, y_pred: Sequence) -> dict[str, Any]:
     }
 
 
+def error_structure(y_true: Sequence, y_pred: Sequence) -> dict[str, Any]:
+    """How the wrong predictions are wrong: the model card's "expected" confusions vs real failures.
+
+    Shares are fractions of the errors (None when there are none):
+      adjacent: neighbouring classes, 45 deg apart (front <-> front-left, ...)
+      flip_symmetric: the mirror class (left <-> right, front-left <-> front-right, back-left <-> back-right)
+      opposite: 180 deg apart (front <-> back, left <-> right; left <-> right is also flip_symmetric)
+      expected: adjacent or flip_symmetric; unexpected: every other error (90 / 135 / 180 deg non-mirror)
+      by_angle_deg: {"45", "90", "135", "180"} counts and shares
+    """
+    t = _as_indices(y_true, "y_true")
+    p = _as_indices(y_pred, "y_pred")
+    if t.shape != p.shape:
+        raise ValueError(f"y_true has {len(t)} labels but y_pred has {len(p)}")
+    wrong = t != p
+    n_err = int(wrong.sum())
+    angle = np.rint(angular_error_deg(p[wrong], t[wrong])).astype(int) if n_err else np.zeros(0, dtype=int)
+    flip = np.asarray(FLIP_INDEX, dtype=np.int64)[t[wrong]] == p[wrong]
+    adjacent, opposite = angle == 45, angle == 180
+    expected = adjacent | flip
+
+    def part(mask: np.ndarray) -> dict[str, Any]:
+        return {"count": int(mask.sum()), "share": _ratio(mask.sum(), n_err)}
+
+    return {
+        "num_samples": int(len(t)),
+        "errors": n_err,
+        "adjacent": part(adjacent),
+        "flip_symmetric": part(flip),
+        "opposite": part(opposite),
+        "expected": part(expected),
+        "unexpected": part(~expected),
+        "by_angle_deg": {str(a): part(angle == a) for a in (45, 90, 135, 180)},
+    }
+
+
+def class_accuracy(report: dict[str, Any], name: str) -> float | None:
+    """Accuracy (recall) of one class in a classification_report (None without support)."""
+    return (report.get("per_class") or {}).get(name, {}).get("accuracy")
+
+
+def summary_row(report: dict[str, Any]) -> dict[str, Any]:
+    """The side-by-side columns of one classification_report: support, accuracy, coarse accuracy,
+    mean angular error (deg), front and back class accuracy."""
+    return {
+        "support": report["num_samples"],
+        "accuracy": report["accuracy"],
+        "coarse_accuracy": report["coarse_accuracy"],
+        "mean_angular_error_deg": report["mean_angular_error_deg"],
+        "front_accuracy": class_accuracy(report, "front"),
+        "back_accuracy": class_accuracy(report, "back"),
+    }
+
+
 def flip_rate(track_ids: Sequence[Hashable], stamps_s: Sequence[float],
               labels: Sequence) -> dict[str, Any]:
     """How often each track's label changes, in flips per second.
@@ -132,4 +193,5 @@ def flip_rate(track_ids: Sequence[Hashable], stamps_s: Sequence[float],
     }
 
 
-__all__ = ["classification_report", "confusion_matrix", "flip_rate"]
+__all__ = ["classification_report", "confusion_matrix", "error_structure", "class_accuracy", "summary_row",
+           "flip_rate"]

@@ -1,7 +1,9 @@
 """Evaluation reports: metrics.json, a human-readable report.txt and PNG figures.
 
 A report is the dict of ``metrics.classification_report`` plus any extra keys a caller adds
-(flip rates, timings, run arguments). Figures use matplotlib's Agg backend (no display needed).
+(flip rates, timings, run arguments). The sections of ``evaluation.analysis.analyse`` (intervals,
+groups, targets, calibration, selective, error_structure) get their own tables in report.txt.
+Figures use matplotlib's Agg backend (no display needed).
 """
 from __future__ import annotations
 
@@ -9,8 +11,9 @@ import json
 import logging
 import math
 import os
+from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Hashable, Mapping, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -22,6 +25,7 @@ _CLASSIFICATION_KEYS = frozenset({
     "num_samples", "accuracy", "per_class", "class_names", "confusion_matrix",
     "mean_angular_error_deg", "coarse_accuracy", "coarse_bins", "coarse_confusion_matrix", "title",
 })
+_SECTION_KEYS = frozenset({"intervals", "groups", "targets", "calibration", "selective", "error_structure"})
 
 
 class ReportPaths(NamedTuple):
@@ -115,12 +119,19 @@ def format_text_report(report: Mapping[str, Any], title: str = "Viewpoint evalua
             lines += ["", "coarse confusion matrix:"]
             lines += _matrix_lines(cls["coarse_confusion_matrix"],
                                    list(cls.get("coarse_bins") or ("front", "side", "back")), "true\\pred")
+    if any(report.get(k) for k in _SECTION_KEYS):
+        from pose_classifier_ros.evaluation.text import format_sections
+        lines += format_sections(report)
     extras = {k: v for k, v in report.items()
-              if k not in _CLASSIFICATION_KEYS and not (k == "classification" and cls is not report)}
+              if k not in _CLASSIFICATION_KEYS and k not in _SECTION_KEYS
+              and not (k == "classification" and cls is not report)}
     if extras:
         lines += ["", "other:"]
         for key, value in extras.items():
             lines.append(f"  {key}: {_summarise(value)}")
+    if report.get("groups"):
+        from pose_classifier_ros.evaluation.text import format_appendix
+        lines += format_appendix(report)
     return "\n".join(lines) + "\n"
 
 

@@ -1,0 +1,1 @@
+"""Evaluation beyond one accuracy: groups, confidence intervals, targets, calibration, selective prediction."""
