@@ -19,12 +19,13 @@ if _source_dir not in __path__:
 from pose_classifier_ros.labels import VIEWPOINTS  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["VIEWPOINTS", "ViewpointClassifier", "__version__"]
+__all__ = ["VIEWPOINTS", "ViewPointClassifier", "ViewpointClassifier", "__version__"]
 
 
 def __getattr__(name):
     # Lazy: importing the package (e.g. for labels or message conversions) does not load torch.
-    if name == "ViewpointClassifier":
-        from pose_classifier_ros.classifier import ViewpointClassifier
-        return ViewpointClassifier
+    # ViewPointClassifier is the reference scripts' spelling (docs/migrating.md).
+    if name in ("ViewpointClassifier", "ViewPointClassifier"):
+        from pose_classifier_ros.model import classifier
+        return getattr(classifier, name)
     raise AttributeError(f"module 'pose_classifier_ros' has no attribute {name!r}")

@@ -27,9 +27,9 @@ from __future__ import annotations
 import logging
 import threading
 import warnings
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -56,7 +56,7 @@ class CropConfig:
 def _model_geometry(model_cfg) -> tuple[int, int, torch.Tensor, torch.Tensor]:
     """(resize_size, crop_size, mean (3,), std (3,)) of a ModelConfig-like object (None: defaults)."""
     if model_cfg is None:
-        from pose_classifier_ros.model import ModelConfig  # lazy: keeps import order loose
+        from pose_classifier_ros.model.viewpoint_model import ModelConfig  # lazy: keeps import order loose
         model_cfg = ModelConfig()
     resize = int(model_cfg.resize_size)
     crop = int(model_cfg.crop_size)
@@ -245,6 +245,58 @@ def preprocess_images(images: Sequence, model_cfg=None,
     return _normalize_uint8(batch, mean, std, device)
 
 
+def _is_pil_image(image) -> bool:
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover - Pillow is a torchvision dependency
+        return False
+    return isinstance(image, Image.Image)
+
+
+def pil_preprocess(pil_images: Sequence, model_cfg=None, device: str | torch.device = "cpu") -> torch.Tensor:
+    """The reference transforms on PIL images, bit for bit, with batched normalisation.
+
+    Per image: ``convert("RGB")`` -> Pillow bilinear resize to torchvision ``Resize(resize_size)``'s
+    output size (skipped when already that size, as torchvision does) -> the ``CenterCrop(crop_size)``
+    box; then for the whole batch ``ToTensor``'s ``float / 255`` and ``Normalize``'s ``(x - mean) / std``
+    (the same float32 operations in the same order, so the values equal ``reference_preprocess``).
+    pil_images: PIL images of any size. Returns (N, 3, crop, crop) float32 normalised on `device`.
+    """
+    from PIL import Image
+
+    resize, crop, mean, std = _model_geometry(model_cfg)
+    batch = np.empty((len(pil_images), crop, crop, 3), dtype=np.uint8)
+    for k, image in enumerate(pil_images):
+        image = image.convert("RGB")
+        w, h = image.size
+        if h < 1 or w < 1:
+            raise ValueError(f"image {k} is empty ({h}x{w})")
+        nh, nw = _resized_size(h, w, resize)
+        if (nh, nw) != (h, w):
+            image = image.resize((nw, nh), Image.BILINEAR)
+        top = int(round((nh - crop) / 2.0))
+        left = int(round((nw - crop) / 2.0))
+        batch[k] = np.asarray(image.crop((left, top, left + crop, top + crop)))
+    x = torch.from_numpy(batch).to(device).permute(0, 3, 1, 2).to(torch.float32).div(255)
+    return x.sub_(mean.to(device).view(1, 3, 1, 1)).div_(std.to(device).view(1, 3, 1, 1)).contiguous()
+
+
+def preprocess_mixed(images: Sequence, model_cfg=None, device: str | torch.device = "cpu") -> torch.Tensor:
+    """``pil_preprocess`` for the PIL images, ``preprocess_images`` for the arrays/tensors, one batch in
+    input order -> (N, 3, crop, crop) float32 on `device`."""
+    is_pil = [_is_pil_image(im) for im in images]
+    if all(is_pil):
+        return pil_preprocess(images, model_cfg, device)
+    if not any(is_pil):
+        return preprocess_images(images, model_cfg, device)
+    fast = preprocess_images([im for im, p in zip(images, is_pil) if not p], model_cfg, device)
+    exact = pil_preprocess([im for im, p in zip(images, is_pil) if p], model_cfg, device)
+    out = fast.new_empty((len(images), *fast.shape[1:]))
+    mask = torch.tensor(is_pil, device=out.device)
+    out[mask], out[~mask] = exact, fast
+    return out
+
+
 def reference_preprocess(pil_crops: Sequence, model_cfg=None) -> torch.Tensor:
     """The reference torchvision pipeline, one PIL crop at a time -> (N, 3, crop, crop) float32.
 
@@ -275,5 +327,5 @@ def reference_crops(frame: np.ndarray, boxes, cfg: CropConfig | None = None):
     return [pil.crop(tuple(b)) for b in boxes_int[valid].tolist()], valid
 
 
-__all__ = ["CropConfig", "expand_and_clamp_boxes", "crop_batch", "preprocess_images",
-           "reference_preprocess", "reference_crops"]
+__all__ = ["CropConfig", "expand_and_clamp_boxes", "crop_batch", "preprocess_images", "pil_preprocess",
+           "preprocess_mixed", "reference_preprocess", "reference_crops"]

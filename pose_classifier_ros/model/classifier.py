@@ -22,12 +22,12 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
-from .preprocess import CropConfig, crop_batch, preprocess_images
+from .preprocess import CropConfig, crop_batch, preprocess_mixed
 
 logger = logging.getLogger(__name__)
 
@@ -229,24 +229,35 @@ class _OnnxRunner:
 class ViewpointClassifier:
     """Crops or frame + boxes -> viewpoint classes and probabilities.
 
-    model: a ViewpointModel (``.backbone``, ``.head``); config: its ModelConfig (class names and
-    preprocessing). device: "cpu" or "cuda". backend: see the module docstring ("auto" by default;
+    model: a ViewpointModel (``.backbone``, ``.head``) and config: its ModelConfig (class names and
+    preprocessing); or instead weight_path: a checkpoint file (any layout ``load_checkpoint`` reads;
+    a path given as `model` is taken as weight_path), with model_size: the backbone size the caller
+    expects ("small", "base", "large"; None: the checkpoint's), a CheckpointError ("must match the
+    trained checkpoint") when it differs, and backbone_weights / hub_dir for head-only checkpoints.
+    device: "cpu" or "cuda". backend: see the module docstring ("auto" by default;
     ``self.backend`` is the resolved one). batch_size: crops per forward pass. crop: box padding and
     minimum size. num_threads: torch (and ONNX Runtime) CPU threads, None leaves torch's setting.
     onnx_cache_dir: where exported ONNX files go (default ~/.cache/pose_classifier_ros/onnx).
     """
 
-    def __init__(self, model, config, device: str | torch.device = "cpu", backend: str = "auto",
+    def __init__(self, model=None, config=None, device: str | torch.device = "cpu", backend: str = "auto",
                  batch_size: int = 32, crop: CropConfig | None = None, num_threads: int | None = None,
-                 onnx_cache_dir: str | os.PathLike | None = None):
+                 onnx_cache_dir: str | os.PathLike | None = None, *, weight_path: str | os.PathLike | None = None,
+                 model_size: str | None = None, backbone_weights: str | os.PathLike | None = None,
+                 hub_dir: str | os.PathLike | None = None):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.device = _resolve_device(device)
+        model, config = _model_and_config(model, config, weight_path, model_size, backbone_weights, hub_dir,
+                                          self.device)
         self.backend = resolve_backend(backend, self.device)
         if num_threads is not None:
             torch.set_num_threads(int(num_threads))
         self.config = config
         self.class_names: tuple[str, ...] = tuple(config.class_names)
+        # Softmax temperature of the checkpoint (ModelConfig.temperature; 1.0 when absent):
+        # rescales confidences for every backend, never changes the argmax label.
+        self.temperature = float(getattr(config, "temperature", 1.0) or 1.0)
         self.batch_size = int(batch_size)
         self.crop = crop or CropConfig()
         self.model = model.to(self.device).eval()
@@ -261,14 +272,11 @@ class ViewpointClassifier:
 
     @classmethod
     def from_checkpoint(cls, path, device: str | torch.device = "cpu", backend: str = "auto",
-                        backbone_weights=None, hub_dir=None, **kwargs: Any) -> "ViewpointClassifier":
-        """Load a checkpoint (see checkpoint.build_model_from_checkpoint) and wrap it."""
-        from .checkpoint import build_model_from_checkpoint
-
-        dev = _resolve_device(device)
-        model, config = build_model_from_checkpoint(path, backbone_weights=backbone_weights,
-                                                    hub_dir=hub_dir, device=dev)
-        return cls(model, config, device=dev, backend=backend, **kwargs)
+                        backbone_weights=None, hub_dir=None, **kwargs: Any) -> ViewpointClassifier:
+        """Load a checkpoint (see checkpoint.build_model_from_checkpoint) and wrap it; the same as
+        ``cls(weight_path=path, ...)``."""
+        return cls(weight_path=path, device=device, backend=backend, backbone_weights=backbone_weights,
+                   hub_dir=hub_dir, **kwargs)
 
     # ---------------------------------------------------------------------------------------
 
@@ -286,7 +294,7 @@ class ViewpointClassifier:
                 feats = self._backbone(chunk).to(self.device)
                 self._sync()
                 t1 = time.perf_counter()
-                probs = torch.softmax(self.head(feats.float()), dim=1)
+                probs = torch.softmax(self.head(feats.float()) / self.temperature, dim=1)
                 out[start:start + len(chunk)] = probs.cpu().numpy()
                 t2 = time.perf_counter()
                 timings["backbone"] += (t1 - t0) * 1e3
@@ -320,11 +328,20 @@ class ViewpointClassifier:
 
     def predict_proba(self, crops) -> np.ndarray:
         """crops: a PIL image, (H, W, 3) uint8 array or (3, H, W) tensor, or a list of them
-        -> (N, C) float32 probabilities in ``self.class_names`` order."""
+        -> (N, C) float32 probabilities in ``self.class_names`` order.
+
+        PIL images go through the reference transforms exactly (``preprocess.pil_preprocess``: Pillow
+        Resize(256) -> CenterCrop(224) -> ToTensor -> Normalize, bit-identical inputs), so with backend
+        "eager" the probabilities equal the reference scripts' on the same checkpoint (test: within 1e-6).
+        Arrays and tensors take the fast tensor path (``preprocess.preprocess_images``, the node's
+        resize kernel): inputs within one uint8 step of the reference; probabilities measured within
+        2e-5 (max |diff|, test-tiny model with spread logits, 40 crops of 7-1000 px) and 2e-6 (ViT-S/14,
+        random weights, 16 crops), argmax unchanged in both.
+        """
         images = self._as_image_list(crops)
         if not images:
             return np.empty((0, len(self.class_names)), dtype=np.float32)
-        batch = preprocess_images(images, self.config, device=self.device)
+        batch = preprocess_mixed(images, self.config, device=self.device)
         return self._probs(batch, {"backbone": 0.0, "head": 0.0})
 
     def __call__(self, crops) -> list[str]:
@@ -332,5 +349,47 @@ class ViewpointClassifier:
         return [self.class_names[i] for i in self.predict_proba(crops).argmax(axis=1)]
 
 
-__all__ = ["ViewpointClassifier", "FramePrediction", "resolve_backend", "cpu_has_fast_bf16",
+def _model_and_config(model, config, weight_path, model_size, backbone_weights, hub_dir, device):
+    """(model, config) from the constructor's arguments: given directly, or loaded from weight_path."""
+    from .backbone import BACKBONE_SPECS
+
+    if isinstance(model, (str, os.PathLike)):
+        if weight_path is not None:
+            raise TypeError("give the checkpoint once: as the first argument or as weight_path=, not both")
+        model, weight_path = None, model
+    if model_size is not None and model_size not in BACKBONE_SPECS:
+        raise ValueError(f"model_size must be one of {', '.join(BACKBONE_SPECS)}, got {model_size!r}")
+    if weight_path is None:
+        if model is None or config is None:
+            raise TypeError("ViewpointClassifier needs a model and its config, or weight_path=CHECKPOINT")
+        if model_size is not None and model_size != config.backbone:
+            from .checkpoint import CheckpointError
+            raise CheckpointError(f"model_size {model_size!r} but the model has a {config.backbone!r} backbone; "
+                                  "model_size must match the trained checkpoint")
+        return model, config
+    if model is not None or config is not None:
+        raise TypeError("give either weight_path or a model and config, not both")
+    from .checkpoint import build_model_from_checkpoint
+    return build_model_from_checkpoint(weight_path, backbone=model_size, backbone_weights=backbone_weights,
+                                       hub_dir=hub_dir, device=device)
+
+
+class ViewPointClassifier(ViewpointClassifier):
+    """The reference scripts' classifier (``pose_classifier.ViewPointClassifier``), as a drop-in.
+
+    ``ViewPointClassifier(weight_path, model_size="small", device="cpu")``; ``clf(crops) -> list[str]``,
+    ``clf.predict_proba(crops) -> (N, 8)``. weight_path: the reference ``best_pose_model.pth`` or any
+    checkpoint ``load_checkpoint`` reads. model_size: "small" | "base" | "large" ("test-tiny" for
+    tests); a checkpoint of another size raises CheckpointError ("... must match the trained
+    checkpoint"), as the reference does. Exact fp32 numerics by default (backend "eager"; PIL crops
+    through the reference transforms bit for bit); every ViewpointClassifier keyword (backend="auto"
+    for the fast backends, batch_size, crop, num_threads, ...) is accepted as well.
+    """
+
+    def __init__(self, weight_path: str | os.PathLike, model_size: str = "small",
+                 device: str | torch.device = "cpu", *, backend: str = "eager", **kwargs: Any):
+        super().__init__(weight_path=weight_path, model_size=model_size, device=device, backend=backend, **kwargs)
+
+
+__all__ = ["ViewpointClassifier", "ViewPointClassifier", "FramePrediction", "resolve_backend", "cpu_has_fast_bf16",
            "export_backbone_onnx", "CPU_BACKENDS", "CUDA_BACKENDS"]
