@@ -1,15 +1,25 @@
-"""The side-profile policy state machine, driven by scripted viewpoint sequences (no ROS)."""
+"""The side-profile policy state machine, driven by scripted viewpoint sequences (no ROS).
+
+Most tests here pin the yaw-only mode with the size-ratio capture (``legacy``): the original behaviour,
+kept as an option. Orbit mode, range control, stale labels and the retreat: test_policy_orbit.py.
+"""
 from __future__ import annotations
 
 from types import SimpleNamespace
 
 import pytest
 
-from pose_classifier_ros.policy import (
+from pose_classifier_ros.navigation.policy import (
     PolicyConfig, PolicyFrame, SideProfilePolicy, State, TrackObservation, frame_from_msg, run_policy)
 
 W, H = 1000, 500  # shorter side 500 px: capture_size_ratio 0.1 -> a box with shorter side >= 50 px
 DT_NS = 100_000_000  # 10 Hz
+LEGACY = {"motion_mode": "yaw", "capture_target_pixels": 0.0, "capture_size_ratio": 0.1, "approach_speed": 0.5}
+
+
+def legacy(**kwargs) -> PolicyConfig:
+    """Yaw-only mode, capture at a size ratio of 0.1, constant approach speed."""
+    return PolicyConfig(**{**LEGACY, **kwargs})
 
 
 def track(tid: str, label: str, size: float = 20.0, score: float = 0.9, cx: float = 500.0, cy: float = 250.0,
@@ -22,14 +32,16 @@ def frame(i: int, *tracks: TrackObservation) -> PolicyFrame:
 
 
 def test_front_left_turns_to_left_orients_approaches_and_captures_by_size():
-    policy = SideProfilePolicy(PolicyConfig(orient_yaw_rate=0.3, approach_speed=0.5))
+    policy = SideProfilePolicy(legacy(orient_yaw_rate=0.3))
     outs = []
-    # 4 frames of a front-left view: lock on, ORIENT, rotate right (negative yaw, REP-103).
+    # 4 frames of a front-left view (h = +45): lock on, ORIENT; the left flank (h = +90) is reached by circling
+    # counter-clockwise, which a self-orbiting platform does on a positive yaw rate (REP-103).
     for i in range(4):
         outs.append(policy.step(frame(i, track("a", "front-left"))))
     assert outs[0].state == State.ORIENT and outs[0].transitioned and outs[0].target_track_id == "a"
     assert "locked on a" in outs[0].reason
-    assert all(o.state == State.ORIENT and o.yaw_rate == pytest.approx(-0.3) and o.forward_speed == 0 for o in outs)
+    assert all(o.state == State.ORIENT and o.yaw_rate == pytest.approx(0.3) and o.forward_speed == 0 for o in outs)
+    assert all(o.flank == "left" and o.lateral_speed == 0.0 for o in outs)
     assert [o.steps_in_state for o in outs] == [1, 2, 3, 4]
     # The animal turns: left views. With K=5 of W=7 the 5th left label switches to APPROACH.
     lefts = [policy.step(frame(4 + i, track("a", "left"))) for i in range(6)]
@@ -55,15 +67,17 @@ def test_front_left_turns_to_left_orients_approaches_and_captures_by_size():
     assert [o.steps_in_state for o in after] == [2, 3, 4, 5, 6]
 
 
-def test_front_right_rotates_left():
-    out = run_policy([frame(0, track("a", "back-right"))], PolicyConfig(orient_yaw_rate=0.4))[0]
-    assert out.state == State.ORIENT and out.yaw_rate == pytest.approx(0.4)
-    out = run_policy([frame(0, track("a", "back-left"))], PolicyConfig(orient_yaw_rate=0.4))[0]
-    assert out.yaw_rate == pytest.approx(-0.4)
+@pytest.mark.parametrize("label, flank, sign", [
+    ("front-left", "left", 1), ("back-left", "left", -1), ("front-right", "right", -1), ("back-right", "right", 1)])
+def test_yaw_mode_turns_the_short_way_to_the_nearer_flank(label, flank, sign):
+    # h: front-left +45 -> left +90 is +45 (counter-clockwise, + yaw); back-left +135 -> +90 is -45; front-right -45
+    # -> right -90 is -45; back-right -135 -> -90 is +45.
+    out = run_policy([frame(0, track("a", label))], legacy(orient_yaw_rate=0.4))[0]
+    assert out.state == State.ORIENT and out.yaw_rate == pytest.approx(sign * 0.4) and out.flank == flank
 
 
 def test_flickering_classifier_never_approaches_then_oscillates_when_views_hold_and_break():
-    policy = SideProfilePolicy()
+    policy = SideProfilePolicy(legacy())
     flicker = [policy.step(frame(i, track("a", "left" if i % 2 else "front"))) for i in range(30)]
     assert all(o.state == State.ORIENT for o in flicker)  # at most 4 of 7 side views: no premature APPROACH
     assert max(o.side_votes for o in flicker) == 4
@@ -114,7 +128,7 @@ def test_no_candidate_above_score_stays_in_search():
 
 
 def test_step_budget_captures_best_effort():
-    outs = run_policy([frame(i, track("a", "front-left")) for i in range(12)], PolicyConfig(step_budget=8))
+    outs = run_policy([frame(i, track("a", "front-left")) for i in range(12)], legacy(step_budget=8))
     captures = [(i, o.capture) for i, o in enumerate(outs) if o.capture is not None]
     assert len(captures) == 1
     i, cap = captures[0]
@@ -130,27 +144,28 @@ def test_capture_by_pixel_size_when_ratio_is_off():
 
 
 def test_size_alone_does_not_capture_without_side_view():
-    outs = run_policy([frame(i, track("a", "front-left", size=300)) for i in range(5)], PolicyConfig())
+    outs = run_policy([frame(i, track("a", "front-left", size=300)) for i in range(5)], legacy())
     assert all(o.state == State.ORIENT and o.capture is None for o in outs)
 
 
 def test_front_view_scans_and_alternates_direction_without_improvement():
-    policy = SideProfilePolicy(PolicyConfig(scan_flip_frames=3, scan_yaw_rate=0.2, scan_direction="left"))
+    policy = SideProfilePolicy(legacy(scan_flip_frames=3, scan_yaw_rate=0.2, scan_direction="left"))
     yaws = [policy.step(frame(i, track("a", "front"))).yaw_rate for i in range(8)]
     assert yaws == pytest.approx([0.2, 0.2, 0.2, -0.2, -0.2, -0.2, 0.2, 0.2])
-    # An improvement (a diagonal view) gives a direct hint and restarts the flip counter.
-    assert policy.step(frame(8, track("a", "front-right"))).yaw_rate == pytest.approx(0.3)
+    # An improvement (a diagonal view) gives a direct hint and restarts the flip counter: front-right (h = -45) is
+    # 45 deg from the right flank, clockwise (negative yaw).
+    assert policy.step(frame(8, track("a", "front-right"))).yaw_rate == pytest.approx(-0.3)
     yaws = [policy.step(frame(9 + i, track("a", "back"))).yaw_rate for i in range(4)]
     assert yaws == pytest.approx([0.2, 0.2, 0.2, -0.2])
 
 
 def test_scan_direction_right_starts_clockwise():
-    out = run_policy([frame(0, track("a", "back"))], PolicyConfig(scan_direction="right"))[0]
+    out = run_policy([frame(0, track("a", "back"))], legacy(scan_direction="right"))[0]
     assert out.yaw_rate == pytest.approx(-0.2)
 
 
 def test_recapture_searches_for_a_new_target():
-    cfg = PolicyConfig(recapture=True, approach_min_side_votes=1, approach_window=1)
+    cfg = legacy(recapture=True, approach_min_side_votes=1, approach_window=1)
     policy = SideProfilePolicy(cfg)
     first = policy.step(frame(0, track("a", "left", size=60), track("b", "left", size=55)))
     assert first.state == State.CAPTURE and first.capture.track_id == "a"
@@ -168,8 +183,7 @@ def test_unstable_labels_do_not_count_as_side_views():
 
 
 def test_approach_centering_correction_sign_and_cap():
-    cfg = PolicyConfig(approach_min_side_votes=1, approach_window=1, approach_centering_gain=0.5,
-                       approach_max_yaw=0.1)
+    cfg = legacy(approach_min_side_votes=1, approach_window=1, centering_gain=0.5, centering_max_yaw_rate=0.1)
     right_of_centre = run_policy([frame(0, track("a", "left", cx=600))], cfg)[0]
     assert right_of_centre.state == State.APPROACH and right_of_centre.yaw_rate == pytest.approx(-0.1)
     slightly_left = run_policy([frame(0, track("a", "left", cx=450))], cfg)[0]
@@ -182,7 +196,11 @@ def test_approach_centering_correction_sign_and_cap():
     ({"scan_direction": "up"}, "scan_direction"),
     ({"orient_yaw_rate": -0.1}, "orient_yaw_rate"),
     ({"target_lost_frames": 0}, "target_lost_frames"),
-    ({"capture_size_ratio": 0.0, "capture_size_px": 0.0, "step_budget": 0}, "never capture"),
+    ({"capture_target_pixels": 0.0, "capture_size_ratio": 0.0, "capture_size_px": 0.0, "step_budget": 0},
+     "never capture"),
+    ({"motion_mode": "fly"}, "motion_mode"),
+    ({"flank": "top"}, "flank"),
+    ({"capture_size_band": 0.0}, "capture_size_band"),
 ])
 def test_invalid_config_is_rejected_with_the_parameter_named(kwargs, word):
     with pytest.raises(ValueError, match=word):
