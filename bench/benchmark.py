@@ -27,10 +27,10 @@ import psutil
 import torch
 from PIL import Image
 
-from pose_classifier_ros.classifier import (CPU_BACKENDS, CUDA_BACKENDS, ViewpointClassifier,
+from pose_classifier_ros.model.classifier import (CPU_BACKENDS, CUDA_BACKENDS, ViewpointClassifier,
                                             cpu_has_fast_bf16, resolve_backend)
-from pose_classifier_ros.model import ModelConfig, build_model
-from pose_classifier_ros.preprocess import CropConfig, crop_batch, reference_crops, reference_preprocess
+from pose_classifier_ros.model.viewpoint_model import ModelConfig, build_model
+from pose_classifier_ros.model.preprocess import CropConfig, crop_batch, reference_crops, reference_preprocess
 
 WIDTH, HEIGHT = 1920, 1080
 ANIMALS = (1, 8, 32)

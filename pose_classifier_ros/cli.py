@@ -11,12 +11,13 @@ import logging
 import sys
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "train": ("pose_classifier_ros.train", "train a viewpoint head on pose-labelled images"),
-    "evaluate": ("pose_classifier_ros.evaluate", "evaluate a checkpoint on a labelled folder or CSV"),
-    "replay": ("pose_classifier_ros.replay", "classify a rosbag offline, write an output bag and a report"),
+    "train": ("pose_classifier_ros.training.train", "train a viewpoint head on pose-labelled images"),
+    "evaluate": ("pose_classifier_ros.training.evaluate", "evaluate a checkpoint on a labelled folder or CSV"),
+    "replay": ("pose_classifier_ros.bags.replay", "classify a rosbag offline, write an output bag and a report"),
     "play": ("pose_classifier_ros.ros.bag_player", "publish a bag live (with /clock) for the node"),
-    "make-sample-bag": ("pose_classifier_ros.sample_bag", "generate the synthetic sample flight bag"),
-    "policy-eval": ("pose_classifier_ros.policy_eval", "run the side-profile policy over a bag's viewpoints"),
+    "make-sample-bag": ("pose_classifier_ros.bags.sample_bag", "generate the synthetic sample flight bag"),
+    "policy-eval": ("pose_classifier_ros.navigation.policy_eval", "run the side-profile policy over a bag's viewpoints"),
+    "nav-sim": ("pose_classifier_ros.navigation.nav_sim", "closed-loop side-profile navigation scenario suite"),
 }
 
 

@@ -77,3 +77,27 @@ def check_class_names(names: Sequence[str]) -> None:
     if tuple(names) != VIEWPOINTS:
         raise ValueError(
             f"class list {list(names)} differs from the supported order {list(VIEWPOINTS)}")
+
+
+def heading_from_probs(probs) -> tuple[np.ndarray, np.ndarray]:
+    """Continuous heading estimate from class probabilities: the probability-weighted circular mean.
+
+    probs: (..., 8) class probabilities in VIEWPOINTS order. Returns (heading_deg, spread_deg), each of
+    shape (...): heading in [-180, 180) with this module's convention (0 = facing the camera, +90 = left
+    flank seen, -90 = right flank, -180 = back); spread is the circular standard deviation in degrees
+    (0 for a one-hot vector, large when the mass is spread round the ring). NaN where probs sum to 0.
+    """
+    p = np.asarray(probs, dtype=np.float64)
+    rad = np.deg2rad(np.asarray(HEADING_DEG))
+    total = p.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c = (p * np.cos(rad)).sum(axis=-1) / total
+        s = (p * np.sin(rad)).sum(axis=-1) / total
+        r = np.clip(np.hypot(c, s), 1e-12, 1.0)
+        heading = np.rad2deg(np.arctan2(s, c))
+        spread = np.rad2deg(np.sqrt(-2.0 * np.log(r)))
+    heading = (heading + 180.0) % 360.0 - 180.0  # arctan2 gives (-180, 180]; 180 maps to -180
+    bad = ~(total > 0)
+    heading = np.where(bad, np.nan, heading)
+    spread = np.where(bad, np.nan, np.where(r >= 1.0 - 1e-12, 0.0, spread))
+    return heading, spread

@@ -57,8 +57,8 @@ def parse_args(argv=None):
 def make_checkpoint(size: str, out_dir: Path) -> Path:
     import torch
 
-    from pose_classifier_ros.checkpoint import save_checkpoint
-    from pose_classifier_ros.model import ModelConfig, build_model
+    from pose_classifier_ros.model.checkpoint import save_checkpoint
+    from pose_classifier_ros.model.viewpoint_model import ModelConfig, build_model
 
     torch.manual_seed(0)
     config = ModelConfig(backbone=size)
@@ -115,7 +115,7 @@ class LoadClient:
         from sensor_msgs.msg import Image
         from vision_msgs.msg import Detection2D, Detection2DArray
 
-        from pose_classifier_ros.image_codec import encode_rgb
+        from pose_classifier_ros.stream.image_codec import encode_rgb
         from pose_classifier_ros.msg import ViewpointArray
 
         self.rclpy, self.args = rclpy, args

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import wait_for
-from pose_classifier_ros.bagio import open_writer
+from pose_classifier_ros.bags.bagio import open_writer
 
 pytestmark = pytest.mark.ros
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pose_classifier_ros import bagio
-from pose_classifier_ros.bagio import BagError, open_reader, open_writer
+from pose_classifier_ros.bags import bagio
+from pose_classifier_ros.bags.bagio import BagError, open_reader, open_writer
 
 VENV_SHARE = Path(os.environ.get("AMENT_PREFIX_PATH", Path(__file__).resolve().parents[1] / ".venv").split(os.pathsep)[0]) / "share"
 

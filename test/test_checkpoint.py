@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from pose_classifier_ros.backbone import build_backbone
-from pose_classifier_ros.checkpoint import (FORMAT, CheckpointError, CheckpointNotFound, build_model_from_checkpoint,
+from pose_classifier_ros.model.backbone import build_backbone
+from pose_classifier_ros.model.checkpoint import (FORMAT, CheckpointError, CheckpointNotFound, build_model_from_checkpoint,
                                             load_checkpoint, save_checkpoint)
-from pose_classifier_ros.head import build_head
+from pose_classifier_ros.model.head import build_head
 from pose_classifier_ros.labels import VIEWPOINTS
-from pose_classifier_ros.model import ModelConfig, ViewpointModel
+from pose_classifier_ros.model.viewpoint_model import ModelConfig, ViewpointModel
 
 
 def _model(head_type="mlp", seed=0) -> ViewpointModel:
@@ -221,7 +221,7 @@ def test_save_rejects_inconsistent_config_and_unstorable_metadata(tmp_path):
 
 def test_reference_sized_small_checkpoint(tmp_path):
     """The plausible reference best_pose_model.pth: a full ViT-S/14 + MLP head state_dict (~88 MB)."""
-    from pose_classifier_ros.backbone import DinoVisionTransformer, backbone_from_state_dict
+    from pose_classifier_ros.model.backbone import DinoVisionTransformer, backbone_from_state_dict
 
     gen = torch.Generator().manual_seed(7)
     with torch.device("meta"):

@@ -4,10 +4,10 @@ import pytest
 import torch
 from PIL import Image
 
-from pose_classifier_ros.classifier import CPU_BACKENDS, FramePrediction, ViewpointClassifier, resolve_backend
+from pose_classifier_ros.model.classifier import CPU_BACKENDS, FramePrediction, ViewpointClassifier, resolve_backend
 from pose_classifier_ros.labels import VIEWPOINTS
-from pose_classifier_ros.model import ModelConfig, build_model
-from pose_classifier_ros.preprocess import crop_batch
+from pose_classifier_ros.model.viewpoint_model import ModelConfig, build_model
+from pose_classifier_ros.model.preprocess import crop_batch
 
 # Max |probability difference| to fp32 eager on the tiny model (head scaled so that classes are
 # well separated); measured: onnx 7e-7, bf16 6e-3, int8 0.03, onnx-int8 0.05.
@@ -131,7 +131,7 @@ def test_unknown_backend_and_unavailable_device_raise_clear_errors(model_and_con
 
 
 def test_from_checkpoint_round_trip(model_and_config, eager, frame, tmp_path):
-    from pose_classifier_ros.checkpoint import save_checkpoint
+    from pose_classifier_ros.model.checkpoint import save_checkpoint
 
     model, config = model_and_config
     path = save_checkpoint(tmp_path / "tiny.pt", model, config)

@@ -4,7 +4,7 @@ import logging
 import numpy as np
 import pytest
 
-from pose_classifier_ros.conversions import (
+from pose_classifier_ros.stream.conversions import (
     detections_from_msg,
     frame_result_to_msg,
     image_from_msg,
@@ -12,10 +12,10 @@ from pose_classifier_ros.conversions import (
     ns_to_stamp,
     stamp_to_ns,
 )
-from pose_classifier_ros.image_codec import UnsupportedEncodingError, encode_compressed, encode_rgb
+from pose_classifier_ros.stream.image_codec import UnsupportedEncodingError, encode_compressed, encode_rgb
 from pose_classifier_ros.labels import INDEX
-from pose_classifier_ros.pipeline import FrameResult, ViewpointResult
-from pose_classifier_ros.voting import SmoothedLabel
+from pose_classifier_ros.stream.pipeline import FrameResult, ViewpointResult
+from pose_classifier_ros.stream.voting import SmoothedLabel
 
 rclpy_serialization = pytest.importorskip("rclpy.serialization")
 vision_msgs = pytest.importorskip("vision_msgs.msg")
@@ -30,7 +30,7 @@ STAMP_NS = 1_700_000_123_456_789_012
 
 @pytest.fixture(scope="module")
 def typestore():
-    from pose_classifier_ros.bagio import make_typestore
+    from pose_classifier_ros.bags.bagio import make_typestore
 
     return make_typestore()
 
@@ -81,7 +81,7 @@ def check_detections(dets):
 
 
 def test_detections_from_rclpy_msg(detection_array, caplog):
-    with caplog.at_level(logging.DEBUG, logger="pose_classifier_ros.conversions"):
+    with caplog.at_level(logging.DEBUG, logger="pose_classifier_ros.stream.conversions"):
         dets = detections_from_msg(detection_array)
     check_detections(dets)
     assert "skipped 3 detection(s)" in caplog.text

@@ -9,9 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from pose_classifier_ros import data as D
+from pose_classifier_ros.training import data as D
 from pose_classifier_ros.labels import INDEX, NUM_CLASSES, VIEWPOINTS, flip_label
-from pose_classifier_ros.model import ModelConfig
+from pose_classifier_ros.model.viewpoint_model import ModelConfig
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def test_csv_missing_and_unreadable_are_skipped(folder, tmp_path, caplog):
     rows = ["image_path,pose", f"{folder}/left/left_0000.png,left", "ok.jpg,Front_Left",
             "gone.png,back", "broken.png,right", f"{folder}/back/back_0001.png,back"]
     (tmp_path / "set.csv").write_text("\n".join(rows) + "\n")
-    with caplog.at_level(logging.WARNING, logger="pose_classifier_ros.data"):
+    with caplog.at_level(logging.WARNING, logger="pose_classifier_ros.training.data"):
         samples = D.load_samples(tmp_path / "set.csv")
     assert [VIEWPOINTS[s.label] for s in samples] == ["left", "front-left", "back"]
     assert samples[1].path == tmp_path / "ok.jpg"  # relative to the CSV's folder
@@ -140,9 +140,9 @@ class _RecordingBackbone(torch.nn.Module):
 
 def test_eval_preprocessing_is_the_classifiers(folder):
     """Validation/evaluation batches are bit-identical to the tensors ViewpointClassifier feeds its backbone."""
-    from pose_classifier_ros.classifier import ViewpointClassifier
-    from pose_classifier_ros.head import build_head
-    from pose_classifier_ros.model import ViewpointModel
+    from pose_classifier_ros.model.classifier import ViewpointClassifier
+    from pose_classifier_ros.model.head import build_head
+    from pose_classifier_ros.model.viewpoint_model import ViewpointModel
 
     cfg = ModelConfig(backbone="test-tiny")
     samples = D.load_samples(folder)[:6]

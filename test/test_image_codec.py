@@ -4,7 +4,7 @@ import array
 import numpy as np
 import pytest
 
-from pose_classifier_ros.image_codec import (
+from pose_classifier_ros.stream.image_codec import (
     SUPPORTED_ENCODINGS,
     UnsupportedEncodingError,
     decode_compressed,

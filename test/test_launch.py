@@ -33,7 +33,7 @@ def test_launch_file_arguments_are_documented():
             "image_transport", "autostart", "use_sim_time"} <= set(declared)
     for name, kw in declared.items():
         assert "description" in kw, name
-    from pose_classifier_ros.classifier import ALL_BACKENDS
+    from pose_classifier_ros.model.classifier import ALL_BACKENDS
     backend_choices = {c.value for c in declared["backend"]["choices"].elts}
     assert backend_choices == {"", *ALL_BACKENDS}
     assert {c.value for c in declared["autostart"]["choices"].elts} == {"true", "false"}

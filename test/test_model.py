@@ -7,12 +7,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pose_classifier_ros import backbone as bbmod
-from pose_classifier_ros.backbone import (BACKBONE_SPECS, BackboneSpec, BackboneWeightsError, BackboneWeightsNotFound,
+from pose_classifier_ros.model import backbone as bbmod
+from pose_classifier_ros.model.backbone import (BACKBONE_SPECS, BackboneSpec, BackboneWeightsError, BackboneWeightsNotFound,
                                           DinoVisionTransformer, build_backbone)
-from pose_classifier_ros.head import LinearProbeHead, ViewpointHead, build_head
+from pose_classifier_ros.model.head import LinearProbeHead, ViewpointHead, build_head
 from pose_classifier_ros.labels import VIEWPOINTS
-from pose_classifier_ros.model import IMAGENET_MEAN, IMAGENET_STD, ModelConfig, ViewpointModel, infer_backbone_size
+from pose_classifier_ros.model.viewpoint_model import IMAGENET_MEAN, IMAGENET_STD, ModelConfig, ViewpointModel, infer_backbone_size
 
 
 def _tiny(seed=0, perturb=True) -> DinoVisionTransformer:

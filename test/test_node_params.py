@@ -8,7 +8,8 @@ import yaml
 from rclpy.qos import QoSPolicyKind, ReliabilityPolicy
 
 from conftest import REPO, VENV
-from pose_classifier_ros.ros.params import config_from_values, node_parameters, resolve_path
+from pose_classifier_ros.ros.params import descriptor, resolve_path
+from pose_classifier_ros.stream.node_config import config_from_values, node_parameters
 from pose_classifier_ros.ros.pose_classifier_node import FrameQueue
 from pose_classifier_ros.ros.qos import IncompatibleQosReporter, image_qos
 
@@ -32,9 +33,9 @@ def test_yaml_lists_every_parameter_with_its_default_and_type():
     assert set(values) == set(table)
     for name, p in table.items():
         assert type(values[name]) is type(p.default) and values[name] == p.default, name
-    assert table["model.checkpoint"].descriptor().read_only
-    assert table["voting.window"].descriptor().integer_range[0].from_value == 1
-    assert "One of: stamp, arrival" in table["sync.mode"].descriptor().description
+    assert descriptor(table["model.checkpoint"]).read_only
+    assert descriptor(table["voting.window"]).integer_range[0].from_value == 1
+    assert "One of: stamp, arrival" in descriptor(table["sync.mode"]).description
 
 
 def test_config_is_typed_and_invalid_values_are_all_named():

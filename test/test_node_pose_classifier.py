@@ -106,7 +106,7 @@ def test_end_to_end_stream(ros_env, processes, tmp_path, colour_checkpoint):
     assert "stage_ms.backbone" in values and int(values["tracks"]) >= 3
 
     # Logged once each, with what to do about it.
-    assert len(re.findall(r"cannot decode image on /e2e/image \(encoding 'weird16'\)", log)) == 1, log
+    assert len(re.findall(r"/e2e/image: cannot decode image \(encoding 'weird16'\)", log)) == 1, log
     assert re.search(r"incompatible QoS on subscription /e2e/detections: RELIABILITY policy - this node requests "
                      r"RELIABLE, publisher\(s\) offer BEST_EFFORT.*ros2 topic info -v "
                      r"/e2e/detections", log), log

@@ -1,7 +1,7 @@
 """pairing: stamp and arrival modes, tolerance, ordering, drops by reason, zero stamps, diagnosis."""
 import pytest
 
-from pose_classifier_ros.pairing import PairingConfig, StampPairer
+from pose_classifier_ros.stream.pairing import PairingConfig, StampPairer
 
 MS = 1_000_000
 T0 = 1_700_000_000 * 1_000_000_000  # a realistic wall-clock stamp

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from pose_classifier_ros.labels import INDEX
-from pose_classifier_ros.pipeline import Detection, FrameResult, ViewpointPipeline
-from pose_classifier_ros.voting import VotingConfig
+from pose_classifier_ros.stream.pipeline import Detection, FrameResult, ViewpointPipeline
+from pose_classifier_ros.stream.voting import VotingConfig
 
 LEFT, BACK, FRONT = INDEX["left"], INDEX["back"], INDEX["front"]
 NS = 1_000_000_000
@@ -143,8 +143,8 @@ def test_bad_inputs():
 
 def test_with_real_classifier_test_tiny():
     torch = pytest.importorskip("torch")
-    from pose_classifier_ros.classifier import ViewpointClassifier
-    from pose_classifier_ros.model import ModelConfig, build_model
+    from pose_classifier_ros.model.classifier import ViewpointClassifier
+    from pose_classifier_ros.model.viewpoint_model import ModelConfig, build_model
 
     torch.manual_seed(0)
     cfg = ModelConfig(backbone="test-tiny")

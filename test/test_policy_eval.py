@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pose_classifier_ros import bagio, cli
-from pose_classifier_ros.policy import PolicyConfig, PolicyFrame, TrackObservation, run_policy
-from pose_classifier_ros.policy_eval import SUMMARY_FIELDS, summarize_flight
+from pose_classifier_ros import cli
+from pose_classifier_ros.bags import bagio
+from pose_classifier_ros.stream.conversions import make_viewpoint, message_types
+from pose_classifier_ros.navigation.policy import PolicyConfig, PolicyFrame, TrackObservation, run_policy
+from pose_classifier_ros.navigation.policy_eval import SUMMARY_FIELDS, summarize_flight
 
 W, H = 1000, 500
 
@@ -30,10 +32,10 @@ def _viewpoint_array(store, i: int, tracks: list[tuple[str, str, float, float]])
                        "back").index(label)
         scores = [0.0] * 8
         scores[label_index] = 1.0
-        vps.append(T["pose_classifier_ros/msg/Viewpoint"](
-            track_id=track_id, bbox=bbox, detection_score=score, label=label_index, label_name=label,
-            scores=np.array(scores, dtype=np.float32), smoothed_label=label_index,
-            smoothed_label_name=label, smoothed_confidence=1.0, num_votes=5, is_stable=True))
+        vps.append(make_viewpoint(
+            message_types(store), track_id=track_id, bbox=bbox, detection_score=score, label=label_index,
+            label_name=label, scores=np.array(scores, dtype=np.float32), smoothed_label=label_index,
+            smoothed_label_name=label, smoothed_confidence=1.0, num_votes=5, is_stable=True, fresh=True))
     return T["pose_classifier_ros/msg/ViewpointArray"](header=header, image_width=W, image_height=H, viewpoints=vps)
 
 
@@ -74,7 +76,9 @@ def test_policy_eval_cli_on_bags(tmp_path, capsys):
     bag_a = _write_bag(tmp_path / "flight_a", FLIGHT_A)
     bag_b = _write_bag(tmp_path / "flight_b", FLIGHT_B)
     params = tmp_path / "policy.yaml"
-    params.write_text("side_profile_policy:\n  ros__parameters:\n    capture:\n      step_budget: 30\n")
+    # The yaw-only mode with a capture at 10 % of the frame's shorter side (these flights' boxes stay small).
+    params.write_text("side_profile_policy:\n  ros__parameters:\n    orient:\n      mode: yaw\n"
+                      "    capture:\n      step_budget: 30\n      target_pixels: 0.0\n      size_ratio: 0.1\n")
     out = tmp_path / "eval"
     assert cli.main(["policy-eval", str(bag_a), str(bag_b), "--out", str(out), "--params", str(params)]) == 0
 
@@ -133,4 +137,6 @@ def test_repository_params_file_is_accepted(tmp_path):
     repo_params = Path(__file__).resolve().parents[1] / "config" / "side_profile_policy.yaml"
     assert cli.main(["policy-eval", str(bag), "--out", str(tmp_path / "e"), "--params", str(repo_params)]) == 0
     row = json.loads((tmp_path / "e" / "policy_eval.json").read_text())["flights"][0]
-    assert row["capture_reason"] == "size_ratio" and row["frames_to_capture"] == 23
+    # Same side-view logic; the repository's capture aims at 500 px (re-ID), which these 20..57 px boxes never reach.
+    assert row["frames_to_approach"] == 11 and row["oscillations"] == 1
+    assert row["capture_reason"] == "" and row["frames_to_capture"] == -1 and row["final_state"] == "APPROACH"

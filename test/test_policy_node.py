@@ -101,8 +101,8 @@ def _write(tmp_path: Path, name: str, code: str) -> str:
 
 
 def test_params_file_matches_declared_defaults():
-    from pose_classifier_ros.policy import PolicyConfig
-    from pose_classifier_ros.policy import POLICY_PARAMETERS as DECLARED
+    from pose_classifier_ros.navigation.policy import PolicyConfig
+    from pose_classifier_ros.navigation.policy import POLICY_PARAMETERS as DECLARED
 
     values = yaml.safe_load(PARAMS.read_text())["side_profile_policy"]["ros__parameters"]
 
@@ -219,8 +219,8 @@ def test_launch_classifier_and_policy_together(ros_env, processes, tmp_path):
     """Full bring-up with a test-tiny checkpoint: the policy subscribes to the classifier's viewpoints."""
     classifier_exe = VENV / "lib" / "pose_classifier_ros" / "pose_classifier_node"
     assert os.access(NODE_EXE, os.X_OK) and os.access(classifier_exe, os.X_OK), "run scripts/setup.sh"
-    from pose_classifier_ros.checkpoint import save_checkpoint
-    from pose_classifier_ros.model import ModelConfig, build_model
+    from pose_classifier_ros.model.checkpoint import save_checkpoint
+    from pose_classifier_ros.model.viewpoint_model import ModelConfig, build_model
 
     config = ModelConfig(backbone="test-tiny")
     checkpoint = save_checkpoint(tmp_path / "tiny.pt", build_model(config, pretrained=False), config)

@@ -6,8 +6,8 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-import pose_classifier_ros.preprocess as preprocess
-from pose_classifier_ros.preprocess import (CropConfig, crop_batch, expand_and_clamp_boxes,
+import pose_classifier_ros.model.preprocess as preprocess
+from pose_classifier_ros.model.preprocess import (CropConfig, crop_batch, expand_and_clamp_boxes,
                                             preprocess_images, reference_crops, reference_preprocess)
 
 # Explicit so these tests do not depend on model.py; the values are the ModelConfig defaults.

@@ -14,12 +14,13 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from pose_classifier_ros.bagio import BagError, open_reader, open_writer
+from pose_classifier_ros.bags.bagio import BagError, open_reader, open_writer
 from pose_classifier_ros.labels import INDEX, VIEWPOINTS
-from pose_classifier_ros.pipeline import ViewpointPipeline
-from pose_classifier_ros.replay import (GroundTruth, ReplaySettings, build_report, load_ground_truth_csv,
-                                        load_node_params, replay_bag)
-from pose_classifier_ros.voting import VotingConfig
+from pose_classifier_ros.stream.pipeline import ViewpointPipeline
+from pose_classifier_ros.bags.replay import GroundTruth, build_report, load_ground_truth_csv, replay_bag
+from pose_classifier_ros.parameters import ParameterError
+from pose_classifier_ros.stream.node_config import load_node_config
+from pose_classifier_ros.stream.voting import VotingConfig
 
 START = 1_700_000_000_000_000_000
 PERIOD = 100_000_000
@@ -193,20 +194,33 @@ def test_settings_from_node_params_file(tmp_path):
     from pathlib import Path
 
     repo_yaml = Path(__file__).resolve().parents[1] / "config" / "pose_classifier.yaml"
-    if repo_yaml.exists():
-        settings = ReplaySettings.from_params(load_node_params(repo_yaml))
-        assert settings.voting.window >= 1 and settings.pairing.mode in ("stamp", "arrival")
+    settings = load_node_config(repo_yaml)
+    assert settings.voting.window >= 1 and settings.pairing.mode in ("stamp", "arrival")
     params = tmp_path / "p.yaml"
     params.write_text("pose_classifier:\n  ros__parameters:\n    voting: {window: 3, min_votes: 2, mode: mean}\n"
                       "    sync: {tolerance_s: 0.02, queue_size: 5}\n    crop: {padding: 0.2}\n"
                       "    tracking: {iou_threshold: 0.5}\n    model: {backend: eager, checkpoint: ''}\n")
-    s = ReplaySettings.from_params(load_node_params(params))
+    s = load_node_config(params)
     assert (s.voting.window, s.voting.min_votes, s.voting.mode) == (3, 2, "mean")
     assert (s.pairing.tolerance_s, s.pairing.queue_size) == (0.02, 5)
-    assert s.crop.padding == 0.2 and s.iou_threshold == 0.5 and s.model == {"backend": "eager"}
+    assert s.crop.padding == 0.2 and s.tracking_iou_threshold == 0.5 and s.backend == "eager"
     (tmp_path / "bad.yaml").write_text("other_node:\n  ros__parameters: {}\n")
     with pytest.raises(ValueError, match="pose_classifier"):
-        load_node_params(tmp_path / "bad.yaml")
+        load_node_config(tmp_path / "bad.yaml")
+
+
+def test_node_yaml_is_read_with_the_node_meaning_no_aliases(tmp_path):
+    """Unknown keys (a misspelling, the old `sync.slop` alias), wrong types and ranges name the key and file."""
+    bad = tmp_path / "typo.yaml"
+    bad.write_text("pose_classifier:\n  ros__parameters:\n    voting: {windw: 3}\n    sync: {slop: 0.1}\n"
+                   "    crop: {padding: fast}\n    tracking: {iou_threshold: 2.0}\n")
+    with pytest.raises(ParameterError) as err:
+        load_node_config(bad)
+    text = str(err.value)
+    for part in (str(bad), "unknown parameter 'voting.windw' (did you mean 'voting.window'?)",
+                 "unknown parameter 'sync.slop'", "crop.padding has type str, expected float",
+                 "tracking.iou_threshold=2.0 is outside [0.0, 1.0]"):
+        assert part in text, text
 
 
 def test_ground_truth_csv_errors(tmp_path):
@@ -230,10 +244,10 @@ def _cli(*args, timeout=300):
 def tiny_checkpoint(tmp_path):
     import torch
 
-    from pose_classifier_ros.backbone import build_backbone
-    from pose_classifier_ros.checkpoint import save_checkpoint
-    from pose_classifier_ros.head import build_head
-    from pose_classifier_ros.model import ModelConfig, ViewpointModel
+    from pose_classifier_ros.model.backbone import build_backbone
+    from pose_classifier_ros.model.checkpoint import save_checkpoint
+    from pose_classifier_ros.model.head import build_head
+    from pose_classifier_ros.model.viewpoint_model import ModelConfig, ViewpointModel
 
     torch.manual_seed(0)
     model = ViewpointModel(build_backbone("test-tiny", pretrained=False), build_head("mlp", 64)).eval()
@@ -292,7 +306,7 @@ def _params(tmp_path):
 
 def test_replay_compressed_image_topic(tmp_path):
     """The sample bag's JPEG topic replays like the raw one (image_from_msg decodes CompressedImage)."""
-    from pose_classifier_ros import sample_bag as sb
+    from pose_classifier_ros.bags import sample_bag as sb
 
     cfg = sb.FlightConfig(width=192, height=128, frames=4)
     out = tmp_path / "sample"

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from pose_classifier_ros import sample_bag as sb
-from pose_classifier_ros.bagio import open_reader
+from pose_classifier_ros.bags import sample_bag as sb
+from pose_classifier_ros.bags.bagio import open_reader
 from pose_classifier_ros.labels import HEADING_DEG, INDEX, VIEWPOINTS
 
 

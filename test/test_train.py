@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import yaml
 
-from pose_classifier_ros import evaluate as E
-from pose_classifier_ros import train as T
+from pose_classifier_ros.training import evaluate as E
+from pose_classifier_ros.training import train as T
 from pose_classifier_ros.cli import main as cli_main
-from pose_classifier_ros.data import read_image, write_synthetic_dataset
+from pose_classifier_ros.training.data import read_image, write_synthetic_dataset
 from pose_classifier_ros.labels import NUM_CLASSES
 
 
@@ -55,7 +55,7 @@ def test_training_beats_chance_and_writes_run_dir(trained):
 
 
 def test_checkpoint_reproduces_trainer_predictions(trained):
-    from pose_classifier_ros.classifier import ViewpointClassifier
+    from pose_classifier_ros.model.classifier import ViewpointClassifier
 
     clf = ViewpointClassifier.from_checkpoint(trained.checkpoint, backend="eager")
     assert clf.config.backbone == "test-tiny" and clf.config.head_type == "mlp"
@@ -82,7 +82,7 @@ def test_same_seed_same_metrics_and_uncached_loop(dataset, tmp_path):
 
 
 def test_linear_probe_with_mixup(dataset, tmp_path):
-    from pose_classifier_ros.classifier import ViewpointClassifier
+    from pose_classifier_ros.model.classifier import ViewpointClassifier
 
     r = T.train(parse("--data", dataset, "--out", tmp_path, "--epochs", "4", "--head", "linear",
                       "--mixup-alpha", "0.4", *COMMON))
@@ -93,7 +93,7 @@ def test_linear_probe_with_mixup(dataset, tmp_path):
 
 def test_manifold_mixup_mixes_hidden_layer():
     import torch
-    from pose_classifier_ros.head import ViewpointHead
+    from pose_classifier_ros.model.head import ViewpointHead
 
     head = ViewpointHead(16).eval()
     assert T._hidden_split_points(head) == [4, 7]

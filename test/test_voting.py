@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from pose_classifier_ros.labels import INDEX
-from pose_classifier_ros.voting import IouTracker, SmoothedLabel, TrackVoter, VotingConfig, iou_matrix
+from pose_classifier_ros.stream.voting import IouTracker, SmoothedLabel, TrackVoter, VotingConfig, iou_matrix
 
 
 def onehot(label, p=0.9):

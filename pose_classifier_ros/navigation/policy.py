@@ -330,12 +330,13 @@ class SideProfilePolicy:
             if self._state == State.APPROACH:
                 return self._centering_yaw(target, frame), self._range_speed(target), 0.0
             return self._orient_yaw(direction), 0.0, 0.0
-        lateral = self._orbit_lateral(error, direction, frame)
+        yaw = self._centering_yaw(target, frame)
+        lateral = self._orbit_lateral(error, direction, yaw, frame)
         forward = self._range_speed(target) if cfg.capture_target_pixels > 0 or self._state == State.APPROACH \
             else 0.0
-        return self._centering_yaw(target, frame), forward, lateral
+        return yaw, forward, lateral
 
-    def _orbit_lateral(self, error: float, direction: int, frame: PolicyFrame) -> float:
+    def _orbit_lateral(self, error: float, direction: int, yaw: float, frame: PolicyFrame) -> float:
         """Lateral speed of the orbit: toward the flank, then `side_overshoot_deg` on into its sector.
 
         A label-only heading jumps to the flank at the sector's edge; the orbit goes on (at half speed)
@@ -349,10 +350,10 @@ class SideProfilePolicy:
             ramp = 1.0 if cfg.orbit_slowdown_deg <= 0 else min(1.0, abs(error) / cfg.orbit_slowdown_deg)
             return -direction * cfg.orbit_speed * ramp  # counter-clockwise orbit = fly to the right
         if self._overshoot_left_deg > 0 and self._orbit_dir and self._last_frame_ns is not None:
-            dt = max(0.0, (frame.stamp_ns - self._last_frame_ns) * 1e-9)
-            self._overshoot_left_deg -= math.degrees(abs(self._last_yaw)) * dt
-            if self._overshoot_left_deg > 0:
-                return -self._orbit_dir * cfg.orbit_speed * 0.5
+            # Count the yaw commanded now over one frame period (the last one's length).
+            period = max(0.0, (frame.stamp_ns - self._last_frame_ns) * 1e-9)
+            self._overshoot_left_deg -= math.degrees(abs(yaw)) * period
+            return -self._orbit_dir * cfg.orbit_speed * 0.5
         return 0.0
 
     def _range_speed(self, target: TrackObservation) -> float:

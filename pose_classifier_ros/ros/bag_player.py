@@ -23,7 +23,7 @@ import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from pose_classifier_ros.bagio import BagError, open_reader
+from pose_classifier_ros.bags.bagio import BagError, open_reader
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 CLOCK_TOPIC = "/clock"
@@ -62,7 +62,7 @@ class BagPlayer:
             wanted = list(available) if not topics else topics
             missing = [t for t in wanted if t not in available]
             if missing:
-                from pose_classifier_ros.bagio import format_topics
+                from pose_classifier_ros.bags.bagio import format_topics
                 raise BagError(f"topics {missing} are not in bag {str(bag)!r}; its topics are:\n"
                                + format_topics(available.values()))
             offered = {c.topic: getattr(c.ext, "offered_qos_profiles", ()) for c in reader.connections}

@@ -1,185 +1,62 @@
-"""Parameters of `pose_classifier_node`: one table, declared with descriptors, read once into dataclasses.
+"""ROS side of the parameter schema: declare parameters with descriptors, read them once, resolve paths.
 
-The table below is the single source of truth for names, types, defaults, ranges and meanings
-(config/pose_classifier.yaml and docs/node_pose_classifier.md mirror it; a test checks the YAML).
-Defaults of the crop, voting and pairing groups come from the core dataclasses.
+The tables themselves are rclpy-free (pose_classifier_ros.parameters, stream/node_config.py,
+navigation/policy.py); this module only turns them into ParameterDescriptors and reads values back.
 """
 from __future__ import annotations
 
-import inspect
 import os
-import re
-from dataclasses import dataclass, field
+import sys
 from pathlib import Path
-from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 
-from pose_classifier_ros.pairing import PairingConfig
-from pose_classifier_ros.preprocess import CropConfig
-from pose_classifier_ros.voting import VotingConfig
-
-def classifier_backends() -> tuple[tuple[str, ...], str]:
-    """(accepted backends, default backend) of ViewpointClassifier: the parameter follows the classifier."""
-    from pose_classifier_ros import classifier
-
-    default = inspect.signature(classifier.ViewpointClassifier).parameters["backend"].default
-    return tuple(classifier.ALL_BACKENDS), str(default)
+from pose_classifier_ros.parameters import Parameter, ParameterSchema, params_files_from_args
+from pose_classifier_ros.stream.node_config import NodeConfig, config_from_values, node_schema
 
 
-@dataclass(frozen=True)
-class NodeParameter:
-    """One ROS parameter: name (dotted groups), default (its type is the parameter type), meaning."""
-
-    name: str
-    default: Any
-    description: str
-    low: float | None = None       # inclusive range (None: no range)
-    high: float | None = None
-    choices: tuple[str, ...] = ()  # allowed string values
-    read_only: bool = False
-
-    def descriptor(self) -> ParameterDescriptor:
-        text = self.description
-        if self.choices:
-            text += f" One of: {', '.join(self.choices)}."
-        desc = ParameterDescriptor(description=text, read_only=self.read_only)
-        if self.low is not None and isinstance(self.default, float):
-            desc.floating_point_range = [FloatingPointRange(from_value=float(self.low), to_value=float(self.high))]
-        elif self.low is not None and isinstance(self.default, int) and not isinstance(self.default, bool):
-            desc.integer_range = [IntegerRange(from_value=int(self.low), to_value=int(self.high), step=1)]
-        if self.choices:
-            desc.additional_constraints = f"one of {', '.join(self.choices)}"
-        return desc
+def descriptor(param: Parameter) -> ParameterDescriptor:
+    """ParameterDescriptor of one schema entry: description, range, choices, read-only."""
+    text = param.description
+    if param.choices:
+        text += f" One of: {', '.join(param.choices)}."
+    desc = ParameterDescriptor(description=text, read_only=param.read_only)
+    if param.low is not None and isinstance(param.default, float):
+        desc.floating_point_range = [FloatingPointRange(from_value=float(param.low), to_value=float(param.high))]
+    elif param.low is not None and isinstance(param.default, int) and not isinstance(param.default, bool):
+        desc.integer_range = [IntegerRange(from_value=int(param.low), to_value=int(param.high), step=1)]
+    if param.choices:
+        desc.additional_constraints = f"one of {', '.join(param.choices)}"
+    return desc
 
 
-def node_parameters() -> tuple[NodeParameter, ...]:
-    """The node's parameters in YAML order."""
-    crop, voting, pairing = CropConfig(), VotingConfig(), PairingConfig()
-    backends, default_backend = classifier_backends()
-    P = NodeParameter
-    return (
-        P("model.checkpoint", "", "Checkpoint file: absolute path, path relative to the working directory, or "
-          "package://<package>/<path in its share directory>. Checked in on_configure.", read_only=True),
-        P("model.backbone_weights", "", "Backbone weights for a head-only checkpoint (empty: the checkpoint "
-          "carries the backbone).", read_only=True),
-        P("model.device", "cpu", "Torch device: cpu, cuda or cuda:<index>."),
-        P("model.backend", default_backend, "Inference backend of ViewpointClassifier (auto: fp16 on cuda, bf16 "
-          "or onnx on cpu; the device must support it).", choices=backends),
-        P("model.batch_size", 32, "Maximum crops per forward pass.", 1, 4096),
-        P("model.num_threads", 0, "torch intra-op CPU threads; 0 keeps torch's default.", 0, 1024),
-        P("image_transport", "raw", "raw subscribes `image` (sensor_msgs/Image); compressed subscribes "
-          "`image/compressed` (sensor_msgs/CompressedImage), after remapping of `image`.",
-          choices=("raw", "compressed")),
-        P("crop.padding", float(crop.padding), "Fraction of the box width/height added on each side before "
-          "cropping.", 0.0, 2.0),
-        P("crop.min_box_size", float(crop.min_box_size), "Boxes smaller than this (px, after clamping to the "
-          "frame) are skipped.", 0.0, 100000.0),
-        P("sync.mode", str(pairing.mode), "stamp pairs image and detections by header stamp; arrival pairs "
-          "each detections message with the latest image (for detectors that do not copy the stamp).",
-          choices=("stamp", "arrival")),
-        P("sync.tolerance_s", float(pairing.tolerance_s), "Largest stamp difference, s, for which an image and a "
-          "detections message are the same frame.", 0.0, 10.0),
-        P("sync.queue_size", int(pairing.queue_size), "Unpaired images / detections kept while waiting for their "
-          "partner; raise it when the detector lags the camera by many frames.", 1, 10000),
-        P("voting.window", int(voting.window), "Per-frame predictions per track the smoothed label is voted "
-          "over.", 1, 10000),
-        P("voting.min_votes", int(voting.min_votes), "Votes a track needs before its label is stable "
-          "(Viewpoint.is_stable); at most voting.window.", 1, 10000),
-        P("voting.mode", str(voting.mode), "majority votes on per-frame labels; mean averages probabilities.",
-          choices=("majority", "mean")),
-        P("voting.track_timeout_s", float(voting.track_timeout_s), "A track unseen for this long, s (frame "
-          "stamps), is forgotten.", 0.001, 3600.0),
-        P("tracking.iou_threshold", 0.3, "IoU needed to continue a track when the detector sets no "
-          "Detection2D.id.", 0.0, 1.0),
-        P("processing.policy", "latest", "latest processes the newest paired frame and drops older ones "
-          "(live use); all queues frames FIFO up to processing.queue_size (offline evaluation).",
-          choices=("latest", "all")),
-        P("processing.queue_size", 100, "Frames buffered with processing.policy all; the oldest is dropped "
-          "when full.", 1, 100000),
-        P("publish_debug_image", False, "Publish `debug_image` (boxes and voted labels drawn on the frame) "
-          "while someone subscribes."),
-        P("diagnostics_period_s", 1.0, "Period of `diagnostics`, s; 0 disables them.", 0.0, 3600.0),
-        P("autostart", True, "Configure and activate at start (no lifecycle manager needed)."),
-    )
+def declare_parameters(node, schema: ParameterSchema | None = None) -> None:
+    """Declare every parameter of `schema` (default: the classifier node's) with its descriptor."""
+    for p in (schema or node_schema()).parameters:
+        node.declare_parameter(p.name, p.default, descriptor(p))
 
 
-@dataclass
-class NodeConfig:
-    """Everything the node reads from its parameters, validated."""
+def check_params_files(schema: ParameterSchema, argv: list[str] | None = None) -> None:
+    """Check the node's section of every ``--params-file`` on the command line with the offline tools' rules.
 
-    checkpoint: str = ""
-    backbone_weights: str = ""
-    device: str = "cpu"
-    backend: str = "auto"
-    batch_size: int = 32
-    num_threads: int = 0
-    image_transport: str = "raw"
-    tracking_iou_threshold: float = 0.3
-    processing_policy: str = "latest"
-    processing_queue_size: int = 100
-    publish_debug_image: bool = False
-    diagnostics_period_s: float = 1.0
-    autostart: bool = True
-    crop: CropConfig = field(default_factory=CropConfig)
-    voting: VotingConfig = field(default_factory=VotingConfig)
-    pairing: PairingConfig = field(default_factory=PairingConfig)
-
-
-_DEVICE_RE = re.compile(r"^(cpu|cuda(:\d+)?)$")
-
-
-def declare_parameters(node) -> None:
-    """Declare every parameter with its descriptor (values from overrides, YAML or launch)."""
-    for p in node_parameters():
-        node.declare_parameter(p.name, p.default, p.descriptor())
-
-
-def config_from_values(values: dict[str, Any]) -> NodeConfig:
-    """NodeConfig from `{parameter name: value}`; ValueError lists every invalid parameter."""
-    table = {p.name: p for p in node_parameters()}
-    v = {name: values.get(name, p.default) for name, p in table.items()}
-    errors = []
-    for name, p in table.items():
-        if p.choices and v[name] not in p.choices:
-            errors.append(f"{name}={v[name]!r} is not one of {', '.join(p.choices)}")
-        elif p.low is not None and not (p.low <= v[name] <= p.high):
-            errors.append(f"{name}={v[name]!r} is outside [{p.low}, {p.high}]")
-    if not _DEVICE_RE.match(str(v["model.device"])):
-        errors.append(f"model.device={v['model.device']!r} is not cpu, cuda or cuda:<index>")
-    if v["voting.min_votes"] > v["voting.window"]:
-        errors.append(f"voting.min_votes={v['voting.min_votes']} exceeds voting.window={v['voting.window']}")
-    if not errors:
-        from pose_classifier_ros.classifier import resolve_backend
-        try:
-            resolve_backend(str(v["model.backend"]), "cuda" if str(v["model.device"]).startswith("cuda") else "cpu")
-        except ValueError as exc:
-            errors.append(f"model.backend={v['model.backend']!r}: {exc}")
-    if not str(v["model.checkpoint"]).strip():
-        errors.append("model.checkpoint is empty: set it to the checkpoint file")
-    if errors:
-        raise ValueError("; ".join(errors))
-    try:
-        crop = CropConfig(padding=float(v["crop.padding"]), min_box_size=float(v["crop.min_box_size"]))
-        voting = VotingConfig(window=int(v["voting.window"]), min_votes=int(v["voting.min_votes"]),
-                              mode=str(v["voting.mode"]), track_timeout_s=float(v["voting.track_timeout_s"]))
-        pairing = PairingConfig(mode=str(v["sync.mode"]), tolerance_s=float(v["sync.tolerance_s"]),
-                                queue_size=int(v["sync.queue_size"]))
-    except (TypeError, ValueError) as exc:  # the core dataclasses' own checks
-        raise ValueError(str(exc)) from None
-    return NodeConfig(
-        checkpoint=str(v["model.checkpoint"]).strip(), backbone_weights=str(v["model.backbone_weights"]).strip(),
-        device=str(v["model.device"]), backend=str(v["model.backend"]), batch_size=int(v["model.batch_size"]),
-        num_threads=int(v["model.num_threads"]), image_transport=str(v["image_transport"]),
-        tracking_iou_threshold=float(v["tracking.iou_threshold"]), processing_policy=str(v["processing.policy"]),
-        processing_queue_size=int(v["processing.queue_size"]), publish_debug_image=bool(v["publish_debug_image"]),
-        diagnostics_period_s=float(v["diagnostics_period_s"]), autostart=bool(v["autostart"]),
-        crop=crop, voting=voting, pairing=pairing)
+    rclpy silently ignores YAML keys that match no declared parameter; a misspelt key would then do
+    nothing. Raises ParameterError naming the key and the file, exactly as replay does for that file.
+    """
+    for path in params_files_from_args(sys.argv if argv is None else argv):
+        if Path(path).is_file():
+            try:
+                schema.load_file(path)
+            except ValueError as exc:
+                if "has no '" not in str(exc):  # a file holding only other nodes' sections is fine
+                    raise
 
 
 def read_config(node) -> NodeConfig:
-    """Read every declared parameter once (`.value`) and validate; ValueError on invalid values."""
-    return config_from_values({p.name: node.get_parameter(p.name).value for p in node_parameters()})
+    """Read every declared parameter once (`.value`) and validate; ParameterError on invalid values."""
+    schema = node_schema()
+    check_params_files(schema)
+    values = {p.name: node.get_parameter(p.name).value for p in schema.parameters}
+    return config_from_values(values, source=f"parameters of {node.get_fully_qualified_name()}")
 
 
 def resolve_path(spec: str, base: str | os.PathLike | None = None) -> Path:

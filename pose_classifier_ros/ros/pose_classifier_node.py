@@ -15,7 +15,6 @@ import sys
 import threading
 import time
 from collections import Counter, deque
-from types import SimpleNamespace
 
 import numpy as np
 import rclpy
@@ -25,18 +24,17 @@ from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleState, Node as LifecycleNode, TransitionCallbackReturn
 from sensor_msgs.msg import CompressedImage, Image
-from vision_msgs.msg import BoundingBox2D, Detection2DArray, LabelInfo, Point2D, Pose2D, VisionClass
+from vision_msgs.msg import Detection2DArray, LabelInfo, VisionClass
 
 from pose_classifier_ros import msg as pc_msg
-from pose_classifier_ros.conversions import detections_from_msg, frame_result_to_msg, image_from_msg, stamp_to_ns
+from pose_classifier_ros.stream.conversions import detections_from_msg, message_types, stamp_to_ns
+from pose_classifier_ros.stream.frame_processor import FrameDecodeError, FrameProcessor
 from pose_classifier_ros.labels import VIEWPOINTS
-from pose_classifier_ros.pairing import StampPairer
+from pose_classifier_ros.stream.pairing import StampPairer
 from pose_classifier_ros.ros import qos
 from pose_classifier_ros.ros.params import NodeConfig, declare_parameters, read_config, resolve_path
 
 NODE_NAME = "pose_classifier"
-_MSG_TYPES = SimpleNamespace(ViewpointArray=pc_msg.ViewpointArray, Viewpoint=pc_msg.Viewpoint,
-                             BoundingBox2D=BoundingBox2D, Pose2D=Pose2D, Point2D=Point2D)
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 
 
@@ -88,7 +86,7 @@ class PoseClassifierNode(LifecycleNode):
         self._subs: list = []
         self._timer = None
         self._pairer: StampPairer | None = None
-        self._pipeline = None
+        self._processor: FrameProcessor | None = None
         self._frames: FrameQueue | None = None
         self._worker: threading.Thread | None = None
         self._lock = threading.Lock()  # counters and timing windows (executor thread + worker)
@@ -117,7 +115,7 @@ class PoseClassifierNode(LifecycleNode):
                 log.error(f"configure failed: model.device={config.device} but CUDA is not available here; "
                           "use model.device cpu")
                 return FAILURE
-        from pose_classifier_ros.checkpoint import CheckpointError, load_checkpoint
+        from pose_classifier_ros.model.checkpoint import CheckpointError, load_checkpoint
         try:
             loaded = load_checkpoint(path)
         except (CheckpointError, OSError) as exc:
@@ -140,8 +138,8 @@ class PoseClassifierNode(LifecycleNode):
         return SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        from pose_classifier_ros.classifier import ViewpointClassifier
-        from pose_classifier_ros.pipeline import ViewpointPipeline
+        from pose_classifier_ros.model.classifier import ViewpointClassifier
+        from pose_classifier_ros.stream.pipeline import ViewpointPipeline
         cfg, log = self.config, self.get_logger()
         t0 = time.perf_counter()
         try:
@@ -149,7 +147,8 @@ class PoseClassifierNode(LifecycleNode):
                 self.checkpoint_path, device=cfg.device, backend=cfg.backend,
                 backbone_weights=str(resolve_path(cfg.backbone_weights)) if cfg.backbone_weights else None,
                 batch_size=cfg.batch_size, crop=cfg.crop, num_threads=cfg.num_threads or None)
-            self._pipeline = ViewpointPipeline(classifier, voting=cfg.voting, iou_threshold=cfg.tracking_iou_threshold)
+            pipeline = ViewpointPipeline(classifier, voting=cfg.voting, iou_threshold=cfg.tracking_iou_threshold)
+            self._processor = FrameProcessor(pipeline, message_types())
         except Exception as exc:  # a model that does not load must leave the node inactive, not dead
             log.error(f"activate failed: cannot build the model from {self.checkpoint_path} on {cfg.device}: {exc}")
             self._release_model()
@@ -239,10 +238,10 @@ class PoseClassifierNode(LifecycleNode):
         self._release_model()
 
     def _release_model(self) -> None:
-        if self._pipeline is None:
+        if self._processor is None:
             return
-        device = getattr(getattr(self._pipeline, "classifier", None), "device", None)
-        self._pipeline = None
+        device = getattr(getattr(self._processor.pipeline, "classifier", None), "device", None)
+        self._processor = None
         gc.collect()
         if getattr(device, "type", "cpu") == "cuda":
             import torch
@@ -266,10 +265,11 @@ class PoseClassifierNode(LifecycleNode):
         self._offer("images_received", self._pairer.add_image, msg)
 
     def _detections_cb(self, msg: Detection2DArray) -> None:
-        self._offer("detections_received", self._pairer.add_detections, msg)
+        self._offer("detections_received", lambda stamp, m: self._pairer.add_detections(stamp, detections_from_msg(m)),
+                    msg)
 
     def _offer(self, counter: str, add, msg) -> None:
-        """Stamp -> pairer -> queue; nothing heavier runs in the executor thread."""
+        """Stamp (and boxes) -> pairer -> queue; nothing heavier runs in the executor thread."""
         self._count(counter)
         try:
             pairs = add(stamp_to_ns(msg.header.stamp), msg)
@@ -294,29 +294,25 @@ class PoseClassifierNode(LifecycleNode):
                                         throttle_duration_sec=5.0)
 
     def _process(self, pair) -> None:
+        processor = self._processor
+        if processor is None:
+            return
         t0 = time.perf_counter()
         try:
-            frame = image_from_msg(pair.image)  # decoded only for frames that will be processed
-        except Exception as exc:  # UnsupportedEncodingError, truncated data: publish nothing for it
+            out = processor.process(pair)  # decodes only the frames that will be processed
+        except FrameDecodeError as exc:  # UnsupportedEncodingError, truncated data: publish nothing for it
             self._count("dropped_undecodable")
-            self.get_logger().error(f"cannot decode image on {self._image_topic} "
-                                    f"(encoding {getattr(pair.image, 'encoding', getattr(pair.image, 'format', '?'))!r}): "
-                                    f"{exc}", throttle_duration_sec=5.0)
+            self.get_logger().error(f"{self._image_topic}: {exc}", throttle_duration_sec=5.0)
             return
-        detections = detections_from_msg(pair.detections)
-        t1 = time.perf_counter()
-        pipeline = self._pipeline
-        if pipeline is None:
-            return
-        result = pipeline.process(frame, detections, pair.stamp_ns)
+        frame, result = out.frame, out.result
         t2 = time.perf_counter()
-        self._pubs["viewpoints"].publish(frame_result_to_msg(result, pair.image.header, _MSG_TYPES))
+        self._pubs["viewpoints"].publish(out.message)
         debug_pub = self._pubs.get("debug_image")
         if debug_pub is not None and debug_pub.get_subscription_count() > 0:
             self._publish_debug(debug_pub, frame, result, pair.image.header)
         t3 = time.perf_counter()
         latency_ms = (self.get_clock().now().nanoseconds - pair.stamp_ns) / 1e6 if pair.stamp_ns else None
-        stages = {"decode": (t1 - t0) * 1e3, **result.timings_ms, "publish": (t3 - t2) * 1e3,
+        stages = {"decode": out.decode_ms, **result.timings_ms, "publish": (t3 - t2) * 1e3,
                   "total": (t3 - t0) * 1e3}
         with self._lock:
             self._counts["frames_processed"] += 1
@@ -354,7 +350,7 @@ class PoseClassifierNode(LifecycleNode):
             stages = {k: float(np.mean(v)) for k, v in self._stage_ms.items() if v}
         counts.update({f"frames_{k}" if k == "paired" else k: v for k, v in pairer.stats.items()})
         values = {**{k: str(v) for k, v in sorted(counts.items())},
-                  "tracks": str(len(getattr(self._pipeline, "voter", ()) or ())),
+                  "tracks": str(len(getattr(getattr(self._processor, "pipeline", None), "voter", ()) or ())),
                   "processing_policy": self.config.processing_policy,
                   "qos_incompatible_events": str(self._qos_reporter.count)}
         if latency.size:

@@ -1,8 +1,10 @@
 """`side_profile_policy_node`: runs the side-profile navigation policy on the classifier's viewpoints.
 
-Subscribes ``viewpoints`` (ViewpointArray); publishes ``cmd_vel`` (Twist), ``policy_state``
-(PolicyState, header copied from the viewpoint frame) and ``capture`` (CaptureEvent, transient local).
-All decisions are made by :class:`pose_classifier_ros.policy.SideProfilePolicy`; this node only
+Subscribes ``viewpoints`` (ViewpointArray) and, optionally, ``vigilance`` (std_msgs/Float32, 0..1: how
+alert/disturbed the animal is); publishes ``cmd_vel`` (Twist: linear.x, linear.y, angular.z),
+``policy_state`` (PolicyState, header copied from the viewpoint frame) and ``capture`` (CaptureEvent,
+transient local).
+All decisions are made by :class:`pose_classifier_ros.navigation.policy.SideProfilePolicy`; this node only
 converts messages, holds the parameters and stops the vehicle when viewpoints stop arriving.
 """
 from __future__ import annotations
@@ -11,28 +13,31 @@ import sys
 
 import rclpy
 from geometry_msgs.msg import Twist
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
+from std_msgs.msg import Float32
 
 from pose_classifier_ros.msg import CaptureEvent, PolicyState, ViewpointArray
-from pose_classifier_ros.policy import (POLICY_NODE_NAME, POLICY_PARAMETERS, PolicyConfig, PolicyOutput,
-                                       PolicyParameter, SideProfilePolicy, config_from_fields, frame_from_msg)
+from pose_classifier_ros.navigation.policy import SideProfilePolicy
+from pose_classifier_ros.navigation.policy_config import (
+    POLICY_NODE_NAME,
+    POLICY_PARAMETERS,
+    config_from_fields,
+    config_from_parameters,
+    policy_schema,
+)
+from pose_classifier_ros.navigation.policy_msgs import frame_from_msg
+from pose_classifier_ros.navigation.policy_types import PolicyOutput
+from pose_classifier_ros.ros.params import check_params_files, declare_parameters
 
 NODE_NAME = POLICY_NODE_NAME
+# A vigilance value older than this (receipt time) is ignored: the animal's state is then unknown.
+VIGILANCE_MAX_AGE_S = 2.0
 _BY_NAME = {p.name: p for p in POLICY_PARAMETERS}
-
-
-def _descriptor(param: PolicyParameter, default) -> ParameterDescriptor:
-    desc = ParameterDescriptor(description=param.description)
-    if param.low is not None and isinstance(default, float):
-        desc.floating_point_range = [FloatingPointRange(from_value=float(param.low), to_value=float(param.high))]
-    elif param.low is not None and isinstance(default, int) and not isinstance(default, bool):
-        desc.integer_range = [IntegerRange(from_value=int(param.low), to_value=int(param.high), step=1)]
-    return desc
 
 
 class SideProfilePolicyNode(Node):
@@ -40,17 +45,14 @@ class SideProfilePolicyNode(Node):
 
     def __init__(self, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
-        defaults = PolicyConfig().to_dict()
-        for p in POLICY_PARAMETERS:
-            self.declare_parameter(p.name, defaults[p.field], _descriptor(p, defaults[p.field]))
-        self.declare_parameter(
-            "input_timeout_s", 1.0, ParameterDescriptor(
-                description="Publish a zero cmd_vel when no viewpoint frame arrived for this long, s; 0 = off.",
-                floating_point_range=[FloatingPointRange(from_value=0.0, to_value=60.0)]))
+        schema = policy_schema()
+        declare_parameters(self, schema)
+        check_params_files(schema)  # a misspelt key in the YAML fails here as in the offline tools
         self._input_timeout_s = float(self.get_parameter("input_timeout_s").value)
         # Read once; later changes go through _on_set_parameters, which validates them as a whole.
         self._values = {p.field: self.get_parameter(p.name).value for p in POLICY_PARAMETERS}
-        config = config_from_fields(self._values)   # ValueError names every bad parameter
+        config = config_from_parameters({p.name: self.get_parameter(p.name).value for p in POLICY_PARAMETERS},
+                                        source=f"parameters of {self.get_fully_qualified_name()}")
         self._policy = SideProfilePolicy(config)
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
@@ -64,6 +66,9 @@ class SideProfilePolicyNode(Node):
         self._viewpoints_sub = self.create_subscription(
             ViewpointArray, "viewpoints", self._viewpoints_cb, reliable,
             qos_overriding_options=QoSOverridingOptions.with_default_policies())
+        # Optional: an animal-vigilance estimate (0..1); without a publisher the policy uses the box speed only.
+        self._vigilance: tuple[float, object] | None = None
+        self._vigilance_sub = self.create_subscription(Float32, "vigilance", self._vigilance_cb, reliable)
 
         self._last_stamp_ns: int | None = None
         self._last_input = self.get_clock().now()
@@ -74,6 +79,10 @@ class SideProfilePolicyNode(Node):
             f"side-profile policy ready: K={config.approach_min_side_votes} of W={config.approach_window} side "
             f"views, capture at size ratio {config.capture_size_ratio} / {config.capture_size_px} px / "
             f"{config.step_budget} frames; listening on {self._viewpoints_sub.topic_name}")
+        self.get_logger().info(
+            f"motion: {config.motion_mode}, flank {config.flank}; capture at {config.capture_target_pixels:g} px "
+            f"+-{config.capture_size_band:.0%} (longer side); viewpoints older than {config.viewpoint_max_age_s:g} s "
+            f"count as unknown; vigilance on {self._vigilance_sub.topic_name} (optional)")
 
     @property
     def policy(self) -> SideProfilePolicy:
@@ -94,11 +103,25 @@ class SideProfilePolicyNode(Node):
         self._policy.update_config(config)
         return SetParametersResult(successful=True)
 
+    def _vigilance_cb(self, msg: Float32) -> None:
+        value = float(msg.data)
+        if value != value:  # NaN: unknown
+            self._vigilance = None
+            return
+        self._vigilance = (min(1.0, max(0.0, value)), self.get_clock().now())
+
+    def _current_vigilance(self) -> float | None:
+        if self._vigilance is None:
+            return None
+        value, received = self._vigilance
+        age_s = (self.get_clock().now() - received).nanoseconds * 1e-9
+        return value if age_s <= VIGILANCE_MAX_AGE_S else None
+
     def _viewpoints_cb(self, msg: ViewpointArray) -> None:
         self._last_input = self.get_clock().now()
         self._stopped_for_timeout = False
         try:
-            frame = frame_from_msg(msg)
+            frame = frame_from_msg(msg, vigilance=self._current_vigilance())
         except (AttributeError, TypeError, ValueError) as exc:
             self.get_logger().warning(f"skipping malformed ViewpointArray: {exc}", throttle_duration_sec=5.0)
             return
@@ -117,6 +140,7 @@ class SideProfilePolicyNode(Node):
         twist = Twist()
         twist.angular.z = float(out.yaw_rate)
         twist.linear.x = float(out.forward_speed)
+        twist.linear.y = float(out.lateral_speed)
         self._cmd_pub.publish(twist)
 
         state = PolicyState()
@@ -129,6 +153,11 @@ class SideProfilePolicyNode(Node):
         state.target_size_ratio = float(out.target_size_ratio)
         state.yaw_rate = float(out.yaw_rate)
         state.forward_speed = float(out.forward_speed)
+        state.lateral_speed = float(out.lateral_speed)
+        state.flank = out.flank
+        state.target_heading_deg = float(out.heading_deg)
+        state.target_size_px = float(out.target_size_px)
+        state.label_fresh = bool(out.label_fresh)
         state.steps_in_state = int(out.steps_in_state)
         state.reason = out.reason
         self._state_pub.publish(state)
@@ -142,9 +171,12 @@ class SideProfilePolicyNode(Node):
             event.target_size_ratio = float(cap.target_size_ratio)
             event.reason = cap.reason
             event.frames_to_capture = int(cap.frames_to_capture)
+            event.flank = cap.flank
+            event.target_size_px = float(cap.target_size_px)
             self._capture_pub.publish(event)
             self.get_logger().info(
-                f"captured track {cap.track_id} ({cap.viewpoint}, size ratio {cap.target_size_ratio:.3f}) "
+                f"captured track {cap.track_id} ({cap.viewpoint}, flank {cap.flank or 'none'}, "
+                f"{cap.target_size_px:.0f} px, size ratio {cap.target_size_ratio:.3f}) "
                 f"after {cap.frames_to_capture} frames: {cap.reason}")
 
     def _watchdog_cb(self) -> None:

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pose_classifier_ros.checkpoint import save_checkpoint
+from pose_classifier_ros.model.checkpoint import save_checkpoint
 from pose_classifier_ros.labels import VIEWPOINTS
-from pose_classifier_ros.model import ModelConfig, build_model
+from pose_classifier_ros.model.viewpoint_model import ModelConfig, build_model
 
 LABEL_COLOURS: dict[str, tuple[int, int, int]] = {
     name: (255 * ((k >> 2) & 1), 255 * ((k >> 1) & 1), 255 * (k & 1)) for k, name in enumerate(VIEWPOINTS)}

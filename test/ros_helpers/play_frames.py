@@ -20,7 +20,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose  # noqa: E402
 
-from pose_classifier_ros.image_codec import encode_rgb  # noqa: E402
+from pose_classifier_ros.stream.image_codec import encode_rgb  # noqa: E402
 from ros_helpers import scenario  # noqa: E402
 from ros_helpers.colour_model import colour_frame  # noqa: E402
 

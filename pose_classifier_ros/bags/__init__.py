@@ -1,0 +1,1 @@
+"""Rosbag tools without rclpy: bag I/O (rosbags), offline replay with evaluation, the sample flight bag."""

@@ -1,0 +1,1 @@
+"""Side-profile navigation: the ROS-free policy and its evaluation over recorded viewpoints."""

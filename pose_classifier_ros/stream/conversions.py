@@ -1,0 +1,187 @@
+"""Duck-typed conversions between ROS messages and the core's types.
+
+Works on rclpy message objects *and* rosbags message dataclasses (same field names), so the live
+node and the offline replay share them. Never imports rclpy: message classes come in through a
+`types` namespace (see `message_types`).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from types import SimpleNamespace
+
+import numpy as np
+
+from pose_classifier_ros.stream.image_codec import UnsupportedEncodingError, decode_compressed, to_rgb_uint8
+from pose_classifier_ros.labels import VIEWPOINTS, heading_from_probs
+from pose_classifier_ros.stream.pipeline import Detection, FrameResult
+
+_logger = logging.getLogger(__name__)
+_NS = 1_000_000_000
+_WARN_EVERY_S = 10.0
+_last_warning = [-math.inf]
+
+
+def _warn_throttled(msg: str, *args) -> None:
+    # A detector that always emits one broken box would otherwise log on every frame.
+    now = time.monotonic()
+    if now - _last_warning[0] >= _WARN_EVERY_S:
+        _last_warning[0] = now
+        _logger.warning(msg, *args)
+    else:
+        _logger.debug(msg, *args)
+
+
+def stamp_to_ns(stamp) -> int:
+    """builtin_interfaces/Time-like (sec, nanosec) -> int nanoseconds. Also accepts rclpy Time (nanoseconds)."""
+    if hasattr(stamp, "sec"):
+        return int(stamp.sec) * _NS + int(stamp.nanosec)
+    if hasattr(stamp, "nanoseconds"):
+        return int(stamp.nanoseconds)
+    raise TypeError(f"not a time stamp: {stamp!r}")
+
+
+def ns_to_stamp(ns: int, time_cls):
+    """int nanoseconds -> time_cls(sec=..., nanosec=...) (builtin_interfaces Time of rclpy or rosbags)."""
+    sec, nanosec = divmod(int(ns), _NS)
+    return time_cls(sec=sec, nanosec=nanosec)
+
+
+def _score(det) -> float:
+    best = 0.0
+    for result in getattr(det, "results", ()) or ():
+        hyp = getattr(result, "hypothesis", result)  # vision_msgs >= 3 nests the class/score
+        score = float(getattr(hyp, "score", 0.0))
+        if math.isfinite(score):
+            best = max(best, score)
+    return best
+
+
+def detections_from_msg(msg) -> list[Detection]:
+    """vision_msgs/Detection2DArray-like -> list[Detection] (boxes xyxy pixels), in message order.
+
+    Boxes with non-finite or non-positive sizes are skipped (logged, throttled). Detection2D.id ""
+    becomes track_id None.
+    """
+    out: list[Detection] = []
+    bad = 0
+    for det in getattr(msg, "detections", ()) or ():
+        bbox = det.bbox
+        center = getattr(bbox.center, "position", bbox.center)  # vision_msgs 3.x had center.x directly
+        cx, cy, sx, sy = float(center.x), float(center.y), float(bbox.size_x), float(bbox.size_y)
+        if not all(math.isfinite(v) for v in (cx, cy, sx, sy)) or sx <= 0 or sy <= 0:
+            bad += 1
+            continue
+        box = np.array([cx - sx / 2, cy - sy / 2, cx + sx / 2, cy + sy / 2], np.float32)
+        track_id = str(getattr(det, "id", "") or "") or None
+        out.append(Detection(box=box, score=_score(det), track_id=track_id))
+    if bad:
+        _warn_throttled("skipped %d detection(s) with a NaN/inf or non-positive box size", bad)
+    return out
+
+
+def image_from_msg(msg) -> np.ndarray:
+    """sensor_msgs/Image or CompressedImage-like -> (H, W, 3) uint8 RGB; UnsupportedEncodingError if not possible."""
+    if hasattr(msg, "format") and not hasattr(msg, "encoding"):
+        return decode_compressed(msg.format, msg.data)
+    if not hasattr(msg, "encoding"):
+        raise UnsupportedEncodingError(f"not an image message: {type(msg).__name__}")
+    return to_rgb_uint8(msg.encoding, msg.height, msg.width, msg.step, msg.data,
+                        bool(getattr(msg, "is_bigendian", False)))
+
+
+UNKNOWN_LABEL = 255  # Viewpoint.UNKNOWN
+
+
+def _label_name(label: int) -> str:
+    return VIEWPOINTS[label] if 0 <= label < len(VIEWPOINTS) else "unknown"
+
+
+# Every Viewpoint field with its value for "nothing known"; rosbags dataclasses need all of them.
+_VIEWPOINT_DEFAULTS = dict(
+    track_id="", detection_score=0.0, label=UNKNOWN_LABEL, label_name="unknown", smoothed_label=UNKNOWN_LABEL,
+    smoothed_label_name="unknown", smoothed_confidence=0.0, num_votes=0, is_stable=False, fresh=False,
+    truncated=False, voted=False, heading_deg=math.nan, heading_spread_deg=math.nan, track_heading_deg=math.nan,
+    track_heading_spread_deg=math.nan)
+
+
+def box_to_bbox(box, types):
+    """(4,) xyxy pixels -> vision_msgs BoundingBox2D (center + size, theta 0) built from `types`."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    return types.BoundingBox2D(
+        center=types.Pose2D(position=types.Point2D(x=(x1 + x2) / 2.0, y=(y1 + y2) / 2.0), theta=0.0),
+        size_x=x2 - x1, size_y=y2 - y1)
+
+
+def make_viewpoint(types, **fields):
+    """A Viewpoint from `types` with every field set: `fields` over the "unknown" defaults.
+
+    bbox may be given as `box` ((4,) xyxy pixels); scores default to zeros, label_stamp to zero time.
+    """
+    values = dict(_VIEWPOINT_DEFAULTS)
+    box = fields.pop("box", None)
+    values.update(fields)
+    if "bbox" not in values:
+        values["bbox"] = box_to_bbox(box if box is not None else (0.0, 0.0, 0.0, 0.0), types)
+    scores = np.zeros(8, np.float32)
+    given = np.asarray(values.get("scores", scores), np.float32).reshape(-1)[:8]
+    scores[:given.size] = given
+    values["scores"] = scores
+    values.setdefault("label_stamp", types.Time(sec=0, nanosec=0))
+    return types.Viewpoint(**values)
+
+
+def frame_result_to_msg(result: FrameResult, header, types):
+    """FrameResult -> ViewpointArray built from `types` (attributes ViewpointArray, Viewpoint, BoundingBox2D,
+    Pose2D, Point2D, Time). Every field is passed explicitly, as rosbags dataclasses require.
+
+    header: the image's header, copied unchanged (its stamp is the capture time).
+    """
+    viewpoints = []
+    for r in result.results:
+        probs = np.asarray(r.probs, np.float32).reshape(-1)[:8]
+        heading, spread = heading_from_probs(probs)
+        smoothed = r.smoothed
+        viewpoints.append(make_viewpoint(
+            types, track_id=str(r.track_id), box=r.box, detection_score=float(r.detection_score),
+            label=int(r.label), label_name=_label_name(int(r.label)), scores=probs,
+            smoothed_label=int(smoothed.label), smoothed_label_name=_label_name(int(smoothed.label)),
+            smoothed_confidence=float(smoothed.confidence), num_votes=min(int(smoothed.num_votes), 65535),
+            is_stable=bool(smoothed.is_stable), label_stamp=ns_to_stamp(result.stamp_ns, types.Time), fresh=True,
+            truncated=False, voted=True, heading_deg=float(heading), heading_spread_deg=float(spread),
+            track_heading_deg=float(heading), track_heading_spread_deg=float(spread)))
+    return types.ViewpointArray(header=header, image_width=int(result.width), image_height=int(result.height),
+                                viewpoints=viewpoints)
+
+
+def message_types(typestore=None) -> SimpleNamespace:
+    """The `types` namespace for frame_result_to_msg.
+
+    With a rosbags typestore (e.g. bagio.make_typestore()) or its ``types`` mapping: its dataclasses, plus
+    Header and Time.
+    Without: the generated rclpy message classes (imports the message modules, not rclpy).
+    """
+    if typestore is not None:
+        t = getattr(typestore, "types", typestore)
+        return SimpleNamespace(
+            ViewpointArray=t["pose_classifier_ros/msg/ViewpointArray"],
+            Viewpoint=t["pose_classifier_ros/msg/Viewpoint"],
+            BoundingBox2D=t["vision_msgs/msg/BoundingBox2D"],
+            Pose2D=t["vision_msgs/msg/Pose2D"],
+            Point2D=t["vision_msgs/msg/Point2D"],
+            Header=t["std_msgs/msg/Header"],
+            Time=t["builtin_interfaces/msg/Time"],
+        )
+    from builtin_interfaces.msg import Time
+    from std_msgs.msg import Header
+    from vision_msgs.msg import BoundingBox2D, Point2D, Pose2D
+
+    from pose_classifier_ros.msg import Viewpoint, ViewpointArray
+
+    return SimpleNamespace(ViewpointArray=ViewpointArray, Viewpoint=Viewpoint, BoundingBox2D=BoundingBox2D,
+                           Pose2D=Pose2D, Point2D=Point2D, Header=Header, Time=Time)
+
+
+__all__ = ("UNKNOWN_LABEL", "box_to_bbox", "detections_from_msg", "frame_result_to_msg", "image_from_msg",
+           "make_viewpoint", "message_types", "ns_to_stamp", "stamp_to_ns")

@@ -1,0 +1,169 @@
+"""The classifier node's parameters (rclpy-free): one table, the typed NodeConfig, YAML loading.
+
+The table is the single source of truth for names, types, defaults, ranges and meanings;
+config/pose_classifier.yaml and docs/node_pose_classifier.md mirror it (a test checks the YAML). The
+node declares it (ros/params.py) and the offline replay reads the same YAML through it, so both accept
+and reject exactly the same settings. Defaults of the crop, voting and pairing groups come from the
+core dataclasses.
+"""
+from __future__ import annotations
+
+import inspect
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pose_classifier_ros.model.preprocess import CropConfig
+from pose_classifier_ros.parameters import Parameter, ParameterError, ParameterSchema, read_params_file
+from pose_classifier_ros.stream.pairing import PairingConfig
+from pose_classifier_ros.stream.voting import VotingConfig
+
+NODE_NAME = "pose_classifier"
+
+
+def classifier_backends() -> tuple[tuple[str, ...], str]:
+    """(accepted backends, default backend) of ViewpointClassifier: the parameter follows the classifier."""
+    from pose_classifier_ros.model import classifier
+
+    default = inspect.signature(classifier.ViewpointClassifier).parameters["backend"].default
+    return tuple(classifier.ALL_BACKENDS), str(default)
+
+
+def node_parameters() -> tuple[Parameter, ...]:
+    """The node's parameters in YAML order."""
+    crop, voting, pairing = CropConfig(), VotingConfig(), PairingConfig()
+    backends, default_backend = classifier_backends()
+    P = Parameter
+    return (
+        P("model.checkpoint", "", "Checkpoint file: absolute path, path relative to the working directory, or "
+          "package://<package>/<path in its share directory>. Checked in on_configure.", read_only=True),
+        P("model.backbone_weights", "", "Backbone weights for a head-only checkpoint (empty: the checkpoint "
+          "carries the backbone).", read_only=True),
+        P("model.device", "cpu", "Torch device: cpu, cuda or cuda:<index>."),
+        P("model.backend", default_backend, "Inference backend of ViewpointClassifier (auto: fp16 on cuda, bf16 "
+          "or onnx on cpu; the device must support it).", choices=backends),
+        P("model.batch_size", 32, "Maximum crops per forward pass.", 1, 4096),
+        P("model.num_threads", 0, "torch intra-op CPU threads; 0 keeps torch's default.", 0, 1024),
+        P("image_transport", "raw", "raw subscribes `image` (sensor_msgs/Image); compressed subscribes "
+          "`image/compressed` (sensor_msgs/CompressedImage), after remapping of `image`.",
+          choices=("raw", "compressed")),
+        P("crop.padding", float(crop.padding), "Fraction of the box width/height added on each side before "
+          "cropping.", 0.0, 2.0),
+        P("crop.min_box_size", float(crop.min_box_size), "Boxes smaller than this (px, after clamping to the "
+          "frame) are skipped.", 0.0, 100000.0),
+        P("sync.mode", str(pairing.mode), "stamp pairs image and detections by header stamp; arrival pairs "
+          "each detections message with the latest image (for detectors that do not copy the stamp).",
+          choices=("stamp", "arrival")),
+        P("sync.tolerance_s", float(pairing.tolerance_s), "Largest stamp difference, s, for which an image and a "
+          "detections message are the same frame.", 0.0, 10.0),
+        P("sync.queue_size", int(pairing.queue_size), "Unpaired images / detections kept while waiting for their "
+          "partner; raise it when the detector lags the camera by many frames.", 1, 10000),
+        P("voting.window", int(voting.window), "Per-frame predictions per track the smoothed label is voted "
+          "over.", 1, 10000),
+        P("voting.min_votes", int(voting.min_votes), "Votes a track needs before its label is stable "
+          "(Viewpoint.is_stable); at most voting.window.", 1, 10000),
+        P("voting.mode", str(voting.mode), "majority votes on per-frame labels; mean averages probabilities.",
+          choices=("majority", "mean")),
+        P("voting.track_timeout_s", float(voting.track_timeout_s), "A track unseen for this long, s (frame "
+          "stamps), is forgotten.", 0.001, 3600.0),
+        P("tracking.iou_threshold", 0.3, "IoU needed to continue a track when the detector sets no "
+          "Detection2D.id.", 0.0, 1.0),
+        P("processing.policy", "latest", "latest processes the newest paired frame and drops older ones "
+          "(live use); all queues frames FIFO up to processing.queue_size (offline evaluation).",
+          choices=("latest", "all")),
+        P("processing.queue_size", 100, "Frames buffered with processing.policy all; the oldest is dropped "
+          "when full.", 1, 100000),
+        P("publish_debug_image", False, "Publish `debug_image` (boxes and voted labels drawn on the frame) "
+          "while someone subscribes."),
+        P("diagnostics_period_s", 1.0, "Period of `diagnostics`, s; 0 disables them.", 0.0, 3600.0),
+        P("autostart", True, "Configure and activate at start (no lifecycle manager needed)."),
+    )
+
+
+@dataclass
+class NodeConfig:
+    """Everything the node reads from its parameters, validated."""
+
+    checkpoint: str = ""
+    backbone_weights: str = ""
+    device: str = "cpu"
+    backend: str = "auto"
+    batch_size: int = 32
+    num_threads: int = 0
+    image_transport: str = "raw"
+    tracking_iou_threshold: float = 0.3
+    processing_policy: str = "latest"
+    processing_queue_size: int = 100
+    publish_debug_image: bool = False
+    diagnostics_period_s: float = 1.0
+    autostart: bool = True
+    crop: CropConfig = field(default_factory=CropConfig)
+    voting: VotingConfig = field(default_factory=VotingConfig)
+    pairing: PairingConfig = field(default_factory=PairingConfig)
+
+
+_DEVICE_RE = re.compile(r"^(cpu|cuda(:\d+)?)$")
+
+
+def node_schema() -> ParameterSchema:
+    """The classifier node's ParameterSchema."""
+    return ParameterSchema(NODE_NAME, node_parameters())
+
+
+def config_from_values(values: dict[str, Any], source: str = "", require_checkpoint: bool = True) -> NodeConfig:
+    """NodeConfig from ``{parameter name: value}`` (missing names keep their defaults).
+
+    ParameterError (a ValueError) names every unknown key, wrong type, out-of-range value and
+    inconsistent pair, prefixed by `source` (the YAML file or the node). require_checkpoint: an empty
+    model.checkpoint is an error (the node); replay passes the checkpoint on its command line.
+    """
+    schema = node_schema()
+    errors = []
+    try:
+        v = schema.check(values)
+    except ParameterError as exc:  # keep going with the valid values so every problem is named at once
+        errors.append(str(exc))
+        v = schema.defaults()
+        v.update({k: x for k, x in values.items() if k in schema.by_name and schema.by_name[k].problem(x) is None})
+    if not _DEVICE_RE.match(str(v["model.device"])):
+        errors.append(f"model.device={v['model.device']!r} is not cpu, cuda or cuda:<index>")
+    if v["voting.min_votes"] > v["voting.window"]:
+        errors.append(f"voting.min_votes={v['voting.min_votes']} exceeds voting.window={v['voting.window']}")
+    if not errors:
+        from pose_classifier_ros.model.classifier import resolve_backend
+        try:
+            resolve_backend(str(v["model.backend"]), "cuda" if str(v["model.device"]).startswith("cuda") else "cpu")
+        except ValueError as exc:
+            errors.append(f"model.backend={v['model.backend']!r}: {exc}")
+    if require_checkpoint and not str(v["model.checkpoint"]).strip():
+        errors.append("model.checkpoint is empty: set it to the checkpoint file")
+    if errors:
+        raise ParameterError((f"{source}: " if source else "") + "; ".join(errors))
+    try:
+        crop = CropConfig(padding=float(v["crop.padding"]), min_box_size=float(v["crop.min_box_size"]))
+        voting = VotingConfig(window=int(v["voting.window"]), min_votes=int(v["voting.min_votes"]),
+                              mode=str(v["voting.mode"]), track_timeout_s=float(v["voting.track_timeout_s"]))
+        pairing = PairingConfig(mode=str(v["sync.mode"]), tolerance_s=float(v["sync.tolerance_s"]),
+                                queue_size=int(v["sync.queue_size"]))
+    except (TypeError, ValueError) as exc:  # the core dataclasses' own checks
+        raise ParameterError((f"{source}: " if source else "") + str(exc)) from None
+    return NodeConfig(
+        checkpoint=str(v["model.checkpoint"]).strip(), backbone_weights=str(v["model.backbone_weights"]).strip(),
+        device=str(v["model.device"]), backend=str(v["model.backend"]), batch_size=int(v["model.batch_size"]),
+        num_threads=int(v["model.num_threads"]), image_transport=str(v["image_transport"]),
+        tracking_iou_threshold=float(v["tracking.iou_threshold"]), processing_policy=str(v["processing.policy"]),
+        processing_queue_size=int(v["processing.queue_size"]), publish_debug_image=bool(v["publish_debug_image"]),
+        diagnostics_period_s=float(v["diagnostics_period_s"]), autostart=bool(v["autostart"]),
+        crop=crop, voting=voting, pairing=pairing)
+
+
+def load_node_config(path: str | Path) -> NodeConfig:
+    """NodeConfig from the node's section of a ROS 2 parameters YAML file (config/pose_classifier.yaml).
+
+    The same checks, with the same messages, as the node applies to its parameters.
+    """
+    return config_from_values(read_params_file(path, NODE_NAME), source=str(path), require_checkpoint=False)
+
+
+__all__ = ["NODE_NAME", "NodeConfig", "config_from_values", "load_node_config", "node_parameters", "node_schema"]
