@@ -95,8 +95,9 @@ def _matrix_lines(matrix: Sequence[Sequence[int]], names: Sequence[str], corner:
     return lines
 
 
-def format_text_report(report: Mapping[str, Any], title: str = "Viewpoint evaluation") -> str:
-    """Plain-text report: headline metrics, per-class table, 8x8 and 3x3 confusion matrices, extras."""
+def format_text_report(report: Mapping[str, Any], title: str = "Viewpoint evaluation", appendix: bool = True) -> str:
+    """Plain-text report: headline metrics, per-class table, 8x8 and 3x3 confusion matrices, analysis
+    sections, extras; appendix: also the full report of every group (report.txt has it, consoles need not)."""
     lines = [title, "=" * len(title)]
     cls = _classification_part(report)
     if cls is not None:
@@ -129,7 +130,7 @@ def format_text_report(report: Mapping[str, Any], title: str = "Viewpoint evalua
         lines += ["", "other:"]
         for key, value in extras.items():
             lines.append(f"  {key}: {_summarise(value)}")
-    if report.get("groups"):
+    if appendix and report.get("groups"):
         from pose_classifier_ros.evaluation.text import format_appendix
         lines += format_appendix(report)
     return "\n".join(lines) + "\n"

@@ -537,7 +537,7 @@ def _write_results(run: _Run, ckpt_path: Path, best: dict[str, Any]) -> dict[str
         w.writerow(["image_path", "pose", "predicted", "confidence"])
         for s, p in zip(val_set, best["probs"]):
             w.writerow([s.path, VIEWPOINTS[s.label], VIEWPOINTS[int(p.argmax())], f"{float(p.max()):.4f}"])
-    print(format_text_report(report, title), end="")
+    print(format_text_report(report, title, appendix=False), end="")  # per-group reports: report.txt
     return report
 
 
