@@ -15,12 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from pose_classifier_ros.stream.clock import ClockResetDetector
+
 _logger = logging.getLogger(__name__)
 
 PAIRING_MODES = ("stamp", "arrival")
-# A stamp earlier than the newest seen by more than this is a clock reset (bag loop, sim restart):
-# buffered items from "the future" could never pair again, so both buffers are flushed.
-BACKWARD_JUMP_NS = 1_000_000_000
 _MIN_UNMATCHED_FOR_DIAGNOSIS = 3
 
 
@@ -93,7 +92,9 @@ class StampPairer:
         self._images: deque[_Item] = deque()
         self._detections: deque[_Item] = deque()
         self._seq = 0
-        self._newest_ns: dict[str, int] = {}  # per side: in arrival mode the two clocks may differ
+        # Per side: in arrival mode the two clocks may differ. On a clock reset, buffered items from
+        # "the future" could never pair again, so both buffers are flushed.
+        self._clocks = {"image": ClockResetDetector(), "detections": ClockResetDetector()}
         self._detections_overflowed = 0
         # Stamps of recent images (paired or not), sorted, to report how far unmatched detections were off.
         self._recent_image_stamps: deque[int] = deque(maxlen=4 * self.cfg.queue_size)
@@ -144,7 +145,8 @@ class StampPairer:
         self._images.clear()
         self._detections.clear()
         self._recent_image_stamps.clear()
-        self._newest_ns.clear()
+        for clock in self._clocks.values():
+            clock.reset()
 
     def diagnose(self) -> str | None:
         """One line explaining why detections do not pair, or None when pairing looks healthy."""
@@ -169,15 +171,14 @@ class StampPairer:
         stamp_ns = int(stamp_ns)
         if stamp_ns == 0:
             self.stats["zero_stamps"] += 1
-        newest = self._newest_ns.get(side)
-        if newest is not None and stamp_ns < newest - BACKWARD_JUMP_NS:
+        clock = self._clocks[side]
+        back_s = clock.back_by_s(stamp_ns)
+        if clock.update(stamp_ns):
             _logger.info("%s stamps went back %.3f s (bag loop or clock reset): flushing %d image(s) and "
-                         "%d detection message(s)", side, (newest - stamp_ns) / 1e9,
-                         len(self._images), len(self._detections))
+                         "%d detection message(s)", side, back_s, len(self._images), len(self._detections))
             self.stats["clock_resets"] += 1
             self.reset()
-            newest = None
-        self._newest_ns[side] = stamp_ns if newest is None else max(newest, stamp_ns)
+            clock.update(stamp_ns)
         return stamp_ns
 
     def _item(self, stamp_ns: int, payload: Any) -> _Item:
