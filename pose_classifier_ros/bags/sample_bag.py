@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from pose_classifier_ros.labels import VIEWPOINTS, heading_from_probs
+from pose_classifier_ros.stream.conversions import box_to_bbox, make_viewpoint, message_types
 from pose_classifier_ros.synthetic.animals import SPECIES, Animal, heading_to_class, render_animal
 from pose_classifier_ros.synthetic.crops import render_crop, write_crops
 from pose_classifier_ros.synthetic.flight import START_NS, FlightConfig, Frame, GroundTruthBox, generate_flight
@@ -53,13 +54,6 @@ def _header(types, stamp_ns: int):
     return types["std_msgs/msg/Header"](
         stamp=types["builtin_interfaces/msg/Time"](sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000),
         frame_id=FRAME_ID)
-
-
-def _bbox(types, box: np.ndarray):
-    x1, y1, x2, y2 = (float(v) for v in box)
-    center = types["vision_msgs/msg/Pose2D"](position=types["vision_msgs/msg/Point2D"](x=(x1 + x2) / 2, y=(y1 + y2) / 2),
-                                             theta=0.0)
-    return types["vision_msgs/msg/BoundingBox2D"](center=center, size_x=x2 - x1, size_y=y2 - y1)
 
 
 def image_msg(types, frame: Frame):
@@ -89,13 +83,11 @@ def detections_msg(types, frame: Frame):
         hyp = types["vision_msgs/msg/ObjectHypothesisWithPose"](
             hypothesis=types["vision_msgs/msg/ObjectHypothesis"](class_id=g.species, score=g.score), pose=pose)
         detections.append(types["vision_msgs/msg/Detection2D"](header=_header(types, frame.stamp_ns), results=[hyp],
-                                                               bbox=_bbox(types, g.box), id=g.track_id))
+                                                               bbox=box_to_bbox(g.box, message_types(types)), id=g.track_id))
     return types["vision_msgs/msg/Detection2DArray"](header=_header(types, frame.stamp_ns), detections=detections)
 
 
 def ground_truth_msg(types, frame: Frame):
-    from pose_classifier_ros.stream.conversions import make_viewpoint, message_types
-
     msg_types = message_types(types)
     h, w = frame.image.shape[:2]
     viewpoints = []

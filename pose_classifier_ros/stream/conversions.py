@@ -13,8 +13,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from pose_classifier_ros.stream.image_codec import UnsupportedEncodingError, decode_compressed, to_rgb_uint8
 from pose_classifier_ros.labels import VIEWPOINTS, heading_from_probs
+from pose_classifier_ros.stream.image_codec import UnsupportedEncodingError, decode_compressed, to_rgb_uint8
 from pose_classifier_ros.stream.pipeline import Detection, FrameResult
 
 _logger = logging.getLogger(__name__)
@@ -58,6 +58,13 @@ def _score(det) -> float:
     return best
 
 
+def bbox_to_box(bbox) -> np.ndarray:
+    """vision_msgs BoundingBox2D-like (center + size) -> (4,) float32 xyxy pixels (theta ignored)."""
+    center = getattr(bbox.center, "position", bbox.center)  # vision_msgs 3.x had center.x directly
+    cx, cy, sx, sy = float(center.x), float(center.y), float(bbox.size_x), float(bbox.size_y)
+    return np.array([cx - sx / 2, cy - sy / 2, cx + sx / 2, cy + sy / 2], np.float32)
+
+
 def detections_from_msg(msg) -> list[Detection]:
     """vision_msgs/Detection2DArray-like -> list[Detection] (boxes xyxy pixels), in message order.
 
@@ -67,13 +74,10 @@ def detections_from_msg(msg) -> list[Detection]:
     out: list[Detection] = []
     bad = 0
     for det in getattr(msg, "detections", ()) or ():
-        bbox = det.bbox
-        center = getattr(bbox.center, "position", bbox.center)  # vision_msgs 3.x had center.x directly
-        cx, cy, sx, sy = float(center.x), float(center.y), float(bbox.size_x), float(bbox.size_y)
-        if not all(math.isfinite(v) for v in (cx, cy, sx, sy)) or sx <= 0 or sy <= 0:
+        box = bbox_to_box(det.bbox)
+        if not np.all(np.isfinite(box)) or box[2] <= box[0] or box[3] <= box[1]:
             bad += 1
             continue
-        box = np.array([cx - sx / 2, cy - sy / 2, cx + sx / 2, cy + sy / 2], np.float32)
         track_id = str(getattr(det, "id", "") or "") or None
         out.append(Detection(box=box, score=_score(det), track_id=track_id))
     if bad:
@@ -183,5 +187,5 @@ def message_types(typestore=None) -> SimpleNamespace:
                            Pose2D=Pose2D, Point2D=Point2D, Header=Header, Time=Time)
 
 
-__all__ = ("UNKNOWN_LABEL", "box_to_bbox", "detections_from_msg", "frame_result_to_msg", "image_from_msg",
+__all__ = ("UNKNOWN_LABEL", "bbox_to_box", "box_to_bbox", "detections_from_msg", "frame_result_to_msg", "image_from_msg",
            "make_viewpoint", "message_types", "ns_to_stamp", "stamp_to_ns")
