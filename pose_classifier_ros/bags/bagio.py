@@ -302,8 +302,3 @@ class BagWriter:
 def open_writer(path: str | os.PathLike, storage: str = "mcap", compress: bool = False) -> BagWriter:
     """Create a new bag directory at ``path``; BagError if it exists or cannot be created."""
     return BagWriter(path, storage=storage, compress=compress)
-
-
-def msg_class(msgtype: str, typestore=None):
-    """rosbags message class for a type name, e.g. ``msg_class('sensor_msgs/msg/Image')``."""
-    return (typestore or make_typestore()).types[msgtype]

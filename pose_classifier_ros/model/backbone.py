@@ -326,13 +326,6 @@ def check_backbone_state_dict(model: DinoVisionTransformer, state_dict: Mapping[
         raise BackboneWeightsError("; ".join(parts))
 
 
-def load_backbone_weights(model: DinoVisionTransformer, state_dict: Mapping[str, torch.Tensor],
-                          source: str = "state_dict") -> None:
-    """Copy upstream-keyed weights into `model` strictly; BackboneWeightsError says what disagrees."""
-    check_backbone_state_dict(model, state_dict, source)
-    model.load_state_dict(state_dict, strict=True)
-
-
 def backbone_from_state_dict(size: str, state_dict: Mapping[str, torch.Tensor],
                              source: str = "state_dict") -> DinoVisionTransformer:
     """Frozen eval() backbone that takes over `state_dict`'s tensors (cast to float32).
