@@ -1,0 +1,149 @@
+"""Lost-frame monitor: notices when detections (or image publishers) are there but camera frames are not.
+
+Large raw frames over best-effort DDS are lost without a word (a 1920x1080 rgb8 frame is 6.2 MB, more
+than Fast DDS's default shared-memory segment): the node then pairs nothing and publishes nothing. This
+monitor turns that silence into ONE warning that names the topic, the publishers, the last frame's size,
+the likely cause and the fixes, and ONE message when frames flow again. No ROS imports: the node feeds it
+arrivals and the publisher list; time comes from an injectable monotonic clock (tests use a fake one).
+"""
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+
+@dataclass
+class FrameWatchdogConfig:
+    """timeout_s: no image for this long while detections arrive (or the image topic has a publisher)
+    means frames are lost; window_s / min_image_ratio: over the last window_s, fewer images than
+    min_image_ratio x detections also means frames are lost (needs at least min_detections detections
+    in the window)."""
+
+    timeout_s: float = 5.0
+    window_s: float = 10.0
+    min_image_ratio: float = 0.25
+    min_detections: int = 5
+
+    def __post_init__(self):
+        if not self.timeout_s > 0 or not self.window_s > 0:
+            raise ValueError(f"frame watchdog timeout_s and window_s must be > 0, got {self.timeout_s}, "
+                             f"{self.window_s}")
+        if not 0.0 <= self.min_image_ratio <= 1.0:
+            raise ValueError(f"frame watchdog min_image_ratio must be in [0, 1], got {self.min_image_ratio}")
+
+
+@dataclass(frozen=True)
+class WatchdogEvent:
+    """A change of state to report: kind "lost" (log a warning, diagnostics WARN) or "recovered"."""
+
+    kind: str
+    message: str
+
+
+@dataclass(frozen=True)
+class FrameInfo:
+    """What is known of the last frame received: size in px and encoding (None when not known)."""
+
+    width: int | None = None
+    height: int | None = None
+    encoding: str | None = None
+
+    def describe(self) -> str:
+        size = f"{self.width}x{self.height}" if self.width and self.height else "size unknown"
+        return f"{size} {self.encoding}" if self.encoding else size
+
+
+def lost_frames_message(topic: str, publishers: Sequence[str], last_frame: FrameInfo | None, reason: str,
+                        transport: str = "raw") -> str:
+    """The warning text: topic, publishers, last frame, likely cause, fixes."""
+    pubs = ", ".join(publishers) if publishers else "none seen"
+    last = f"last frame received: {last_frame.describe()}" if last_frame else "no frame received yet"
+    text = (f"frames lost on {topic}: {reason}; image publisher(s): {pubs}; {last}. ")
+    if transport == "compressed":
+        return text + (f"Check that the camera publishes {topic} (image_transport compressed) and that the QoS "
+                       f"matches (`ros2 topic info -v {topic}`).")
+    return text + (
+        "Likely cause: large raw frames over best-effort DDS (a 1920x1080 rgb8 frame is 6.2 MB, more than "
+        "Fast DDS's default shared-memory segment, so best-effort UDP fragments are dropped). Fixes: launch "
+        "with large_images:=true (sets FASTDDS_DEFAULT_PROFILES_FILE to the shipped "
+        "config/fastdds_large_images.xml; the camera process needs the same variable), or "
+        "`image_transport: compressed`, or a reliable override "
+        f"(`qos_overrides.{topic}.subscription.reliability: reliable`). "
+        f"Compare both sides with `ros2 topic info -v {topic}`.")
+
+
+class FrameWatchdog:
+    """Feed it image_received() / detections_received(); call check(publishers) periodically.
+
+    check() returns a WatchdogEvent exactly when the state changes (frames start being lost, or flow
+    again), None otherwise; `lost` and `reason` hold the current state for diagnostics.
+    """
+
+    def __init__(self, topic: str, cfg: FrameWatchdogConfig | None = None,
+                 clock: Callable[[], float] = time.monotonic, transport: str = "raw"):
+        self.topic = topic
+        self.cfg = cfg or FrameWatchdogConfig()
+        self._clock = clock
+        self.transport = transport
+        self._start = clock()
+        self._images: deque[float] = deque()
+        self._detections: deque[float] = deque()
+        self._last_image: float | None = None
+        self.last_frame: FrameInfo | None = None
+        self.lost = False
+        self.reason = ""
+        self.images_total = 0
+
+    def image_received(self, width: int | None = None, height: int | None = None,
+                       encoding: str | None = None) -> None:
+        now = self._clock()
+        self._images.append(now)
+        self._last_image = now
+        self.images_total += 1
+        self.last_frame = FrameInfo(width or None, height or None, encoding or None)
+
+    def detections_received(self) -> None:
+        self._detections.append(self._clock())
+
+    def _trim(self, now: float) -> None:
+        for q in (self._images, self._detections):
+            while q and now - q[0] > self.cfg.window_s:
+                q.popleft()
+
+    def _problem(self, now: float, publishers: Sequence[str]) -> str:
+        cfg = self.cfg
+        recent_detections = any(now - t <= cfg.timeout_s for t in self._detections)
+        since_image = now - (self._last_image if self._last_image is not None else self._start)
+        if since_image > cfg.timeout_s and (recent_detections or publishers):
+            what = "detections keep arriving" if recent_detections else "the topic has a publisher"
+            if self._last_image is None:
+                return f"{what} but no image was received in {since_image:.0f} s"
+            return f"{what} but no image was received for {since_image:.0f} s"
+        if (len(self._detections) >= cfg.min_detections
+                and len(self._images) < cfg.min_image_ratio * len(self._detections)
+                and now - self._start >= cfg.window_s):
+            return (f"{len(self._images)} image(s) but {len(self._detections)} detection message(s) in the last "
+                    f"{cfg.window_s:.0f} s")
+        return ""
+
+    def check(self, publishers: Sequence[str] = ()) -> WatchdogEvent | None:
+        """Evaluate now. publishers: the image topic's publishers ("/ns/node" names, may be empty)."""
+        now = self._clock()
+        self._trim(now)
+        problem = self._problem(now, publishers)
+        if problem and not self.lost:
+            self.lost, self.reason = True, problem
+            return WatchdogEvent("lost", lost_frames_message(self.topic, publishers, self.last_frame, problem,
+                                                             self.transport))
+        if self.lost and not problem:
+            self.lost, self.reason = False, ""
+            return WatchdogEvent("recovered", f"frames flow again on {self.topic} "
+                                              f"({len(self._images)} in the last {self.cfg.window_s:.0f} s)")
+        if problem:
+            self.reason = problem
+        return None
+
+
+__all__ = ["FrameInfo", "FrameWatchdog", "FrameWatchdogConfig", "WatchdogEvent", "lost_frames_message"]
