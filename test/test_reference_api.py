@@ -88,6 +88,9 @@ def test_reference_format_file_is_a_plain_state_dict(reference_run):
     assert list(obj) == list(model.state_dict())
     ckpt = load_checkpoint(path)
     assert ckpt.source_format == "full_state_dict" and ckpt.config.backbone == "test-tiny"
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # as torch.save leaves it, not mkstemp's 0600
 
 
 def test_reference_signature_round_trip_gives_the_trainers_labels(reference_run, dataset, tmp_path):

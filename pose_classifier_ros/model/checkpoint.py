@@ -253,12 +253,16 @@ def build_model_from_checkpoint(path: str | os.PathLike, *, backbone: str | None
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
-    """torch.save to a temp file in the same folder, then rename: readers never see half a file."""
+    """torch.save to a temp file in the same folder, then rename: readers never see half a file.
+    The file gets the usual permissions (0666 less the umask, as torch.save gives), not mkstemp's 0600."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    umask = os.umask(0o022)  # read the process umask (and put it back at once)
+    os.umask(umask)
     try:
         torch.save(obj, tmp)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
