@@ -8,14 +8,22 @@ The node subscribes `image` (or `image/compressed`) and `detections`, remapped h
 (default) the node configures and activates itself; with autostart:=false drive it with
 `ros2 lifecycle set /<namespace>/pose_classifier configure|activate`. Arguments left empty keep the
 value from params_file.
+
+large_images:=true runs the node with FASTDDS_DEFAULT_PROFILES_FILE set to the shipped
+config/fastdds_large_images.xml (a 128 MB shared-memory segment): raw 1080p/4K frames over best-effort
+DDS then arrive. The camera process needs the same variable (see docs/node_pose_classifier.md).
 """
-from launch import LaunchDescription
+import os
+
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import LifecycleNode
 from launch_ros.substitutions import FindPackageShare
 
+from launch import LaunchDescription
+
 PACKAGE = "pose_classifier_ros"
+FASTDDS_PROFILE = ("config", "fastdds_large_images.xml")  # in the package's share directory
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
 
@@ -32,7 +40,7 @@ def _as_bool(name: str, text: str) -> bool:
 def _classifier_node(context, *args, **kwargs):
     arg = {name: LaunchConfiguration(name).perform(context) for name in (
         "namespace", "params_file", "checkpoint", "device", "backend", "image_topic", "detections_topic",
-        "image_transport", "autostart", "use_sim_time", "log_level")}
+        "image_transport", "autostart", "use_sim_time", "log_level", "large_images")}
     # Only arguments given on the command line override the params file.
     overrides = {"autostart": _as_bool("autostart", arg["autostart"]),
                  "use_sim_time": _as_bool("use_sim_time", arg["use_sim_time"])}
@@ -40,6 +48,12 @@ def _classifier_node(context, *args, **kwargs):
                         ("backend", "model.backend"), ("image_transport", "image_transport")):
         if arg[name]:
             overrides[param] = arg[name]
+    env = {}
+    if _as_bool("large_images", arg["large_images"]):
+        profile = os.path.join(FindPackageShare(PACKAGE).perform(context), *FASTDDS_PROFILE)
+        if not os.path.isfile(profile):
+            raise FileNotFoundError(f"large_images:=true but the Fast DDS profile {profile} is not installed")
+        env["FASTDDS_DEFAULT_PROFILES_FILE"] = profile
     return [LifecycleNode(
         package=PACKAGE,
         executable="pose_classifier_node",
@@ -50,6 +64,7 @@ def _classifier_node(context, *args, **kwargs):
         arguments=["--ros-args", "--log-level", arg["log_level"]],
         output="screen",
         emulate_tty=True,
+        additional_env=env,
     )]
 
 
@@ -85,5 +100,10 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("log_level", default_value="info",
                               choices=["debug", "info", "warn", "error", "fatal"],
                               description="Log level of the classifier node."),
+        DeclareLaunchArgument("large_images", default_value="false", choices=["true", "false"],
+                              description="Run the node with FASTDDS_DEFAULT_PROFILES_FILE set to the shipped "
+                                          "config/fastdds_large_images.xml (large shared-memory segment) so raw "
+                                          "1080p/4K frames arrive over best-effort DDS; export the same variable "
+                                          "for the camera process. Fast DDS (the default RMW) only."),
         OpaqueFunction(function=_classifier_node),
     ])
