@@ -85,8 +85,9 @@ def selective_lines(sec: Mapping[str, Any]) -> list[str]:
                       f"    keeps {_pct(chosen['coverage'])} of crops ({chosen['kept']}/{chosen['n']}), kept accuracy "
                       f"{_pct(chosen['accuracy'])} {_ci(chosen.get('accuracy_ci'))} (interval)"]
             if not chosen.get("supported", True):
-                lines.append(f"    WARNING: the interval's low end {_pct(chosen['accuracy_ci']['low'])} is below the "
-                             "target: too few crops that confident to trust this threshold on new data")
+                lines.append(f"    WARNING: the kept accuracy's interval reaches down to {_pct(chosen['accuracy_ci']['low'])}, "
+                             "below the target: the threshold may not hold on new crops (more data, or a higher "
+                             "target)")
         elif chosen["n"]:
             lines.append(f"  target accuracy {_pct(chosen['target'])}: no confidence threshold reaches it on this data "
                          f"(best {_pct(chosen['accuracy'])} at {NODE_PARAMETER} {chosen['min_confidence']:g}, "

@@ -170,7 +170,7 @@ def summary_lines(report: dict) -> list[str]:
     if chosen is not None and chosen["reached"]:
         lines.append(f"{NODE_PARAMETER}: {chosen['min_confidence']:g}   # {chosen['target']:.0%} accuracy target: "
                      f"keeps {chosen['coverage']:.1%} of crops at {chosen['accuracy']:.1%}"
-                     + ("" if chosen.get("supported", True) else " (interval below the target: too few crops)"))
+                     + ("" if chosen.get("supported", True) else " (WARNING: its 95% interval reaches below the target)"))
     elif chosen is not None:
         lines.append(f"no {NODE_PARAMETER} reaches {chosen['target']:.0%} accuracy on this data")
     return lines
