@@ -96,7 +96,7 @@ def test_empty_frame_skips_classifier():
 
 
 def test_voting_smooths_a_flickering_track_across_frames():
-    pipe = ViewpointPipeline(ScriptedClassifier(), VotingConfig(window=5, min_votes=3))
+    pipe = ViewpointPipeline(ScriptedClassifier(), VotingConfig(window=5, min_votes=3, switch_votes=1))
     seq = [LEFT, LEFT, BACK, LEFT, BACK, BACK, BACK]
     out = []
     for k, label in enumerate(seq):

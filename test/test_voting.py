@@ -35,7 +35,7 @@ def test_majority_on_flickering_track():
 
 
 def test_tie_broken_by_mean_probability():
-    voter = TrackVoter(VotingConfig(window=4, min_votes=1))
+    voter = TrackVoter(VotingConfig(window=4, min_votes=1, switch_votes=1))
     # Two votes each; the front-left predictions were far more confident.
     voter.update("a", onehot(LEFT, 0.4), 0.0)
     voter.update("a", onehot(FRONT_LEFT, 0.95), 0.1)
@@ -43,13 +43,13 @@ def test_tie_broken_by_mean_probability():
     out = voter.update("a", onehot(FRONT_LEFT, 0.95), 0.3)
     assert out.label == FRONT_LEFT and out.confidence == pytest.approx(0.5)
     # Mirror: the lower class index wins when it is the more confident one (not index order by chance).
-    voter = TrackVoter(VotingConfig(window=2, min_votes=1))
+    voter = TrackVoter(VotingConfig(window=2, min_votes=1, switch_votes=1))
     voter.update("b", onehot(LEFT, 0.95), 0.0)
     assert voter.update("b", onehot(FRONT_LEFT, 0.4), 0.1).label == LEFT
 
 
 def test_mean_mode():
-    voter = TrackVoter(VotingConfig(window=3, min_votes=2, mode="mean"))
+    voter = TrackVoter(VotingConfig(window=3, min_votes=2, mode="mean", switch_votes=1))
     # Majority would say left (2 of 3); the mean probability favours back.
     a = np.zeros(8, np.float32); a[LEFT], a[BACK] = 0.51, 0.49
     b = np.zeros(8, np.float32); b[BACK] = 1.0
@@ -66,7 +66,7 @@ def test_mean_mode():
 
 
 def test_window_slides():
-    voter = TrackVoter(VotingConfig(window=3, min_votes=1))
+    voter = TrackVoter(VotingConfig(window=3, min_votes=1, switch_votes=1))
     for t in range(3):
         voter.update("a", onehot(LEFT), t)
     labels = [voter.update("a", onehot(BACK), 3 + t * 0.1) for t in range(3)]

@@ -9,7 +9,9 @@ import os
 import sys
 from pathlib import Path
 
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
+from rclpy.exceptions import ParameterUninitializedException
+from rclpy.parameter import Parameter as RosParameter
 
 from pose_classifier_ros.parameters import Parameter, ParameterSchema, params_files_from_args
 from pose_classifier_ros.stream.node_config import NodeConfig, config_from_values, node_schema
@@ -27,13 +29,24 @@ def descriptor(param: Parameter) -> ParameterDescriptor:
         desc.integer_range = [IntegerRange(from_value=int(param.low), to_value=int(param.high), step=1)]
     if param.choices:
         desc.additional_constraints = f"one of {', '.join(param.choices)}"
+    if isinstance(param.default, list):
+        desc.type = ParameterType.PARAMETER_STRING_ARRAY  # the only list type in the tables
     return desc
 
 
 def declare_parameters(node, schema: ParameterSchema | None = None) -> None:
     """Declare every parameter of `schema` (default: the classifier node's) with its descriptor."""
     for p in (schema or node_schema()).parameters:
-        node.declare_parameter(p.name, p.default, descriptor(p))
+        if not isinstance(p.default, list):
+            node.declare_parameter(p.name, p.default, descriptor(p))
+            continue
+        # rclpy infers no type from an empty list (and the YAML parser drops `key: []`), so a string-array
+        # parameter is declared by type and given its typed default when nothing overrides it.
+        node.declare_parameter(p.name, RosParameter.Type.STRING_ARRAY, descriptor(p))
+        try:
+            node.get_parameter(p.name)
+        except ParameterUninitializedException:
+            node.set_parameters([RosParameter(p.name, RosParameter.Type.STRING_ARRAY, list(p.default))])
 
 
 def check_params_files(schema: ParameterSchema, argv: list[str] | None = None) -> None:

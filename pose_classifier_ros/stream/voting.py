@@ -3,25 +3,31 @@
 A single frame's viewpoint can flicker (a leg hides the head, motion blur); voting over the last
 few frames of the same track gives a stable label. Stamps are float seconds (the frame stamps, so
 bag replay and sim time behave like live time). Memory is bounded whatever the number of tracks.
+
+Trust gating: a prediction on a box cut by the frame edge (`truncated`, with skip_truncated) or whose top
+probability is below min_confidence does not vote. Hysteresis: once a track is stable, its voted label
+changes only after a new label has won switch_votes consecutive votes. The track heading is the circular
+mean of the class headings weighted by the summed probabilities of the voted window (labels.heading_from_probs).
 """
 from __future__ import annotations
 
 import logging
 from collections import OrderedDict, deque
-from dataclasses import dataclass
-from typing import Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from pose_classifier_ros.labels import VIEWPOINTS
+from pose_classifier_ros.labels import VIEWPOINTS, heading_from_probs
+from pose_classifier_ros.stream.clock import CLOCK_RESET_S
 
 _logger = logging.getLogger(__name__)
 
 VOTING_MODES = ("majority", "mean")
 
-# Stamps that go back by more than this mean the clock was reset (bag loop, sim restart), not
+# Stamps that go back by more than CLOCK_RESET_S mean the clock was reset (bag loop, sim restart), not
 # that two frames were reordered: start afresh instead of keeping tracks "seen in the future".
-BACKWARD_JUMP_S = 0.5
+BACKWARD_JUMP_S = CLOCK_RESET_S
 
 
 @dataclass
@@ -31,7 +37,10 @@ class VotingConfig:
     window: per-frame predictions kept per track; min_votes: votes needed for is_stable;
     mode: "majority" (vote on per-frame argmax) or "mean" (average the probability vectors);
     track_timeout_s: a track not seen for longer is forgotten; max_tracks: memory bound (the
-    least recently seen track is evicted beyond it).
+    least recently seen track is evicted beyond it); switch_votes: consecutive votes a new label must
+    win before a stable track's label changes (1 = no hysteresis); min_confidence: per-frame predictions
+    whose top probability is below this do not vote (0 = all vote); skip_truncated: predictions on boxes
+    cut by the frame edge do not vote.
     """
 
     window: int = 7
@@ -39,6 +48,9 @@ class VotingConfig:
     mode: str = "majority"
     track_timeout_s: float = 2.0
     max_tracks: int = 512
+    switch_votes: int = 2
+    min_confidence: float = 0.0
+    skip_truncated: bool = True
 
     def __post_init__(self):
         if int(self.window) != self.window or self.window < 1:
@@ -51,18 +63,33 @@ class VotingConfig:
             raise ValueError(f"voting.track_timeout_s must be > 0 s, got {self.track_timeout_s!r}")
         if int(self.max_tracks) != self.max_tracks or self.max_tracks < 1:
             raise ValueError(f"voting.max_tracks must be an integer >= 1, got {self.max_tracks!r}")
+        if int(self.switch_votes) != self.switch_votes or not 1 <= self.switch_votes <= self.window:
+            raise ValueError(f"voting.switch_votes must be in 1..window ({self.window}), got {self.switch_votes!r}")
+        if not 0.0 <= self.min_confidence <= 1.0:
+            raise ValueError(f"voting.min_confidence must be in [0, 1], got {self.min_confidence!r}")
         self.window, self.min_votes, self.max_tracks = int(self.window), int(self.min_votes), int(self.max_tracks)
-        self.track_timeout_s = float(self.track_timeout_s)
+        self.switch_votes, self.min_confidence = int(self.switch_votes), float(self.min_confidence)
+        self.track_timeout_s, self.skip_truncated = float(self.track_timeout_s), bool(self.skip_truncated)
 
 
 @dataclass(frozen=True)
 class SmoothedLabel:
-    """Voted label of a track: class index, confidence 0..1, votes behind it (<= window), stable flag."""
+    """Voted label of a track: class index, confidence 0..1, votes behind it (<= window), stable flag.
+
+    voted: whether the prediction just passed to update() joined the vote (False: truncated or below
+    min_confidence). heading_deg / heading_spread_deg: the track heading over the voted window, degrees in
+    [-180, 180) (labels.heading_from_probs convention), NaN before the first vote. A track without votes
+    reports the frame's own argmax with num_votes 0 and confidence 0. The extra fields do not take part in
+    ==, so comparisons written against (label, confidence, num_votes, is_stable) keep working.
+    """
 
     label: int
     confidence: float
     num_votes: int
     is_stable: bool
+    voted: bool = field(default=True, compare=False)
+    heading_deg: float = field(default=float("nan"), compare=False)
+    heading_spread_deg: float = field(default=float("nan"), compare=False)
 
     @property
     def name(self) -> str:
@@ -70,11 +97,14 @@ class SmoothedLabel:
 
 
 class _Track:
-    __slots__ = ("probs", "last_seen")
+    __slots__ = ("probs", "last_seen", "shown", "challenger", "challenger_wins")
 
     def __init__(self, window: int, stamp_s: float):
         self.probs: deque = deque(maxlen=window)
         self.last_seen = stamp_s
+        self.shown: int | None = None  # label published once stable (hysteresis state)
+        self.challenger: int | None = None
+        self.challenger_wins = 0
 
 
 def smooth(probs: np.ndarray, mode: str, min_votes: int) -> SmoothedLabel:
@@ -90,6 +120,30 @@ def smooth(probs: np.ndarray, mode: str, min_votes: int) -> SmoothedLabel:
     # believed in more on average, not to the lower class index.
     label = int(tied[np.argmax(mean[tied])]) if tied.size > 1 else int(tied[0])
     return SmoothedLabel(label, float(counts[label]) / num, num, num >= min_votes)
+
+
+def label_confidence(probs: np.ndarray, mode: str, label: int) -> float:
+    """Support of `label` in a (T, C) window: its vote share (majority) or mean probability (mean)."""
+    if mode == "mean":
+        return float(probs[:, label].mean())
+    return float(np.mean(np.argmax(probs, axis=1) == label))
+
+
+def _hold(track: _Track, raw: SmoothedLabel, switch_votes: int) -> int:
+    """The label to publish after a new vote `raw`: hysteresis once the track is stable."""
+    if not raw.is_stable or track.shown is None:
+        track.shown = raw.label if raw.is_stable else None
+        track.challenger, track.challenger_wins = None, 0
+        return raw.label
+    if raw.label == track.shown:
+        track.challenger, track.challenger_wins = None, 0
+        return raw.label
+    if raw.label != track.challenger:
+        track.challenger, track.challenger_wins = raw.label, 0
+    track.challenger_wins += 1
+    if track.challenger_wins >= switch_votes:
+        track.shown, track.challenger, track.challenger_wins = raw.label, None, 0
+    return track.shown
 
 
 class TrackVoter:
@@ -127,12 +181,26 @@ class TrackVoter:
         self._latest_s = stamp_s if self._latest_s is None else max(self._latest_s, stamp_s)
         return False
 
-    def update(self, track_id: str, probs, stamp_s: float) -> SmoothedLabel:
-        """Add one per-frame prediction (probs: (C,) probabilities) and return the track's vote."""
+    def should_vote(self, probs, truncated: bool = False) -> bool:
+        """Whether a per-frame prediction (probs: (C,)) may vote: not truncated (with skip_truncated) and
+        its top probability at least min_confidence."""
+        if truncated and self.cfg.skip_truncated:
+            return False
+        return float(np.max(probs)) >= self.cfg.min_confidence
+
+    def update(self, track_id: str, probs, stamp_s: float, *, truncated: bool = False,
+               vote: bool | None = None) -> SmoothedLabel:
+        """Add one per-frame prediction (probs: (C,) probabilities) and return the track's vote.
+
+        truncated: the box is cut by the frame edge. vote: force (True/False) whether the prediction
+        votes; None decides with should_vote(probs, truncated). A prediction that does not vote still
+        keeps the track alive. The returned label's `voted` says what happened.
+        """
         probs = np.asarray(probs, dtype=np.float32).reshape(-1)
         if probs.size == 0 or not np.all(np.isfinite(probs)):
             raise ValueError(f"track {track_id!r}: probabilities must be finite, got {probs}")
         stamp_s = float(stamp_s)
+        voted = self.should_vote(probs, truncated) if vote is None else bool(vote)
         self._check_clock(stamp_s)
         track = self._tracks.get(track_id)
         if track is not None and track.probs and track.probs[0].shape != probs.shape:
@@ -144,16 +212,40 @@ class TrackVoter:
                 self._tracks.popitem(last=False)
         else:
             self._tracks.move_to_end(track_id)
-        track.probs.append(probs)
         track.last_seen = max(track.last_seen, stamp_s)
-        return smooth(np.stack(track.probs), self.cfg.mode, self.cfg.min_votes)
+        if not voted:
+            current = self._current(track)
+            if current is None:  # no votes yet: this frame's label, flagged by num_votes 0
+                return SmoothedLabel(int(np.argmax(probs)), 0.0, 0, False, voted=False)
+            return replace(current, voted=False)
+        track.probs.append(probs)
+        window = np.stack(track.probs)
+        raw = smooth(window, self.cfg.mode, self.cfg.min_votes)
+        shown = _hold(track, raw, self.cfg.switch_votes)
+        return self._result(window, raw, shown, voted=True)
+
+    def _result(self, window: np.ndarray, raw: SmoothedLabel, shown: int, voted: bool) -> SmoothedLabel:
+        heading, spread = heading_from_probs(window.sum(axis=0))
+        confidence = raw.confidence if shown == raw.label else label_confidence(window, self.cfg.mode, shown)
+        return SmoothedLabel(shown, confidence, raw.num_votes, raw.is_stable, voted=voted,
+                             heading_deg=float(heading), heading_spread_deg=float(spread))
+
+    def _current(self, track: _Track) -> SmoothedLabel | None:
+        if not track.probs:
+            return None
+        window = np.stack(track.probs)
+        raw = smooth(window, self.cfg.mode, self.cfg.min_votes)
+        shown = track.shown if (raw.is_stable and track.shown is not None) else raw.label
+        return self._result(window, raw, shown, voted=True)
 
     def get(self, track_id: str) -> SmoothedLabel | None:
-        """Current vote of a track without adding a prediction, None if unknown."""
+        """Current vote of a track without adding a prediction, None if unknown or without votes."""
         track = self._tracks.get(track_id)
-        if track is None or not track.probs:
-            return None
-        return smooth(np.stack(track.probs), self.cfg.mode, self.cfg.min_votes)
+        return None if track is None else self._current(track)
+
+    def discard(self, track_id: str) -> None:
+        """Forget one track now (its owner, e.g. the scheduled pipeline, expires tracks itself)."""
+        self._tracks.pop(track_id, None)
 
     def expire(self, now_s: float) -> list[str]:
         """Forget tracks not seen for more than track_timeout_s before now_s; returns their ids."""
@@ -259,4 +351,5 @@ class IouTracker:
         return ids  # type: ignore[return-value]
 
 
-__all__: Sequence[str] = ("VotingConfig", "SmoothedLabel", "TrackVoter", "IouTracker", "iou_matrix", "smooth")
+__all__: Sequence[str] = ("VotingConfig", "SmoothedLabel", "TrackVoter", "IouTracker", "iou_matrix", "label_confidence",
+                          "smooth")
