@@ -1,0 +1,72 @@
+"""What a replay adds for looking at a flight: the annotation topic, track summaries and best views.
+
+``ReplayVisuals.on_frame`` is called once per processed frame (after the ViewpointArray is written): it
+writes the frame's ImageMarker (stream/annotations.py, the node's own overlay) with the image header,
+feeds the BestViewTracker and writes a TrackSummary for every track that expired. ``finish`` flushes the
+remaining tracks, so every track of the flight gets exactly one summary and one sightings.csv row.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pose_classifier_ros.stream.annotations import annotation_types, frame_result_to_image_marker
+from pose_classifier_ros.stream.best_views import BestViewConfig, BestViewTracker, Sighting, sighting_to_msg
+
+ANNOTATIONS_TYPE = "visualization_msgs/msg/ImageMarker"
+TRACK_SUMMARY_TYPE = "pose_classifier_ros/msg/TrackSummary"
+
+
+@dataclass
+class ReplayVisualsConfig:
+    """annotations_topic / summaries_topic: output bag topics ("" = not written); best_views: track best
+    views (needed for --best-views, the contact sheet and the summaries); keep_crops: keep crop pixels."""
+
+    annotations_topic: str = "/annotations"
+    summaries_topic: str = "/track_summaries"
+    best_views: bool = True
+    keep_crops: bool = True
+    timeout_s: float = 2.0
+
+
+class ReplayVisuals:
+    """Per-frame annotation + best-view bookkeeping of a replay; `writer` may be None (no output bag)."""
+
+    def __init__(self, cfg: ReplayVisualsConfig, typestore, writer=None):
+        self.cfg = cfg
+        self.types = annotation_types(typestore)
+        self.writer = writer
+        self.tracker = (BestViewTracker(BestViewConfig(keep_crops=cfg.keep_crops, timeout_s=cfg.timeout_s))
+                        if cfg.best_views else None)
+        self.sightings: list[Sighting] = []
+        self.annotations_written = 0
+        self.summaries_written = 0
+        if writer is not None:
+            if cfg.annotations_topic:
+                writer.add_topic(cfg.annotations_topic, ANNOTATIONS_TYPE)
+            if cfg.summaries_topic and self.tracker is not None:
+                writer.add_topic(cfg.summaries_topic, TRACK_SUMMARY_TYPE)
+
+    def on_frame(self, bag_ns: int, frame, result, header) -> None:
+        """One processed frame: (H, W, 3) uint8 RGB, its FrameResult and the image header."""
+        if self.writer is not None and self.cfg.annotations_topic:
+            self.writer.write(self.cfg.annotations_topic, bag_ns,
+                              frame_result_to_image_marker(result, header, self.types))
+            self.annotations_written += 1
+        if self.tracker is not None:
+            self._summaries(bag_ns, self.tracker.update(frame, result, str(getattr(header, "frame_id", ""))))
+
+    def finish(self, bag_ns: int) -> list[Sighting]:
+        """Flush the live tracks (written at `bag_ns`); returns every Sighting of the replay."""
+        if self.tracker is not None:
+            self._summaries(bag_ns, self.tracker.flush())
+        return self.sightings
+
+    def _summaries(self, bag_ns: int, sightings: list[Sighting]) -> None:
+        self.sightings += sightings
+        if self.writer is not None and self.cfg.summaries_topic:
+            for s in sightings:
+                self.writer.write(self.cfg.summaries_topic, bag_ns, sighting_to_msg(s, self.types))
+                self.summaries_written += 1
+
+
+__all__ = ("ANNOTATIONS_TYPE", "TRACK_SUMMARY_TYPE", "ReplayVisuals", "ReplayVisualsConfig")
