@@ -166,3 +166,17 @@ def test_helpers():
     assert safe_dir_name("iou-3") == "iou-3" and safe_dir_name("../..") == "track"
     with pytest.raises(ValueError):
         BestViewConfig(weight_confidence=-1)
+
+
+def test_live_sighting_writer_appends_and_never_overwrites(tmp_path):
+    from pose_classifier_ros.stream.best_views import SightingWriter
+
+    tracker = BestViewTracker()
+    run_flight(tracker)
+    (s,) = tracker.flush()
+    assert SightingWriter(tmp_path).write(s) == "z1"
+    writer = SightingWriter(tmp_path)  # a node restart writing into the same folder
+    assert writer.write(s) == "z1~2" and writer.write(s) == "z1~3"
+    with (tmp_path / "sightings.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["dir"] for r in rows] == ["z1", "z1~2", "z1~3"] and (tmp_path / "z1~3" / "left.jpg").exists()

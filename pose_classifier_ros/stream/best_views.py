@@ -248,35 +248,45 @@ SIGHTINGS_COLUMNS = (["track_id", "dir", "frame_id", "first_stamp_ns", "last_sta
                      + [f"{slot}_{key}" for slot in SLOTS for key in ("score", "stamp_ns", "label", "file")])
 
 
+def _save_sighting(out: Path, s: Sighting, name: str, quality: int) -> dict:
+    """Write s's crops into out/name/ and return its sightings.csv row."""
+    from PIL import Image
+
+    row = {"track_id": s.track_id, "dir": name, "frame_id": s.frame_id, "first_stamp_ns": s.first_stamp_ns,
+           "last_stamp_ns": s.last_stamp_ns, "duration_s": f"{s.duration_s:.3f}", "frames": s.frames,
+           "classified_frames": s.classified_frames}
+    row.update({f"voted_{n}": int(c) for n, c in zip(VIEWPOINTS, s.histogram)})
+    for slot in SLOTS:
+        v = s.views.get(slot)
+        file = ""
+        if v is not None and v.crop is not None and v.crop.size:
+            (out / name).mkdir(exist_ok=True)
+            file = f"{name}/{slot}.jpg"
+            Image.fromarray(v.crop).save(out / file, quality=quality)
+        row.update({f"{slot}_score": f"{v.score:.4f}" if v else "", f"{slot}_stamp_ns": v.stamp_ns if v else "",
+                    f"{slot}_label": VIEWPOINTS[v.label] if v else "", f"{slot}_file": file})
+    return row
+
+
+def _free_name(out: Path, track_id: str, used: dict[str, int], skip_existing: bool = False) -> str:
+    base = safe_dir_name(track_id)
+    while True:
+        used[base] = used.get(base, 0) + 1
+        name = base if used[base] == 1 else f"{base}~{used[base]}"
+        if not (skip_existing and (out / name).exists()):
+            return name
+
+
 def write_best_views(out_dir: str | Path, sightings: list[Sighting], quality: int = 92) -> Path:
     """DIR/<track>/{left,right,best}.jpg (those that exist) and DIR/sightings.csv; returns the CSV path.
 
     A track id seen in two sightings (it expired and came back) gets a second folder "<track>~2".
     """
-    from PIL import Image
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     used: dict[str, int] = {}
-    rows = []
-    for s in sorted(sightings, key=lambda s: (s.first_stamp_ns, s.track_id)):
-        base = safe_dir_name(s.track_id)
-        used[base] = used.get(base, 0) + 1
-        name = base if used[base] == 1 else f"{base}~{used[base]}"
-        row = {"track_id": s.track_id, "dir": name, "frame_id": s.frame_id, "first_stamp_ns": s.first_stamp_ns,
-               "last_stamp_ns": s.last_stamp_ns, "duration_s": f"{s.duration_s:.3f}", "frames": s.frames,
-               "classified_frames": s.classified_frames}
-        row.update({f"voted_{n}": int(c) for n, c in zip(VIEWPOINTS, s.histogram)})
-        for slot in SLOTS:
-            v = s.views.get(slot)
-            file = ""
-            if v is not None and v.crop is not None and v.crop.size:
-                (out / name).mkdir(exist_ok=True)
-                file = f"{name}/{slot}.jpg"
-                Image.fromarray(v.crop).save(out / file, quality=quality)
-            row.update({f"{slot}_score": f"{v.score:.4f}" if v else "", f"{slot}_stamp_ns": v.stamp_ns if v else "",
-                        f"{slot}_label": VIEWPOINTS[v.label] if v else "", f"{slot}_file": file})
-        rows.append(row)
+    rows = [_save_sighting(out, s, _free_name(out, s.track_id, used), quality)
+            for s in sorted(sightings, key=lambda s: (s.first_stamp_ns, s.track_id))]
     path = out / "sightings.csv"
     with path.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=SIGHTINGS_COLUMNS)
@@ -285,5 +295,29 @@ def write_best_views(out_dir: str | Path, sightings: list[Sighting], quality: in
     return path
 
 
-__all__ = ("BestViewConfig", "BestViewTracker", "SIGHTINGS_COLUMNS", "SLOTS", "Sighting", "View",
+class SightingWriter:
+    """Live counterpart of write_best_views: each expired Sighting's crops go into a new folder under
+    `out_dir` at once and its row is appended to out_dir/sightings.csv (header written when new)."""
+
+    def __init__(self, out_dir: str | Path, quality: int = 92):
+        self.out = Path(out_dir)
+        self.quality = quality
+        self._used: dict[str, int] = {}
+
+    def write(self, s: Sighting) -> str:
+        """Save one Sighting; returns its folder name."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        name = _free_name(self.out, s.track_id, self._used, skip_existing=True)  # never mix two runs
+        row = _save_sighting(self.out, s, name, self.quality)
+        path = self.out / "sightings.csv"
+        new = not path.exists()
+        with path.open("a", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=SIGHTINGS_COLUMNS)
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+        return name
+
+
+__all__ = ("BestViewConfig", "BestViewTracker", "SIGHTINGS_COLUMNS", "SLOTS", "Sighting", "SightingWriter", "View",
            "laplacian_variance", "safe_dir_name", "sharpness_of", "sighting_to_msg", "write_best_views")
