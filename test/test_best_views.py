@@ -180,3 +180,21 @@ def test_live_sighting_writer_appends_and_never_overwrites(tmp_path):
     with (tmp_path / "sightings.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     assert [r["dir"] for r in rows] == ["z1", "z1~2", "z1~3"] and (tmp_path / "z1~3" / "left.jpg").exists()
+
+
+def test_frame_visuals_summaries_and_saved_crops(tmp_path):
+    from pose_classifier_ros.stream.frame_visuals import FrameVisuals, VisualsConfig
+
+    visuals = FrameVisuals(VisualsConfig(best_views_dir=str(tmp_path / "live"), track_timeout_s=0.25),
+                           annotation_types(make_typestore()))
+    box = (100, 100, 300, 250)
+    frame = striped_frame(box)
+    assert visuals.finished_tracks(frame, FrameResult(0, W, H, [result(0, "a", box, L)]), "cam") == []
+    (msg,) = visuals.finished_tracks(frame, FrameResult(10**9, W, H, [result(10**9, "b", box, R)]), "cam")
+    assert msg.track_id == "a" and msg.header.frame_id == "cam" and msg.best_left_score > 0
+    assert (tmp_path / "live" / "a" / "left.jpg").exists() and visuals.debug_images_encoded == 0
+    assert [m.track_id for m in visuals.flush()] == ["b"]
+    jpeg = visuals.debug_jpeg(visuals.debug_rgb(frame, FrameResult(0, W, H, [result(0, "a", box, L)])))
+    assert jpeg[:2] == b"\xff\xd8" and visuals.debug_images_encoded == 1
+    off = FrameVisuals(VisualsConfig(track_summaries=False), annotation_types(make_typestore()))
+    assert off.tracker is None and off.finished_tracks(frame, FrameResult(0, W, H, [])) == []
