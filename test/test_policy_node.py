@@ -68,13 +68,15 @@ RECORDER = textwrap.dedent("""
     latched = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
     subs = [
         node.create_subscription(Twist, ns + "/cmd_vel",
-                                 lambda m: rec["cmd_vel"].append([m.angular.z, m.linear.x]), 50),
+                                 lambda m: rec["cmd_vel"].append([m.angular.z, m.linear.x, m.linear.y]), 50),
         node.create_subscription(PolicyState, ns + "/policy_state", lambda m: rec["states"].append(
             {"state": m.state, "name": m.state_name, "track": m.target_track_id, "viewpoint": m.target_viewpoint,
              "votes": m.side_votes, "yaw": m.yaw_rate, "speed": m.forward_speed, "reason": m.reason,
+             "lateral": m.lateral_speed, "flank": m.flank, "fresh": m.label_fresh, "size_px": m.target_size_px,
              "stamp": [m.header.stamp.sec, m.header.stamp.nanosec], "frame_id": m.header.frame_id}), 50),
         node.create_subscription(CaptureEvent, ns + "/capture", lambda m: rec["captures"].append(
             {"track": m.track_id, "viewpoint": m.viewpoint, "ratio": m.target_size_ratio, "reason": m.reason,
+             "flank": m.flank, "size_px": m.target_size_px,
              "frames": m.frames_to_capture, "stamp": [m.header.stamp.sec, m.header.stamp.nanosec]}), latched),
     ]
     ready = False
@@ -121,8 +123,10 @@ def test_params_file_matches_declared_defaults():
 
 def test_live_stream_orients_approaches_and_captures(ros_env, processes, tmp_path):
     ns = "/drone1"
+    # Yaw-only mode, capture at 10 % of the frame's shorter side (the scripted boxes stay small).
     node = processes.start([*NODE_CMD, "--ros-args", "-r", f"__ns:={ns}", "--params-file", str(PARAMS),
-                            "-p", "approach.speed:=0.8"], ros_env, "policy_node")
+                            "-p", "approach.speed:=0.8", "-p", "orient.mode:=yaw", "-p", "capture.target_pixels:=0.0",
+                            "-p", "capture.size_ratio:=0.1"], ros_env, "policy_node")
     record = tmp_path / "record.json"
     script_frames = 15
     recorder = processes.python([_write(tmp_path, "recorder.py", RECORDER), str(record), ns, str(script_frames)],
@@ -143,16 +147,19 @@ def test_live_stream_orients_approaches_and_captures(ros_env, processes, tmp_pat
     assert names == ["ORIENT"] * 8 + ["APPROACH"] * 1 + ["CAPTURE"] * 6, names
     assert all(s["track"] == "elk-1" and s["frame_id"] == "cam" for s in states)
     assert states[0]["stamp"] == [100, 0] and states[12]["stamp"] == [101, 200_000_000]  # header copied
-    assert all(s["yaw"] < 0 for s in states[:4])  # front-left -> rotate right (REP-103: negative)
+    # front-left (h = +45): the left flank is 45 deg counter-clockwise round the animal: positive yaw (REP-103).
+    assert all(s["yaw"] > 0 and s["flank"] == "left" and s["fresh"] for s in states[:4])
+    assert states[0]["size_px"] == pytest.approx(20.0) and all(s["lateral"] == 0.0 for s in states)
     assert states[8]["speed"] == pytest.approx(0.8) and "side views" in states[8]["reason"]
     # cmd_vel mirrors the state: yaw right while orienting on front-left, forward in APPROACH, zero at capture.
     cmd = rec["cmd_vel"]
     assert len(cmd) >= script_frames
-    assert all(yaw == pytest.approx(-0.3) and fwd == 0.0 for yaw, fwd in cmd[:4])
-    assert cmd[8] == pytest.approx([0.0, 0.8])
-    assert all(c == [0.0, 0.0] for c in cmd[9:])
+    assert all(yaw == pytest.approx(0.3) and fwd == 0.0 and lat == 0.0 for yaw, fwd, lat in cmd[:4])
+    assert cmd[8] == pytest.approx([0.0, 0.8, 0.0])
+    assert all(c == [0.0, 0.0, 0.0] for c in cmd[9:])
     assert rec["captures"] == [{"track": "elk-1", "viewpoint": "left", "ratio": pytest.approx(0.1),
-                                "reason": "size_ratio", "frames": 9, "stamp": [100, 900_000_000]}]
+                                "reason": "size_ratio", "flank": "left", "size_px": pytest.approx(50.0),
+                                "frames": 9, "stamp": [100, 900_000_000]}]
     assert "APPROACH -> CAPTURE" in log and "captured track elk-1" in log
 
     # A late subscriber still gets the capture (transient local).
