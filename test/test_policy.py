@@ -10,7 +10,14 @@ from types import SimpleNamespace
 import pytest
 
 from pose_classifier_ros.navigation.policy import (
-    PolicyConfig, PolicyFrame, SideProfilePolicy, State, TrackObservation, frame_from_msg, run_policy)
+    PolicyConfig,
+    PolicyFrame,
+    SideProfilePolicy,
+    State,
+    TrackObservation,
+    frame_from_msg,
+    run_policy,
+)
 
 W, H = 1000, 500  # shorter side 500 px: capture_size_ratio 0.1 -> a box with shorter side >= 50 px
 DT_NS = 100_000_000  # 10 Hz

@@ -10,9 +10,9 @@ import pytest
 
 from pose_classifier_ros import cli
 from pose_classifier_ros.bags import bagio
-from pose_classifier_ros.stream.conversions import make_viewpoint, message_types
 from pose_classifier_ros.navigation.policy import PolicyConfig, PolicyFrame, TrackObservation, run_policy
 from pose_classifier_ros.navigation.policy_eval import SUMMARY_FIELDS, summarize_flight
+from pose_classifier_ros.stream.conversions import make_viewpoint, message_types
 
 W, H = 1000, 500
 

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REPO, VENV, wait_for
 
 NODE_EXE = VENV / "lib" / "pose_classifier_ros" / "side_profile_policy_node"
@@ -103,8 +102,8 @@ def _write(tmp_path: Path, name: str, code: str) -> str:
 
 
 def test_params_file_matches_declared_defaults():
-    from pose_classifier_ros.navigation.policy import PolicyConfig
     from pose_classifier_ros.navigation.policy import POLICY_PARAMETERS as DECLARED
+    from pose_classifier_ros.navigation.policy import PolicyConfig
 
     values = yaml.safe_load(PARAMS.read_text())["side_profile_policy"]["ros__parameters"]
 

@@ -5,10 +5,20 @@ import math
 
 import pytest
 
-from pose_classifier_ros.navigation.policy import (PolicyConfig, PolicyFrame, SideProfilePolicy, State,
-                                                   TrackObservation, run_policy)
-from pose_classifier_ros.navigation.viewpoint_geometry import (LABEL_HEADING_DEG, class_of_heading, nearest_flank,
-                                                               wrap_deg)
+from pose_classifier_ros.navigation.policy import (
+    PolicyConfig,
+    PolicyFrame,
+    SideProfilePolicy,
+    State,
+    TrackObservation,
+    run_policy,
+)
+from pose_classifier_ros.navigation.viewpoint_geometry import (
+    LABEL_HEADING_DEG,
+    class_of_heading,
+    nearest_flank,
+    wrap_deg,
+)
 
 W, H = 1920, 1080
 DT_NS = 100_000_000  # 10 Hz
@@ -189,7 +199,7 @@ def test_box_speed_discounts_the_own_yaw():
 
 
 def test_geometry_helpers_are_consistent_with_labels():
-    for name, heading in LABEL_HEADING_DEG.items():
+    for heading in LABEL_HEADING_DEG.values():
         assert class_of_heading(heading) == class_of_heading(heading + 20) == class_of_heading(heading - 20)
         assert -180.0 <= heading < 180.0 and wrap_deg(heading + 360) == heading
     assert LABEL_HEADING_DEG["left"] == 90.0 and LABEL_HEADING_DEG["right"] == -90.0
