@@ -38,7 +38,7 @@ def csv_set(tmp_path_factory):
 def trained(csv_set, tmp_path_factory):
     run = tmp_path_factory.mktemp("run")
     rc = cli_main(["train", "--data", str(csv_set / "set.csv"), "--out", str(run), "--size", "test-tiny",
-                   "--epochs", "6", "--workers", "0", "--no-progress", "--aug-views", "2", "--fit-temperature",
+                   "--epochs", "4", "--workers", "0", "--no-progress", "--aug-views", "1", "--fit-temperature",
                    "--target-accuracy", "0.8"])
     assert rc == 0
     return run
@@ -119,18 +119,29 @@ def test_evaluate_folder_groups_from_path_and_metadata_csv(trained, csv_set, tmp
     assert rc == 2 and "no metadata column 'season'" in capsys.readouterr().err
 
 
-def test_temperature_changes_probabilities_not_labels(trained, csv_set):
+@pytest.mark.parametrize("backend", ["eager", "int8", "onnx"])
+def test_temperature_changes_probabilities_not_labels(trained, csv_set, backend, tmp_path):
     from pose_classifier_ros.model.classifier import ViewpointClassifier
+
+    if backend == "onnx":
+        pytest.importorskip("onnxruntime")
+    clf = ViewpointClassifier.from_checkpoint(trained / "best_pose_model.pth", backend=backend,
+                                              onnx_cache_dir=tmp_path)
+    t = clf.config.temperature
+    assert clf.temperature == t != 1.0
+    frame = read_image(csv_set / "img" / "left" / "left_0000.png")
+    images = [read_image(p) for p in sorted((csv_set / "img" / "left").glob("*.png"))[:4]]
+    scaled, scaled_frame = clf.predict_proba(images), clf.predict_frame(frame, np.array([[0, 0, 96, 96]])).probs
+    clf.temperature = 1.0
+    raw, raw_frame = clf.predict_proba(images), clf.predict_frame(frame, np.array([[0, 0, 96, 96]])).probs
+    assert np.array_equal(scaled.argmax(1), raw.argmax(1)) and not np.allclose(scaled, raw)
+    for a, b in ((scaled, raw), (scaled_frame, raw_frame)):
+        np.testing.assert_allclose(a, torch.softmax(torch.log(torch.from_numpy(b)) / t, 1).numpy(), atol=1e-5)
+
+
+def test_model_config_temperature_round_trip():
     from pose_classifier_ros.model.viewpoint_model import ModelConfig
 
-    clf = ViewpointClassifier.from_checkpoint(trained / "best_pose_model.pth", backend="eager")
-    t = clf.config.temperature
-    images = [read_image(p) for p in sorted((csv_set / "img" / "left").glob("*.png"))[:4]]
-    scaled = clf.predict_proba(images)
-    clf.temperature = 1.0
-    raw = clf.predict_proba(images)
-    assert np.array_equal(scaled.argmax(1), raw.argmax(1)) and not np.allclose(scaled, raw)
-    np.testing.assert_allclose(scaled, torch.softmax(torch.log(torch.from_numpy(raw)) / t, 1).numpy(), atol=1e-5)
     # old checkpoints (no "temperature" key) load as 1.0; the value round-trips
     d = ModelConfig(backbone="test-tiny", temperature=2.5).to_dict()
     assert ModelConfig.from_dict(d).temperature == 2.5
