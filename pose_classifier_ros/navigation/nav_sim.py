@@ -112,8 +112,10 @@ def run_episode(sim: Simulator, policy: SideProfilePolicy, duration_s: float | N
         drops += prev_state == State.APPROACH and out.state == State.ORIENT
         result["retreats"] += out.state == State.RETREAT and out.transitioned
         prev_state = out.state
-        sign = (out.lateral_speed > 0) - (out.lateral_speed < 0) if cfg.motion_mode == "orbit" else \
-            (out.yaw_rate > 0) - (out.yaw_rate < 0)
+        # Direction reversals of the orbit command (ignoring creeping below 10 % of the orbit speed / yaw rate).
+        value, floor = (out.lateral_speed, 0.1 * cfg.orbit_speed) if cfg.motion_mode == "orbit" else \
+            (out.yaw_rate, 0.1 * cfg.orient_yaw_rate)
+        sign = (value > floor) - (value < -floor)
         if sign and last_sign and sign != last_sign:
             reversals += 1
         last_sign = sign or last_sign
@@ -237,6 +239,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", type=Path, default=None,
                         help="policy parameter YAML (the node's format); default: built-in defaults")
     parser.add_argument("--duration", type=float, default=60.0, help="simulated seconds per scenario")
+    parser.add_argument("--heading-noise", type=float, default=None, metavar="DEG",
+                        help="also publish a per-track heading estimate (Viewpoint.track_heading_deg) with this "
+                             "Gaussian noise, deg; default: none (labels only, as the classifier does today)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -251,6 +256,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"nav-sim: {exc}", file=sys.stderr)
         return 2
     sim_config = SimConfig(duration_s=args.duration)
+    if args.heading_noise is not None:
+        sim_config = replace(sim_config, heading_noise_deg=args.heading_noise)
     report = run_suite(build_suite(args.scenarios, args.seeds, modes), base, sim_config, progress=True)
     report = {"suite": args.scenarios, "seeds": args.seeds, "modes": modes,
               "params_file": str(args.params) if args.params else None, "policy": base.to_dict(),

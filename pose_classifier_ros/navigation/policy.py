@@ -58,6 +58,8 @@ _SCAN_VIEWS = frozenset({"front", "back"})  # exactly between the flanks: no hin
 _SCAN_SIGN = {"left": 1, "right": -1}
 # A chosen flank is kept until the other one is nearer by more than this (front/back never switch it).
 FLANK_SWITCH_MARGIN_DEG = 60.0
+# With a heading estimate: within this of the flank the orbit stops (no dithering on estimate noise).
+HEADING_DEADBAND_DEG = 5.0
 
 
 class SideProfilePolicy:
@@ -325,6 +327,8 @@ class SideProfilePolicy:
         """(yaw rate, forward, lateral) in ORIENT/APPROACH, given a fresh label of the visible target."""
         cfg = self.config
         error = heading_error_deg(self._heading, self._flank) if self._flank else 0.0
+        if self._heading_estimated and abs(error) < HEADING_DEADBAND_DEG:
+            error = 0.0
         direction = (error > 0) - (error < 0)  # +1: increase h (circle counter-clockwise)
         if cfg.motion_mode == "yaw":
             if self._state == State.APPROACH:

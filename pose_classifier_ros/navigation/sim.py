@@ -64,7 +64,8 @@ class SimConfig:
     p_random: float = 0.01           # per-frame label drawn uniformly from all classes
     label_latency_s: float = 0.2     # the label describes the view this long ago (its label_stamp)
     label_period_s: float = 0.0      # classify every frame (0) or every this many seconds (labels age)
-    heading_noise_deg: float = math.nan  # publish a heading estimate with this noise (NaN: none, as today)
+    heading_noise_deg: float = math.nan  # per-frame heading noise; the track's estimate is the circular mean
+                                         # over the voting window (NaN: no estimate published, as today)
     box_noise_px: float = 2.0
     detection_score: float = 0.9
     voting_window: int = 7
@@ -146,7 +147,8 @@ class Simulator:
         self._voter = TrackVoter(VotingConfig(window=config.voting_window, min_votes=config.voting_min_votes))
         self._views: deque[tuple[float, float]] = deque()  # (t, true h) of frames with the animal in view
         self._last_classified_t = -math.inf
-        self._label: tuple[int, float, float] | None = None  # (per-frame class, its stamp, heading estimate)
+        self._label: tuple[int, float, float] | None = None  # (per-frame class, its stamp, track heading estimate)
+        self._headings: deque[float] = deque(maxlen=config.voting_window)  # noisy per-frame headings, deg
         self._smoothed = None
 
     # -- geometry --------------------------------------------------------------------------------------
@@ -204,8 +206,10 @@ class Simulator:
         self._last_classified_t = t
         label = self.confuse(class_of_heading(seen_h))
         estimate = math.nan
-        if math.isfinite(cfg.heading_noise_deg):
-            estimate = wrap_deg(seen_h + self._rng.gauss(0.0, cfg.heading_noise_deg))
+        if math.isfinite(cfg.heading_noise_deg):  # like track_heading_deg: circular mean over the voting window
+            self._headings.append(math.radians(seen_h + self._rng.gauss(0.0, cfg.heading_noise_deg)))
+            estimate = wrap_deg(math.degrees(math.atan2(sum(math.sin(a) for a in self._headings),
+                                                        sum(math.cos(a) for a in self._headings))))
         self._label = (label, seen_t, estimate)
         probs = np.zeros(NUM_CLASSES, np.float32)
         probs[label] = 1.0
