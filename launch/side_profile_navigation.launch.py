@@ -12,7 +12,6 @@ and reads the classifier's `viewpoints`; start_classifier:=false runs the policy
 import os
 
 from ament_index_python.packages import get_package_share_directory
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
 from launch.conditions import IfCondition
 from launch.launch_description_sources import PythonLaunchDescriptionSource
@@ -20,6 +19,8 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
+
+from launch import LaunchDescription
 
 PACKAGE = "pose_classifier_ros"
 
@@ -39,7 +40,11 @@ def generate_launch_description() -> LaunchDescription:
                               description="ViewpointArray topic the policy reads; relative names resolve in "
                                           "the namespace, where the classifier publishes `viewpoints`."),
         DeclareLaunchArgument("cmd_vel_topic", default_value="cmd_vel",
-                              description="geometry_msgs/Twist output: angular.z yaw rate rad/s, linear.x m/s."),
+                              description="geometry_msgs/Twist output (body frame, REP-103): linear.x forward and "
+                                          "linear.y left in m/s, angular.z yaw rate in rad/s."),
+        DeclareLaunchArgument("vigilance_topic", default_value="vigilance",
+                              description="Optional std_msgs/Float32 input: animal vigilance 0..1 (retreat above "
+                                          "disturbance.vigilance_threshold)."),
         DeclareLaunchArgument("policy_state_topic", default_value="policy_state",
                               description="pose_classifier_ros/PolicyState output, one per viewpoint frame."),
         DeclareLaunchArgument("capture_topic", default_value="capture",
@@ -68,6 +73,7 @@ def generate_launch_description() -> LaunchDescription:
         remappings=[
             ("viewpoints", LaunchConfiguration("viewpoints_topic")),
             ("cmd_vel", LaunchConfiguration("cmd_vel_topic")),
+            ("vigilance", LaunchConfiguration("vigilance_topic")),
             ("policy_state", LaunchConfiguration("policy_state_topic")),
             ("capture", LaunchConfiguration("capture_topic")),
         ],

@@ -247,3 +247,26 @@ def test_launch_classifier_and_policy_together(ros_env, processes, tmp_path):
     out = wait_for(wired, 120, interval=2.0, message="classifier publisher and policy subscriber on /uav/viewpoints")
     assert "pose_classifier" in out and "side_profile_policy" in out, out
     assert launch.poll() is None, processes.output(launch)
+
+
+def test_orbit_example_launch_overrides_the_params_file(ros_env, processes):
+    assert os.access(NODE_EXE, os.X_OK), f"{NODE_EXE} is not executable: run scripts/setup.sh"
+    ros2 = str(VENV / "bin" / "ros2")
+    launch = processes.start([ros2, "launch", "pose_classifier_ros", "side_profile_orbit.launch.py", "namespace:=uav2",
+                              "motion_mode:=yaw", "target_pixels:=320.0", "vigilance_topic:=/uav2/alert"],
+                             ros_env, "orbit_launch")
+
+    def param(name):
+        out = subprocess.run([ros2, "param", "get", "--no-daemon", "/uav2/side_profile_policy", name], env=ros_env,
+                             capture_output=True, text=True, timeout=60).stdout
+        return out.strip() if "value is" in out else None
+
+    assert wait_for(lambda: param("orient.mode"), 90, interval=1.0, message="the example's policy node") == \
+        "String value is: yaw", processes.output(launch)
+    assert param("capture.target_pixels") == "Double value is: 320.0"
+    assert param("orient.orbit_speed") == "Double value is: 3.0"
+    assert param("disturbance.hold_s") == "Double value is: 5.0"  # from the params file
+    topics = subprocess.run([ros2, "topic", "list", "--no-daemon", "-t"], env=ros_env, capture_output=True,
+                            text=True, timeout=60).stdout
+    assert "/uav2/alert [std_msgs/msg/Float32]" in topics and "/uav2/cmd_vel [geometry_msgs/msg/Twist]" in topics
+    assert launch.poll() is None, processes.output(launch)
