@@ -39,10 +39,17 @@ PUBLISHER = textwrap.dedent("""
     rclpy.init()
     node = rclpy.create_node("viewpoint_player")
     pub = node.create_publisher(ViewpointArray, sys.argv[1], 10)
-    while pub.get_subscription_count() < 1:
+    alert = None
+    if len(sys.argv) > 2:  # also report a fully alert animal on this std_msgs/Float32 topic
+        from std_msgs.msg import Float32
+        alert = node.create_publisher(Float32, sys.argv[2], 10)
+    while pub.get_subscription_count() < 1 or (alert is not None and alert.get_subscription_count() < 1):
         rclpy.spin_once(node, timeout_sec=0.05)
     time.sleep(0.5)  # let the node's reader finish matching before the first sample
     for i, (label, size) in enumerate(script):
+        if alert is not None:
+            alert.publish(Float32(data=1.0))
+            time.sleep(0.02)
         pub.publish(frame(i, label, size))
         time.sleep(0.05)
     print("published", len(script), flush=True)
@@ -85,7 +92,7 @@ RECORDER = textwrap.dedent("""
         if not ready and all(s.get_publisher_count() >= 1 for s in subs):
             ready = True
             (out.parent / (out.name + ".ready")).write_text("1")
-        if len(rec["states"]) >= want_states and rec["captures"]:
+        if len(rec["states"]) >= want_states and (rec["captures"] or "--no-capture" in sys.argv):
             break
     time.sleep(0.2)
     rclpy.spin_once(node, timeout_sec=0.05)
@@ -270,3 +277,26 @@ def test_orbit_example_launch_overrides_the_params_file(ros_env, processes):
                             text=True, timeout=60).stdout
     assert "/uav2/alert [std_msgs/msg/Float32]" in topics and "/uav2/cmd_vel [geometry_msgs/msg/Twist]" in topics
     assert launch.poll() is None, processes.output(launch)
+
+
+def test_vigilance_input_makes_the_node_retreat(ros_env, processes, tmp_path):
+    ns = "/drone3"
+    node = processes.start([*NODE_CMD, "--ros-args", "-r", f"__ns:={ns}", "--params-file", str(PARAMS)],
+                           ros_env, "policy_node")
+    record = tmp_path / "record.json"
+    recorder = processes.python([_write(tmp_path, "recorder.py", RECORDER), str(record), ns, "15", "--no-capture"],
+                                ros_env, "recorder")
+    wait_for(lambda: (tmp_path / "record.json.ready").exists() or recorder.poll() is not None, 60,
+             message="recorder matched to the policy node's publishers")
+    player = processes.python([_write(tmp_path, "player.py", PUBLISHER), f"{ns}/viewpoints", f"{ns}/vigilance"],
+                              ros_env, "player")
+    wait_for(lambda: record.exists() or recorder.poll() not in (None, 0), 60, message="recorded policy outputs")
+    assert player.wait(30) == 0, processes.output(player)
+    rec, log = json.loads(record.read_text()), processes.output(node)
+    # Vigilance 1.0 > 0.5 from the first frame: lock on, then back off at disturbance.retreat_speed (1 m/s) for
+    # disturbance.retreat_s (2 s of frame stamps: longer than this 1.5 s flight), never orbiting.
+    assert [s["name"] for s in rec["states"]] == ["RETREAT"] * 15, log
+    assert "vigilance 1.00 > 0.5" in rec["states"][0]["reason"]
+    assert all(c == pytest.approx([0.0, -1.0, 0.0]) for c in rec["cmd_vel"][:15])
+    assert rec["captures"] == [] and "-> RETREAT" in log
+    assert processes.stop(node) == 0, log
