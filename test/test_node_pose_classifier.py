@@ -55,7 +55,7 @@ def _stamp(ns: int) -> list[int]:
 
 def test_end_to_end_stream(ros_env, processes, tmp_path, colour_checkpoint):
     ns = "/e2e"
-    node = processes.start(_node_args(ns, colour_checkpoint, "processing.policy:=all",
+    node = processes.start(_node_args(ns, colour_checkpoint, "schedule.mode:=every_frame", "processing.policy:=all",
                                       "publish_debug_image:=true", "diagnostics_period_s:=0.5"),
                            ros_env, "node")
     frames, _ = scenario.main_scenario()

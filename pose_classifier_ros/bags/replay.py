@@ -90,13 +90,15 @@ def load_ground_truth_csv(path: str | Path) -> GroundTruth:
 # ---------------------------------------------------------------------------------------------
 @dataclass
 class DetectionRecord:
-    """One classified detection of the replay (what the node would have published)."""
+    """One published detection of the replay (what the node would have published)."""
     stamp_ns: int
     frame_index: int
     track_id: str
-    label: int            # per-frame class index
-    smoothed: int         # voted class index
+    label: int | None     # per-frame class index (scheduled: possibly cached); None = UNKNOWN
+    smoothed: int | None  # voted class index; None while the track has no vote
     true: int | None      # ground-truth class index, if known
+    label_age_s: float | None = 0.0  # frame stamp - stamp of the frame `label` was computed on
+    fresh: bool = True    # `label` was computed on this frame
 
 
 @dataclass
@@ -104,25 +106,53 @@ class ReplayResult:
     records: list[DetectionRecord]
     stats: dict[str, Any]
     out_bag: str | None
+    schedule: dict[str, Any] | None = None   # scheduled mode: settings and crop counts
+    baseline: ReplayResult | None = None     # every_frame run over the same frames, for comparison
+
+
+def records_of(result, frame_index: int) -> list[DetectionRecord]:
+    """DetectionRecords of one FrameResult (every_frame or scheduled)."""
+    out = []
+    for r in result.results:
+        known = 0 <= int(r.label) < len(VIEWPOINTS)
+        smoothed = r.smoothed if r.smoothed is not None and int(r.smoothed.num_votes) > 0 else None
+        stamp = r.label_stamp_ns if r.label_stamp_ns is not None else (result.stamp_ns if known else None)
+        out.append(DetectionRecord(
+            result.stamp_ns, frame_index, str(r.track_id), normalize_label(int(r.label)) if known else None,
+            normalize_label(int(smoothed.label)) if smoothed is not None else None, None,
+            label_age_s=(result.stamp_ns - stamp) * 1e-9 if stamp is not None else None,
+            fresh=bool(getattr(r, "fresh", True)) and known))
+    return out
 
 
 def replay_bag(bag_path: str | Path, pipeline, *, out_path: str | Path | None = None,
                image_topic: str = "/camera/image_raw", detections_topic: str = "/detections",
                viewpoints_topic: str = "/viewpoints", pairing=None, ground_truth: GroundTruth | None = None,
-               ground_truth_topic: str | None = None, storage: str = "mcap", progress: bool = True) -> ReplayResult:
-    """Run ``pipeline`` (a ViewpointPipeline) over a bag; optionally write ``out_path`` (a new bag dir).
+               ground_truth_topic: str | None = None, storage: str = "mcap", progress: bool = True,
+               crops_per_second: float | None = None, baseline=None) -> ReplayResult:
+    """Run ``pipeline`` over a bag; optionally write ``out_path`` (a new bag dir).
+
+    pipeline: a ViewpointPipeline (every_frame: every crop of every frame) or a ScheduledPipeline
+    (scheduled: each frame publishes from track state after an inference cycle on it that classifies as
+    many crops as a simulated budget of ``crops_per_second`` allows over the frame interval, unused budget
+    carried forward up to schedule.max_crops; without a budget, schedule.max_crops crops per frame).
+    Deterministic: frame stamps, not the wall clock, drive the budget. baseline: a ViewpointPipeline run on
+    the same frames for comparison (result.baseline).
 
     Raises BagError for unreadable bags and missing topics. Frames whose image cannot be decoded
-    (unsupported encoding, wrong data size) are logged and skipped.
+    (unsupported encoding, wrong data size) are logged and skipped (scheduled: their message, built from
+    track state, is still written, as the live node publishes it).
     """
     from tqdm import tqdm
 
     from pose_classifier_ros.stream.conversions import detections_from_msg, message_types, stamp_to_ns
     from pose_classifier_ros.stream.frame_processor import FrameDecodeError, FrameProcessor
     from pose_classifier_ros.stream.pairing import PairingConfig, StampPairer
+    from pose_classifier_ros.stream.scheduler import CropBudget
 
     pairer = StampPairer(pairing or PairingConfig())
     records: list[DetectionRecord] = []
+    baseline_records: list[DetectionRecord] = []
     stats = dict(images=0, detection_msgs=0, frames_processed=0, frames_skipped=0, detections_classified=0,
                  detections_skipped=0, bad_messages=0)
     frame_index_of: dict[int, int] = {}
@@ -138,6 +168,16 @@ def replay_bag(bag_path: str | Path, pipeline, *, out_path: str | Path | None = 
                            f"choose another output topic with --viewpoints-topic")
         writer = open_writer(out_path, storage=storage) if out_path is not None else None
         processor = FrameProcessor(pipeline, message_types(reader.typestore))
+        baseline_processor = FrameProcessor(baseline, processor.types) if baseline is not None else None
+        budget = None
+        if processor.scheduled:
+            schedule = dict(mode="scheduled", crops_per_second=crops_per_second, max_crops=pipeline.schedule.max_crops,
+                            box_change=pipeline.schedule.box_change, max_age_s=pipeline.schedule.max_age_s,
+                            crops_classified=0, inference_cycles=0, undecodable_frames=0)
+            if crops_per_second is not None:
+                budget = CropBudget(crops_per_second, cap=pipeline.schedule.max_crops)
+        else:
+            schedule = None
         try:
             if writer is not None:
                 for conn in reader.connections:
@@ -177,23 +217,28 @@ def replay_bag(bag_path: str | Path, pipeline, *, out_path: str | Path | None = 
                     for vp in msg.viewpoints:
                         bag_gt[(stamp_to_ns(msg.header.stamp), str(vp.track_id))] = int(vp.label)
                 for pair in pairs:
-                    try:
-                        out = processor.process(pair)
-                    except FrameDecodeError as exc:
-                        stats["frames_skipped"] += 1
-                        _logger.warning("skipping frame: %s", exc)
-                        continue
-                    result = out.result
+                    frame_index = frame_index_of.get(pair.stamp_ns, -1)
+                    if baseline_processor is not None:
+                        try:
+                            baseline_records += records_of(baseline_processor.process(pair).result, frame_index)
+                        except FrameDecodeError:
+                            pass  # counted by the main run
+                    if schedule is not None:
+                        result, message = _scheduled_step(processor, pair, budget, schedule)
+                    else:
+                        try:
+                            out = processor.process(pair)
+                        except FrameDecodeError as exc:
+                            stats["frames_skipped"] += 1
+                            _logger.warning("skipping frame: %s", exc)
+                            continue
+                        result, message = out.result, out.message
                     stats["frames_processed"] += 1
                     stats["detections_classified"] += len(result.results)
                     stats["detections_skipped"] += int(result.skipped)
-                    frame_index = frame_index_of.get(pair.stamp_ns, -1)
-                    for r in result.results:
-                        records.append(DetectionRecord(pair.stamp_ns, frame_index, str(r.track_id),
-                                                       normalize_label(r.label), normalize_label(r.smoothed.label),
-                                                       None))
+                    records += records_of(result, frame_index)
                     if writer is not None:
-                        writer.write(viewpoints_topic, bag_ns, out.message)
+                        writer.write(viewpoints_topic, bag_ns, message)
                 if stats["images"] % 5 == 0:
                     rate = stats["frames_processed"] / max(time.monotonic() - started, 1e-6)
                     bar.set_postfix(classified=stats["frames_processed"], fps=f"{rate:.1f}", refresh=False)
@@ -206,11 +251,28 @@ def replay_bag(bag_path: str | Path, pipeline, *, out_path: str | Path | None = 
     stats["unpaired_images"] = stats["images"] - stats["bad_messages"] - stats["frames_processed"] - stats["frames_skipped"]
     if bag_gt or ground_truth is not None:
         gt = ground_truth or GroundTruth(by_stamp=bag_gt, source=f"bag topic {ground_truth_topic}")
-        for rec in records:
+        for rec in records + baseline_records:
             rec.true = gt.lookup(rec.stamp_ns, rec.frame_index, rec.track_id)
         stats["ground_truth_source"] = gt.source
         stats["ground_truth_matched"] = sum(r.true is not None for r in records)
-    return ReplayResult(records, stats, str(out_path) if out_path is not None else None)
+    base = ReplayResult(baseline_records, {"mode": "every_frame"}, None) if baseline is not None else None
+    return ReplayResult(records, stats, str(out_path) if out_path is not None else None, schedule=schedule,
+                        baseline=base)
+
+
+def _scheduled_step(processor, pair, budget, schedule: dict):
+    """One frame in scheduled mode: the budget's crops of this frame classified, then its message."""
+    crops = budget.take(pair.stamp_ns) if budget is not None else schedule["max_crops"]
+    published, inferred, error = processor.step(pair, crops)
+    if error is not None:
+        schedule["undecodable_frames"] += 1
+        _logger.warning("frame not classified: %s", error)
+    if inferred is not None:
+        if budget is not None:
+            budget.spend(len(inferred.cycle.choices))
+        schedule["crops_classified"] += len(inferred.cycle.choices)
+        schedule["inference_cycles"] += bool(inferred.cycle.choices)
+    return published.result, published.message
 
 
 # ---------------------------------------------------------------------------------------------
@@ -223,10 +285,11 @@ def build_report(result: ReplayResult) -> dict:
     recs = result.records
     report: dict[str, Any] = {}
     matched = [r for r in recs if r.true is not None]
-    if matched:
-        y_true = np.array([r.true for r in matched])
-        report["per_frame"] = classification_report(y_true, np.array([r.label for r in matched]))
-        report["smoothed"] = classification_report(y_true, np.array([r.smoothed for r in matched]))
+    for key in ("label", "smoothed"):  # over known labels; the schedule section counts UNKNOWN as wrong
+        known = [r for r in matched if getattr(r, key) is not None]
+        if known:
+            report["per_frame" if key == "label" else key] = classification_report(
+                np.array([r.true for r in known]), np.array([getattr(r, key) for r in known]))
     tracks = [r.track_id for r in recs]
     stamps = [r.stamp_ns * 1e-9 for r in recs]
     report["temporal"] = {
@@ -237,6 +300,9 @@ def build_report(result: ReplayResult) -> dict:
         report["temporal"]["ground_truth"] = flip_rate([r.track_id for r in matched],
                                                        [r.stamp_ns * 1e-9 for r in matched],
                                                        [r.true for r in matched])
+    if result.schedule is not None:
+        from pose_classifier_ros.bags.schedule_report import schedule_section
+        report["schedule"] = schedule_section(result)
     report["replay"] = dict(result.stats, output_bag=result.out_bag)
     return report
 
@@ -254,6 +320,9 @@ def format_replay_report(report: dict, title: str) -> str:
     for key in ("per_frame", "smoothed", "ground_truth"):
         if key in temporal:
             parts.append(f"  {key:<13} {temporal[key]['mean_flips_per_s']:.3f}")
+    if "schedule" in report:
+        from pose_classifier_ros.bags.schedule_report import format_schedule_section
+        parts += ["", format_schedule_section(report["schedule"])]
     stats = report.get("replay", {})
     parts += ["", "replay: " + ", ".join(f"{k}={v}" for k, v in stats.items() if not isinstance(v, dict))]
     return "\n".join(parts) + "\n"
@@ -274,11 +343,12 @@ def write_replay_report(report_dir: str | Path, report: dict, result: ReplayResu
         paths.append(report_mod.plot_confusion_matrix(report["per_frame"]["confusion_matrix"],
                                                       report_dir / "confusion_matrix.png",
                                                       title="per-frame viewpoint"))
+    if "smoothed" in report:
         paths.append(report_mod.plot_confusion_matrix(report["smoothed"]["confusion_matrix"],
                                                       report_dir / "confusion_matrix_smoothed.png",
                                                       title="smoothed viewpoint (track vote)"))
-    if result.records:
-        recs = result.records
+    recs = [r for r in result.records if r.label is not None and r.smoothed is not None]
+    if recs:
         paths.append(report_mod.plot_track_timeline(
             [r.track_id for r in recs], [r.stamp_ns * 1e-9 for r in recs], [r.label for r in recs],
             [r.smoothed for r in recs], report_dir / "track_timeline.png", title=f"{title}: viewpoint per track"))
@@ -314,6 +384,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="crops per forward pass (default: --params model.batch_size, else 32)")
     parser.add_argument("--backbone-weights", type=Path, default=None,
                         help="DINOv2 weights file when the checkpoint holds only the head")
+    parser.add_argument("--schedule", choices=("every_frame", "scheduled"), default="every_frame",
+                        help="every_frame: classify every crop of every frame (default); scheduled: the node's "
+                             "per-track scheduler (schedule.* from --params) under --crops-per-second")
+    parser.add_argument("--crops-per-second", type=float, default=None,
+                        help="scheduled: simulated compute budget, crops per second of bag time (unused budget "
+                             "carries forward); default: schedule.max_crops every frame")
+    parser.add_argument("--max-crops", type=int, default=None, help="scheduled: override schedule.max_crops")
+    parser.add_argument("--no-baseline", action="store_true",
+                        help="scheduled: do not also run every_frame on the same frames for comparison")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -375,12 +454,27 @@ def _run(args: argparse.Namespace) -> int:
     except CheckpointError as exc:
         _logger.error("cannot load checkpoint %s: %s", args.checkpoint, exc)
         return 1
-    pipeline = ViewpointPipeline(classifier, voting=settings.voting, iou_threshold=settings.tracking_iou_threshold)
+    pipeline = baseline = ViewpointPipeline(classifier, voting=settings.voting,
+                                            iou_threshold=settings.tracking_iou_threshold)
+    if args.schedule == "scheduled":
+        from dataclasses import replace
+
+        from pose_classifier_ros.stream.pipeline import ScheduledPipeline
+
+        schedule = replace(settings.schedule, mode="scheduled",
+                           max_crops=args.max_crops if args.max_crops is not None else settings.schedule.max_crops)
+        pipeline = ScheduledPipeline(classifier, voting=settings.voting, iou_threshold=settings.tracking_iou_threshold,
+                                     schedule=schedule, crop=settings.crop)
+        if args.no_baseline:
+            baseline = None
+    elif args.crops_per_second is not None or args.max_crops is not None:
+        raise ValueError("--crops-per-second and --max-crops need --schedule scheduled")
 
     result = replay_bag(args.bag, pipeline, out_path=out_path, image_topic=args.image_topic,
                         detections_topic=args.detections_topic, viewpoints_topic=args.viewpoints_topic,
                         pairing=settings.pairing, ground_truth=ground_truth, ground_truth_topic=gt_topic,
-                        storage=args.storage, progress=not args.no_progress)
+                        storage=args.storage, progress=not args.no_progress, crops_per_second=args.crops_per_second,
+                        baseline=baseline if pipeline is not baseline else None)
     stats = result.stats
     print(f"replayed {stats['images']} images: {stats['frames_processed']} frames classified "
           f"({stats['detections_classified']} detections), {stats['frames_skipped']} skipped, "
@@ -418,6 +512,9 @@ def _print_summary(report: dict) -> None:
     t = report["temporal"]
     print(f"flip rate: {t['per_frame']['mean_flips_per_s']:.2f}/s per frame, "
           f"{t['smoothed']['mean_flips_per_s']:.2f}/s smoothed")
+    if "schedule" in report:
+        from pose_classifier_ros.bags.schedule_report import format_schedule_section
+        print(format_schedule_section(report["schedule"]))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,8 +3,12 @@
 Subscribes ``image`` (Image) or ``image/compressed`` (CompressedImage) and ``detections``
 (Detection2DArray); publishes ``viewpoints`` (ViewpointArray, the image header copied), ``label_info``
 (LabelInfo, transient local), ``diagnostics`` and optionally ``debug_image``. The node holds no ML
-logic: callbacks only read stamps and feed the StampPairer; a worker thread decodes the newest paired
-frame, runs ViewpointPipeline and publishes. docs/node_pose_classifier.md is the reference.
+logic: callbacks only read stamps and feed the StampPairer. schedule.mode scheduled (default): the
+publishing path (executor thread, ``_publish_scheduled``) associates every paired frame's detections
+with tracks and publishes at once from track state; the inference thread (``_infer_loop``) takes the
+newest published frame, decodes it and classifies the crops the scheduler picks. every_frame: a worker
+thread (``_work``) decodes the newest paired frame, runs ViewpointPipeline on every crop and publishes.
+docs/node_pose_classifier.md is the reference.
 """
 from __future__ import annotations
 
@@ -22,17 +26,18 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.lifecycle import LifecycleState, Node as LifecycleNode, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import Node as LifecycleNode
 from sensor_msgs.msg import CompressedImage, Image
 from vision_msgs.msg import Detection2DArray, LabelInfo, VisionClass
 
 from pose_classifier_ros import msg as pc_msg
-from pose_classifier_ros.stream.conversions import detections_from_msg, message_types, stamp_to_ns
-from pose_classifier_ros.stream.frame_processor import FrameDecodeError, FrameProcessor
 from pose_classifier_ros.labels import VIEWPOINTS
-from pose_classifier_ros.stream.pairing import StampPairer
 from pose_classifier_ros.ros import qos
 from pose_classifier_ros.ros.params import NodeConfig, declare_parameters, read_config, resolve_path
+from pose_classifier_ros.stream.conversions import detections_from_msg, message_types, stamp_to_ns
+from pose_classifier_ros.stream.frame_processor import FrameDecodeError, FrameProcessor
+from pose_classifier_ros.stream.pairing import StampPairer
 
 NODE_NAME = "pose_classifier"
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
@@ -92,6 +97,7 @@ class PoseClassifierNode(LifecycleNode):
         self._lock = threading.Lock()  # counters and timing windows (executor thread + worker)
         self._counts: Counter = Counter()
         self._latency_ms: deque = deque(maxlen=200)  # rolling window of the last processed frames
+        self._label_age_s: deque = deque(maxlen=1000)  # ages of the last published known labels (scheduled)
         self._stage_ms: dict[str, deque] = {}
         self._pairing_warned = False
         self._image_topic = ""
@@ -134,12 +140,12 @@ class PoseClassifierNode(LifecycleNode):
         if config.publish_debug_image:
             self._pubs["debug_image"] = self._publisher(Image, "debug_image", qos.output_qos(1))
         log.info(f"configured: checkpoint {path}, device {config.device}, backend {config.backend}, "
-                 f"sync {config.pairing.mode}, policy {config.processing_policy}")
+                 f"sync {config.pairing.mode}, schedule {config.schedule.mode}, policy {config.processing_policy}")
         return SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         from pose_classifier_ros.model.classifier import ViewpointClassifier
-        from pose_classifier_ros.stream.pipeline import ViewpointPipeline
+        from pose_classifier_ros.stream.pipeline import ScheduledPipeline, ViewpointPipeline
         cfg, log = self.config, self.get_logger()
         t0 = time.perf_counter()
         try:
@@ -147,7 +153,11 @@ class PoseClassifierNode(LifecycleNode):
                 self.checkpoint_path, device=cfg.device, backend=cfg.backend,
                 backbone_weights=str(resolve_path(cfg.backbone_weights)) if cfg.backbone_weights else None,
                 batch_size=cfg.batch_size, crop=cfg.crop, num_threads=cfg.num_threads or None)
-            pipeline = ViewpointPipeline(classifier, voting=cfg.voting, iou_threshold=cfg.tracking_iou_threshold)
+            if cfg.schedule.mode == "scheduled":
+                pipeline = ScheduledPipeline(classifier, voting=cfg.voting, iou_threshold=cfg.tracking_iou_threshold,
+                                             schedule=cfg.schedule, crop=cfg.crop)
+            else:
+                pipeline = ViewpointPipeline(classifier, voting=cfg.voting, iou_threshold=cfg.tracking_iou_threshold)
             self._processor = FrameProcessor(pipeline, message_types())
         except Exception as exc:  # a model that does not load must leave the node inactive, not dead
             log.error(f"activate failed: cannot build the model from {self.checkpoint_path} on {cfg.device}: {exc}")
@@ -157,14 +167,19 @@ class PoseClassifierNode(LifecycleNode):
         self._pairing_warned = False
         super().on_activate(state)  # enables the lifecycle publishers
         self._publish_label_info()
-        self._frames = FrameQueue(cfg.processing_policy, cfg.processing_queue_size)
-        self._worker = threading.Thread(target=self._work, name="pose_classifier_worker", daemon=True)
+        if self._processor.scheduled:  # the inference thread only ever wants the newest frame
+            self._frames = FrameQueue("latest", 1)
+            self._worker = threading.Thread(target=self._infer_loop, name="pose_classifier_inference", daemon=True)
+        else:
+            self._frames = FrameQueue(cfg.processing_policy, cfg.processing_queue_size)
+            self._worker = threading.Thread(target=self._work, name="pose_classifier_worker", daemon=True)
         self._worker.start()
         self._create_subscriptions()
         # Steady clock: diagnostics keep coming while a simulated clock is paused.
         self._timer = self.create_timer(cfg.diagnostics_period_s or 1.0, self._diagnostics_cb,
                                         clock=Clock(clock_type=ClockType.STEADY_TIME))
         log.info(f"active: {classifier.backend} on {classifier.device} (loaded in {time.perf_counter() - t0:.1f} s), "
+                 f"schedule {cfg.schedule.mode}, "
                  f"listening on {self._image_topic} and {self.resolve_topic_name('detections')}")
         return SUCCESS
 
@@ -277,11 +292,79 @@ class PoseClassifierNode(LifecycleNode):
             self._count("dropped_bad_message")
             self.get_logger().warning(f"skipping malformed message ({counter}): {exc}", throttle_duration_sec=5.0)
             return
-        frames = self._frames
+        frames, processor = self._frames, self._processor
         for pair in pairs:
-            if frames is not None:
+            if frames is None or processor is None:
+                continue
+            if processor.scheduled:
+                published = self._publish_scheduled(processor, pair)
+                if published is not None:  # replaces a frame the inference thread did not take: not a drop
+                    self._count("inference_frames_skipped", frames.put(published))
+            else:
                 self._count("dropped_stale" if self.config.processing_policy == "latest" else "dropped_queue_full",
                             frames.put(pair))
+
+    # -- scheduled: publishing path (executor thread) and inference path (own thread) --------------
+    def _publish_scheduled(self, processor: FrameProcessor, pair):
+        """Track association + ViewpointArray from track state, published at once; never waits for the model."""
+        t0 = time.perf_counter()
+        try:
+            published = processor.publish(pair)
+        except FrameDecodeError as exc:  # a compressed frame whose size cannot be known: publish nothing
+            self._count("dropped_undecodable")
+            self.get_logger().error(f"{self._image_topic}: {exc}", throttle_duration_sec=5.0)
+            return None
+        except Exception as exc:  # per frame: log, count, keep going
+            self._count("dropped_error")
+            self.get_logger().error(f"frame {pair.stamp_ns} ns failed: {type(exc).__name__}: {exc}",
+                                    throttle_duration_sec=5.0)
+            return None
+        t1 = time.perf_counter()
+        self._pubs["viewpoints"].publish(published.message)
+        t2 = time.perf_counter()
+        latency_ms = (self.get_clock().now().nanoseconds - pair.stamp_ns) / 1e6 if pair.stamp_ns else None
+        ages = [(pair.stamp_ns - r.label_stamp_ns) * 1e-9 for r in published.result.results
+                if r.label_stamp_ns is not None]
+        with self._lock:
+            self._counts["frames_processed"] += 1
+            self._counts["crops_skipped"] += int(published.result.skipped)
+            self._counts["viewpoints_unknown"] += sum(r.label_stamp_ns is None for r in published.result.results)
+            self._label_age_s.extend(ages)
+            if latency_ms is not None:
+                self._latency_ms.append(latency_ms)
+            for key, value in (("track", (t1 - t0) * 1e3), ("publish", (t2 - t1) * 1e3)):
+                self._stage_ms.setdefault(key, deque(maxlen=200)).append(value)
+        return published
+
+    def _infer_loop(self) -> None:
+        frames = self._frames
+        while (published := frames.get()) is not None:
+            try:
+                self._infer(published)
+            except FrameDecodeError as exc:
+                self._count("inference_undecodable")
+                self.get_logger().error(f"{self._image_topic}: {exc}", throttle_duration_sec=5.0)
+            except Exception as exc:  # per cycle: log, count, keep going
+                self._count("inference_errors")
+                self.get_logger().error(f"inference on frame {published.stamp_ns} ns failed: "
+                                        f"{type(exc).__name__}: {exc}", throttle_duration_sec=5.0)
+
+    def _infer(self, published) -> None:
+        processor = self._processor
+        if processor is None:
+            return
+        inferred = processor.infer(published)
+        cycle = inferred.cycle
+        debug_pub = self._pubs.get("debug_image")
+        if debug_pub is not None and debug_pub.get_subscription_count() > 0:
+            self._publish_debug(debug_pub, inferred.frame, processor.pipeline.result(published.observed),
+                                published.pair.image.header)
+        stages = {"decode": inferred.decode_ms, **{f"inference.{k}": v for k, v in cycle.timings_ms.items()}}
+        with self._lock:
+            self._counts["inference_cycles"] += 1
+            self._counts["crops_classified"] += int(cycle.classified)
+            for key, value in stages.items():
+                self._stage_ms.setdefault(key, deque(maxlen=200)).append(float(value))
 
     def _work(self) -> None:
         frames = self._frames
@@ -343,20 +426,30 @@ class PoseClassifierNode(LifecycleNode):
         if self.config.diagnostics_period_s > 0:
             self._pubs["diagnostics"].publish(self._diagnostics(pairer, problem))
 
+    def _track_count(self) -> int:
+        pipeline = getattr(self._processor, "pipeline", None)
+        if pipeline is None:
+            return 0
+        return len(pipeline.tracks) if hasattr(pipeline, "tracks") else len(pipeline.voter)
+
     def _diagnostics(self, pairer: StampPairer, problem: str | None) -> DiagnosticArray:
         with self._lock:
             counts = dict(self._counts)
             latency = np.asarray(self._latency_ms, dtype=np.float64)
+            ages = np.asarray(self._label_age_s, dtype=np.float64)
             stages = {k: float(np.mean(v)) for k, v in self._stage_ms.items() if v}
         counts.update({f"frames_{k}" if k == "paired" else k: v for k, v in pairer.stats.items()})
         values = {**{k: str(v) for k, v in sorted(counts.items())},
-                  "tracks": str(len(getattr(getattr(self._processor, "pipeline", None), "voter", ()) or ())),
-                  "processing_policy": self.config.processing_policy,
+                  "tracks": str(self._track_count()),
+                  "processing_policy": self.config.processing_policy, "schedule_mode": self.config.schedule.mode,
                   "qos_incompatible_events": str(self._qos_reporter.count)}
         if latency.size:
             values.update({"latency_ms.median": f"{np.median(latency):.1f}",
                            "latency_ms.p95": f"{np.percentile(latency, 95):.1f}",
                            "latency_ms.max": f"{latency.max():.1f}", "latency_frames": str(latency.size)})
+        if ages.size:
+            values.update({"label_age_s.median": f"{np.median(ages):.3f}",
+                           "label_age_s.p95": f"{np.percentile(ages, 95):.3f}", "label_age_s.max": f"{ages.max():.3f}"})
         values.update({f"stage_ms.{k}": f"{v:.2f}" for k, v in stages.items()})
         status = DiagnosticStatus(name=f"{self.get_fully_qualified_name()}: viewpoint pipeline",
                                   hardware_id=self.config.device, level=DiagnosticStatus.OK, message="ok")

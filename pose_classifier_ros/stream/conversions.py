@@ -15,7 +15,7 @@ import numpy as np
 
 from pose_classifier_ros.labels import VIEWPOINTS, heading_from_probs
 from pose_classifier_ros.stream.image_codec import UnsupportedEncodingError, decode_compressed, to_rgb_uint8
-from pose_classifier_ros.stream.pipeline import Detection, FrameResult
+from pose_classifier_ros.stream.pipeline import UNKNOWN_LABEL, Detection, FrameResult
 
 _logger = logging.getLogger(__name__)
 _NS = 1_000_000_000
@@ -95,7 +95,6 @@ def image_from_msg(msg) -> np.ndarray:
                         bool(getattr(msg, "is_bigendian", False)))
 
 
-UNKNOWN_LABEL = 255  # Viewpoint.UNKNOWN
 
 
 def _label_name(label: int) -> str:
@@ -140,21 +139,34 @@ def frame_result_to_msg(result: FrameResult, header, types):
     """FrameResult -> ViewpointArray built from `types` (attributes ViewpointArray, Viewpoint, BoundingBox2D,
     Pose2D, Point2D, Time). Every field is passed explicitly, as rosbags dataclasses require.
 
-    header: the image's header, copied unchanged (its stamp is the capture time).
+    header: the image's header, copied unchanged (its stamp is the capture time). label_stamp is the stamp of
+    the frame each label was computed on (zero while UNKNOWN); a track without a classification or vote
+    gets UNKNOWN, "unknown", zero scores and num_votes 0.
     """
     viewpoints = []
     for r in result.results:
-        probs = np.asarray(r.probs, np.float32).reshape(-1)[:8]
-        heading, spread = heading_from_probs(probs)
+        fields = dict(track_id=str(r.track_id), box=r.box, detection_score=float(r.detection_score),
+                      truncated=bool(getattr(r, "truncated", False)))
+        label = int(r.label)
+        if 0 <= label < len(VIEWPOINTS):
+            probs = np.asarray(r.probs, np.float32).reshape(-1)[:8]
+            heading, spread = heading_from_probs(probs)
+            stamp_ns = result.stamp_ns if r.label_stamp_ns is None else r.label_stamp_ns
+            fields.update(label=label, label_name=_label_name(label), scores=probs,
+                          label_stamp=ns_to_stamp(stamp_ns, types.Time), fresh=bool(r.fresh), voted=bool(r.voted),
+                          heading_deg=float(heading), heading_spread_deg=float(spread))
         smoothed = r.smoothed
-        viewpoints.append(make_viewpoint(
-            types, track_id=str(r.track_id), box=r.box, detection_score=float(r.detection_score),
-            label=int(r.label), label_name=_label_name(int(r.label)), scores=probs,
-            smoothed_label=int(smoothed.label), smoothed_label_name=_label_name(int(smoothed.label)),
-            smoothed_confidence=float(smoothed.confidence), num_votes=min(int(smoothed.num_votes), 65535),
-            is_stable=bool(smoothed.is_stable), label_stamp=ns_to_stamp(result.stamp_ns, types.Time), fresh=True,
-            truncated=False, voted=True, heading_deg=float(heading), heading_spread_deg=float(spread),
-            track_heading_deg=float(heading), track_heading_spread_deg=float(spread)))
+        if smoothed is not None and int(smoothed.num_votes) > 0:
+            track_heading = float(getattr(smoothed, "heading_deg", math.nan))
+            track_spread = float(getattr(smoothed, "heading_spread_deg", math.nan))
+            if not math.isfinite(track_heading):  # a vote without its own heading: the label's heading
+                track_heading, track_spread = fields.get("heading_deg", math.nan), fields.get("heading_spread_deg",
+                                                                                              math.nan)
+            fields.update(smoothed_label=int(smoothed.label), smoothed_label_name=_label_name(int(smoothed.label)),
+                          smoothed_confidence=float(smoothed.confidence),
+                          num_votes=min(int(smoothed.num_votes), 65535), is_stable=bool(smoothed.is_stable),
+                          track_heading_deg=track_heading, track_heading_spread_deg=track_spread)
+        viewpoints.append(make_viewpoint(types, **fields))
     return types.ViewpointArray(header=header, image_width=int(result.width), image_height=int(result.height),
                                 viewpoints=viewpoints)
 

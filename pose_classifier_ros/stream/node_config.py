@@ -17,6 +17,7 @@ from typing import Any
 from pose_classifier_ros.model.preprocess import CropConfig
 from pose_classifier_ros.parameters import Parameter, ParameterError, ParameterSchema, read_params_file
 from pose_classifier_ros.stream.pairing import PairingConfig
+from pose_classifier_ros.stream.scheduler import SCHEDULE_MODES, ScheduleConfig
 from pose_classifier_ros.stream.voting import VotingConfig
 
 NODE_NAME = "pose_classifier"
@@ -32,7 +33,7 @@ def classifier_backends() -> tuple[tuple[str, ...], str]:
 
 def node_parameters() -> tuple[Parameter, ...]:
     """The node's parameters in YAML order."""
-    crop, voting, pairing = CropConfig(), VotingConfig(), PairingConfig()
+    crop, voting, pairing, schedule = CropConfig(), VotingConfig(), PairingConfig(), ScheduleConfig()
     backends, default_backend = classifier_backends()
     P = Parameter
     return (
@@ -74,6 +75,16 @@ def node_parameters() -> tuple[Parameter, ...]:
           choices=("latest", "all")),
         P("processing.queue_size", 100, "Frames buffered with processing.policy all; the oldest is dropped "
           "when full.", 1, 100000),
+        P("schedule.mode", str(schedule.mode), "every_frame classifies every crop of every processed frame and "
+          "publishes after it (processing.policy applies); scheduled publishes every paired frame at once from "
+          "per-track state while an inference thread classifies the crops the scheduler picks (live default).",
+          choices=SCHEDULE_MODES),
+        P("schedule.max_crops", int(schedule.max_crops), "scheduled: crops per inference cycle (one batch).",
+          1, 4096),
+        P("schedule.box_change", float(schedule.box_change), "scheduled: relative change of box area or aspect "
+          "ratio since a track's last classification that asks for a new one.", 0.001, 100.0),
+        P("schedule.max_age_s", float(schedule.max_age_s), "scheduled: label age, s, after which a visible "
+          "track is classified before unsettled and changed ones (the budget permitting).", 0.01, 3600.0),
         P("publish_debug_image", False, "Publish `debug_image` (boxes and voted labels drawn on the frame) "
           "while someone subscribes."),
         P("diagnostics_period_s", 1.0, "Period of `diagnostics`, s; 0 disables them.", 0.0, 3600.0),
@@ -101,6 +112,7 @@ class NodeConfig:
     crop: CropConfig = field(default_factory=CropConfig)
     voting: VotingConfig = field(default_factory=VotingConfig)
     pairing: PairingConfig = field(default_factory=PairingConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
 
 
 _DEVICE_RE = re.compile(r"^(cpu|cuda(:\d+)?)$")
@@ -146,6 +158,8 @@ def config_from_values(values: dict[str, Any], source: str = "", require_checkpo
                               mode=str(v["voting.mode"]), track_timeout_s=float(v["voting.track_timeout_s"]))
         pairing = PairingConfig(mode=str(v["sync.mode"]), tolerance_s=float(v["sync.tolerance_s"]),
                                 queue_size=int(v["sync.queue_size"]))
+        schedule = ScheduleConfig(mode=str(v["schedule.mode"]), max_crops=int(v["schedule.max_crops"]),
+                                  box_change=float(v["schedule.box_change"]), max_age_s=float(v["schedule.max_age_s"]))
     except (TypeError, ValueError) as exc:  # the core dataclasses' own checks
         raise ParameterError((f"{source}: " if source else "") + str(exc)) from None
     return NodeConfig(
@@ -155,7 +169,7 @@ def config_from_values(values: dict[str, Any], source: str = "", require_checkpo
         tracking_iou_threshold=float(v["tracking.iou_threshold"]), processing_policy=str(v["processing.policy"]),
         processing_queue_size=int(v["processing.queue_size"]), publish_debug_image=bool(v["publish_debug_image"]),
         diagnostics_period_s=float(v["diagnostics_period_s"]), autostart=bool(v["autostart"]),
-        crop=crop, voting=voting, pairing=pairing)
+        crop=crop, voting=voting, pairing=pairing, schedule=schedule)
 
 
 def load_node_config(path: str | Path) -> NodeConfig:
