@@ -146,6 +146,20 @@ def test_orbit_policy_reaches_a_flank_from_each_start_on_a_static_animal(start):
         assert result["lateral_effort_m"] < 5.0  # already there: (almost) no orbit
 
 
+@pytest.mark.parametrize("start", ["front", "back-right"])
+def test_orbit_policy_with_a_published_heading_estimate(start):
+    sc = Scenario(start, 25.0, "turning", "nominal", seed=2)
+    probe = make_simulator(sc, SimConfig(heading_noise_deg=10.0))
+    for _ in range(3):  # past the 0.2 s label latency
+        probe.observe()
+        probe.apply(0.0, 0.0, 0.0)
+    frame, obs = probe.observe()
+    assert abs(frame.tracks[0].heading_deg - obs.true_heading_deg) < 45.0  # published track_heading_deg
+    sim = make_simulator(sc, SimConfig(heading_noise_deg=10.0))
+    result = run_episode(sim, SideProfilePolicy(PolicyConfig()), duration_s=60.0)
+    assert result["success"], result
+
+
 def test_yaw_only_mode_on_a_plain_drone_loses_a_front_start_and_a_self_orbiting_platform_reaches_the_flank():
     plain = run_episode(make_simulator(Scenario("front-left", 20.0, "static", "nominal", 1, "yaw")),
                         SideProfilePolicy(policy_config_for("yaw", PolicyConfig())), duration_s=30.0)

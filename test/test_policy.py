@@ -250,3 +250,15 @@ def test_frame_from_generated_message():
     f = frame_from_msg(arr)
     assert f.stamp_ns == 1_000_000_000 and f.tracks[0].smoothed_label == "back-right"
     assert f.tracks[0].box == pytest.approx((170.0, 85.0, 230.0, 115.0))
+
+
+def test_every_parameter_is_documented_and_in_the_yaml():
+    from pathlib import Path
+
+    from pose_classifier_ros.navigation.policy_config import load_params_file, policy_schema
+
+    repo = Path(__file__).resolve().parents[1]
+    doc = (repo / "docs" / "node_side_profile_policy.md").read_text()
+    missing = [p.name for p in policy_schema().parameters if f"- `{p.name}` (" not in doc]
+    assert missing == []
+    assert load_params_file(repo / "config" / "side_profile_policy.yaml") == PolicyConfig()

@@ -60,7 +60,7 @@ class PolicyConfig:
     capture_size_band: float = 0.1     # capture when the longer side is within +-band * target_pixels
     capture_size_ratio: float = 0.0    # box shorter side / frame shorter side that captures (0 = off)
     capture_size_px: float = 0.0       # box shorter side in px that captures (0 = off)
-    step_budget: int = 300             # frames after lock-on before a best-effort capture (0 = off)
+    step_budget: int = 600             # frames after lock-on before a best-effort capture (0 = off)
     recapture: bool = False            # after a capture, search for a new target instead of staying
     vigilance_threshold: float = 0.5   # vigilance input above this -> retreat (1.0 = never)
     disturbance_box_speed: float = 0.0  # target box speed that counts as disturbed, box widths/s (0 = off)
