@@ -208,9 +208,7 @@ class SideProfilePolicy:
         """Consume one frame (time order) and return the recommended motion and state."""
         cfg = self.config
         self._frames_total += 1
-        capture: CaptureInfo | None = None
         self._entered = False
-
         if self._state == State.CAPTURE and cfg.recapture and self._steps_in_state >= 1:
             self._clear_target()
             self._enter(State.SEARCH, "recapture: searching for a new target")
@@ -219,48 +217,67 @@ class SideProfilePolicy:
         if target is not None:
             self._last_seen_ns = frame.stamp_ns
             self._observe(target, frame)
-        disturbed = self._disturbed(target, frame) if self._state in (State.ORIENT, State.APPROACH,
-                                                                      State.RETREAT) else ""
+        if self._state in (State.ORIENT, State.APPROACH, State.RETREAT):
+            self._check_disturbance(target, frame)
 
-        yaw, forward, lateral = 0.0, 0.0, 0.0
-        if disturbed and self._state in (State.ORIENT, State.APPROACH):
-            self._retreat_until_ns = frame.stamp_ns + int(cfg.retreat_s * 1e9)
-            self._hold_until_ns = self._retreat_until_ns + int(cfg.retreat_hold_s * 1e9)
-            self._enter(State.RETREAT, f"disturbed: {disturbed}")
-        elif disturbed:  # still disturbed while retreating or holding: hold longer
-            self._hold_until_ns = max(self._hold_until_ns, frame.stamp_ns + int(cfg.retreat_hold_s * 1e9))
-
+        motion, capture = (0.0, 0.0, 0.0), None
         if self._state == State.RETREAT:
-            if frame.stamp_ns < self._retreat_until_ns:
-                forward = -cfg.retreat_speed
-            elif frame.stamp_ns >= self._hold_until_ns:
-                self._labels.clear()  # the animal may have turned meanwhile
-                self._enter(State.ORIENT, "disturbance over: resuming")
+            motion = self._retreat(frame)
         elif self._state in (State.ORIENT, State.APPROACH) and target is not None:
-            frames_since_lock = self._frames_total - self._lock_frame
-            if self._state == State.ORIENT and self._side_view_held():
-                self._enter(State.APPROACH,
-                            f"{self._side_votes()} of the last {len(self._labels)} labels are side views")
-            elif self._state == State.APPROACH and not self._side_view_held():
-                self._enter(State.ORIENT,
-                            f"side view lost: {self._side_votes()} of the last {len(self._labels)} labels")
-
-            reason = self._capture_reason(target, frame, frames_since_lock)
-            if reason is not None:
-                capture = CaptureInfo(
-                    stamp_ns=frame.stamp_ns, frame_id=frame.frame_id, track_id=target.track_id,
-                    viewpoint=target.smoothed_label, target_size_ratio=self._last_ratio, reason=reason,
-                    frames_to_capture=frames_since_lock,
-                    flank=self._labels[-1] if self._labels and self._labels[-1] in SIDE_VIEWS else "",
-                    target_size_px=self._last_size_px)
-                self._captured_ids.add(target.track_id)
-                self._enter(State.CAPTURE, f"captured {target.track_id}: {reason}")
-            elif self._label_fresh:  # never move without a known, fresh viewpoint of the target
-                yaw, forward, lateral = self._motion(target, frame)
+            motion, capture = self._follow(target, frame)
         elif self._state == State.SEARCH:
-            yaw = cfg.search_yaw_rate
+            motion = (cfg.search_yaw_rate, 0.0, 0.0)
         # ORIENT/APPROACH with the target out of sight for a few frames: hold still until it is back or lost.
+        return self._output(frame, target, motion, capture)
 
+    def _check_disturbance(self, target: TrackObservation | None, frame: PolicyFrame) -> None:
+        """ORIENT/APPROACH -> RETREAT on a disturbance; a new one while retreating extends the hold."""
+        cfg = self.config
+        disturbed = self._disturbed(target, frame)
+        if not disturbed:
+            return
+        if self._state == State.RETREAT:
+            self._hold_until_ns = max(self._hold_until_ns, frame.stamp_ns + int(cfg.retreat_hold_s * 1e9))
+            return
+        self._retreat_until_ns = frame.stamp_ns + int(cfg.retreat_s * 1e9)
+        self._hold_until_ns = self._retreat_until_ns + int(cfg.retreat_hold_s * 1e9)
+        self._enter(State.RETREAT, f"disturbed: {disturbed}")
+
+    def _retreat(self, frame: PolicyFrame) -> tuple[float, float, float]:
+        """Back off, then hold, then ORIENT again (frame stamps)."""
+        if frame.stamp_ns < self._retreat_until_ns:
+            return 0.0, -self.config.retreat_speed, 0.0
+        if frame.stamp_ns >= self._hold_until_ns:
+            self._labels.clear()  # the animal may have turned meanwhile
+            self._enter(State.ORIENT, "disturbance over: resuming")
+        return 0.0, 0.0, 0.0
+
+    def _follow(self, target: TrackObservation,
+                frame: PolicyFrame) -> tuple[tuple[float, float, float], CaptureInfo | None]:
+        """ORIENT/APPROACH with the target in view: transitions, capture, or the motion."""
+        frames_since_lock = self._frames_total - self._lock_frame
+        if self._state == State.ORIENT and self._side_view_held():
+            self._enter(State.APPROACH, f"{self._side_votes()} of the last {len(self._labels)} labels are side views")
+        elif self._state == State.APPROACH and not self._side_view_held():
+            self._enter(State.ORIENT, f"side view lost: {self._side_votes()} of the last {len(self._labels)} labels")
+        reason = self._capture_reason(target, frame, frames_since_lock)
+        if reason is not None:
+            capture = CaptureInfo(
+                stamp_ns=frame.stamp_ns, frame_id=frame.frame_id, track_id=target.track_id,
+                viewpoint=target.smoothed_label, target_size_ratio=self._last_ratio, reason=reason,
+                frames_to_capture=frames_since_lock,
+                flank=self._labels[-1] if self._labels and self._labels[-1] in SIDE_VIEWS else "",
+                target_size_px=self._last_size_px)
+            self._captured_ids.add(target.track_id)
+            self._enter(State.CAPTURE, f"captured {target.track_id}: {reason}")
+            return (0.0, 0.0, 0.0), capture
+        if not self._label_fresh:  # never move without a known, fresh viewpoint of the target
+            return (0.0, 0.0, 0.0), None
+        return self._motion(target, frame), None
+
+    def _output(self, frame: PolicyFrame, target: TrackObservation | None, motion: tuple[float, float, float],
+                capture: CaptureInfo | None) -> PolicyOutput:
+        yaw, forward, lateral = motion
         self._last_yaw = yaw
         self._last_frame_ns = frame.stamp_ns
         self._steps_in_state += 1
