@@ -1,0 +1,112 @@
+"""replay --schedule scheduled: the node's scheduler under a simulated crop budget, deterministic, with the
+label-age / published-accuracy report beside every_frame on the same frames."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from test_replay import PERIOD, PRED, START, ColourClassifier, write_bag, write_gt_csv
+
+from pose_classifier_ros.bags.bagio import open_reader
+from pose_classifier_ros.bags.replay import build_report, format_replay_report, load_ground_truth_csv, replay_bag
+from pose_classifier_ros.stream.pipeline import ScheduledPipeline, ViewpointPipeline
+from pose_classifier_ros.stream.scheduler import ScheduleConfig
+from pose_classifier_ros.stream.voting import VotingConfig
+
+VOTING = VotingConfig(window=7, min_votes=3)
+
+
+def _scheduled(max_crops=2):
+    clf = ColourClassifier()
+    return ScheduledPipeline(clf, voting=VOTING, schedule=ScheduleConfig(max_crops=max_crops, max_age_s=1.0)), clf
+
+
+def _messages(path):
+    with open_reader(path) as reader:
+        return [(ts, raw.tobytes() if hasattr(raw, "tobytes") else bytes(raw))
+                for _, ts, raw, _ in reader.messages(["/viewpoints"])]
+
+
+def test_simulated_budget_is_deterministic_and_honest(tmp_path):
+    bag = tmp_path / "in"
+    write_bag(bag)
+    write_gt_csv(tmp_path / "gt.csv")
+    gt = load_ground_truth_csv(tmp_path / "gt.csv")
+    runs = []
+    for k in range(2):
+        pipe, clf = _scheduled()
+        # 10 Hz bag, 5 crops/s: 0.5 crops per frame -> one crop every second frame.
+        result = replay_bag(bag, pipe, out_path=tmp_path / f"out{k}", ground_truth=gt, progress=False,
+                            crops_per_second=5.0, baseline=ViewpointPipeline(ColourClassifier(), voting=VOTING))
+        runs.append((result, _messages(tmp_path / f"out{k}"), clf.calls))
+    (first, msgs, calls), (second, msgs2, _) = runs
+    assert msgs == msgs2 and first.records == second.records  # same output twice, byte for byte
+    assert len(msgs) == 10 and first.schedule["crops_classified"] == 4 and calls == 4  # 0.5/frame, first frame 0
+
+    # Same box sizes: track a (id order) first, then b; until a track is classified its label is UNKNOWN.
+    by_frame = {}
+    for r in first.records:
+        by_frame.setdefault(r.stamp_ns, {})[r.track_id] = r
+    frame = [by_frame[START + i * PERIOD] for i in range(10)]
+    assert frame[0]["a"].label is None and frame[0]["b"].label is None  # no budget on the first frame
+    assert frame[2]["a"].label == PRED[2]["a"] and frame[2]["a"].fresh and frame[2]["b"].label is None
+    assert frame[3]["a"].label == PRED[2]["a"] and not frame[3]["a"].fresh  # cached, 0.1 s old
+    assert frame[3]["a"].label_age_s == pytest.approx(0.1) and frame[4]["b"].fresh
+    assert all(r.label_age_s is None for r in first.records if r.label is None)
+
+    report = build_report(first)
+    sched = report["schedule"]
+    assert sched["unknown_fraction"] == pytest.approx(6 / 20)  # a: frames 0-1, b: frames 0-3
+    assert sched["fresh_fraction"] == pytest.approx(4 / 20)
+    assert sched["label_age_s"]["max"] == pytest.approx(0.3)  # b classified at 0.4 s and 0.8 s, seen till 0.9 s
+    assert sched["every_frame"]["per_frame"] == pytest.approx(8 / 20)
+    acc = sched["published_accuracy"]
+    assert acc["per_frame"] == pytest.approx(sum(r.label == r.true for r in first.records) / 20)
+    text = format_replay_report(report, "t")
+    assert "label age, s: median" in text and "every_frame" in text and "5 crops/s" in text
+
+
+def test_without_budget_every_cycle_gets_max_crops(tmp_path):
+    bag = tmp_path / "in"
+    write_bag(bag)
+    pipe, clf = _scheduled(max_crops=2)
+    result = replay_bag(bag, pipe, progress=False)
+    assert result.schedule["crops_classified"] == 20 and all(r.fresh for r in result.records)
+    # Every crop classified on its own frame: the per-frame labels are exactly every_frame's.
+    base = replay_bag(bag, ViewpointPipeline(ColourClassifier(), voting=VOTING), progress=False)
+    assert [(r.track_id, r.label) for r in result.records] == [(r.track_id, r.label) for r in base.records]
+
+
+def test_undecodable_frame_still_published_in_scheduled_mode(tmp_path):
+    bag = tmp_path / "in"
+    write_bag(bag, encodings={2: "32FC1"})
+    pipe, _ = _scheduled()
+    result = replay_bag(bag, pipe, out_path=tmp_path / "out", progress=False)
+    assert result.stats["frames_processed"] == 10 and result.schedule["undecodable_frames"] == 1
+    assert len(_messages(tmp_path / "out")) == 10
+
+
+@pytest.mark.slow
+def test_cli_scheduled_report(tmp_path):
+    bag = tmp_path / "in"
+    write_bag(bag)
+    write_gt_csv(tmp_path / "gt.csv")
+    from pose_classifier_ros.model.checkpoint import save_checkpoint
+    from pose_classifier_ros.model.viewpoint_model import ModelConfig, build_model
+
+    ckpt = save_checkpoint(tmp_path / "tiny.pt", build_model(ModelConfig(backbone="test-tiny"), pretrained=False),
+                           ModelConfig(backbone="test-tiny"))
+    proc = subprocess.run([sys.executable, "-m", "pose_classifier_ros.cli", "replay", str(bag), "--checkpoint",
+                           str(ckpt), "--schedule", "scheduled", "--crops-per-second", "12", "--ground-truth",
+                           str(tmp_path / "gt.csv"), "--report-dir", str(tmp_path / "rep"), "--backend", "eager",
+                           "--no-progress"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads((tmp_path / "rep" / "metrics.json").read_text())
+    assert metrics["schedule"]["crops_per_second"] == 12.0 and "every_frame" in metrics["schedule"]
+    assert "label age" in proc.stdout
+    bad = subprocess.run([sys.executable, "-m", "pose_classifier_ros.cli", "replay", str(bag), "--checkpoint",
+                          str(ckpt), "--crops-per-second", "12", "--no-out"], capture_output=True, text=True,
+                         timeout=300)
+    assert bad.returncode == 1 and "--schedule scheduled" in bad.stderr
