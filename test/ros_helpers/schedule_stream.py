@@ -1,0 +1,107 @@
+"""Camera + detector + consumer for the scheduled-mode node test, in one process.
+
+    python test/ros_helpers/schedule_stream.py OUT.json /ns --frames 50 --period 0.1 --new-track-at 25
+
+Publishes colour frames (ros_helpers.colour_model: the label is the colour of the box) with two tracks,
+"elk-1" (left) and "deer-2" (back), plus "fox-3" (front-right) from frame --new-track-at on, and records
+every ViewpointArray with the fields that say how fresh each label is. Writes OUT.json.ready when matched
+and OUT.json when all frames' messages arrived (or after --timeout).
+"""
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import rclpy  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
+from ros_helpers.colour_model import colour_frame  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+from vision_msgs.msg import Detection2D, Detection2DArray  # noqa: E402
+
+from pose_classifier_ros.msg import ViewpointArray  # noqa: E402
+from pose_classifier_ros.stream.image_codec import encode_rgb  # noqa: E402
+
+WIDTH, HEIGHT, BASE_NS = 320, 240, 2000 * 10**9
+TRACKS = [("elk-1", (20, 40, 90, 110), "left"), ("deer-2", (200, 130, 280, 200), "back")]
+NEW_TRACK = ("fox-3", (120, 20, 180, 80), "front-right")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("out", type=Path)
+    p.add_argument("ns")
+    p.add_argument("--frames", type=int, default=50)
+    p.add_argument("--period", type=float, default=0.1)
+    p.add_argument("--new-track-at", type=int, default=25)
+    p.add_argument("--timeout", type=float, default=120.0)
+    args = p.parse_args()
+    ns = args.ns.rstrip("/")
+    rclpy.init()
+    node = rclpy.create_node("schedule_stream")
+    reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+    image_pub = node.create_publisher(Image, f"{ns}/image", reliable)
+    det_pub = node.create_publisher(Detection2DArray, f"{ns}/detections", reliable)
+    received = []
+    lock = threading.Lock()
+
+    def on_viewpoints(m):
+        with lock:
+            received.append({"stamp": m.header.stamp.sec * 10**9 + m.header.stamp.nanosec, "viewpoints": [
+                {"track_id": v.track_id, "label": int(v.label), "label_name": v.label_name,
+                 "label_stamp": v.label_stamp.sec * 10**9 + v.label_stamp.nanosec, "fresh": bool(v.fresh),
+                 "voted": bool(v.voted), "num_votes": int(v.num_votes), "smoothed": v.smoothed_label_name,
+                 "score_sum": float(sum(v.scores))} for v in m.viewpoints]})
+
+    sub = node.create_subscription(ViewpointArray, f"{ns}/viewpoints", on_viewpoints, reliable)
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    threading.Thread(target=executor.spin, daemon=True).start()
+    deadline = time.monotonic() + args.timeout
+    while (image_pub.get_subscription_count() < 1 or det_pub.get_subscription_count() < 1
+           or sub.get_publisher_count() < 1):
+        if time.monotonic() > deadline:
+            print("node never matched", flush=True)
+            return 1
+        time.sleep(0.05)
+    (args.out.parent / (args.out.name + ".ready")).write_text("1")
+    time.sleep(0.5)
+    start = time.monotonic()
+    for i in range(args.frames):
+        tracks = TRACKS + ([NEW_TRACK] if i >= args.new_track_at else [])
+        stamp_ns = BASE_NS + i * 100_000_000
+        img = Image(height=HEIGHT, width=WIDTH, encoding="rgb8", is_bigendian=0)
+        data, img.step = encode_rgb(colour_frame(WIDTH, HEIGHT, [(box, label) for _, box, label in tracks]), "rgb8")
+        img.data = bytes(data)
+        img.header.stamp.sec, img.header.stamp.nanosec = divmod(stamp_ns, 10**9)
+        img.header.frame_id = "cam"
+        det = Detection2DArray(header=img.header)
+        for track_id, (x1, y1, x2, y2), _ in tracks:
+            d = Detection2D(id=track_id)
+            d.bbox.center.position.x, d.bbox.center.position.y = (x1 + x2) / 2.0, (y1 + y2) / 2.0
+            d.bbox.size_x, d.bbox.size_y = float(x2 - x1), float(y2 - y1)
+            det.detections.append(d)
+        image_pub.publish(img)
+        det_pub.publish(det)
+        time.sleep(max(0.0, start + (i + 1) * args.period - time.monotonic()))
+    while time.monotonic() < deadline:
+        with lock:
+            if len(received) >= args.frames:
+                break
+        time.sleep(0.1)
+    time.sleep(0.5)
+    with lock:
+        args.out.write_text(json.dumps({"sent": args.frames, "viewpoints": received}))
+    executor.shutdown()
+    node.destroy_node()
+    rclpy.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
