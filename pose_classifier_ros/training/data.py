@@ -307,16 +307,21 @@ class ViewpointDataset(Dataset):
 
 
 class EvalCollate:
-    """Batch raw images with the node's preprocessing: list of (image, label) -> ((B,3,S,S), (B,))."""
+    """Batch raw images with the reference transforms, as ViewpointClassifier.predict_proba does for image
+    files (PIL): list of (image, label) -> ((B,3,S,S), (B,)). Decoded arrays go back to PIL first, so
+    validation and `evaluate` see exactly what the reference's evaluation sees."""
 
     def __init__(self, model_cfg=None):
         self.model_cfg = model_cfg
 
     def __call__(self, batch):
-        from pose_classifier_ros.model.preprocess import preprocess_images
+        from PIL import Image
+
+        from pose_classifier_ros.model.preprocess import preprocess_mixed
 
         images, labels = zip(*batch)
-        return preprocess_images(list(images), self.model_cfg), torch.as_tensor(labels, dtype=torch.int64)
+        images = [Image.fromarray(im) if isinstance(im, np.ndarray) else im for im in images]
+        return preprocess_mixed(images, self.model_cfg), torch.as_tensor(labels, dtype=torch.int64)
 
 
 def collate_eval(model_cfg=None) -> EvalCollate:
