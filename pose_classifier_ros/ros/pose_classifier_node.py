@@ -168,6 +168,9 @@ class PoseClassifierNode(LifecycleNode):
         super().on_activate(state)  # enables the lifecycle publishers
         self._publish_label_info()
         if self._processor.scheduled:  # the inference thread only ever wants the newest frame
+            # The publishing path (executor thread) must get the GIL back quickly while the inference thread
+            # runs Python code; the default 5 ms switch interval adds up to 5 ms per hand-over.
+            sys.setswitchinterval(min(sys.getswitchinterval(), 0.001))
             self._frames = FrameQueue("latest", 1)
             self._worker = threading.Thread(target=self._infer_loop, name="pose_classifier_inference", daemon=True)
         else:

@@ -150,7 +150,9 @@ def frame_result_to_msg(result: FrameResult, header, types):
         label = int(r.label)
         if 0 <= label < len(VIEWPOINTS):
             probs = np.asarray(r.probs, np.float32).reshape(-1)[:8]
-            heading, spread = heading_from_probs(probs)
+            heading, spread = getattr(r, "heading_deg", None), getattr(r, "heading_spread_deg", None)
+            if heading is None:
+                heading, spread = heading_from_probs(probs)
             stamp_ns = result.stamp_ns if r.label_stamp_ns is None else r.label_stamp_ns
             fields.update(label=label, label_name=_label_name(label), scores=probs,
                           label_stamp=ns_to_stamp(stamp_ns, types.Time), fresh=bool(r.fresh), voted=bool(r.voted),

@@ -61,6 +61,8 @@ class ViewpointResult:
     label_stamp_ns: int | None = None
     fresh: bool = True
     voted: bool = True
+    heading_deg: float | None = None  # of `probs`, when already computed (None: conversions computes it)
+    heading_spread_deg: float | None = None
 
     @property
     def label_name(self) -> str:
@@ -287,8 +289,9 @@ class ScheduledPipeline:
                 continue
             fresh = state.label_stamp_ns == observed.stamp_ns
             results.append(ViewpointResult(tid, det.box, det.score, state.label, state.probs.copy(),
-                                           self.voter.get(tid), label_stamp_ns=state.label_stamp_ns,
-                                           fresh=fresh, voted=fresh and state.voted))
+                                           state.vote, label_stamp_ns=state.label_stamp_ns,
+                                           fresh=fresh, voted=fresh and state.voted,
+                                           heading_deg=state.heading_deg, heading_spread_deg=state.heading_spread_deg))
         return FrameResult(stamp_ns=observed.stamp_ns, width=observed.width, height=observed.height,
                            results=results, skipped=len(observed.detections) - len(results), timings_ms={})
 
@@ -336,7 +339,9 @@ class ScheduledPipeline:
                 for choice, box, p, ok in zip(cycle.choices, boxes, probs, valid):
                     if self.tracks.record(choice.track_id, p if ok else None, observed.stamp_ns, box):
                         vote = self.voter.update(choice.track_id, p, stamp_s)  # a fresh label votes once
-                        self.tracks.get(choice.track_id).voted = bool(getattr(vote, "voted", True))
+                        state = self.tracks.get(choice.track_id)
+                        state.voted = bool(getattr(vote, "voted", True))
+                        state.vote = self.voter.get(choice.track_id)  # cached: the publishing path reads it
                         cycle.classified += 1
                 self.crops_classified += cycle.classified
         now = time.perf_counter()

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+
+from pose_classifier_ros.labels import heading_from_probs
 
 
 @dataclass
@@ -20,7 +23,8 @@ class TrackState:
     the first; label_stamp_ns: the stamp of the frame that classification was computed on; classified_box:
     the box it saw; classifications: fresh classifications so far; attempted_ns: stamp of the last frame a
     classification was tried on (even one the classifier rejected); voted: whether the latest
-    classification was counted as a vote."""
+    classification was counted as a vote; vote: the track's SmoothedLabel after it (cached so that
+    publishing every frame does not re-vote); heading_deg / heading_spread_deg: of `probs`."""
 
     track_id: str
     box: np.ndarray
@@ -32,6 +36,9 @@ class TrackState:
     classifications: int = 0
     attempted_ns: int | None = None
     voted: bool = False
+    vote: Any = None
+    heading_deg: float | None = None
+    heading_spread_deg: float | None = None
 
     @property
     def classified(self) -> bool:
@@ -113,6 +120,8 @@ class TrackTable:
         state.label_stamp_ns = int(stamp_ns)
         state.classified_box = np.asarray(box, np.float32).copy()
         state.classifications += 1
+        heading, spread = heading_from_probs(state.probs)
+        state.heading_deg, state.heading_spread_deg = float(heading), float(spread)
         return True
 
 
