@@ -1,15 +1,24 @@
 #!/usr/bin/env python3
-"""Stamp-to-output latency and drops of pose_classifier_node under a live camera load.
+"""Stamp-to-output latency, output rate and label age of pose_classifier_node under a live camera load.
 
-    .venv/bin/python scripts/latency_under_load.py                    # small model, 20 s per policy
-    .venv/bin/python scripts/latency_under_load.py --model test-tiny --duration 5 --json out.json
+    .venv/bin/python scripts/latency_under_load.py                  # ViT-S, 8 animals, 20 s per mode
+    .venv/bin/python scripts/latency_under_load.py --animals 32 --duration 30 --json out.json
+    .venv/bin/python scripts/latency_under_load.py --model test-tiny --duration 5 --schedule scheduled
 
 Starts the real node executable as a subprocess (random-weight checkpoint of the chosen size: the cost
-is the architecture, not the weights), publishes 1920x1080 rgb8 frames at 30 Hz with 8 animals each
-(reliable, as a camera driver does) plus their Detection2DArray, and records every ViewpointArray the
-way a consumer would. Latency = consumer receipt time - image header stamp. Drops = frames published
-- ViewpointArrays received. It runs once per processing.policy (latest, all) and prints a table, plus
-the node's CPU and memory in the unconfigured, inactive and active states (for the node's docs).
+is the architecture, not the weights), publishes 1920x1080 rgb8 frames at 30 Hz with --animals animals
+each (reliable, as a camera driver does) plus their Detection2DArray, and records every ViewpointArray the
+way a consumer would. It runs once per --schedule mode (every_frame with processing.policy --policy, and
+scheduled), in the same run, and prints them side by side:
+
+  frames_out_hz  ViewpointArrays received per second of load
+  latency_ms     consumer receipt time - image header stamp (median, p95, max)
+  label_age_s    header stamp - label_stamp over every published known label (0 in every_frame)
+  first_label_s  longest time, over the tracks, from a track's first message to its first known label
+  crops_per_s    crops the node classified per second (diagnostics counters)
+  CPU, RSS       of the node process during the load
+
+plus the node's CPU and memory in the unconfigured, inactive and active states (first mode only).
 
 Raw 1080p frames (6.2 MB) exceed Fast DDS's default 512 KB shared-memory segment; best-effort samples
 then go over UDP fragments and, measured here, none arrive. The script therefore runs both processes
@@ -41,13 +50,16 @@ def parse_args(argv=None):
     p.add_argument("--checkpoint", help="use this checkpoint instead of a random-weight one")
     p.add_argument("--backend", default="auto")
     p.add_argument("--num-threads", type=int, default=0, help="model.num_threads of the node (0: torch default)")
-    p.add_argument("--duration", type=float, default=20.0, help="measured seconds per policy")
+    p.add_argument("--duration", type=float, default=20.0, help="measured seconds per mode")
     p.add_argument("--warmup", type=float, default=3.0, help="seconds of load before measuring")
     p.add_argument("--rate", type=float, default=30.0, help="camera frames per second")
     p.add_argument("--animals", type=int, default=8)
     p.add_argument("--width", type=int, default=1920)
     p.add_argument("--height", type=int, default=1080)
-    p.add_argument("--policies", default="latest,all")
+    p.add_argument("--schedule", default="every_frame,scheduled",
+                   help="comma-separated schedule.mode values to measure, in order")
+    p.add_argument("--policy", default="latest", help="processing.policy of every_frame (latest or all)")
+    p.add_argument("--max-crops", type=int, default=None, help="schedule.max_crops (default: the YAML's)")
     p.add_argument("--domain-id", type=int, default=int(os.environ.get("ROS_DOMAIN_ID", 0)) or 42 + os.getpid() % 50)
     p.add_argument("--json", type=Path, help="also write the results here")
     p.add_argument("--print-fastdds-profile", action="store_true", help="print the Fast DDS XML profile and exit")
@@ -71,7 +83,7 @@ def make_frame(width: int, height: int, animals: int, seed: int = 0):
     rng = np.random.default_rng(seed)
     frame = rng.integers(60, 120, (height, width, 3), dtype=np.uint8)
     boxes = []
-    for k in range(animals):
+    for _ in range(animals):
         w, h = rng.integers(120, 360, 2)
         x, y = rng.integers(0, width - w), rng.integers(0, height - h)
         frame[y:y + h, x:x + w] = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
@@ -115,8 +127,8 @@ class LoadClient:
         from sensor_msgs.msg import Image
         from vision_msgs.msg import Detection2D, Detection2DArray
 
-        from pose_classifier_ros.stream.image_codec import encode_rgb
         from pose_classifier_ros.msg import ViewpointArray
+        from pose_classifier_ros.stream.image_codec import encode_rgb
 
         self.rclpy, self.args = rclpy, args
         self.node = rclpy.create_node("latency_load")
@@ -131,6 +143,8 @@ class LoadClient:
         self._data, self._step = encode_rgb(frame, "rgb8")
         self._shape, self._boxes = frame.shape, boxes
         self.received: list[tuple[int, float]] = []  # (stamp ns, latency ms)
+        self.label_ages: list[tuple[int, float]] = []  # (stamp ns, label age s) of every known label
+        self.first_seen: dict[str, tuple[float, float | None]] = {}  # track -> (first message s, first label s)
         self.published: list[int] = []
         self.diagnostics: dict = {}
         self.executor = SingleThreadedExecutor()
@@ -139,8 +153,17 @@ class LoadClient:
         self._spin.start()
 
     def _on_viewpoints(self, msg) -> None:
+        now_ns = self.node.get_clock().now().nanoseconds
         stamp = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
-        self.received.append((stamp, (self.node.get_clock().now().nanoseconds - stamp) / 1e6))
+        self.received.append((stamp, (now_ns - stamp) / 1e6))
+        for v in msg.viewpoints:
+            known = v.label != 255
+            first = self.first_seen.setdefault(v.track_id, (now_ns * 1e-9, None))
+            if known:
+                label_ns = v.label_stamp.sec * 10**9 + v.label_stamp.nanosec
+                self.label_ages.append((stamp, (stamp - label_ns) * 1e-9))
+                if first[1] is None:
+                    self.first_seen[v.track_id] = (first[0], now_ns * 1e-9)
 
     def _on_diagnostics(self, msg) -> None:
         for status in msg.status:
@@ -162,7 +185,7 @@ class LoadClient:
         """Publish frame + detections at args.rate for `seconds`, on a fixed schedule (no drift)."""
         period, start = 1.0 / self.args.rate, time.monotonic()
         n = 0
-        while (now := time.monotonic()) < start + seconds:
+        while time.monotonic() < start + seconds:
             stamp = self.node.get_clock().now().to_msg()
             img = self._Image(height=self._shape[0], width=self._shape[1], encoding="rgb8", step=self._step)
             img.header.stamp, img.header.frame_id = stamp, "camera"
@@ -185,17 +208,35 @@ class LoadClient:
         self.node.destroy_node()
 
 
-def run_policy(args, policy: str, checkpoint: Path, env: dict, frame, boxes, measure_resources: bool) -> dict:
+def _stats(values, digits: int) -> dict | None:
+    a = np.asarray(values, np.float64)
+    if not a.size:
+        return None
+    return {"median": round(float(np.median(a)), digits), "p95": round(float(np.percentile(a, 95)), digits),
+            "max": round(float(a.max()), digits)}
+
+
+def _crops(diagnostics: dict, mode: str, animals: int) -> int:
+    """Crops classified so far, from the node's diagnostics counters."""
+    if mode == "scheduled":
+        return int(diagnostics.get("crops_classified", 0))
+    return int(diagnostics.get("frames_processed", 0)) * animals
+
+
+def run_mode(args, mode: str, checkpoint: Path, env: dict, frame, boxes, measure_resources: bool) -> dict:
     from lifecycle_msgs.msg import Transition
 
     cmd = [sys.executable, "-m", "pose_classifier_ros.ros.pose_classifier_node", "--ros-args",
            "-r", "__ns:=/bench", "--params-file", str(REPO / "config" / "pose_classifier.yaml"),
            "-p", f"model.checkpoint:={checkpoint}", "-p", f"model.backend:={args.backend}",
-           "-p", f"model.num_threads:={args.num_threads}", "-p", f"processing.policy:={policy}",
-           "-p", "autostart:=false", "-p", "sync.tolerance_s:=0.001"]
-    log = tempfile.NamedTemporaryFile("w+", prefix=f"pose_classifier_{policy}_", suffix=".log", delete=False)
+           "-p", f"model.num_threads:={args.num_threads}", "-p", f"processing.policy:={args.policy}",
+           "-p", f"schedule.mode:={mode}", "-p", "autostart:=false", "-p", "sync.tolerance_s:=0.001"]
+    if args.max_crops:
+        cmd += ["-p", f"schedule.max_crops:={args.max_crops}"]
+    log = tempfile.NamedTemporaryFile("w+", prefix=f"pose_classifier_{mode}_", suffix=".log", delete=False)
     node = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    proc, client, result = Process(node.pid), LoadClient(args, frame, boxes), {"policy": policy}
+    proc, client = Process(node.pid), LoadClient(args, frame, boxes)
+    result = {"mode": mode, "policy": args.policy if mode == "every_frame" else None, "animals": args.animals}
     try:
         resources = {}
         if not client.change_state.wait_for_service(timeout_sec=120):
@@ -214,11 +255,13 @@ def run_policy(args, policy: str, checkpoint: Path, env: dict, frame, boxes, mea
             time.sleep(0.05)
         client.publish_for(args.warmup)
         first_ns = client.node.get_clock().now().nanoseconds
-        c0 = proc.cpu_seconds()
+        c0, crops0 = proc.cpu_seconds(), _crops(client.diagnostics, mode, args.animals)
         t0 = time.monotonic()
         client.publish_for(args.duration)
-        cpu = 100 * (proc.cpu_seconds() - c0) / (time.monotonic() - t0)
+        elapsed = time.monotonic() - t0
+        cpu = 100 * (proc.cpu_seconds() - c0) / elapsed
         rss = proc.rss_mb()
+        crops1 = _crops(client.diagnostics, mode, args.animals)
         time.sleep(3.0)  # let queued frames ("all") finish and the next diagnostics arrive
         if measure_resources:
             resources[f"active, {args.rate:g} Hz load"] = {"cpu_percent": round(cpu, 1), "rss_mb": round(rss, 1)}
@@ -226,14 +269,17 @@ def run_policy(args, policy: str, checkpoint: Path, env: dict, frame, boxes, mea
             resources["deactivated"] = proc.sample(3.0)
         published = [s for s in client.published if s >= first_ns]
         received = [(s, lat) for s, lat in client.received if s >= first_ns]
-        lat = np.asarray([lat for _, lat in received])
+        ages = [age for s, age in client.label_ages if s >= first_ns]
+        first_label = [labelled - seen for seen, labelled in client.first_seen.values() if labelled is not None]
         result.update(
             published=len(published), received=len(received), dropped=len(published) - len(received),
-            processed_hz=round(len(received) / args.duration, 2),
-            latency_ms={"median": round(float(np.median(lat)), 1), "p95": round(float(np.percentile(lat, 95)), 1),
-                        "max": round(float(lat.max()), 1)} if lat.size else None,
+            frames_out_hz=round(len(received) / args.duration, 2),
+            latency_ms=_stats([lat for _, lat in received], 1), label_age_s=_stats(ages, 3),
+            first_label_s=round(max(first_label), 3) if first_label else None,
+            tracks_never_labelled=sum(labelled is None for _, labelled in client.first_seen.values()),
+            crops_per_s=round(max(crops1 - crops0, 0) / elapsed, 2),
             node_counters={k: v for k, v in client.diagnostics.items()
-                           if k.startswith(("dropped", "frames_", "stage_ms."))},
+                           if k.startswith(("dropped", "frames_", "stage_ms.", "crops_", "inference", "label_age"))},
             node_cpu_percent=round(cpu, 1), node_rss_mb=round(rss, 1), log=log.name)
         if resources:
             result["resources"] = resources
@@ -266,30 +312,49 @@ def main(argv=None) -> int:
     import rclpy
     rclpy.init()
     results = []
+    load_before = os.getloadavg()
     try:
-        for i, policy in enumerate(p.strip() for p in args.policies.split(",")):
-            print(f"policy {policy}: {args.duration:g} s of {args.width}x{args.height} at {args.rate:g} Hz with "
+        for i, mode in enumerate(m.strip() for m in args.schedule.split(",")):
+            print(f"schedule {mode}: {args.duration:g} s of {args.width}x{args.height} at {args.rate:g} Hz with "
                   f"{args.animals} animals ({args.model}, backend {args.backend}) ...", flush=True)
-            results.append(run_policy(args, policy, checkpoint, env, frame, boxes, measure_resources=i == 0))
+            results.append(run_mode(args, mode, checkpoint, env, frame, boxes, measure_resources=i == 0))
     finally:
         rclpy.shutdown()
-    print(f"\n{'policy':8} {'published':>9} {'received':>8} {'dropped':>7} {'out Hz':>6} {'median ms':>9} "
-          f"{'p95 ms':>8} {'max ms':>8} {'node CPU %':>10} {'RSS MB':>7}")
+    load = {"before": [round(x, 2) for x in load_before], "after": [round(x, 2) for x in os.getloadavg()],
+            "cpus": os.cpu_count()}
+    print_table(results, args)
+    print(f"load average (1/5/15 min) before {load['before']}, after {load['after']} on {load['cpus']} CPUs")
     for r in results:
-        lat = r["latency_ms"] or {"median": float("nan"), "p95": float("nan"), "max": float("nan")}
-        print(f"{r['policy']:8} {r['published']:9d} {r['received']:8d} {r['dropped']:7d} {r['processed_hz']:6.2f} "
-              f"{lat['median']:9.1f} {lat['p95']:8.1f} {lat['max']:8.1f} {r['node_cpu_percent']:10.1f} "
-              f"{r['node_rss_mb']:7.1f}")
-    for r in results:
-        print(f"{r['policy']}: node counters {r['node_counters']}")
+        print(f"{r['mode']}: node counters {r['node_counters']}")
     if results and "resources" in results[0]:
         print("\nnode resources (first policy):")
         for state, value in results[0]["resources"].items():
             print(f"  {state:24} CPU {value['cpu_percent']:6.1f} %   RSS {value['rss_mb']:7.1f} MB")
     if args.json:
-        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "results": results},
-                                        indent=2))
+        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "load": load,
+                                         "results": results}, indent=2))
     return 0
+
+
+def print_table(results: list[dict], args) -> None:
+    """One column per mode, one row per figure."""
+    def trio(value, digits):
+        return "-" if not value else " / ".join(f"{value[k]:.{digits}f}" for k in ("median", "p95", "max"))
+
+    rows = [("frames in / out", lambda r: f"{r['published']} / {r['received']}"),
+            ("ViewpointArrays/s", lambda r: f"{r['frames_out_hz']:.2f}"),
+            ("latency ms med/p95/max", lambda r: trio(r["latency_ms"], 0)),
+            ("label age s med/p95/max", lambda r: trio(r["label_age_s"], 2)),
+            ("first label s (worst track)", lambda r: "-" if r["first_label_s"] is None else f"{r['first_label_s']:.2f}"),
+            ("crops/s", lambda r: f"{r['crops_per_s']:.1f}"),
+            ("node CPU % / RSS MB", lambda r: f"{r['node_cpu_percent']:.0f} / {r['node_rss_mb']:.0f}")]
+    names = [r["mode"] + (f" ({r['policy']})" if r.get("policy") else "") for r in results]
+    width = max([24] + [len(n) + 2 for n in names])
+    print(f"\n{args.animals} animals, {args.model}, backend {args.backend}, {args.width}x{args.height} at "
+          f"{args.rate:g} Hz, {args.duration:g} s per mode")
+    print(f"{'':28}" + "".join(f"{n:>{width}}" for n in names))
+    for label, fmt in rows:
+        print(f"{label:28}" + "".join(f"{fmt(r):>{width}}" for r in results))
 
 
 if __name__ == "__main__":
