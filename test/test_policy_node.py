@@ -270,12 +270,16 @@ def test_orbit_example_launch_overrides_the_params_file(ros_env, processes):
 
     assert wait_for(lambda: param("orient.mode"), 90, interval=1.0, message="the example's policy node") == \
         "String value is: yaw", processes.output(launch)
-    assert param("capture.target_pixels") == "Double value is: 320.0"
-    assert param("orient.orbit_speed") == "Double value is: 3.0"
-    assert param("disturbance.hold_s") == "Double value is: 5.0"  # from the params file
-    topics = subprocess.run([ros2, "topic", "list", "--no-daemon", "-t"], env=ros_env, capture_output=True,
-                            text=True, timeout=60).stdout
-    assert "/uav2/alert [std_msgs/msg/Float32]" in topics and "/uav2/cmd_vel [geometry_msgs/msg/Twist]" in topics
+    # Each `ros2 param get` discovers the node anew; on a loaded machine one may miss it: retry.
+    assert wait_for(lambda: param("capture.target_pixels"), 60, interval=1.0) == "Double value is: 320.0"
+    assert wait_for(lambda: param("orient.orbit_speed"), 60, interval=1.0) == "Double value is: 3.0"
+    assert wait_for(lambda: param("disturbance.hold_s"), 60, interval=1.0) == "Double value is: 5.0"  # params file
+    def topics():
+        out = subprocess.run([ros2, "topic", "list", "--no-daemon", "-t"], env=ros_env, capture_output=True,
+                             text=True, timeout=60).stdout
+        return "/uav2/alert [std_msgs/msg/Float32]" in out and "/uav2/cmd_vel [geometry_msgs/msg/Twist]" in out
+
+    wait_for(topics, 60, interval=1.0, message="the remapped vigilance and cmd_vel topics")
     assert launch.poll() is None, processes.output(launch)
 
 
