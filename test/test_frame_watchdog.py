@@ -50,14 +50,21 @@ def test_no_images_while_detections_arrive_warns_once_then_recovers_once():
     assert "frames flow again on /cam/image_raw" in events[0][1].message
 
 
-def test_publisher_without_any_frame_warns_and_names_the_last_frame_size():
+def test_publisher_without_any_frame_warns_and_a_paused_camera_does_not():
     clock = FakeClock()
     dog = FrameWatchdog("/img", FrameWatchdogConfig(timeout_s=3.0), clock=clock)
-    assert run(dog, clock, 2, images_hz=5.0, publishers=["/cam"], size=(1920, 1080)) == []
-    events = run(dog, clock, 10, publishers=["/cam"])  # the publisher stays, its frames stop arriving
+    events = run(dog, clock, 10, publishers=["/cam"])  # a publisher, no frame ever
+    assert [e.kind for _, e in events] == ["lost"]
+    assert "the topic has a publisher but no image was received in" in events[0][1].message
+    assert [e.kind for _, e in run(dog, clock, 5, images_hz=5.0, publishers=["/cam"])] == ["recovered"]
+    # The camera pauses (publisher still there, no detections either): not a transport problem.
+    assert run(dog, clock, 20, publishers=["/cam"]) == []
+    # Detections go on while its frames stop: lost, and the message names the last frame's size.
+    run(dog, clock, 2, images_hz=5.0, detections_hz=5.0, publishers=["/cam"], size=(1920, 1080))
+    events = run(dog, clock, 10, detections_hz=5.0, publishers=["/cam"])
     assert [e.kind for _, e in events] == ["lost"]
     assert "last frame received: 1920x1080 rgb8" in events[0][1].message
-    assert "the topic has a publisher but no image was received for" in events[0][1].message
+    assert "detections keep arriving but no image was received for" in events[0][1].message
 
 
 def test_images_far_rarer_than_detections():

@@ -114,8 +114,8 @@ def test_voting_smooths_a_flickering_track_across_frames():
 
 
 def test_tracks_expire_by_frame_stamp():
-    pipe = ViewpointPipeline(ScriptedClassifier(), VotingConfig(track_timeout_s=1.0))
-    box = (0, 0, 50, 50)
+    pipe = ViewpointPipeline(ScriptedClassifier(), VotingConfig(track_timeout_s=1.0, skip_truncated=False))
+    box = (0, 0, 50, 50)  # in the corner: truncated, voting anyway
     pipe.process(frame_with([(box, LEFT)]), [Detection(box, 1.0, "a")], 0)
     pipe.process(frame_with([(box, LEFT)]), [Detection(box, 1.0, "a")], NS // 2)
     assert pipe.voter.get("a").num_votes == 2

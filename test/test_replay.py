@@ -285,7 +285,9 @@ def test_cli_replays_sample_bag_end_to_end(tmp_path, tiny_checkpoint):
     metrics = json.loads((report_dir / "metrics.json").read_text())
     with (sample / "ground_truth.csv").open() as fh:
         n_gt = sum(1 for _ in csv.DictReader(fh))
-    assert metrics["per_frame"]["num_samples"] == n_gt == metrics["smoothed"]["num_samples"]
+    assert metrics["per_frame"]["num_samples"] == n_gt
+    # The animal that starts cut by the frame edge has no trusted vote until it is fully inside (skip_truncated).
+    assert 0 < metrics["smoothed"]["num_samples"] < n_gt
     assert np.array(metrics["per_frame"]["confusion_matrix"]).sum() == n_gt
     assert set(metrics["temporal"]) >= {"per_frame", "smoothed"}
     assert metrics["replay"]["frames_processed"] == 8

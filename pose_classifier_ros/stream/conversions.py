@@ -58,6 +58,18 @@ def _score(det) -> float:
     return best
 
 
+def _class_id(det) -> str | None:
+    """class_id of the highest-scoring hypothesis (the first one on ties), None without hypotheses."""
+    best, best_score = None, -math.inf
+    for result in getattr(det, "results", ()) or ():
+        hyp = getattr(result, "hypothesis", result)
+        score = float(getattr(hyp, "score", 0.0))
+        score = score if math.isfinite(score) else -math.inf
+        if best is None or score > best_score:
+            best, best_score = str(getattr(hyp, "class_id", "") or ""), score
+    return best or None
+
+
 def bbox_to_box(bbox) -> np.ndarray:
     """vision_msgs BoundingBox2D-like (center + size) -> (4,) float32 xyxy pixels (theta ignored)."""
     center = getattr(bbox.center, "position", bbox.center)  # vision_msgs 3.x had center.x directly
@@ -69,7 +81,7 @@ def detections_from_msg(msg) -> list[Detection]:
     """vision_msgs/Detection2DArray-like -> list[Detection] (boxes xyxy pixels), in message order.
 
     Boxes with non-finite or non-positive sizes are skipped (logged, throttled). Detection2D.id ""
-    becomes track_id None.
+    becomes track_id None; class_id is the best hypothesis' class (for filter.class_ids).
     """
     out: list[Detection] = []
     bad = 0
@@ -79,7 +91,7 @@ def detections_from_msg(msg) -> list[Detection]:
             bad += 1
             continue
         track_id = str(getattr(det, "id", "") or "") or None
-        out.append(Detection(box=box, score=_score(det), track_id=track_id))
+        out.append(Detection(box=box, score=_score(det), track_id=track_id, class_id=_class_id(det)))
     if bad:
         _warn_throttled("skipped %d detection(s) with a NaN/inf or non-positive box size", bad)
     return out

@@ -77,6 +77,10 @@ def lost_frames_message(topic: str, publishers: Sequence[str], last_frame: Frame
 class FrameWatchdog:
     """Feed it image_received() / detections_received(); call check(publishers) periodically.
 
+    Frames count as lost when, for longer than timeout_s, no image arrived while detections kept arriving
+    (or, before any frame arrived at all, while the image topic had a publisher), or when over window_s
+    images were fewer than min_image_ratio x detections.
+
     check() returns a WatchdogEvent exactly when the state changes (frames start being lost, or flow
     again), None otherwise; `lost` and `reason` hold the current state for diagnostics.
     """
@@ -116,7 +120,9 @@ class FrameWatchdog:
         cfg = self.cfg
         recent_detections = any(now - t <= cfg.timeout_s for t in self._detections)
         since_image = now - (self._last_image if self._last_image is not None else self._start)
-        if since_image > cfg.timeout_s and (recent_detections or publishers):
+        # A publisher alone counts only while no frame ever arrived: a camera that stops after sending
+        # frames (paused, end of a bag) is not a transport problem; detections without frames are.
+        if since_image > cfg.timeout_s and (recent_detections or (publishers and self._last_image is None)):
             what = "detections keep arriving" if recent_detections else "the topic has a publisher"
             if self._last_image is None:
                 return f"{what} but no image was received in {since_image:.0f} s"

@@ -21,6 +21,7 @@ import numpy as np
 
 from pose_classifier_ros.labels import VIEWPOINTS
 from pose_classifier_ros.stream.clock import ClockResetDetector
+from pose_classifier_ros.stream.detection_filter import DetectionFilterConfig, keep_mask, truncated_mask
 from pose_classifier_ros.stream.scheduler import Candidate, CropScheduler, ScheduleConfig
 from pose_classifier_ros.stream.track_state import TrackTable, box_change
 from pose_classifier_ros.stream.voting import IouTracker, SmoothedLabel, TrackVoter, VotingConfig
@@ -31,11 +32,13 @@ UNKNOWN_LABEL = 255  # Viewpoint.UNKNOWN: a track seen but not classified yet
 @dataclass
 class Detection:
     """One detector box. box: (4,) float32 xyxy pixels; score: detector confidence (0 if none);
-    track_id: the detector/tracker's id, or None to let the pipeline assign an "iou-<n>" id."""
+    track_id: the detector/tracker's id, or None to let the pipeline assign an "iou-<n>" id;
+    class_id: the detector's class of the box (its best hypothesis), None if it gives none."""
 
     box: np.ndarray
     score: float = 0.0
     track_id: str | None = None
+    class_id: str | None = None
 
     def __post_init__(self):
         self.box = np.asarray(self.box, dtype=np.float32).reshape(4)
@@ -50,7 +53,7 @@ class ViewpointResult:
     before its first classification); probs: (8,) float32 softmax of that classification (zeros when
     unknown); smoothed: the track's vote (None while it has none); label_stamp_ns: stamp of the frame the
     label was computed on (None when unknown); fresh: computed on this frame; voted: this frame's
-    prediction was counted as a vote."""
+    prediction was counted as a vote; truncated: the padded crop is cut by the frame edge."""
 
     track_id: str
     box: np.ndarray
@@ -61,6 +64,7 @@ class ViewpointResult:
     label_stamp_ns: int | None = None
     fresh: bool = True
     voted: bool = True
+    truncated: bool = False
     heading_deg: float | None = None  # of `probs`, when already computed (None: conversions computes it)
     heading_spread_deg: float | None = None
 
@@ -76,7 +80,8 @@ class ViewpointResult:
 @dataclass
 class FrameResult:
     """All results of one frame, in detector order. skipped: detections with no result (box invalid,
-    too small or outside the frame); timings_ms: classifier stages plus "vote" and "total"."""
+    too small or outside the frame); filtered: detections left out by filter.class_ids / filter.min_score
+    (not in `results`, not in `skipped`); timings_ms: classifier stages plus "vote" and "total"."""
 
     stamp_ns: int
     width: int
@@ -84,6 +89,7 @@ class FrameResult:
     results: list[ViewpointResult] = field(default_factory=list)
     skipped: int = 0
     timings_ms: dict = field(default_factory=dict)
+    filtered: int = 0
 
 
 def _check_frame(frame) -> None:
@@ -100,6 +106,20 @@ def _boxes(detections: list[Detection]) -> tuple[np.ndarray, np.ndarray]:
     return boxes, finite
 
 
+def _filtered(detections: list[Detection], cfg: DetectionFilterConfig) -> tuple[list[Detection], int]:
+    """(the detections to classify, how many were left out) under filter.class_ids / filter.min_score."""
+    if not detections or (not cfg.class_ids and cfg.min_score <= 0.0):
+        return list(detections), 0
+    keep = keep_mask([d.class_id for d in detections], [d.score for d in detections], cfg)
+    return [d for d, k in zip(detections, keep) if k], int((~keep).sum())
+
+
+def _crop_padding(crop, classifier) -> float:
+    from pose_classifier_ros.model.preprocess import CropConfig
+
+    return float((crop or getattr(classifier, "crop", None) or CropConfig()).padding)
+
+
 def _probs_of(pred, count: int) -> tuple[np.ndarray, np.ndarray, dict]:
     """(probs (count, C) float32, valid (count,) bool, timings) of a FramePrediction, checked."""
     p = np.asarray(pred.probs, dtype=np.float32)
@@ -114,11 +134,16 @@ class ViewpointPipeline:
     """Classifies every detection of a frame in one batch and smooths labels per track over time.
 
     classifier: any object with predict_frame(frame, boxes) -> FramePrediction(probs (N, C),
-    valid (N,), timings_ms) (ViewpointClassifier, or a fake in tests).
+    valid (N,), timings_ms) (ViewpointClassifier, or a fake in tests). detection_filter: which detections
+    are classified at all; crop: the classifier's CropConfig (its padding decides `truncated`; default
+    classifier.crop).
     """
 
-    def __init__(self, classifier, voting: VotingConfig | None = None, iou_threshold: float = 0.3):
+    def __init__(self, classifier, voting: VotingConfig | None = None, iou_threshold: float = 0.3, *,
+                 detection_filter: DetectionFilterConfig | None = None, crop=None):
         self.classifier = classifier
+        self.detection_filter = detection_filter or DetectionFilterConfig()
+        self.crop_padding = _crop_padding(crop, classifier)
         self.voting = voting or VotingConfig()
         self.voter = TrackVoter(self.voting)
         self.tracker = IouTracker(iou_threshold=iou_threshold, timeout_s=self.voting.track_timeout_s,
@@ -135,8 +160,10 @@ class ViewpointPipeline:
         _check_frame(frame)
         height, width = frame.shape[:2]
         stamp_s = int(stamp_ns) * 1e-9
+        detections, filtered = _filtered(detections, self.detection_filter)
         n = len(detections)
         boxes, finite = _boxes(detections)
+        truncated = truncated_mask(boxes, width, height, self.crop_padding)
 
         # Ids: keep the detector's; give the others IoU-associated ids. The tracker runs every frame
         # (even with nothing to track) so its tracks expire on time.
@@ -163,16 +190,17 @@ class ViewpointPipeline:
         for i, det in enumerate(detections):
             if not valid[i]:
                 continue
-            smoothed = self.voter.update(track_ids[i], probs[i], stamp_s)
+            smoothed = self.voter.update(track_ids[i], probs[i], stamp_s, truncated=bool(truncated[i]))
             results.append(ViewpointResult(
                 track_id=track_ids[i], box=det.box, detection_score=det.score,
                 label=int(np.argmax(probs[i])), probs=probs[i].copy(), smoothed=smoothed,
-                label_stamp_ns=int(stamp_ns), voted=bool(getattr(smoothed, "voted", True))))
+                label_stamp_ns=int(stamp_ns), voted=bool(getattr(smoothed, "voted", True)),
+                truncated=bool(truncated[i])))
         now = time.perf_counter()
         timings["vote"] = (now - vote_start) * 1e3
         timings["total"] = (now - start) * 1e3
         return FrameResult(stamp_ns=int(stamp_ns), width=int(width), height=int(height), results=results,
-                           skipped=n - len(results), timings_ms=timings)
+                           skipped=n - len(results), timings_ms=timings, filtered=filtered)
 
 
 @dataclass
@@ -180,7 +208,9 @@ class ObservedFrame:
     """A frame as the publishing path saw it; the inference path classifies crops of it.
 
     track_ids: per detection (None for a non-finite box); valid: (N,) bool, box usable (finite, inside the
-    frame, at least crop.min_box_size); generation: the pipeline's reset count when it was observed."""
+    frame, at least crop.min_box_size); generation: the pipeline's reset count when it was observed;
+    truncated: (N,) bool, padded crop cut by the frame edge (None: none); filtered: detections left out by
+    the input filter (not in `detections`)."""
 
     stamp_ns: int
     width: int
@@ -189,6 +219,11 @@ class ObservedFrame:
     track_ids: list[str | None]
     valid: np.ndarray
     generation: int = 0
+    truncated: np.ndarray | None = None
+    filtered: int = 0
+
+    def is_truncated(self, i: int) -> bool:
+        return bool(self.truncated[i]) if self.truncated is not None else False
 
 
 @dataclass
@@ -211,10 +246,12 @@ class ScheduledPipeline:
     """
 
     def __init__(self, classifier, voting: VotingConfig | None = None, iou_threshold: float = 0.3,
-                 schedule: ScheduleConfig | None = None, crop=None):
+                 schedule: ScheduleConfig | None = None, crop=None, *,
+                 detection_filter: DetectionFilterConfig | None = None):
         from pose_classifier_ros.model.preprocess import CropConfig
 
         self.classifier = classifier
+        self.detection_filter = detection_filter or DetectionFilterConfig()
         self.voting = voting or VotingConfig()
         self.schedule = schedule or ScheduleConfig()
         self.crop = crop or getattr(classifier, "crop", None) or CropConfig()
@@ -253,8 +290,10 @@ class ScheduledPipeline:
 
         start = time.perf_counter()
         stamp_ns = int(stamp_ns)
+        detections, filtered = _filtered(detections, self.detection_filter)
         boxes, finite = _boxes(detections)
         valid = finite & expand_and_clamp_boxes(boxes, int(width), int(height), self.crop)[1]
+        truncated = truncated_mask(boxes, int(width), int(height), float(self.crop.padding))
         with self._lock:
             if self._clock.update(stamp_ns):
                 self._reset()  # bag loop or clock reset: tracks "seen in the future" are meaningless
@@ -268,7 +307,7 @@ class ScheduledPipeline:
             for tid in self.tracks.expire(stamp_ns):
                 self.voter.discard(tid)
             observed = ObservedFrame(stamp_ns, int(width), int(height), list(detections), track_ids, valid,
-                                     self.generation)
+                                     self.generation, truncated=truncated, filtered=filtered)
             result = self._result(observed)
         result.timings_ms["total"] = (time.perf_counter() - start) * 1e3
         return observed, result
@@ -283,17 +322,20 @@ class ScheduledPipeline:
         for i in np.flatnonzero(observed.valid):
             det, tid = observed.detections[i], observed.track_ids[i]
             state = self.tracks.get(tid) if observed.generation == self.generation else None
+            truncated = observed.is_truncated(i)
             if state is None or not state.classified:
                 results.append(ViewpointResult(tid, det.box, det.score, UNKNOWN_LABEL, np.zeros(8, np.float32),
-                                               None, label_stamp_ns=None, fresh=False, voted=False))
+                                               None, label_stamp_ns=None, fresh=False, voted=False,
+                                               truncated=truncated))
                 continue
             fresh = state.label_stamp_ns == observed.stamp_ns
             results.append(ViewpointResult(tid, det.box, det.score, state.label, state.probs.copy(),
                                            state.vote, label_stamp_ns=state.label_stamp_ns,
-                                           fresh=fresh, voted=fresh and state.voted,
+                                           fresh=fresh, voted=fresh and state.voted, truncated=truncated,
                                            heading_deg=state.heading_deg, heading_spread_deg=state.heading_spread_deg))
         return FrameResult(stamp_ns=observed.stamp_ns, width=observed.width, height=observed.height,
-                           results=results, skipped=len(observed.detections) - len(results), timings_ms={})
+                           results=results, skipped=len(observed.detections) - len(results), timings_ms={},
+                           filtered=observed.filtered)
 
     # -- inference path -----------------------------------------------------------------------------
     def _candidates(self, observed: ObservedFrame) -> dict[str, tuple[int, Candidate]]:
@@ -336,9 +378,10 @@ class ScheduledPipeline:
         stamp_s = observed.stamp_ns * 1e-9
         with self._lock:
             if observed.generation == self.generation:
-                for choice, box, p, ok in zip(cycle.choices, boxes, probs, valid):
+                for i, choice, box, p, ok in zip(idx, cycle.choices, boxes, probs, valid):
                     if self.tracks.record(choice.track_id, p if ok else None, observed.stamp_ns, box):
-                        vote = self.voter.update(choice.track_id, p, stamp_s)  # a fresh label votes once
+                        vote = self.voter.update(choice.track_id, p, stamp_s,  # a fresh label votes once
+                                                 truncated=observed.is_truncated(i))
                         state = self.tracks.get(choice.track_id)
                         state.voted = bool(getattr(vote, "voted", True))
                         state.vote = self.voter.get(choice.track_id)  # cached: the publishing path reads it
