@@ -233,3 +233,14 @@ def test_simulation_is_deterministic_per_seed():
 
     assert run(3) == run(3)
     assert run(3) != run(4)
+
+
+def test_nav_sim_disturbance_suite(tmp_path):
+    out = tmp_path / "dist.json"
+    assert cli.main(["nav-sim", "--scenarios", "disturbance", "--modes", "orbit", "--duration", "30",
+                     "--json", str(out)]) == 0
+    summary = json.loads(out.read_text())["summary"]["orbit"]
+    fled = summary["vigilance/fleeing"]
+    assert fled["scenarios"] == 8 and fled["success_rate"] == 1.0 and fled["retreated"] == 8
+    assert summary["vigilance/static"]["false_alarms"] == 0 and summary["vigilance/static"]["success_rate"] == 1.0
+    assert summary["box_speed/fleeing"]["retreated"] == 8

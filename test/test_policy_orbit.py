@@ -174,28 +174,34 @@ def test_vigilance_while_holding_extends_the_hold():
 
 
 def test_box_speed_jump_retreats_without_vigilance_input():
-    cfg = PolicyConfig(disturbance_box_speed=3.0, retreat_s=1.0, retreat_hold_s=1.0, centering_gain=0.0)
+    cfg = PolicyConfig(box_speed_jump=2.0, retreat_s=1.0, retreat_hold_s=1.0, centering_gain=0.0)
     policy = SideProfilePolicy(cfg)
-    # 200 px wide box: moving 40 px per frame (2 widths/s) is fine, 100 px per frame (5 widths/s) is a jump.
-    xs = [960.0, 1000.0, 1040.0, 1140.0]
+    # 200 px box: a steady 40 px per frame (the drone's own smooth motion) is no jump; then the box suddenly moves
+    # 100 px per frame: its velocity changes by 600 px/s = 3 box sizes/s.
+    xs = [960.0, 1000.0, 1040.0, 1080.0, 1180.0]
     outs = [policy.step(frame(i, track("front-left", cx=x, i=i))) for i, x in enumerate(xs)]
-    assert [o.state for o in outs] == [State.ORIENT] * 3 + [State.RETREAT]
-    assert "box speed 5.0" in outs[3].reason and outs[3].forward_speed < 0
+    assert [o.state for o in outs] == [State.ORIENT] * 4 + [State.RETREAT]
+    assert "box speed jump 3.0 box sizes/s" in outs[4].reason and outs[4].forward_speed < 0
 
 
-def test_box_speed_discounts_the_own_yaw():
-    # Turning left at 0.5 rad/s with a 60 deg camera (focal 1663 px at 1920 px) moves the scene right by
-    # ~83 px per frame: a box doing just that is not disturbed.
-    cfg = PolicyConfig(disturbance_box_speed=3.0, camera_hfov_deg=60.0, centering_gain=1.0,
-                       centering_max_yaw_rate=0.5)
+def test_box_speed_jump_discounts_the_own_yaw():
+    # Frames 0-1: stale labels, the policy holds (yaw 0) with the box left of centre. Frame 2: a fresh label, the
+    # centering yaw starts (0.479 rad/s); with a 60 deg camera (focal 1663 px) the scene then moves right by
+    # 80 px per frame: the box doing just that is the drone's own motion, not a jump.
+    cfg = PolicyConfig(box_speed_jump=2.0, camera_hfov_deg=60.0, centering_gain=1.0, centering_max_yaw_rate=0.5)
     focal = W / 2 / math.tan(math.radians(30.0))
-    policy = SideProfilePolicy(cfg)
-    x = 10.0  # far left of centre: the centering yaw is +0.5 rad/s (capped)
-    outs = []
-    for i in range(4):
-        outs.append(policy.step(frame(i, track("front-left", cx=x, i=i))))
-        x += focal * 0.5 * 0.1
-    assert all(o.state == State.ORIENT for o in outs) and outs[1].yaw_rate == pytest.approx(0.5)
+    yaw = (W / 2 - 500.0) / (W / 2)
+    script = [(500.0, 2.5), (500.0, 2.5), (500.0, 0.0), (500.0 + focal * yaw * 0.1, 0.0)]
+
+    def run(config):
+        return run_policy([frame(i, track("front-left", cx=x, i=i, label_age_s=age))
+                           for i, (x, age) in enumerate(script)], config)
+
+    outs = run(cfg)
+    assert [o.yaw_rate for o in outs[:3]] == pytest.approx([0.0, 0.0, yaw])
+    assert all(o.state == State.ORIENT for o in outs)
+    # Without the correction (a 170 deg lens makes the yaw's image motion negligible) the same start is a jump.
+    assert run(cfg.replace(camera_hfov_deg=170.0))[3].state == State.RETREAT
 
 
 def test_geometry_helpers_are_consistent_with_labels():

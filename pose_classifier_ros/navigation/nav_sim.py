@@ -6,7 +6,7 @@ A scenario is a start (relative heading of the animal as seen from the drone, ra
 (static, turning 10 deg/s, walking 1 m/s), a viewpoint condition (``nominal``: 0.2 s label latency,
 5 % adjacent-class and 1 % random errors; ``latency1s_adj20``: 1 s latency, 20 % adjacent-class errors),
 a seed, and a policy mode (``orbit``: the policy's own orbit on a velocity-controlled drone; ``yaw``: the
-yaw-only mode on the same drone; ``yaw-self-orbit``: yaw-only on a platform that orbits by itself).
+yaw-only mode on the same drone; ``yaw-self-orbit``: yaw-only on a platform that orbits by itself). The ``disturbance`` suite checks the retreat override instead.
 
 Success: the policy captured on the target size while the true view was a side view (left/right)
 for the last 0.5 s (``SIDE_HOLD_S``), the true box longer side was within the capture band, and the drone
@@ -31,11 +31,21 @@ from .sim import Animal, SimConfig, Simulator, drone_facing
 
 _logger = logging.getLogger(__name__)
 
-MOTIONS = {"static": {}, "turning": {"turn_rate_deg_s": 10.0}, "walking": {"speed_m_s": 1.0}}
+FLEE_AT_S = 4.0
+MOTIONS = {"static": {}, "turning": {"turn_rate_deg_s": 10.0}, "walking": {"speed_m_s": 1.0},
+           "fleeing": {"flee_at_s": FLEE_AT_S}}  # fleeing: runs away from the drone at 6 m/s from FLEE_AT_S on
+DEFAULT_MOTIONS = ("static", "turning", "walking")
+_NOMINAL = {"label_latency_s": 0.2, "p_adjacent": 0.05, "p_random": 0.01}
 CONDITIONS = {
-    "nominal": {"label_latency_s": 0.2, "p_adjacent": 0.05, "p_random": 0.01},
+    "nominal": _NOMINAL,
     "latency1s_adj20": {"label_latency_s": 1.0, "p_adjacent": 0.2, "p_random": 0.01},
+    # Disturbance suite: a vigilance input (1 while fleeing), or none and the policy's box-speed detector.
+    "vigilance": {**_NOMINAL, "vigilance_input": True},
+    "box_speed": _NOMINAL,
 }
+# Policy changes per condition (on top of the configured policy).
+POLICY_CHANGES = {"box_speed": {"box_speed_jump": 2.0, "camera_hfov_deg": SimConfig().hfov_deg}}
+RETREAT_WITHIN_S = 1.0  # disturbance suite: success = RETREAT within this of the flight start, no false alarm
 MODES = {"orbit": ("orbit", "velocity"), "yaw": ("yaw", "velocity"), "yaw-self-orbit": ("yaw", "self-orbit")}
 RANGES_M = (15.0, 25.0, 40.0)
 # The true view must have been a side view this long at capture: the K=5 frames (10 Hz) of evidence the
@@ -63,13 +73,18 @@ class Scenario:
         return f"{self.mode}/{self.condition}/{self.motion}/{self.start}@{self.range_m:g}m/s{self.seed}"
 
 
+SUITES = ("default", "quick", "disturbance")
+
+
 def build_suite(name: str = "default", seeds: int = 1, modes=("orbit", "yaw")) -> list[Scenario]:
-    """`default`: 8 starts x 3 ranges x 3 motions x 2 conditions x seeds x modes; `quick`: one range, static."""
-    if name not in ("default", "quick"):
-        raise ValueError(f"unknown scenario suite {name!r}; known: default, quick")
+    """`default`: 8 starts x 3 ranges x 3 motions x 2 conditions x seeds x modes; `quick`: one range, static;
+    `disturbance`: 8 starts at 25 m, fleeing and static animals, with a vigilance input or the box-speed detector."""
+    if name not in SUITES:
+        raise ValueError(f"unknown scenario suite {name!r}; known: {', '.join(SUITES)}")
     ranges = RANGES_M if name == "default" else (25.0,)
-    motions = list(MOTIONS) if name == "default" else ["static"]
-    conditions = list(CONDITIONS) if name == "default" else ["nominal"]
+    motions = {"default": DEFAULT_MOTIONS, "quick": ("static",), "disturbance": ("fleeing", "static")}[name]
+    conditions = {"default": ("nominal", "latency1s_adj20"), "quick": ("nominal",),
+                  "disturbance": ("vigilance", "box_speed")}[name]
     return [Scenario(start, r, motion, cond, seed, mode)
             for mode in modes for cond in conditions for motion in motions for start in VIEWPOINTS
             for r in ranges for seed in range(seeds)]
@@ -82,6 +97,8 @@ def make_simulator(scenario: Scenario, sim_config: SimConfig | None = None) -> S
     motion = dict(MOTIONS[scenario.motion])
     if "turn_rate_deg_s" in motion and rng.random() < 0.5:
         motion["turn_rate_deg_s"] = -motion["turn_rate_deg_s"]
+    if "flee_at_s" in motion:  # away from the drone, 30..70 deg to either side
+        motion["flee_turn_deg"] = rng.choice((-1.0, 1.0)) * rng.uniform(30.0, 70.0)
     animal = Animal(heading_deg=rng.uniform(-180.0, 180.0), **motion)
     start_h = HEADING_DEG[VIEWPOINTS.index(scenario.start)] + rng.uniform(-10.0, 10.0)
     drone = drone_facing(animal, start_h, scenario.range_m, rng.uniform(-3.0, 3.0))
@@ -101,7 +118,7 @@ def run_episode(sim: Simulator, policy: SideProfilePolicy, duration_s: float | N
     prev_state = policy.state
     result = {"captured": False, "capture_reason": "", "capture_flank": "", "time_to_capture_s": math.nan,
               "true_heading_at_capture_deg": math.nan, "true_view_at_capture": "", "side_held_s": 0.0,
-              "size_in_band": False, "retreats": 0}
+              "size_in_band": False, "retreats": 0, "first_retreat_s": math.nan}
     steps = int(round(duration / sim.cfg.dt_s))
     for _ in range(steps):
         frame, obs = sim.observe()
@@ -110,7 +127,10 @@ def run_episode(sim: Simulator, policy: SideProfilePolicy, duration_s: float | N
         side_since = (side_since if side_since is not None else obs.t_s) if side else None
         out = policy.step(frame)
         drops += prev_state == State.APPROACH and out.state == State.ORIENT
-        result["retreats"] += out.state == State.RETREAT and out.transitioned
+        if out.state == State.RETREAT and out.transitioned:
+            result["retreats"] += 1
+            if result["retreats"] == 1:
+                result["first_retreat_s"] = round(obs.t_s, 2)
         prev_state = out.state
         # Direction reversals of the orbit command (ignoring creeping below 10 % of the orbit speed / yaw rate).
         value, floor = (out.lateral_speed, 0.1 * cfg.orbit_speed) if cfg.motion_mode == "orbit" else \
@@ -145,10 +165,23 @@ def run_episode(sim: Simulator, policy: SideProfilePolicy, duration_s: float | N
             "min_distance_m": round(min_dist, 2), "too_close": bool(too_close)}
 
 
-def policy_config_for(mode: str, base: PolicyConfig) -> PolicyConfig:
+def policy_config_for(mode: str, base: PolicyConfig, condition: str = "") -> PolicyConfig:
     """The suite's policy: `base` (as configured; a best-effort step-budget capture counts as a failure) in the
-    scenario's motion mode."""
-    return base.replace(motion_mode=MODES[mode][0])
+    scenario's motion mode, with the condition's POLICY_CHANGES."""
+    return base.replace(motion_mode=MODES[mode][0], **POLICY_CHANGES.get(condition, {}))
+
+
+def score_disturbance(sc: Scenario, row: dict) -> dict:
+    """Disturbance suite: retreat latency and false alarms; fleeing scenarios succeed on a prompt retreat."""
+    flee_at = MOTIONS[sc.motion].get("flee_at_s", math.inf)
+    first = row["first_retreat_s"]
+    false_alarm = math.isfinite(first) and first < flee_at
+    latency = first - flee_at if math.isfinite(first) and math.isfinite(flee_at) and not false_alarm else math.nan
+    success = row["success"] and not false_alarm  # a static animal: the capture, without a false alarm
+    if math.isfinite(flee_at):
+        success = math.isfinite(latency) and latency <= RETREAT_WITHIN_S
+    return {**row, "success": bool(success), "false_alarm": bool(false_alarm),
+            "retreat_latency_s": round(latency, 2) if math.isfinite(latency) else math.nan}
 
 
 def run_suite(scenarios: list[Scenario], base: PolicyConfig | None = None, sim_config: SimConfig | None = None,
@@ -164,8 +197,11 @@ def run_suite(scenarios: list[Scenario], base: PolicyConfig | None = None, sim_c
         except ImportError:
             pass
     for sc in iterator:
-        policy = SideProfilePolicy(policy_config_for(sc.mode, base))
-        rows.append({"scenario": sc.name, **asdict(sc), **run_episode(make_simulator(sc, sim_config), policy)})
+        policy = SideProfilePolicy(policy_config_for(sc.mode, base, sc.condition))
+        row = run_episode(make_simulator(sc, sim_config), policy)
+        if sc.condition in ("vigilance", "box_speed"):
+            row = score_disturbance(sc, row)
+        rows.append({"scenario": sc.name, **asdict(sc), **row})
     summary = summarize(rows)
     return {"scenarios": rows, "summary": summary, "targets": check_targets(summary)}
 
@@ -185,6 +221,8 @@ def _aggregate(rows: list[dict]) -> dict:
             "mean_abs_flank_error_deg": round(sum(flank_errors) / len(flank_errors), 1) if flank_errors else math.nan,
             "mean_path_length_m": mean("path_length_m"), "mean_yaw_effort_rad": mean("yaw_effort_rad"),
             "mean_lateral_effort_m": mean("lateral_effort_m"), "mean_oscillations": mean("oscillations"),
+            "retreated": sum(r["retreats"] > 0 for r in rows),
+            "false_alarms": sum(r.get("false_alarm", False) for r in rows),
             "too_close": sum(r["too_close"] for r in rows), "min_distance_m": min((r["min_distance_m"] for r in rows),
                                                                                  default=math.nan)}
 
@@ -230,9 +268,11 @@ def format_summary(report: dict) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--scenarios", default="default", choices=["default", "quick"],
+    parser.add_argument("--scenarios", default="default", choices=SUITES,
                         help="scenario suite: default = 8 starts x 3 ranges x static/turning/walking x 2 viewpoint "
-                             "conditions; quick = 8 static starts at 25 m")
+                             "conditions; quick = 8 static starts at 25 m; disturbance = 8 starts at 25 m, an animal "
+                             "that flees at 4 s (success: RETREAT within 1 s) or stays (success: capture, no false "
+                             "alarm), with a vigilance input or the box-speed detector")
     parser.add_argument("--json", type=Path, default=None, help="write the per-scenario rows and summary here")
     parser.add_argument("--seeds", type=int, default=1, help="seeds per scenario")
     parser.add_argument("--modes", default="orbit,yaw",

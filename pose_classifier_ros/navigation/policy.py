@@ -93,7 +93,8 @@ class SideProfilePolicy:
         self._label_fresh = False
         self._flank = ""
         self._heading = math.nan
-        self._prev_box: tuple[int, float, float] | None = None  # (stamp_ns, centre x, centre y) of the target
+        self._prev_box: tuple[int, float, float, float] | None = None  # (stamp_ns, centre x, y, longer side)
+        self._prev_velocity: tuple[float, float, float] | None = None  # of the box, px/s
         self._last_yaw = 0.0
         self._last_frame_ns: int | None = None
         self._orbit_dir = 0               # last non-zero orbit direction (+1: increase h)
@@ -190,18 +191,32 @@ class SideProfilePolicy:
         cfg = self.config
         if frame.vigilance is not None and frame.vigilance > cfg.vigilance_threshold:
             return f"vigilance {frame.vigilance:.2f} > {cfg.vigilance_threshold}"
-        if target is None or cfg.disturbance_box_speed <= 0:
+        if target is None or cfg.box_speed_jump <= 0:
             return ""
-        cx, cy = target.center_x, (target.box[1] + target.box[3]) / 2
-        prev, self._prev_box = self._prev_box, (frame.stamp_ns, cx, cy)
-        width = target.box[2] - target.box[0]
-        if prev is None or self._missed or width <= 0 or frame.stamp_ns <= prev[0] or frame.width <= 0:
-            return ""
-        dt = (frame.stamp_ns - prev[0]) * 1e-9
-        focal = frame.width / 2 / math.tan(math.radians(cfg.camera_hfov_deg) / 2)
-        own_dx = focal * self._last_yaw * dt  # turning left (+) moves the scene to the right
-        speed = math.hypot(cx - prev[1] - own_dx, cy - prev[2]) / dt / width
-        return f"box speed {speed:.1f} box widths/s" if speed > cfg.disturbance_box_speed else ""
+        jump = self._box_velocity_change(target, frame)
+        return f"box speed jump {jump:.1f} box sizes/s" if jump > cfg.box_speed_jump else ""
+
+    def _box_velocity_change(self, target: TrackObservation, frame: PolicyFrame) -> float:
+        """Change of the target box's image velocity (centre x, centre y, longer side; px/s) since the previous
+        frame, in box sizes (longer side) per second; 0 until two velocities are known.
+
+        The image motion of the previous frame's yaw command (focal length from disturbance.camera_hfov_deg)
+        is removed first; the drone's remaining motion changes the image velocity smoothly (it is
+        acceleration-limited), an animal that bolts sideways changes it from one frame to the next.
+        """
+        box = (frame.stamp_ns, target.center_x, (target.box[1] + target.box[3]) / 2, target.longer_side)
+        prev, self._prev_box = self._prev_box, box
+        if prev is None or self._missed or box[3] <= 0 or box[0] <= prev[0]:
+            self._prev_velocity = None
+            return 0.0
+        dt = (box[0] - prev[0]) * 1e-9
+        focal = frame.width / 2 / math.tan(math.radians(self.config.camera_hfov_deg) / 2)
+        velocity = ((box[1] - prev[1]) / dt - focal * self._last_yaw,  # turning left (+) moves the scene right
+                    (box[2] - prev[2]) / dt, (box[3] - prev[3]) / dt)
+        before, self._prev_velocity = self._prev_velocity, velocity
+        if before is None:
+            return 0.0
+        return math.dist(velocity, before) / box[3]
 
     # -- the state machine -----------------------------------------------------------------------------
     def step(self, frame: PolicyFrame) -> PolicyOutput:

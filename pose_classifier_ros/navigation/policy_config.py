@@ -26,7 +26,7 @@ CAPTURE_REASONS = ("target_size", "size_ratio", "size_pixels", "step_budget")
 _MAGNITUDES = (
     "search_yaw_rate", "orient_yaw_rate", "scan_yaw_rate", "orbit_speed", "orbit_slowdown_deg", "side_overshoot_deg",
     "approach_speed", "approach_speed_gain", "centering_gain", "centering_max_yaw_rate", "capture_size_px",
-    "capture_target_pixels", "viewpoint_max_age_s", "disturbance_box_speed", "retreat_speed", "retreat_s",
+    "capture_target_pixels", "viewpoint_max_age_s", "box_speed_jump", "retreat_speed", "retreat_s",
     "retreat_hold_s",
 )
 
@@ -63,8 +63,8 @@ class PolicyConfig:
     step_budget: int = 600             # frames after lock-on before a best-effort capture (0 = off)
     recapture: bool = False            # after a capture, search for a new target instead of staying
     vigilance_threshold: float = 0.5   # vigilance input above this -> retreat (1.0 = never)
-    disturbance_box_speed: float = 0.0  # target box speed that counts as disturbed, box widths/s (0 = off)
-    camera_hfov_deg: float = 60.0      # camera horizontal field of view (own yaw compensation of box speed)
+    box_speed_jump: float = 0.0        # change of the box's image velocity that counts as disturbed, sizes/s (0 = off)
+    camera_hfov_deg: float = 60.0      # camera horizontal field of view, deg (own yaw removed from the box motion)
     retreat_speed: float = 1.0         # m/s backwards while retreating
     retreat_s: float = 2.0             # s of backing off after a disturbance
     retreat_hold_s: float = 5.0        # s of holding still after backing off
@@ -192,11 +192,12 @@ POLICY_PARAMETERS: tuple[PolicyParameter, ...] = (
     _P("capture.recapture", "recapture", "After a capture, search for a new target instead of staying captured."),
     _P("disturbance.vigilance_threshold", "vigilance_threshold",
        "Retreat when the vigilance input exceeds this (0..1); 1.0 = never.", 0.0, 1.0),
-    _P("disturbance.box_speed", "disturbance_box_speed",
-       "Retreat when the target's box moves faster than this, box widths/s (own yaw removed); 0 = off.",
+    _P("disturbance.box_speed_jump", "box_speed_jump",
+       "Retreat when the target box's image velocity (centre and size) changes by more than this between two "
+       "frames, box sizes/s (an animal that starts to run; the drone's own motion changes smoothly); 0 = off.",
        0.0, 1000.0),
     _P("disturbance.camera_hfov_deg", "camera_hfov_deg",
-       "Camera horizontal field of view, deg (removes the image motion of the own yaw from the box speed).",
+       "Camera horizontal field of view, deg: the image motion of the commanded yaw is removed from the box's.",
        1.0, 179.0),
     _P("disturbance.retreat_speed", "retreat_speed", "Backward speed while retreating, m/s.", 0.0, 20.0),
     _P("disturbance.retreat_s", "retreat_s", "Back off for this long after a disturbance, s.", 0.0, 600.0),

@@ -98,8 +98,9 @@ class Animal:
     heading_deg: float = 90.0
     turn_rate_deg_s: float = 0.0
     speed_m_s: float = 0.0
-    flee_at_s: float = math.inf      # from then on it runs away from the drone at flee_speed_m_s
-    flee_speed_m_s: float = 6.0
+    flee_at_s: float = math.inf      # from then on it runs away from the drone at flee_speed_m_s,
+    flee_speed_m_s: float = 6.0      # in the direction "away" turned by flee_turn_deg (fixed at the start)
+    flee_turn_deg: float = 0.0
 
 
 @dataclass
@@ -150,6 +151,7 @@ class Simulator:
         self._label: tuple[int, float, float] | None = None  # (per-frame class, its stamp, track heading estimate)
         self._headings: deque[float] = deque(maxlen=config.voting_window)  # noisy per-frame headings, deg
         self._smoothed = None
+        self._flee_heading: float | None = None
 
     # -- geometry --------------------------------------------------------------------------------------
     def relative_heading(self) -> float:
@@ -269,9 +271,11 @@ class Simulator:
 
     def _move_animal(self, dt: float) -> None:
         a = self.animal
-        if self.t >= a.flee_at_s:  # run straight away from the drone
-            away = bearing_deg((self.drone.x, self.drone.y), (a.x, a.y))
-            a.heading_deg, speed = away, a.flee_speed_m_s
+        if self.t >= a.flee_at_s:  # bolt away from the drone (direction chosen once)
+            if self._flee_heading is None:
+                away = bearing_deg((self.drone.x, self.drone.y), (a.x, a.y))
+                self._flee_heading = wrap_deg(away + a.flee_turn_deg)
+            a.heading_deg, speed = self._flee_heading, a.flee_speed_m_s
         else:
             a.heading_deg = wrap_deg(a.heading_deg + a.turn_rate_deg_s * dt)
             speed = a.speed_m_s
