@@ -154,7 +154,7 @@ def replay_bag(bag_path: str | Path, pipeline, *, out_path: str | Path | None = 
     records: list[DetectionRecord] = []
     baseline_records: list[DetectionRecord] = []
     stats = dict(images=0, detection_msgs=0, frames_processed=0, frames_skipped=0, detections_classified=0,
-                 detections_skipped=0, bad_messages=0)
+                 detections_skipped=0, detections_filtered=0, bad_messages=0)
     frame_index_of: dict[int, int] = {}
     bag_gt: dict[tuple[int, str], int] = {}
 
@@ -236,6 +236,7 @@ def replay_bag(bag_path: str | Path, pipeline, *, out_path: str | Path | None = 
                     stats["frames_processed"] += 1
                     stats["detections_classified"] += len(result.results)
                     stats["detections_skipped"] += int(result.skipped)
+                    stats["detections_filtered"] += int(getattr(result, "filtered", 0))
                     records += records_of(result, frame_index)
                     if writer is not None:
                         writer.write(viewpoints_topic, bag_ns, message)
@@ -454,7 +455,7 @@ def _run(args: argparse.Namespace) -> int:
     except CheckpointError as exc:
         _logger.error("cannot load checkpoint %s: %s", args.checkpoint, exc)
         return 1
-    pipeline = baseline = ViewpointPipeline(classifier, voting=settings.voting,
+    pipeline = baseline = ViewpointPipeline(classifier, voting=settings.voting, detection_filter=settings.filter,
                                             iou_threshold=settings.tracking_iou_threshold)
     if args.schedule == "scheduled":
         from dataclasses import replace
@@ -464,6 +465,7 @@ def _run(args: argparse.Namespace) -> int:
         schedule = replace(settings.schedule, mode="scheduled",
                            max_crops=args.max_crops if args.max_crops is not None else settings.schedule.max_crops)
         pipeline = ScheduledPipeline(classifier, voting=settings.voting, iou_threshold=settings.tracking_iou_threshold,
+                                     detection_filter=settings.filter,
                                      schedule=schedule, crop=settings.crop)
         if args.no_baseline:
             baseline = None

@@ -34,9 +34,11 @@ from vision_msgs.msg import Detection2DArray, LabelInfo, VisionClass
 from pose_classifier_ros import msg as pc_msg
 from pose_classifier_ros.labels import VIEWPOINTS
 from pose_classifier_ros.ros import qos
+from pose_classifier_ros.ros.failure_log import FailureLog, describe
 from pose_classifier_ros.ros.params import NodeConfig, declare_parameters, read_config, resolve_path
 from pose_classifier_ros.stream.conversions import detections_from_msg, message_types, stamp_to_ns
 from pose_classifier_ros.stream.frame_processor import FrameDecodeError, FrameProcessor
+from pose_classifier_ros.stream.frame_watchdog import FrameWatchdog, FrameWatchdogConfig
 from pose_classifier_ros.stream.pairing import StampPairer
 
 NODE_NAME = "pose_classifier"
@@ -77,11 +79,29 @@ class FrameQueue:
             self._cond.notify_all()
 
 
+def _logged(where: str):
+    """Method decorator: an exception escaping it is logged (type, message, traceback; once per cause) before
+    rclpy sees it (rclpy turns it into the error transition, or stops spinning, without saying why)."""
+    def wrap(fn):
+        def logged(self, *args, **kwargs):
+            try:
+                return fn(self, *args, **kwargs)
+            except Exception as exc:
+                self._failures.report(where, exc)
+                raise
+        logged.__name__, logged.__doc__ = fn.__name__, fn.__doc__
+        return logged
+    return wrap
+
+
 class PoseClassifierNode(LifecycleNode):
     """ROS I/O around StampPairer + ViewpointPipeline, with the yolo_ros lifecycle split."""
 
     def __init__(self, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
+        self._failures = FailureLog(self.get_logger().error)
+        self._watchdog: FrameWatchdog | None = None
+        self._backbone_weights_path = None
         declare_parameters(self)
         self.config: NodeConfig | None = None
         self.checkpoint_path = None
@@ -103,6 +123,7 @@ class PoseClassifierNode(LifecycleNode):
         self._image_topic = ""
 
     # -- lifecycle --------------------------------------------------------------------------------
+    @_logged("configure")
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         log = self.get_logger()
         try:
@@ -121,17 +142,18 @@ class PoseClassifierNode(LifecycleNode):
                 log.error(f"configure failed: model.device={config.device} but CUDA is not available here; "
                           "use model.device cpu")
                 return FAILURE
-        from pose_classifier_ros.model.checkpoint import CheckpointError, load_checkpoint
-        try:
-            loaded = load_checkpoint(path)
+        from pose_classifier_ros.model.checkpoint import CheckpointError
+        from pose_classifier_ros.model.preflight import check_model_files
+        try:  # everything activate needs (a head-only checkpoint's backbone too), then dropped again
+            weights = resolve_path(config.backbone_weights) if config.backbone_weights else None
+            model_config, _ = check_model_files(path, backbone_weights=weights)
         except (CheckpointError, OSError) as exc:
             log.error(f"configure failed: cannot load checkpoint {path} (model.checkpoint={config.checkpoint!r}): "
                       f"{exc}")
             return FAILURE
-        if loaded.config is not None:
-            self._class_names = tuple(loaded.config.class_names)
-        del loaded  # checked only; the model is built on activate, so an inactive node holds no weights
-        self.config, self.checkpoint_path = config, path
+        if model_config is not None:
+            self._class_names = tuple(model_config.class_names)
+        self.config, self.checkpoint_path, self._backbone_weights_path = config, path, weights
         self._pubs = {
             "viewpoints": self._publisher(pc_msg.ViewpointArray, "viewpoints", qos.output_qos()),
             "label_info": self._publisher(LabelInfo, "label_info", qos.latched_qos()),
@@ -143,6 +165,7 @@ class PoseClassifierNode(LifecycleNode):
                  f"sync {config.pairing.mode}, schedule {config.schedule.mode}, policy {config.processing_policy}")
         return SUCCESS
 
+    @_logged("activate")
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         from pose_classifier_ros.model.classifier import ViewpointClassifier
         from pose_classifier_ros.stream.pipeline import ScheduledPipeline, ViewpointPipeline
@@ -151,16 +174,19 @@ class PoseClassifierNode(LifecycleNode):
         try:
             classifier = ViewpointClassifier.from_checkpoint(
                 self.checkpoint_path, device=cfg.device, backend=cfg.backend,
-                backbone_weights=str(resolve_path(cfg.backbone_weights)) if cfg.backbone_weights else None,
+                backbone_weights=str(self._backbone_weights_path) if self._backbone_weights_path else None,
                 batch_size=cfg.batch_size, crop=cfg.crop, num_threads=cfg.num_threads or None)
             if cfg.schedule.mode == "scheduled":
                 pipeline = ScheduledPipeline(classifier, voting=cfg.voting, iou_threshold=cfg.tracking_iou_threshold,
-                                             schedule=cfg.schedule, crop=cfg.crop)
+                                             schedule=cfg.schedule, crop=cfg.crop, detection_filter=cfg.filter)
             else:
-                pipeline = ViewpointPipeline(classifier, voting=cfg.voting, iou_threshold=cfg.tracking_iou_threshold)
+                pipeline = ViewpointPipeline(classifier, voting=cfg.voting, iou_threshold=cfg.tracking_iou_threshold,
+                                             detection_filter=cfg.filter, crop=cfg.crop)
             self._processor = FrameProcessor(pipeline, message_types())
         except Exception as exc:  # a model that does not load must leave the node inactive, not dead
-            log.error(f"activate failed: cannot build the model from {self.checkpoint_path} on {cfg.device}: {exc}")
+            log.error(f"activate failed: cannot build the model from {self.checkpoint_path} on {cfg.device}: "
+                      f"{describe(exc)}")
+            self._failures.report("activate", exc)  # the traceback
             self._release_model()
             return FAILURE
         self._pairer = StampPairer(cfg.pairing)
@@ -178,6 +204,11 @@ class PoseClassifierNode(LifecycleNode):
             self._worker = threading.Thread(target=self._work, name="pose_classifier_worker", daemon=True)
         self._worker.start()
         self._create_subscriptions()
+        self._watchdog = None
+        if cfg.lost_frames_timeout_s > 0:
+            self._watchdog = FrameWatchdog(self._image_topic, FrameWatchdogConfig(
+                timeout_s=cfg.lost_frames_timeout_s, window_s=max(10.0, 2 * cfg.lost_frames_timeout_s)),
+                transport=cfg.image_transport)
         # Steady clock: diagnostics keep coming while a simulated clock is paused.
         self._timer = self.create_timer(cfg.diagnostics_period_s or 1.0, self._diagnostics_cb,
                                         clock=Clock(clock_type=ClockType.STEADY_TIME))
@@ -186,24 +217,29 @@ class PoseClassifierNode(LifecycleNode):
                  f"listening on {self._image_topic} and {self.resolve_topic_name('detections')}")
         return SUCCESS
 
+    @_logged("deactivate")
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_processing()
         super().on_deactivate(state)
         self.get_logger().info("inactive: model released")
         return SUCCESS
 
+    @_logged("cleanup")
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_processing()
         self._destroy_publishers()
         self.config = None
         return SUCCESS
 
+    @_logged("shutdown")
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.release()
         return SUCCESS
 
+    @_logged("error transition")
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.get_logger().error("error transition: releasing the model and all topics")
+        cause = f" (after {self._failures.last}; traceback above)" if self._failures.last else ""
+        self.get_logger().error(f"error transition{cause}: releasing the model and all topics")
         self.release()
         return SUCCESS
 
@@ -279,10 +315,17 @@ class PoseClassifierNode(LifecycleNode):
         with self._lock:
             self._counts[key] += n
 
+    @_logged("image callback")
     def _image_cb(self, msg) -> None:
+        if self._watchdog is not None:
+            self._watchdog.image_received(getattr(msg, "width", None), getattr(msg, "height", None),
+                                          getattr(msg, "encoding", None) or getattr(msg, "format", None))
         self._offer("images_received", self._pairer.add_image, msg)
 
+    @_logged("detections callback")
     def _detections_cb(self, msg: Detection2DArray) -> None:
+        if self._watchdog is not None:
+            self._watchdog.detections_received()
         self._offer("detections_received", lambda stamp, m: self._pairer.add_detections(stamp, detections_from_msg(m)),
                     msg)
 
@@ -317,10 +360,9 @@ class PoseClassifierNode(LifecycleNode):
             self._count("dropped_undecodable")
             self.get_logger().error(f"{self._image_topic}: {exc}", throttle_duration_sec=5.0)
             return None
-        except Exception as exc:  # per frame: log, count, keep going
+        except Exception as exc:  # per frame: log (traceback once per cause), count, keep going
             self._count("dropped_error")
-            self.get_logger().error(f"frame {pair.stamp_ns} ns failed: {type(exc).__name__}: {exc}",
-                                    throttle_duration_sec=5.0)
+            self._failures.report("publishing a frame", exc)
             return None
         t1 = time.perf_counter()
         self._pubs["viewpoints"].publish(published.message)
@@ -331,6 +373,7 @@ class PoseClassifierNode(LifecycleNode):
         with self._lock:
             self._counts["frames_processed"] += 1
             self._counts["crops_skipped"] += int(published.result.skipped)
+            self._counts["filtered"] += int(getattr(published.result, "filtered", 0))
             self._counts["viewpoints_unknown"] += sum(r.label_stamp_ns is None for r in published.result.results)
             self._label_age_s.extend(ages)
             if latency_ms is not None:
@@ -347,10 +390,9 @@ class PoseClassifierNode(LifecycleNode):
             except FrameDecodeError as exc:
                 self._count("inference_undecodable")
                 self.get_logger().error(f"{self._image_topic}: {exc}", throttle_duration_sec=5.0)
-            except Exception as exc:  # per cycle: log, count, keep going
+            except Exception as exc:  # per cycle: log (traceback once per cause), count, keep going
                 self._count("inference_errors")
-                self.get_logger().error(f"inference on frame {published.stamp_ns} ns failed: "
-                                        f"{type(exc).__name__}: {exc}", throttle_duration_sec=5.0)
+                self._failures.report("inference", exc)
 
     def _infer(self, published) -> None:
         processor = self._processor
@@ -374,10 +416,9 @@ class PoseClassifierNode(LifecycleNode):
         while (pair := frames.get()) is not None:
             try:
                 self._process(pair)
-            except Exception as exc:  # per frame: log, count, keep going
+            except Exception as exc:  # per frame: log (traceback once per cause), count, keep going
                 self._count("dropped_error")
-                self.get_logger().error(f"frame {pair.stamp_ns} ns failed: {type(exc).__name__}: {exc}",
-                                        throttle_duration_sec=5.0)
+                self._failures.report("processing a frame", exc)
 
     def _process(self, pair) -> None:
         processor = self._processor
@@ -403,6 +444,7 @@ class PoseClassifierNode(LifecycleNode):
         with self._lock:
             self._counts["frames_processed"] += 1
             self._counts["crops_skipped"] += int(result.skipped)
+            self._counts["filtered"] += int(getattr(result, "filtered", 0))
             if latency_ms is not None:
                 self._latency_ms.append(latency_ms)
             for key, value in stages.items():
@@ -417,10 +459,25 @@ class PoseClassifierNode(LifecycleNode):
         pub.publish(msg)
 
     # -- diagnostics ------------------------------------------------------------------------------
+    def _check_frames_flow(self) -> None:
+        """Lost-frame watchdog: one warning when frames stop while detections/publishers are there, one
+        info when they flow again."""
+        if self._watchdog is None:
+            return
+        publishers = sorted({f"{p.node_namespace.rstrip('/')}/{p.node_name}"
+                             for p in self.get_publishers_info_by_topic(self._image_topic)})
+        event = self._watchdog.check(publishers)
+        if event is not None and event.kind == "lost":
+            self.get_logger().warning(event.message)
+        elif event is not None:
+            self.get_logger().info(event.message)
+
+    @_logged("diagnostics timer")
     def _diagnostics_cb(self) -> None:
         pairer = self._pairer
         if pairer is None:
             return
+        self._check_frames_flow()
         problem = pairer.diagnose()
         if problem and not self._pairing_warned:
             self._pairing_warned = True  # one clear warning, not one per frame
@@ -442,6 +499,8 @@ class PoseClassifierNode(LifecycleNode):
             ages = np.asarray(self._label_age_s, dtype=np.float64)
             stages = {k: float(np.mean(v)) for k, v in self._stage_ms.items() if v}
         counts.update({f"frames_{k}" if k == "paired" else k: v for k, v in pairer.stats.items()})
+        counts.setdefault("filtered", 0)
+        counts["failures_repeated"] = sum(self._failures.repeats.values())
         values = {**{k: str(v) for k, v in sorted(counts.items())},
                   "tracks": str(self._track_count()),
                   "processing_policy": self.config.processing_policy, "schedule_mode": self.config.schedule.mode,
@@ -457,7 +516,13 @@ class PoseClassifierNode(LifecycleNode):
         status = DiagnosticStatus(name=f"{self.get_fully_qualified_name()}: viewpoint pipeline",
                                   hardware_id=self.config.device, level=DiagnosticStatus.OK, message="ok")
         errors = counts.get("dropped_undecodable", 0) + counts.get("dropped_error", 0)
-        if problem or errors:
+        watchdog = self._watchdog
+        if watchdog is not None:
+            values["frames_lost"] = "true" if watchdog.lost else "false"
+        if watchdog is not None and watchdog.lost:
+            status.level = DiagnosticStatus.WARN
+            status.message = f"frames lost on {self._image_topic}: {watchdog.reason}"
+        elif problem or errors:
             status.level = DiagnosticStatus.WARN
             status.message = problem or f"{errors} frame(s) failed to decode or process"
         elif not counts.get("images_received"):

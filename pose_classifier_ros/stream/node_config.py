@@ -16,6 +16,7 @@ from typing import Any
 
 from pose_classifier_ros.model.preprocess import CropConfig
 from pose_classifier_ros.parameters import Parameter, ParameterError, ParameterSchema, read_params_file
+from pose_classifier_ros.stream.detection_filter import DetectionFilterConfig
 from pose_classifier_ros.stream.pairing import PairingConfig
 from pose_classifier_ros.stream.scheduler import SCHEDULE_MODES, ScheduleConfig
 from pose_classifier_ros.stream.voting import VotingConfig
@@ -53,6 +54,11 @@ def node_parameters() -> tuple[Parameter, ...]:
           "cropping.", 0.0, 2.0),
         P("crop.min_box_size", float(crop.min_box_size), "Boxes smaller than this (px, after clamping to the "
           "frame) are skipped.", 0.0, 100000.0),
+        P("filter.class_ids", [], "Detector class ids (ObjectHypothesis.class_id of a detection's best "
+          "hypothesis, strings) to classify; empty list (or [\"\"]) = every class. Other detections are counted "
+          "(filtered) and not published."),
+        P("filter.min_score", 0.0, "Detections whose detector score is below this are not classified (counted "
+          "as filtered, not published); 0 keeps all.", 0.0, 1.0),
         P("sync.mode", str(pairing.mode), "stamp pairs image and detections by header stamp; arrival pairs "
           "each detections message with the latest image (for detectors that do not copy the stamp).",
           choices=("stamp", "arrival")),
@@ -68,6 +74,13 @@ def node_parameters() -> tuple[Parameter, ...]:
           choices=("majority", "mean")),
         P("voting.track_timeout_s", float(voting.track_timeout_s), "A track unseen for this long, s (frame "
           "stamps), is forgotten.", 0.001, 3600.0),
+        P("voting.switch_votes", int(voting.switch_votes), "Hysteresis: once a track's label is stable, a new label "
+          "must win this many consecutive votes before the voted label changes (1 = none); at most voting.window.",
+          1, 10000),
+        P("voting.min_confidence", float(voting.min_confidence), "Per-frame predictions whose top probability is "
+          "below this do not vote (Viewpoint.voted false); 0 = all vote.", 0.0, 1.0),
+        P("voting.skip_truncated", bool(voting.skip_truncated), "Predictions on boxes whose padded crop is cut by "
+          "the frame edge (Viewpoint.truncated) do not vote."),
         P("tracking.iou_threshold", 0.3, "IoU needed to continue a track when the detector sets no "
           "Detection2D.id.", 0.0, 1.0),
         P("processing.policy", "latest", "latest processes the newest paired frame and drops older ones "
@@ -88,6 +101,9 @@ def node_parameters() -> tuple[Parameter, ...]:
         P("publish_debug_image", False, "Publish `debug_image` (boxes and voted labels drawn on the frame) "
           "while someone subscribes."),
         P("diagnostics_period_s", 1.0, "Period of `diagnostics`, s; 0 disables them.", 0.0, 3600.0),
+        P("lost_frames_timeout_s", 5.0, "Warn once (and set diagnostics to WARN) when detections arrive or the "
+          "image topic has a publisher but no image was received for this long, s, or images arrive far less "
+          "often than detections; 0 disables the check.", 0.0, 3600.0),
         P("autostart", True, "Configure and activate at start (no lifecycle manager needed)."),
     )
 
@@ -112,6 +128,8 @@ class NodeConfig:
     crop: CropConfig = field(default_factory=CropConfig)
     voting: VotingConfig = field(default_factory=VotingConfig)
     pairing: PairingConfig = field(default_factory=PairingConfig)
+    filter: DetectionFilterConfig = field(default_factory=DetectionFilterConfig)
+    lost_frames_timeout_s: float = 5.0
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
 
 
@@ -142,6 +160,10 @@ def config_from_values(values: dict[str, Any], source: str = "", require_checkpo
         errors.append(f"model.device={v['model.device']!r} is not cpu, cuda or cuda:<index>")
     if v["voting.min_votes"] > v["voting.window"]:
         errors.append(f"voting.min_votes={v['voting.min_votes']} exceeds voting.window={v['voting.window']}")
+    if v["voting.switch_votes"] > v["voting.window"]:
+        errors.append(f"voting.switch_votes={v['voting.switch_votes']} exceeds voting.window={v['voting.window']}")
+    if any(not isinstance(c, str) for c in v["filter.class_ids"]):
+        errors.append(f"filter.class_ids={v['filter.class_ids']!r} must be a list of strings (quote numeric ids)")
     if not errors:
         from pose_classifier_ros.model.classifier import resolve_backend
         try:
@@ -155,7 +177,12 @@ def config_from_values(values: dict[str, Any], source: str = "", require_checkpo
     try:
         crop = CropConfig(padding=float(v["crop.padding"]), min_box_size=float(v["crop.min_box_size"]))
         voting = VotingConfig(window=int(v["voting.window"]), min_votes=int(v["voting.min_votes"]),
-                              mode=str(v["voting.mode"]), track_timeout_s=float(v["voting.track_timeout_s"]))
+                              mode=str(v["voting.mode"]), track_timeout_s=float(v["voting.track_timeout_s"]),
+                              switch_votes=int(v["voting.switch_votes"]),
+                              min_confidence=float(v["voting.min_confidence"]),
+                              skip_truncated=bool(v["voting.skip_truncated"]))
+        detection_filter = DetectionFilterConfig(class_ids=tuple(v["filter.class_ids"]),
+                                                 min_score=float(v["filter.min_score"]))
         pairing = PairingConfig(mode=str(v["sync.mode"]), tolerance_s=float(v["sync.tolerance_s"]),
                                 queue_size=int(v["sync.queue_size"]))
         schedule = ScheduleConfig(mode=str(v["schedule.mode"]), max_crops=int(v["schedule.max_crops"]),
@@ -169,7 +196,8 @@ def config_from_values(values: dict[str, Any], source: str = "", require_checkpo
         tracking_iou_threshold=float(v["tracking.iou_threshold"]), processing_policy=str(v["processing.policy"]),
         processing_queue_size=int(v["processing.queue_size"]), publish_debug_image=bool(v["publish_debug_image"]),
         diagnostics_period_s=float(v["diagnostics_period_s"]), autostart=bool(v["autostart"]),
-        crop=crop, voting=voting, pairing=pairing, schedule=schedule)
+        crop=crop, voting=voting, pairing=pairing, filter=detection_filter,
+        lost_frames_timeout_s=float(v["lost_frames_timeout_s"]), schedule=schedule)
 
 
 def load_node_config(path: str | Path) -> NodeConfig:
