@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import os
 import signal
 import sys
 import threading
@@ -77,6 +78,41 @@ class FrameQueue:
             self._closed = True
             self._items.clear()
             self._cond.notify_all()
+
+
+def _lower_thread_priority(nice: int) -> None:
+    """Raise this thread's niceness by `nice` (Linux: per thread, inherited by threads it creates; allowed
+    without privileges). In scheduled mode the inference path runs so, so that on a busy CPU the cheap
+    publishing path does not queue behind the model (schedule.inference_nice)."""
+    if nice <= 0:
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(os.getpriority(os.PRIO_PROCESS, tid) + nice, 19))
+    except (AttributeError, OSError):
+        pass
+
+
+def _at_inference_priority(nice: int, build):
+    """build() in a thread at niceness +nice (nice > 0), so that the thread pools the model runtime creates
+    there (ONNX Runtime's intra-op threads) inherit it; returns build()'s result or raises its error."""
+    if nice <= 0:
+        return build()
+    out: dict = {}
+
+    def run():
+        _lower_thread_priority(nice)
+        try:
+            out["value"] = build()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            out["error"] = exc
+
+    thread = threading.Thread(target=run, name="pose_classifier_model_build")
+    thread.start()
+    thread.join()
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
 
 
 def _logged(where: str):
@@ -172,10 +208,11 @@ class PoseClassifierNode(LifecycleNode):
         cfg, log = self.config, self.get_logger()
         t0 = time.perf_counter()
         try:
-            classifier = ViewpointClassifier.from_checkpoint(
+            nice = cfg.schedule.inference_nice if cfg.schedule.mode == "scheduled" else 0
+            classifier = _at_inference_priority(nice, lambda: ViewpointClassifier.from_checkpoint(
                 self.checkpoint_path, device=cfg.device, backend=cfg.backend,
                 backbone_weights=str(self._backbone_weights_path) if self._backbone_weights_path else None,
-                batch_size=cfg.batch_size, crop=cfg.crop, num_threads=cfg.num_threads or None)
+                batch_size=cfg.batch_size, crop=cfg.crop, num_threads=cfg.num_threads or None))
             if cfg.schedule.mode == "scheduled":
                 pipeline = ScheduledPipeline(classifier, voting=cfg.voting, iou_threshold=cfg.tracking_iou_threshold,
                                              schedule=cfg.schedule, crop=cfg.crop, detection_filter=cfg.filter)
@@ -383,6 +420,7 @@ class PoseClassifierNode(LifecycleNode):
         return published
 
     def _infer_loop(self) -> None:
+        _lower_thread_priority(self.config.schedule.inference_nice)
         frames = self._frames
         while (published := frames.get()) is not None:
             try:

@@ -98,6 +98,9 @@ def node_parameters() -> tuple[Parameter, ...]:
           "ratio since a track's last classification that asks for a new one.", 0.001, 100.0),
         P("schedule.max_age_s", float(schedule.max_age_s), "scheduled: label age, s, after which a visible "
           "track is classified before unsettled and changed ones (the budget permitting).", 0.01, 3600.0),
+        P("schedule.inference_nice", int(schedule.inference_nice), "scheduled: niceness added to the inference "
+          "thread and the model runtime's threads, so that on a busy CPU the publishing path does not wait behind "
+          "the model (0 = same priority; higher starves the model sooner under other load).", 0, 19),
         P("publish_debug_image", False, "Publish `debug_image` (boxes and voted labels drawn on the frame) "
           "while someone subscribes."),
         P("diagnostics_period_s", 1.0, "Period of `diagnostics`, s; 0 disables them.", 0.0, 3600.0),
@@ -186,7 +189,8 @@ def config_from_values(values: dict[str, Any], source: str = "", require_checkpo
         pairing = PairingConfig(mode=str(v["sync.mode"]), tolerance_s=float(v["sync.tolerance_s"]),
                                 queue_size=int(v["sync.queue_size"]))
         schedule = ScheduleConfig(mode=str(v["schedule.mode"]), max_crops=int(v["schedule.max_crops"]),
-                                  box_change=float(v["schedule.box_change"]), max_age_s=float(v["schedule.max_age_s"]))
+                                  box_change=float(v["schedule.box_change"]), max_age_s=float(v["schedule.max_age_s"]),
+                                  inference_nice=int(v["schedule.inference_nice"]))
     except (TypeError, ValueError) as exc:  # the core dataclasses' own checks
         raise ParameterError((f"{source}: " if source else "") + str(exc)) from None
     return NodeConfig(

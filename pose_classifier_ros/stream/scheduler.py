@@ -29,12 +29,14 @@ REASONS = ("new", "overdue", "unsettled", "box_changed", "stalest")
 class ScheduleConfig:
     """mode: "every_frame" (every crop of every processed frame, as before) or "scheduled";
     max_crops: crops per inference cycle; box_change: relative area/aspect change that asks for a new
-    classification; max_age_s: age, s, no visible track's label should exceed (budget permitting)."""
+    classification; max_age_s: age, s, no visible track's label should exceed (budget permitting);
+    inference_nice: niceness added to the node's inference thread (0..19; 0 = same priority as publishing)."""
 
     mode: str = "scheduled"
     max_crops: int = 4
     box_change: float = 0.2
     max_age_s: float = 1.0
+    inference_nice: int = 5
 
     def __post_init__(self):
         if self.mode not in SCHEDULE_MODES:
@@ -45,8 +47,11 @@ class ScheduleConfig:
             raise ValueError(f"schedule.box_change must be > 0, got {self.box_change!r}")
         if not (self.max_age_s > 0 and np.isfinite(self.max_age_s)):
             raise ValueError(f"schedule.max_age_s must be > 0 s, got {self.max_age_s!r}")
+        if int(self.inference_nice) != self.inference_nice or not 0 <= self.inference_nice <= 19:
+            raise ValueError(f"schedule.inference_nice must be an integer in 0..19, got {self.inference_nice!r}")
         self.max_crops, self.box_change, self.max_age_s = int(self.max_crops), float(self.box_change), \
             float(self.max_age_s)
+        self.inference_nice = int(self.inference_nice)
 
 
 @dataclass(frozen=True)
