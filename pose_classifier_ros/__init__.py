@@ -8,13 +8,12 @@ from pkgutil import extend_path as _extend_path
 
 # The ROS build installs this file (often as a symlink: colcon --symlink-install, scripts/setup.sh)
 # into the same site-packages directory as the generated message modules (``.msg``). Make both
-# halves one package whichever is found first: the directory this file really lives in (sources,
-# so edits and new modules need no reinstall) and every other ``pose_classifier_ros`` directory
-# on sys.path (the generated messages, when running from a source checkout).
-__path__ = _extend_path(__path__, __name__)
+# halves one package whichever is found first: the directory this file really lives in comes first
+# (the sources: a symlink install links files one by one, so a subpackage directory there would miss
+# modules added since the build), then every other ``pose_classifier_ros`` directory on sys.path
+# (the generated messages, when running from a source checkout).
 _source_dir = _os.path.dirname(_os.path.realpath(__file__))
-if _source_dir not in __path__:
-    __path__.append(_source_dir)
+__path__ = [_source_dir] + [p for p in _extend_path(__path__, __name__) if p != _source_dir]
 
 from pose_classifier_ros.labels import VIEWPOINTS  # noqa: E402
 
