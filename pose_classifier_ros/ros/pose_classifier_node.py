@@ -31,14 +31,17 @@ from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.lifecycle import Node as LifecycleNode
 from sensor_msgs.msg import CompressedImage, Image
 from vision_msgs.msg import Detection2DArray, LabelInfo, VisionClass
+from visualization_msgs.msg import ImageMarker
 
 from pose_classifier_ros import msg as pc_msg
 from pose_classifier_ros.labels import VIEWPOINTS
 from pose_classifier_ros.ros import qos
 from pose_classifier_ros.ros.failure_log import FailureLog, describe
 from pose_classifier_ros.ros.params import NodeConfig, declare_parameters, read_config, resolve_path
+from pose_classifier_ros.stream.annotations import annotation_types
 from pose_classifier_ros.stream.conversions import detections_from_msg, message_types, stamp_to_ns
 from pose_classifier_ros.stream.frame_processor import FrameDecodeError, FrameProcessor
+from pose_classifier_ros.stream.frame_visuals import FrameVisuals, VisualsConfig
 from pose_classifier_ros.stream.frame_watchdog import FrameWatchdog, FrameWatchdogConfig
 from pose_classifier_ros.stream.pairing import StampPairer
 
@@ -148,6 +151,7 @@ class PoseClassifierNode(LifecycleNode):
         self._timer = None
         self._pairer: StampPairer | None = None
         self._processor: FrameProcessor | None = None
+        self._visuals: FrameVisuals | None = None
         self._frames: FrameQueue | None = None
         self._worker: threading.Thread | None = None
         self._lock = threading.Lock()  # counters and timing windows (executor thread + worker)
@@ -197,6 +201,13 @@ class PoseClassifierNode(LifecycleNode):
         }
         if config.publish_debug_image:
             self._pubs["debug_image"] = self._publisher(Image, "debug_image", qos.output_qos(1))
+            self._pubs["debug_image_compressed"] = self._publisher(CompressedImage, "debug_image/compressed",
+                                                                   qos.output_qos(1))
+        if config.publish_annotations:
+            self._pubs["annotations"] = self._publisher(ImageMarker, "annotations", qos.output_qos())
+        if config.publish_track_summaries:
+            self._pubs["track_summaries"] = self._publisher(pc_msg.TrackSummary, "track_summaries",
+                                                            qos.output_qos(50))
         log.info(f"configured: checkpoint {path}, device {config.device}, backend {config.backend}, "
                  f"sync {config.pairing.mode}, schedule {config.schedule.mode}, policy {config.processing_policy}")
         return SUCCESS
@@ -220,6 +231,10 @@ class PoseClassifierNode(LifecycleNode):
                 pipeline = ViewpointPipeline(classifier, voting=cfg.voting, iou_threshold=cfg.tracking_iou_threshold,
                                              detection_filter=cfg.filter, crop=cfg.crop)
             self._processor = FrameProcessor(pipeline, message_types())
+            self._visuals = FrameVisuals(VisualsConfig(
+                track_summaries=cfg.publish_track_summaries, best_views_dir=cfg.best_views_dir,
+                jpeg_quality=cfg.debug_jpeg_quality, track_timeout_s=cfg.voting.track_timeout_s), annotation_types())
+            self._count("debug_images_encoded", 0)  # listed in diagnostics from the start
         except Exception as exc:  # a model that does not load must leave the node inactive, not dead
             log.error(f"activate failed: cannot build the model from {self.checkpoint_path} on {cfg.device}: "
                       f"{describe(exc)}")
@@ -326,6 +341,7 @@ class PoseClassifierNode(LifecycleNode):
             self._worker = None
         self._frames = None
         self._pairer = None
+        self._flush_track_summaries()
         self._release_model()
 
     def _release_model(self) -> None:
@@ -403,6 +419,7 @@ class PoseClassifierNode(LifecycleNode):
             return None
         t1 = time.perf_counter()
         self._pubs["viewpoints"].publish(published.message)
+        self._publish_annotations(published.result, pair.image.header)
         t2 = time.perf_counter()
         latency_ms = (self.get_clock().now().nanoseconds - pair.stamp_ns) / 1e6 if pair.stamp_ns else None
         ages = [(pair.stamp_ns - r.label_stamp_ns) * 1e-9 for r in published.result.results
@@ -438,10 +455,9 @@ class PoseClassifierNode(LifecycleNode):
             return
         inferred = processor.infer(published)
         cycle = inferred.cycle
-        debug_pub = self._pubs.get("debug_image")
-        if debug_pub is not None and debug_pub.get_subscription_count() > 0:
-            self._publish_debug(debug_pub, inferred.frame, processor.pipeline.result(published.observed),
-                                published.pair.image.header)
+        result = processor.pipeline.result(published.observed)
+        self._publish_debug(inferred.frame, result, published.pair.image.header)
+        self._publish_track_summaries(inferred.frame, result, published.pair.image.header)
         stages = {"decode": inferred.decode_ms, **{f"inference.{k}": v for k, v in cycle.timings_ms.items()}}
         with self._lock:
             self._counts["inference_cycles"] += 1
@@ -472,9 +488,9 @@ class PoseClassifierNode(LifecycleNode):
         frame, result = out.frame, out.result
         t2 = time.perf_counter()
         self._pubs["viewpoints"].publish(out.message)
-        debug_pub = self._pubs.get("debug_image")
-        if debug_pub is not None and debug_pub.get_subscription_count() > 0:
-            self._publish_debug(debug_pub, frame, result, pair.image.header)
+        self._publish_annotations(result, pair.image.header)
+        self._publish_debug(frame, result, pair.image.header)
+        self._publish_track_summaries(frame, result, pair.image.header)
         t3 = time.perf_counter()
         latency_ms = (self.get_clock().now().nanoseconds - pair.stamp_ns) / 1e6 if pair.stamp_ns else None
         stages = {"decode": out.decode_ms, **result.timings_ms, "publish": (t3 - t2) * 1e3,
@@ -488,13 +504,56 @@ class PoseClassifierNode(LifecycleNode):
             for key, value in stages.items():
                 self._stage_ms.setdefault(key, deque(maxlen=200)).append(float(value))
 
-    def _publish_debug(self, pub, frame: np.ndarray, result, header) -> None:
-        from pose_classifier_ros.ros.debug_overlay import draw_viewpoints
-        annotated = draw_viewpoints(frame, result)
-        msg = Image(header=header, height=annotated.shape[0], width=annotated.shape[1], encoding="rgb8",
-                    is_bigendian=0, step=annotated.shape[1] * 3)
-        msg.data = annotated.tobytes()
-        pub.publish(msg)
+    # -- visual outputs: annotations, debug images (only while subscribed), track summaries ----------
+    def _publish_annotations(self, result, header) -> None:
+        pub, visuals = self._pubs.get("annotations"), self._visuals
+        if pub is not None and visuals is not None:
+            pub.publish(visuals.annotation(result, header))
+
+    def _publish_debug(self, frame: np.ndarray, result, header) -> None:
+        """Draw the overlay once, and only when `debug_image` or `debug_image/compressed` has a subscriber."""
+        visuals = self._visuals
+        raw, jpeg = self._pubs.get("debug_image"), self._pubs.get("debug_image_compressed")
+        wants_raw = raw is not None and raw.get_subscription_count() > 0
+        wants_jpeg = jpeg is not None and jpeg.get_subscription_count() > 0
+        if visuals is None or not (wants_raw or wants_jpeg):
+            return
+        annotated = visuals.debug_rgb(frame, result)
+        self._count("debug_images_encoded")
+        if wants_raw:
+            msg = Image(header=header, height=annotated.shape[0], width=annotated.shape[1], encoding="rgb8",
+                        is_bigendian=0, step=annotated.shape[1] * 3)
+            msg.data = annotated.tobytes()
+            raw.publish(msg)
+        if wants_jpeg:
+            msg = CompressedImage(header=header, format="jpeg")
+            msg.data = visuals.debug_jpeg(annotated)
+            jpeg.publish(msg)
+
+    def _publish_track_summaries(self, frame: np.ndarray, result, header) -> None:
+        visuals = self._visuals
+        if visuals is None:
+            return
+        pub = self._pubs.get("track_summaries")
+        summaries = visuals.finished_tracks(frame, result, header.frame_id)
+        if pub is not None and summaries:
+            for msg in summaries:
+                pub.publish(msg)
+            self._count("track_summaries_published", len(summaries))
+
+    def _flush_track_summaries(self) -> None:
+        """Deactivation: a TrackSummary for every track still alive (publishers are still enabled here)."""
+        visuals, self._visuals = self._visuals, None
+        if visuals is None:
+            return
+        pub = self._pubs.get("track_summaries")
+        for msg in visuals.flush():
+            if pub is not None:
+                try:
+                    pub.publish(msg)
+                except Exception as exc:  # noqa: BLE001 - shutting down: the context may be gone already
+                    self.get_logger().debug(f"track summary not published at shutdown: {exc}")
+                    break
 
     # -- diagnostics ------------------------------------------------------------------------------
     def _check_frames_flow(self) -> None:

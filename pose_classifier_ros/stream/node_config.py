@@ -101,8 +101,16 @@ def node_parameters() -> tuple[Parameter, ...]:
         P("schedule.inference_nice", int(schedule.inference_nice), "scheduled: niceness added to the inference "
           "thread and the model runtime's threads, so that on a busy CPU the publishing path does not wait behind "
           "the model (0 = same priority; higher starves the model sooner under other load).", 0, 19),
-        P("publish_debug_image", False, "Publish `debug_image` (boxes and voted labels drawn on the frame) "
-          "while someone subscribes."),
+        P("publish_debug_image", False, "Offer `debug_image` (rgb8) and `debug_image/compressed` (JPEG): the frame "
+          "with the annotation overlay burnt in, drawn and encoded only while someone subscribes."),
+        P("debug_image.jpeg_quality", 80, "JPEG quality of `debug_image/compressed`.", 1, 100),
+        P("publish_annotations", True, "Publish `annotations` (visualization_msgs/ImageMarker, one per processed "
+          "frame with the image header): boxes and `<track> <voted viewpoint>` labels coloured by viewpoint, "
+          "drawn on the image by Foxglove's Image panel."),
+        P("publish_track_summaries", True, "Publish a TrackSummary on `track_summaries` when a track expires "
+          "(unseen for voting.track_timeout_s): viewpoint histogram and the best left/right/overall views."),
+        P("best_views.save_dir", "", "Folder to save each finished track's best left/right/overall crops (JPEG, "
+          "<track>/{left,right,best}.jpg) and a sightings.csv row in; empty = off."),
         P("diagnostics_period_s", 1.0, "Period of `diagnostics`, s; 0 disables them.", 0.0, 3600.0),
         P("lost_frames_timeout_s", 5.0, "Warn once (and set diagnostics to WARN) when detections arrive or the "
           "image topic has a publisher but no image was received for this long, s, or images arrive far less "
@@ -126,6 +134,10 @@ class NodeConfig:
     processing_policy: str = "latest"
     processing_queue_size: int = 100
     publish_debug_image: bool = False
+    debug_jpeg_quality: int = 80
+    publish_annotations: bool = True
+    publish_track_summaries: bool = True
+    best_views_dir: str = ""
     diagnostics_period_s: float = 1.0
     autostart: bool = True
     crop: CropConfig = field(default_factory=CropConfig)
@@ -199,6 +211,9 @@ def config_from_values(values: dict[str, Any], source: str = "", require_checkpo
         num_threads=int(v["model.num_threads"]), image_transport=str(v["image_transport"]),
         tracking_iou_threshold=float(v["tracking.iou_threshold"]), processing_policy=str(v["processing.policy"]),
         processing_queue_size=int(v["processing.queue_size"]), publish_debug_image=bool(v["publish_debug_image"]),
+        debug_jpeg_quality=int(v["debug_image.jpeg_quality"]), publish_annotations=bool(v["publish_annotations"]),
+        publish_track_summaries=bool(v["publish_track_summaries"]),
+        best_views_dir=str(v["best_views.save_dir"]).strip(),
         diagnostics_period_s=float(v["diagnostics_period_s"]), autostart=bool(v["autostart"]),
         crop=crop, voting=voting, pairing=pairing, filter=detection_filter,
         lost_frames_timeout_s=float(v["lost_frames_timeout_s"]), schedule=schedule)

@@ -1,11 +1,12 @@
 """Records the classifier node's visual outputs into a JSON file (a separate rclpy process).
 
-    python test/ros_helpers/record_visuals.py OUT.json /ns --expect N [--debug] [--timeout 90]
+    python test/ros_helpers/record_visuals.py OUT.json /ns --expect N [--debug] [--timeout 90] [--idle 4]
 
 Subscribes to `<ns>/annotations` (visualization_msgs/ImageMarker), `<ns>/track_summaries` and
 `<ns>/diagnostics`; with --debug also to `<ns>/debug_image/compressed` (without it nobody subscribes to any
 debug image). Writes OUT.json.ready once matched to the annotations publisher, then records until N
-annotation messages arrived (plus 1.5 s and one more diagnostics message) or the timeout, and writes OUT.json.
+annotation messages arrived, or none for --idle s after the first (a best-effort frame lost under load), plus
+1.5 s and one more diagnostics message, or the timeout, and writes OUT.json.
 """
 import argparse
 import io
@@ -34,11 +35,15 @@ def main() -> None:
     parser.add_argument("--expect", type=int, required=True)
     parser.add_argument("--debug", action="store_true")
     parser.add_argument("--timeout", type=float, default=90.0)
+    parser.add_argument("--idle", type=float, default=4.0)
     args = parser.parse_args()
     ns = args.ns.rstrip("/")
     rec = {"annotations": [], "summaries": [], "diagnostics": [], "debug_jpegs": []}
 
+    last_marker = [None]
+
     def on_marker(m):
+        last_marker[0] = time.monotonic()
         rec["annotations"].append({"stamp": _stamp(m.header), "frame_id": m.header.frame_id, "type": m.type,
                                    "points": [[p.x, p.y] for p in m.points], "scale": m.scale,
                                    "colors": [[c.r, c.g, c.b, c.a] for c in m.outline_colors]})
@@ -76,7 +81,8 @@ def main() -> None:
                 debug_sub is None or debug_sub.get_publisher_count() >= 1):
             ready = True
             (args.out.parent / (args.out.name + ".ready")).write_text("1")
-        if done_at is None and len(rec["annotations"]) >= args.expect:
+        idle = last_marker[0] is not None and time.monotonic() - last_marker[0] > args.idle
+        if done_at is None and (len(rec["annotations"]) >= args.expect or idle):
             done_at, diagnostics_at_done = time.monotonic(), len(rec["diagnostics"])
         if done_at is not None and time.monotonic() - done_at > 1.5 and len(rec["diagnostics"]) > diagnostics_at_done:
             break
