@@ -108,6 +108,7 @@ class ReplayResult:
     out_bag: str | None
     schedule: dict[str, Any] | None = None   # scheduled mode: settings and crop counts
     baseline: ReplayResult | None = None     # every_frame run over the same frames, for comparison
+    sightings: list = field(default_factory=list)  # best_views.Sighting per finished track (visuals on)
 
 
 def records_of(result, frame_index: int) -> list[DetectionRecord]:
@@ -129,7 +130,7 @@ def replay_bag(bag_path: str | Path, pipeline, *, out_path: str | Path | None = 
                image_topic: str = "/camera/image_raw", detections_topic: str = "/detections",
                viewpoints_topic: str = "/viewpoints", pairing=None, ground_truth: GroundTruth | None = None,
                ground_truth_topic: str | None = None, storage: str = "mcap", progress: bool = True,
-               crops_per_second: float | None = None, baseline=None) -> ReplayResult:
+               crops_per_second: float | None = None, baseline=None, visuals=None) -> ReplayResult:
     """Run ``pipeline`` over a bag; optionally write ``out_path`` (a new bag dir).
 
     pipeline: a ViewpointPipeline (every_frame: every crop of every frame) or a ScheduledPipeline
@@ -137,7 +138,8 @@ def replay_bag(bag_path: str | Path, pipeline, *, out_path: str | Path | None = 
     many crops as a simulated budget of ``crops_per_second`` allows over the frame interval, unused budget
     carried forward up to schedule.max_crops; without a budget, schedule.max_crops crops per frame).
     Deterministic: frame stamps, not the wall clock, drive the budget. baseline: a ViewpointPipeline run on
-    the same frames for comparison (result.baseline).
+    the same frames for comparison (result.baseline). visuals: a bags.replay_visuals.ReplayVisualsConfig to
+    write the annotation topic and track summaries and collect best views (result.sightings).
 
     Raises BagError for unreadable bags and missing topics. Frames whose image cannot be decoded
     (unsupported encoding, wrong data size) are logged and skipped (scheduled: their message, built from
@@ -145,6 +147,7 @@ def replay_bag(bag_path: str | Path, pipeline, *, out_path: str | Path | None = 
     """
     from tqdm import tqdm
 
+    from pose_classifier_ros.bags.replay_visuals import ReplayVisuals
     from pose_classifier_ros.stream.conversions import detections_from_msg, message_types, stamp_to_ns
     from pose_classifier_ros.stream.frame_processor import FrameDecodeError, FrameProcessor
     from pose_classifier_ros.stream.pairing import PairingConfig, StampPairer
@@ -183,6 +186,7 @@ def replay_bag(bag_path: str | Path, pipeline, *, out_path: str | Path | None = 
                 for conn in reader.connections:
                     writer.add_topic(conn.topic, conn.msgtype, like=conn)
                 writer.add_topic(viewpoints_topic, VIEWPOINTS_TYPE)
+            vis = ReplayVisuals(visuals, reader.typestore, writer, reader.topics) if visuals is not None else None
             total = reader.topics[image_topic].count
             bar = tqdm(total=total, desc="replay", unit="frame", disable=not progress, dynamic_ncols=True)
             started = time.monotonic()
@@ -223,8 +227,9 @@ def replay_bag(bag_path: str | Path, pipeline, *, out_path: str | Path | None = 
                             baseline_records += records_of(baseline_processor.process(pair).result, frame_index)
                         except FrameDecodeError:
                             pass  # counted by the main run
+                    frame = classified = None
                     if schedule is not None:
-                        result, message = _scheduled_step(processor, pair, budget, schedule)
+                        result, message, frame, classified = _scheduled_step(processor, pair, budget, schedule)
                     else:
                         try:
                             out = processor.process(pair)
@@ -232,7 +237,7 @@ def replay_bag(bag_path: str | Path, pipeline, *, out_path: str | Path | None = 
                             stats["frames_skipped"] += 1
                             _logger.warning("skipping frame: %s", exc)
                             continue
-                        result, message = out.result, out.message
+                        result, message, frame = out.result, out.message, out.frame
                     stats["frames_processed"] += 1
                     stats["detections_classified"] += len(result.results)
                     stats["detections_skipped"] += int(result.skipped)
@@ -240,10 +245,15 @@ def replay_bag(bag_path: str | Path, pipeline, *, out_path: str | Path | None = 
                     records += records_of(result, frame_index)
                     if writer is not None:
                         writer.write(viewpoints_topic, bag_ns, message)
+                    if vis is not None:
+                        vis.on_frame(bag_ns, frame, result, pair.image.header, classified)
                 if stats["images"] % 5 == 0:
                     rate = stats["frames_processed"] / max(time.monotonic() - started, 1e-6)
                     bar.set_postfix(classified=stats["frames_processed"], fps=f"{rate:.1f}", refresh=False)
             bar.close()
+            if vis is not None:
+                sightings = vis.finish(bag_ns if stats["images"] else 0)
+                stats.update(annotations_written=vis.annotations_written, track_summaries=vis.summaries_written)
         finally:
             if writer is not None:
                 writer.close()
@@ -258,11 +268,14 @@ def replay_bag(bag_path: str | Path, pipeline, *, out_path: str | Path | None = 
         stats["ground_truth_matched"] = sum(r.true is not None for r in records)
     base = ReplayResult(baseline_records, {"mode": "every_frame"}, None) if baseline is not None else None
     return ReplayResult(records, stats, str(out_path) if out_path is not None else None, schedule=schedule,
-                        baseline=base)
+                        baseline=base, sightings=sightings if visuals is not None else [])
 
 
 def _scheduled_step(processor, pair, budget, schedule: dict):
-    """One frame in scheduled mode: the budget's crops of this frame classified, then its message."""
+    """One frame in scheduled mode: the budget's crops of this frame classified, then its message.
+
+    Returns (published result, message, decoded frame or None, result after this frame's inference or None).
+    """
     crops = budget.take(pair.stamp_ns) if budget is not None else schedule["max_crops"]
     published, inferred, error = processor.step(pair, crops)
     if error is not None:
@@ -273,7 +286,8 @@ def _scheduled_step(processor, pair, budget, schedule: dict):
             budget.spend(len(inferred.cycle.choices))
         schedule["crops_classified"] += len(inferred.cycle.choices)
         schedule["inference_cycles"] += bool(inferred.cycle.choices)
-    return published.result, published.message
+    classified = processor.pipeline.result(published.observed) if inferred is not None else None
+    return published.result, published.message, getattr(inferred, "frame", None), classified
 
 
 # ---------------------------------------------------------------------------------------------
@@ -353,6 +367,11 @@ def write_replay_report(report_dir: str | Path, report: dict, result: ReplayResu
         paths.append(report_mod.plot_track_timeline(
             [r.track_id for r in recs], [r.stamp_ns * 1e-9 for r in recs], [r.label for r in recs],
             [r.smoothed for r in recs], report_dir / "track_timeline.png", title=f"{title}: viewpoint per track"))
+    if result.sightings:
+        from pose_classifier_ros.contact_sheet import write_contact_sheet
+
+        paths.append(write_contact_sheet(result.sightings, report_dir / "contact_sheet.png",
+                                         title=f"{title}: best views per track"))
     return [str(p) for p in paths]
 
 
@@ -394,6 +413,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-crops", type=int, default=None, help="scheduled: override schedule.max_crops")
     parser.add_argument("--no-baseline", action="store_true",
                         help="scheduled: do not also run every_frame on the same frames for comparison")
+    parser.add_argument("--annotations-topic", default="/annotations",
+                        help="output visualization_msgs/ImageMarker topic (boxes + labels per frame); '' = none")
+    parser.add_argument("--summaries-topic", default="/track_summaries",
+                        help="output TrackSummary topic (one per finished track); '' = none")
+    parser.add_argument("--best-views", type=Path, default=None, metavar="DIR",
+                        help="write DIR/<track>/{left,right,best}.jpg and DIR/sightings.csv")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -441,6 +466,7 @@ def _run(args: argparse.Namespace) -> int:
             gt_topic = args.ground_truth_topic
             _logger.info("using ground truth from bag topic %s", gt_topic)
 
+    from pose_classifier_ros.bags.replay_visuals import ReplayVisualsConfig
     from pose_classifier_ros.model.checkpoint import CheckpointError
     from pose_classifier_ros.model.classifier import ViewpointClassifier
     from pose_classifier_ros.stream.pipeline import ViewpointPipeline
@@ -476,7 +502,10 @@ def _run(args: argparse.Namespace) -> int:
                         detections_topic=args.detections_topic, viewpoints_topic=args.viewpoints_topic,
                         pairing=settings.pairing, ground_truth=ground_truth, ground_truth_topic=gt_topic,
                         storage=args.storage, progress=not args.no_progress, crops_per_second=args.crops_per_second,
-                        baseline=baseline if pipeline is not baseline else None)
+                        baseline=baseline if pipeline is not baseline else None, visuals=ReplayVisualsConfig(
+                            annotations_topic=args.annotations_topic, summaries_topic=args.summaries_topic,
+                            keep_crops=args.best_views is not None or args.report_dir is not None,
+                            timeout_s=settings.voting.track_timeout_s))
     stats = result.stats
     print(f"replayed {stats['images']} images: {stats['frames_processed']} frames classified "
           f"({stats['detections_classified']} detections), {stats['frames_skipped']} skipped, "
@@ -486,7 +515,13 @@ def _run(args: argparse.Namespace) -> int:
                       "differ?) or every image failed to decode; see the warnings above")
         return 1
     if result.out_bag:
-        print(f"output bag: {result.out_bag} ({args.viewpoints_topic} added)")
+        added = ", ".join(t for t in (args.viewpoints_topic, args.annotations_topic, args.summaries_topic) if t)
+        print(f"output bag: {result.out_bag} ({added} added)")
+    if args.best_views is not None:
+        from pose_classifier_ros.stream.best_views import write_best_views
+
+        csv_path = write_best_views(args.best_views, result.sightings)
+        print(f"best views of {len(result.sightings)} track(s): {args.best_views}/<track>/, {csv_path}")
     has_gt = ground_truth is not None or gt_topic is not None
     if has_gt and not stats.get("ground_truth_matched"):
         _logger.error("ground truth (%s) matched none of the %d classified detections: check that its "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pose_classifier_ros.bags.bagio import BagError
 from pose_classifier_ros.stream.annotations import annotation_types, frame_result_to_image_marker
 from pose_classifier_ros.stream.best_views import BestViewConfig, BestViewTracker, Sighting, sighting_to_msg
 
@@ -31,7 +32,12 @@ class ReplayVisualsConfig:
 class ReplayVisuals:
     """Per-frame annotation + best-view bookkeeping of a replay; `writer` may be None (no output bag)."""
 
-    def __init__(self, cfg: ReplayVisualsConfig, typestore, writer=None):
+    def __init__(self, cfg: ReplayVisualsConfig, typestore, writer=None, input_topics=()):
+        """input_topics: the input bag's topics; an output topic among them is a BagError (never mix types)."""
+        clash = [t for t in (cfg.annotations_topic, cfg.summaries_topic) if t and t in set(input_topics)]
+        if clash:
+            raise BagError(f"the input bag already has topic(s) {', '.join(clash)}; choose other ones with "
+                           f"--annotations-topic / --summaries-topic (\"\" = not written)")
         self.cfg = cfg
         self.types = annotation_types(typestore)
         self.writer = writer
@@ -46,14 +52,17 @@ class ReplayVisuals:
             if cfg.summaries_topic and self.tracker is not None:
                 writer.add_topic(cfg.summaries_topic, TRACK_SUMMARY_TYPE)
 
-    def on_frame(self, bag_ns: int, frame, result, header) -> None:
-        """One processed frame: (H, W, 3) uint8 RGB, its FrameResult and the image header."""
+    def on_frame(self, bag_ns: int, frame, result, header, classified=None) -> None:
+        """One published frame: (H, W, 3) uint8 RGB (None if undecodable), its published FrameResult and the
+        image header. classified: the FrameResult after this frame's inference when it differs from the
+        published one (scheduled mode); best views are taken from it."""
         if self.writer is not None and self.cfg.annotations_topic:
             self.writer.write(self.cfg.annotations_topic, bag_ns,
                               frame_result_to_image_marker(result, header, self.types))
             self.annotations_written += 1
         if self.tracker is not None:
-            self._summaries(bag_ns, self.tracker.update(frame, result, str(getattr(header, "frame_id", ""))))
+            frame_id = str(getattr(header, "frame_id", ""))
+            self._summaries(bag_ns, self.tracker.update(frame, classified or result, frame_id))
 
     def finish(self, bag_ns: int) -> list[Sighting]:
         """Flush the live tracks (written at `bag_ns`); returns every Sighting of the replay."""

@@ -136,8 +136,9 @@ class BestViewTracker:
     def live(self) -> list[Sighting]:
         return list(self._live.values())
 
-    def update(self, frame: np.ndarray, result, frame_id: str = "") -> list[Sighting]:
-        """Add one frame ((H, W, 3) uint8 RGB) and its FrameResult; returns the Sightings that expired."""
+    def update(self, frame: np.ndarray | None, result, frame_id: str = "") -> list[Sighting]:
+        """Add one frame ((H, W, 3) uint8 RGB; None when it could not be decoded: counted, no view candidates)
+        and its FrameResult; returns the Sightings that expired."""
         stamp = int(result.stamp_ns)
         expired = self._expire(stamp)
         for r in result.results:
@@ -151,7 +152,8 @@ class BestViewTracker:
                 s.histogram[voted] += 1
             if getattr(r, "fresh", True) and 0 <= int(r.label) < NUM_CLASSES:
                 s.classified_frames += 1
-                self._consider(s, frame, r, stamp)
+                if frame is not None:
+                    self._consider(s, frame, r, stamp)
         while len(self._live) > self.cfg.max_tracks:
             expired.append(self._live.pop(next(iter(self._live))))
         return expired
