@@ -31,9 +31,11 @@ def _rgb(label) -> tuple[int, int, int]:
 
 
 def _thumbnail(crop: np.ndarray, side: int) -> Image.Image:
+    """The crop scaled (up or down) to fit a side x side cell, aspect kept."""
     image = Image.fromarray(np.ascontiguousarray(crop))
-    image.thumbnail((side, side), Image.Resampling.LANCZOS)
-    return image
+    scale = side / max(image.size)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image.resize(size, Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.BICUBIC)
 
 
 def _histogram_bar(draw: ImageDraw.ImageDraw, hist: np.ndarray, x: int, y: int, w: int, h: int) -> None:
