@@ -36,31 +36,31 @@ def test_simulated_budget_is_deterministic_and_honest(tmp_path):
     gt = load_ground_truth_csv(tmp_path / "gt.csv")
     runs = []
     for k in range(2):
-        pipe, clf = _scheduled()
-        # 10 Hz bag, 5 crops/s: 0.5 crops per frame -> one crop every second frame.
+        pipe, clf = _scheduled(max_crops=1)
+        # 10 Hz bag, 5 crops/s: 0.5 crops per frame -> one crop every second frame (the first finds 1 crop).
         result = replay_bag(bag, pipe, out_path=tmp_path / f"out{k}", ground_truth=gt, progress=False,
                             crops_per_second=5.0, baseline=ViewpointPipeline(ColourClassifier(), voting=VOTING))
         runs.append((result, _messages(tmp_path / f"out{k}"), clf.calls))
     (first, msgs, calls), (second, msgs2, _) = runs
     assert msgs == msgs2 and first.records == second.records  # same output twice, byte for byte
-    assert len(msgs) == 10 and first.schedule["crops_classified"] == 4 and calls == 4  # 0.5/frame, first frame 0
+    assert len(msgs) == 10 and first.schedule["crops_classified"] == 5 and calls == 5  # frames 0, 2, 4, 6, 8
 
-    # Same box sizes: track a (id order) first, then b; until a track is classified its label is UNKNOWN.
+    # Same box sizes: track a (id order) first, then b (new before stale); until classified, b is UNKNOWN.
     by_frame = {}
     for r in first.records:
         by_frame.setdefault(r.stamp_ns, {})[r.track_id] = r
     frame = [by_frame[START + i * PERIOD] for i in range(10)]
-    assert frame[0]["a"].label is None and frame[0]["b"].label is None  # no budget on the first frame
-    assert frame[2]["a"].label == PRED[2]["a"] and frame[2]["a"].fresh and frame[2]["b"].label is None
-    assert frame[3]["a"].label == PRED[2]["a"] and not frame[3]["a"].fresh  # cached, 0.1 s old
-    assert frame[3]["a"].label_age_s == pytest.approx(0.1) and frame[4]["b"].fresh
+    assert frame[0]["a"].label == PRED[0]["a"] and frame[0]["a"].fresh and frame[0]["b"].label is None
+    assert frame[2]["b"].fresh and frame[1]["b"].label is None and frame[2]["b"].label == PRED[2]["b"]
+    assert frame[3]["a"].label == PRED[0]["a"] and not frame[3]["a"].fresh  # cached from frame 0
+    assert frame[3]["a"].label_age_s == pytest.approx(0.3) and frame[4]["a"].fresh
     assert all(r.label_age_s is None for r in first.records if r.label is None)
 
     report = build_report(first)
     sched = report["schedule"]
-    assert sched["unknown_fraction"] == pytest.approx(6 / 20)  # a: frames 0-1, b: frames 0-3
-    assert sched["fresh_fraction"] == pytest.approx(4 / 20)
-    assert sched["label_age_s"]["max"] == pytest.approx(0.3)  # b classified at 0.4 s and 0.8 s, seen till 0.9 s
+    assert sched["unknown_fraction"] == pytest.approx(2 / 20)  # b on frames 0-1
+    assert sched["fresh_fraction"] == pytest.approx(5 / 20)
+    assert sched["label_age_s"]["max"] == pytest.approx(0.3)  # a: frames 0, 4, 8; b: 2, 6
     assert sched["every_frame"]["per_frame"] == pytest.approx(8 / 20)
     acc = sched["published_accuracy"]
     assert acc["per_frame"] == pytest.approx(sum(r.label == r.true for r in first.records) / 20)

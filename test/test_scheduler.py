@@ -96,8 +96,8 @@ def test_crop_budget_carries_unused_budget_forward_up_to_a_cap():
         n = budget.take(k * NS // 30)
         got.append(n)
         budget.spend(n)
-    # credit 0, 0.4, 0.8, 1.2 -> 1 (0.2 left), 0.6, 1.0 -> 1, 0.4, 0.8, 1.2 -> 1, 0.6: 12/s * 0.3 s = 3.6 crops
-    assert got == [0, 0, 0, 1, 0, 1, 0, 0, 1, 0]
+    # full at the start (4), then 0.4, 0.8, 1.2 -> 1 (0.2 left), 0.6, 1.0 -> 1, 0.4, 0.8, 1.2 -> 1, 0.6
+    assert got == [4, 0, 0, 1, 0, 1, 0, 0, 1, 0]
     assert budget.take(100 * NS) == 4  # a long gap buys at most `cap`
     budget.spend(1)
     assert budget.take(100 * NS) == 3  # unused crops carry forward

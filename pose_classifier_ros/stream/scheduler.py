@@ -125,15 +125,16 @@ class CropScheduler:
 
 class CropBudget:
     """Simulated compute budget for replay: crops_per_second over frame-stamp time, unused budget carried
-    forward (capped at `cap` crops, so a long empty stretch does not buy a burst). take(stamp_ns) -> whole
-    crops this frame may use; spend(n) returns what was not used to the pool."""
+    forward (capped at `cap` crops, so a long empty stretch does not buy a burst). The first frame finds the
+    budget full (the node was idle before it). take(stamp_ns) -> whole crops this frame may use; spend(n)
+    takes what was used from the pool."""
 
     def __init__(self, crops_per_second: float, cap: float):
         if not (crops_per_second > 0 and np.isfinite(crops_per_second)):
             raise ValueError(f"crops per second must be > 0, got {crops_per_second!r}")
         self.rate = float(crops_per_second)
         self.cap = max(float(cap), 1.0)
-        self._credit = 0.0
+        self._credit = self.cap
         self._last_ns: int | None = None
 
     def take(self, stamp_ns: int) -> int:
