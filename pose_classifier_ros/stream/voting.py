@@ -48,7 +48,7 @@ class VotingConfig:
     mode: str = "majority"
     track_timeout_s: float = 2.0
     max_tracks: int = 512
-    switch_votes: int = 2
+    switch_votes: int = 1
     min_confidence: float = 0.0
     skip_truncated: bool = True
 
