@@ -60,7 +60,7 @@ pc train --data "$OUT/crops" --out "$OUT/run" --size "$SIZE" "${backbone_args[@]
 step "3/3 replay the flight through the node's pipeline and evaluate against the ground truth"
 pc replay "$OUT/sample/flight" --checkpoint "$OUT/run/best_pose_model.pth" \
    --ground-truth "$OUT/sample/ground_truth.csv" --params "$REPO/config/pose_classifier.yaml" \
-   --out "$OUT/replayed" --report-dir "$OUT/report"
+   --out "$OUT/replayed" --report-dir "$OUT/report" --best-views "$OUT/best_views"
 
 step "done in $((SECONDS - started)) s"
 cat <<EOF
@@ -68,9 +68,11 @@ input bag (MCAP):   $OUT/sample/flight   (/camera/image_raw, /detections, /groun
 ground truth:       $OUT/sample/ground_truth.csv
 training crops:     $OUT/crops/<class>/
 trained model:      $OUT/run/best_pose_model.pth
-output bag (MCAP):  $OUT/replayed        (input topics + /viewpoints, pose_classifier_ros/msg/ViewpointArray)
+output bag (MCAP):  $OUT/replayed        (input topics + /viewpoints, /annotations, /track_summaries)
+best views:         $OUT/best_views/<track>/{left,right,best}.jpg, sightings.csv
 report:             $OUT/report/report.txt, metrics.json
-figures:            $OUT/report/confusion_matrix.png, confusion_matrix_smoothed.png, track_timeline.png
+figures:            $OUT/report/confusion_matrix.png, confusion_matrix_smoothed.png, track_timeline.png, contact_sheet.png
+Look at it in Foxglove: open $OUT/replayed/*.mcap, then Layout -> Import from file -> config/foxglove_layout.json
 Play the flight live for the node (use_sim_time):  $VENV/bin/python -m pose_classifier_ros.cli play $OUT/sample/flight --clock
 EOF
 if [[ -z "$WEIGHTS" ]]; then
