@@ -198,3 +198,18 @@ def test_frame_visuals_summaries_and_saved_crops(tmp_path):
     assert jpeg[:2] == b"\xff\xd8" and visuals.debug_images_encoded == 1
     off = FrameVisuals(VisualsConfig(track_summaries=False), annotation_types(make_typestore()))
     assert off.tracker is None and off.finished_tracks(frame, FrameResult(0, W, H, [])) == []
+
+
+def test_scheduled_flow_counts_published_frames_and_takes_views_from_inference():
+    tracker = BestViewTracker()
+    box = (100, 100, 300, 250)
+    frame = striped_frame(box)
+    for i in range(5):  # published from track state: labels of earlier frames, not fresh
+        stamp = i * PERIOD
+        assert tracker.observe(FrameResult(stamp, W, H, [result(stamp, "s", box, L, fresh=False)])) == []
+        if i in (1, 3):  # the inference thread classified these frames
+            tracker.consider(frame, FrameResult(stamp, W, H, [result(stamp, "s", box, L, 0.6 + 0.1 * i)]))
+    tracker.consider(frame, FrameResult(9 * PERIOD, W, H, [result(9 * PERIOD, "gone", box, R)]))  # unknown track
+    (s,) = tracker.flush()
+    assert (s.frames, s.classified_frames, int(s.histogram[L])) == (5, 2, 5)
+    assert s.views["left"].stamp_ns == 3 * PERIOD and "right" not in s.views

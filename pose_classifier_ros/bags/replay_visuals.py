@@ -62,7 +62,8 @@ class ReplayVisuals:
             self.annotations_written += 1
         if self.tracker is not None:
             frame_id = str(getattr(header, "frame_id", ""))
-            self._summaries(bag_ns, self.tracker.update(frame, classified or result, frame_id))
+            self._summaries(bag_ns, self.tracker.observe(result, frame_id))  # every published frame counts
+            self.tracker.consider(frame, classified or result)
 
     def finish(self, bag_ns: int) -> list[Sighting]:
         """Flush the live tracks (written at `bag_ns`); returns every Sighting of the replay."""

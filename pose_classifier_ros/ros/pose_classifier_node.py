@@ -420,6 +420,8 @@ class PoseClassifierNode(LifecycleNode):
         t1 = time.perf_counter()
         self._pubs["viewpoints"].publish(published.message)
         self._publish_annotations(published.result, pair.image.header)
+        if self._visuals is not None:  # every published frame counts for the track summaries
+            self._publish_summaries(self._visuals.observe(published.result, pair.image.header.frame_id))
         t2 = time.perf_counter()
         latency_ms = (self.get_clock().now().nanoseconds - pair.stamp_ns) / 1e6 if pair.stamp_ns else None
         ages = [(pair.stamp_ns - r.label_stamp_ns) * 1e-9 for r in published.result.results
@@ -457,7 +459,8 @@ class PoseClassifierNode(LifecycleNode):
         cycle = inferred.cycle
         result = processor.pipeline.result(published.observed)
         self._publish_debug(inferred.frame, result, published.pair.image.header)
-        self._publish_track_summaries(inferred.frame, result, published.pair.image.header)
+        if self._visuals is not None:
+            self._visuals.consider(inferred.frame, result)  # best views from this inference's fresh labels
         stages = {"decode": inferred.decode_ms, **{f"inference.{k}": v for k, v in cycle.timings_ms.items()}}
         with self._lock:
             self._counts["inference_cycles"] += 1
@@ -531,11 +534,11 @@ class PoseClassifierNode(LifecycleNode):
             jpeg.publish(msg)
 
     def _publish_track_summaries(self, frame: np.ndarray, result, header) -> None:
-        visuals = self._visuals
-        if visuals is None:
-            return
+        if self._visuals is not None:
+            self._publish_summaries(self._visuals.finished_tracks(frame, result, header.frame_id))
+
+    def _publish_summaries(self, summaries: list) -> None:
         pub = self._pubs.get("track_summaries")
-        summaries = visuals.finished_tracks(frame, result, header.frame_id)
         if pub is not None and summaries:
             for msg in summaries:
                 pub.publish(msg)

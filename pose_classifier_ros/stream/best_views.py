@@ -137,8 +137,15 @@ class BestViewTracker:
         return list(self._live.values())
 
     def update(self, frame: np.ndarray | None, result, frame_id: str = "") -> list[Sighting]:
-        """Add one frame ((H, W, 3) uint8 RGB; None when it could not be decoded: counted, no view candidates)
-        and its FrameResult; returns the Sightings that expired."""
+        """observe + consider for one frame ((H, W, 3) uint8 RGB; None when it could not be decoded) and its
+        FrameResult, when both come from the same result (every_frame); returns the Sightings that expired."""
+        expired = self.observe(result, frame_id)
+        self.consider(frame, result)
+        return expired
+
+    def observe(self, result, frame_id: str = "") -> list[Sighting]:
+        """Count a published frame: tracks seen (frames, first/last stamp) and their voted viewpoint; returns
+        the Sightings that expired. Scheduled mode calls it for every published frame."""
         stamp = int(result.stamp_ns)
         expired = self._expire(stamp)
         for r in result.results:
@@ -150,13 +157,21 @@ class BestViewTracker:
             voted = int(getattr(r.smoothed, "label", -1)) if r.smoothed is not None else -1
             if 0 <= voted < NUM_CLASSES:
                 s.histogram[voted] += 1
-            if getattr(r, "fresh", True) and 0 <= int(r.label) < NUM_CLASSES:
-                s.classified_frames += 1
-                if frame is not None:
-                    self._consider(s, frame, r, stamp)
         while len(self._live) > self.cfg.max_tracks:
             expired.append(self._live.pop(next(iter(self._live))))
         return expired
+
+    def consider(self, frame: np.ndarray | None, result) -> None:
+        """Offer the fresh classifications of `result` (made on `frame`) as best-view candidates of their live
+        tracks (counted as classified frames). Scheduled mode calls it with the result after an inference."""
+        stamp = int(result.stamp_ns)
+        for r in result.results:
+            s = self._live.get(str(r.track_id))
+            if s is None or not getattr(r, "fresh", True) or not 0 <= int(r.label) < NUM_CLASSES:
+                continue
+            s.classified_frames += 1
+            if frame is not None:
+                self._consider(s, frame, r, stamp)
 
     def flush(self) -> list[Sighting]:
         """Every live track as a Sighting (end of a bag, deactivation); the tracker is then empty."""

@@ -7,6 +7,7 @@ come in through ``stream.annotations.annotation_types`` (rclpy here, rosbags in 
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +41,7 @@ class FrameVisuals:
                                                        timeout_s=cfg.track_timeout_s)) if tracking else None)
         self.writer = SightingWriter(cfg.best_views_dir) if cfg.best_views_dir else None
         self.debug_images_encoded = 0
+        self._lock = threading.Lock()  # scheduled mode: publishing thread observes, inference thread considers
 
     def annotation(self, result, header):
         """The frame's ImageMarker (LINE_LIST of boxes and labels), `header` = the image's."""
@@ -54,14 +56,34 @@ class FrameVisuals:
         return encode_compressed(rgb, "jpeg", quality=int(self.cfg.jpeg_quality))
 
     def finished_tracks(self, frame: np.ndarray, result, frame_id: str = "") -> list:
-        """Feed one frame; TrackSummary messages of the tracks that expired (their crops saved if configured)."""
+        """every_frame: feed one frame; TrackSummary messages of the tracks that expired (crops saved if set)."""
         if self.tracker is None:
             return []
-        return self._summaries(self.tracker.update(frame, result, frame_id))
+        with self._lock:
+            sightings = self.tracker.update(frame, result, frame_id)
+        return self._summaries(sightings)
+
+    def observe(self, result, frame_id: str = "") -> list:
+        """scheduled, publishing path: count a published frame; TrackSummary messages of the expired tracks."""
+        if self.tracker is None:
+            return []
+        with self._lock:
+            sightings = self.tracker.observe(result, frame_id)
+        return self._summaries(sightings)
+
+    def consider(self, frame: np.ndarray, result) -> None:
+        """scheduled, inference path: best-view candidates from the result after an inference on `frame`."""
+        if self.tracker is not None:
+            with self._lock:
+                self.tracker.consider(frame, result)
 
     def flush(self) -> list:
         """TrackSummary messages of every live track (deactivation)."""
-        return self._summaries(self.tracker.flush()) if self.tracker is not None else []
+        if self.tracker is None:
+            return []
+        with self._lock:
+            sightings = self.tracker.flush()
+        return self._summaries(sightings)
 
     def _summaries(self, sightings) -> list:
         if self.writer is not None:
