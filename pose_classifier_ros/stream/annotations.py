@@ -235,4 +235,4 @@ def render_overlay(frame: np.ndarray, overlay: Overlay) -> np.ndarray:
 
 __all__ = ("MARKER_NS", "Overlay", "OverlayStyle", "UNKNOWN_COLOR", "VIEWPOINT_COLORS", "annotation_types",
            "box_segments", "build_overlay", "frame_result_to_image_marker", "image_marker_to_overlay",
-           "label_text", "overlay_to_image_marker", "SHORT_NAMES", "render_overlay", "viewpoint_color")
+           "label_text", "overlay_to_image_marker", "render_overlay", "SHORT_NAMES", "viewpoint_color")
