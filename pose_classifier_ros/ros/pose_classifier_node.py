@@ -509,8 +509,9 @@ class PoseClassifierNode(LifecycleNode):
 
     # -- visual outputs: annotations, debug images (only while subscribed), track summaries ----------
     def _publish_annotations(self, result, header) -> None:
+        """Built (about 5 ms for 8 animals) only while someone subscribes, as the debug images."""
         pub, visuals = self._pubs.get("annotations"), self._visuals
-        if pub is not None and visuals is not None:
+        if pub is not None and visuals is not None and pub.get_subscription_count() > 0:
             pub.publish(visuals.annotation(result, header))
 
     def _publish_debug(self, frame: np.ndarray, result, header) -> None:
