@@ -55,8 +55,12 @@ def _stamp(ns: int) -> list[int]:
 
 def test_end_to_end_stream(ros_env, processes, tmp_path, colour_checkpoint):
     ns = "/e2e"
+    # policy all is for evaluating every frame: with it the docs ask for a reliable image subscription (a
+    # best-effort depth-1 reader loses a frame whenever the executor is late, which a loaded CI machine causes).
     node = processes.start(_node_args(ns, colour_checkpoint, "schedule.mode:=every_frame", "processing.policy:=all",
-                                      "publish_debug_image:=true", "diagnostics_period_s:=0.5"),
+                                      "publish_debug_image:=true", "diagnostics_period_s:=0.5",
+                                      f"qos_overrides.{ns}/image.subscription.reliability:=reliable",
+                                      f"qos_overrides.{ns}/image.subscription.depth:=20"),
                            ros_env, "node")
     frames, _ = scenario.main_scenario()
     expected = [f for f in frames if f.expect_output]
