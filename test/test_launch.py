@@ -63,7 +63,12 @@ def test_ros2_launch_activates_remaps_and_warns_once_on_zero_stamps(ros_env, pro
     rec = json.loads(out.read_text())
     # Zero stamps pair (0 == 0) and the output copies them: the consumer sees what the camera sent.
     assert len(rec["viewpoints"]) == len(frames), processes.output(launch)
-    assert all(m["stamp"] == [0, 0] and [v["label"] for v in m["viewpoints"]] == ["left"] for m in rec["viewpoints"])
+    assert all(m["stamp"] == [0, 0] and len(m["viewpoints"]) == 1 for m in rec["viewpoints"])
+    # Scheduled mode (the launch default) publishes every frame at once: "unknown" until the track's first
+    # classification, then the classified label, never another one.
+    labels = [m["viewpoints"][0]["label"] for m in rec["viewpoints"]]
+    assert set(labels) <= {"left", "unknown"} and "left" in labels, labels
+    assert labels == sorted(labels, key=lambda name: name != "unknown"), labels
 
     assert processes.stop(launch) == 0, processes.output(launch)  # SIGINT: the launch and its node end
     log = processes.output(launch)
