@@ -67,6 +67,17 @@ def test_publisher_without_any_frame_warns_and_a_paused_camera_does_not():
     assert "detections keep arriving but no image was received for" in events[0][1].message
 
 
+def test_a_frame_trickling_through_does_not_end_the_warning():
+    """1080p over default transport: now and then one frame arrives. One warning, no flapping."""
+    clock = FakeClock()
+    dog = FrameWatchdog("/img", FrameWatchdogConfig(timeout_s=5.0), clock=clock)
+    events = run(dog, clock, 8, detections_hz=1.0, publishers=["/cam"])
+    for _ in range(5):  # a single frame every 8 s, detections at 1 Hz
+        dog.image_received(1920, 1080, "rgb8")
+        events += run(dog, clock, 8, detections_hz=1.0, publishers=["/cam"])
+    assert [e.kind for _, e in events] == ["lost"] and dog.lost
+
+
 def test_images_far_rarer_than_detections():
     clock = FakeClock()
     dog = FrameWatchdog("/img", FrameWatchdogConfig(timeout_s=3.0, window_s=10.0, min_image_ratio=0.25),

@@ -19,12 +19,15 @@ class FrameWatchdogConfig:
     """timeout_s: no image for this long while detections arrive (or the image topic has a publisher)
     means frames are lost; window_s / min_image_ratio: over the last window_s, fewer images than
     min_image_ratio x detections also means frames are lost (needs at least min_detections detections
-    in the window)."""
+    in the window). Once lost, frames count as flowing again only when, over the last timeout_s, at least
+    two images arrived and no fewer than recover_ratio x detections (a single frame trickling through a
+    lossy transport does not end the warning)."""
 
     timeout_s: float = 5.0
     window_s: float = 10.0
     min_image_ratio: float = 0.25
     min_detections: int = 5
+    recover_ratio: float = 0.5
 
     def __post_init__(self):
         if not self.timeout_s > 0 or not self.window_s > 0:
@@ -134,6 +137,13 @@ class FrameWatchdog:
                     f"{cfg.window_s:.0f} s")
         return ""
 
+    def _flowing(self, now: float) -> bool:
+        """Frames flow again: over the last timeout_s, >= 2 images and >= recover_ratio x detections."""
+        recent = self.cfg.timeout_s
+        images = sum(1 for t in self._images if now - t <= recent)
+        detections = sum(1 for t in self._detections if now - t <= recent)
+        return images >= 2 and images >= self.cfg.recover_ratio * detections
+
     def check(self, publishers: Sequence[str] = ()) -> WatchdogEvent | None:
         """Evaluate now. publishers: the image topic's publishers ("/ns/node" names, may be empty)."""
         now = self._clock()
@@ -143,7 +153,7 @@ class FrameWatchdog:
             self.lost, self.reason = True, problem
             return WatchdogEvent("lost", lost_frames_message(self.topic, publishers, self.last_frame, problem,
                                                              self.transport))
-        if self.lost and not problem:
+        if self.lost and not problem and self._flowing(now):
             self.lost, self.reason = False, ""
             return WatchdogEvent("recovered", f"frames flow again on {self.topic} "
                                               f"({len(self._images)} in the last {self.cfg.window_s:.0f} s)")
