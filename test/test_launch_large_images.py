@@ -5,7 +5,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, VENV, wait_for
 from ros_helpers.cli import ROS2
 from ros_helpers.colour_model import save_colour_checkpoint
