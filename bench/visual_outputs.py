@@ -65,9 +65,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from pose_classifier_ros.bags.bagio import make_typestore
-    from pose_classifier_ros.stream.annotations import annotation_types
-    from pose_classifier_ros.stream.best_views import BestViewTracker
-    from pose_classifier_ros.stream.frame_visuals import FrameVisuals, VisualsConfig
+    from pose_classifier_ros.visualization.annotations import annotation_types
+    from pose_classifier_ros.visualization.best_views import BestViewTracker
+    from pose_classifier_ros.visualization.frame_visuals import FrameVisuals, VisualsConfig
 
     store = make_typestore()
     types = annotation_types(store)

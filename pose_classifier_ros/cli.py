@@ -18,7 +18,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "make-sample-bag": ("pose_classifier_ros.bags.sample_bag", "generate the synthetic sample flight bag"),
     "policy-eval": ("pose_classifier_ros.navigation.policy_eval", "run the side-profile policy over a bag's viewpoints"),
     "nav-sim": ("pose_classifier_ros.navigation.nav_sim", "closed-loop side-profile navigation scenario suite"),
-    "annotate": ("pose_classifier_ros.annotate", "classify the boxes of one image, write the overlay and crops"),
+    "annotate": ("pose_classifier_ros.visualization.annotate", "classify the boxes of one image, write the overlay and crops"),
 }
 
 

@@ -7,8 +7,8 @@ import pytest
 
 from pose_classifier_ros.bags.bagio import make_typestore
 from pose_classifier_ros.labels import INDEX, VIEWPOINTS
-from pose_classifier_ros.stream import stroke_font
-from pose_classifier_ros.stream.annotations import (
+from pose_classifier_ros.visualization import stroke_font
+from pose_classifier_ros.visualization.annotations import (
     UNSTABLE_ALPHA,
     VIEWPOINT_COLORS,
     annotation_types,

@@ -9,8 +9,8 @@ from PIL import Image, ImageFilter
 
 from pose_classifier_ros.bags.bagio import make_typestore
 from pose_classifier_ros.labels import INDEX, VIEWPOINTS
-from pose_classifier_ros.stream.annotations import annotation_types
-from pose_classifier_ros.stream.best_views import (
+from pose_classifier_ros.visualization.annotations import annotation_types
+from pose_classifier_ros.visualization.best_views import (
     BestViewConfig,
     BestViewTracker,
     laplacian_variance,
@@ -169,7 +169,7 @@ def test_helpers():
 
 
 def test_live_sighting_writer_appends_and_never_overwrites(tmp_path):
-    from pose_classifier_ros.stream.best_views import SightingWriter
+    from pose_classifier_ros.visualization.best_views import SightingWriter
 
     tracker = BestViewTracker()
     run_flight(tracker)
@@ -183,7 +183,7 @@ def test_live_sighting_writer_appends_and_never_overwrites(tmp_path):
 
 
 def test_frame_visuals_summaries_and_saved_crops(tmp_path):
-    from pose_classifier_ros.stream.frame_visuals import FrameVisuals, VisualsConfig
+    from pose_classifier_ros.visualization.frame_visuals import FrameVisuals, VisualsConfig
 
     visuals = FrameVisuals(VisualsConfig(best_views_dir=str(tmp_path / "live"), track_timeout_s=0.25),
                            annotation_types(make_typestore()))

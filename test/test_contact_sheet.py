@@ -5,8 +5,8 @@ import numpy as np
 from PIL import Image
 from test_best_views import FLIGHT, PERIOD, R, run_flight
 
-from pose_classifier_ros.contact_sheet import write_contact_sheet
-from pose_classifier_ros.stream.best_views import BestViewTracker
+from pose_classifier_ros.visualization.contact_sheet import write_contact_sheet
+from pose_classifier_ros.visualization.best_views import BestViewTracker
 
 
 def test_rows_cells_and_crops(tmp_path):

@@ -38,10 +38,10 @@ def _sources(subpackage: str = "") -> list[Path]:
 
 
 def test_subpackages_exist_with_a_docstring():
-    for name in ("model", "stream", "training", "bags", "navigation", "synthetic", "ros"):
+    for name in ("model", "stream", "visualization", "training", "evaluation", "bags", "navigation", "synthetic", "ros"):
         init = PACKAGE / name / "__init__.py"
         assert init.is_file(), name
-    for name in ("model", "stream", "training", "bags", "navigation", "synthetic"):
+    for name in ("model", "stream", "visualization", "training", "evaluation", "bags", "navigation", "synthetic"):
         assert ast.get_docstring(ast.parse((PACKAGE / name / "__init__.py").read_text())), name
 
 
@@ -58,7 +58,9 @@ def test_nothing_outside_ros_imports_rclpy():
 
 @pytest.mark.parametrize("subpackage, forbidden", [
     ("model", ("bags", "navigation", "ros", "stream", "training", "synthetic")),
-    ("stream", ("bags", "navigation", "ros", "training")),
+    ("stream", ("bags", "navigation", "ros", "training", "visualization", "evaluation")),
+    ("visualization", ("bags", "navigation", "ros", "training", "evaluation")),
+    ("evaluation", ("bags", "navigation", "ros", "stream", "visualization")),
     ("synthetic", ("bags", "model", "navigation", "ros", "stream", "training")),
     ("navigation", ("ros", "training")),
     ("training", ("bags", "navigation", "ros")),

@@ -16,7 +16,7 @@ from ros_helpers import scenario
 from test_node_pose_classifier import HELPERS, _node_args, _stamp, colour_checkpoint  # noqa: F401
 
 from pose_classifier_ros.labels import INDEX
-from pose_classifier_ros.stream.annotations import VIEWPOINT_COLORS
+from pose_classifier_ros.visualization.annotations import VIEWPOINT_COLORS
 
 
 def _record(processes, ros_env, tmp_path, name, ns, expect, debug):

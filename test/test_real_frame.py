@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pose_classifier_ros.annotate import annotate_image, load_boxes_csv, padded_crops, random_tiny_classifier
-from pose_classifier_ros.stream.annotations import viewpoint_color
+from pose_classifier_ros.visualization.annotate import annotate_image, load_boxes_csv, padded_crops, random_tiny_classifier
+from pose_classifier_ros.visualization.annotations import viewpoint_color
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "real-samples"
 IMAGE, BOXES = SAMPLES / "mixed_herd6.jpg", SAMPLES / "boxes.csv"
@@ -50,7 +50,7 @@ def test_real_frame_crops_and_overlay(tmp_path):
 
 def test_padded_crops_are_clamped_at_the_frame_edge():
     frame = np.zeros((3078, 5472, 3), np.uint8)
-    from pose_classifier_ros.annotate import BoxRow
+    from pose_classifier_ros.visualization.annotate import BoxRow
 
     crops = padded_crops(frame, [BoxRow(np.array([0, 2900, 200, 3078], np.float32), "edge")])
     assert crops["edge"].shape == (178 + 18, 200 + 20, 3)  # padded only where the frame allows

@@ -14,7 +14,7 @@ from pose_classifier_ros.bags.bagio import BagError, open_writer
 from pose_classifier_ros.bags.replay import replay_bag
 from pose_classifier_ros.bags.replay_visuals import ReplayVisualsConfig
 from pose_classifier_ros.labels import VIEWPOINTS
-from pose_classifier_ros.stream.best_views import write_best_views
+from pose_classifier_ros.visualization.best_views import write_best_views
 
 
 def _stamp_ns(header) -> int:

@@ -9,7 +9,7 @@ from test_best_views import PERIOD, H, L, W, result, striped_frame
 
 from pose_classifier_ros.bags.bagio import make_typestore, open_writer
 from pose_classifier_ros.bags.replay_visuals import ReplayVisuals, ReplayVisualsConfig
-from pose_classifier_ros.stream.annotations import build_overlay
+from pose_classifier_ros.visualization.annotations import build_overlay
 from pose_classifier_ros.stream.pipeline import FrameResult
 
 T0 = 1_700_000_000 * 10**9

@@ -368,7 +368,7 @@ def write_replay_report(report_dir: str | Path, report: dict, result: ReplayResu
             [r.track_id for r in recs], [r.stamp_ns * 1e-9 for r in recs], [r.label for r in recs],
             [r.smoothed for r in recs], report_dir / "track_timeline.png", title=f"{title}: viewpoint per track"))
     if result.sightings:
-        from pose_classifier_ros.contact_sheet import write_contact_sheet
+        from pose_classifier_ros.visualization.contact_sheet import write_contact_sheet
 
         paths.append(write_contact_sheet(result.sightings, report_dir / "contact_sheet.png",
                                          title=f"{title}: best views per track"))
@@ -518,7 +518,7 @@ def _run(args: argparse.Namespace) -> int:
         added = ", ".join(t for t in (args.viewpoints_topic, args.annotations_topic, args.summaries_topic) if t)
         print(f"output bag: {result.out_bag} ({added} added)")
     if args.best_views is not None:
-        from pose_classifier_ros.stream.best_views import write_best_views
+        from pose_classifier_ros.visualization.best_views import write_best_views
 
         csv_path = write_best_views(args.best_views, result.sightings)
         print(f"best views of {len(result.sightings)} track(s): {args.best_views}/<track>/, {csv_path}")

@@ -1,7 +1,7 @@
 """What a replay adds for looking at a flight: the annotation topic, track summaries and best views.
 
 ``ReplayVisuals.on_frame`` is called once per processed frame (after the ViewpointArray is written): it
-writes the frame's ImageMarker (stream/annotations.py, the node's own overlay) with the image header,
+writes the frame's ImageMarker (visualization/annotations.py, the node's own overlay) with the image header,
 feeds the BestViewTracker and writes a TrackSummary for every track that expired. ``finish`` flushes the
 remaining tracks, so every track of the flight gets exactly one summary and one sightings.csv row.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pose_classifier_ros.bags.bagio import BagError
-from pose_classifier_ros.stream.annotations import annotation_types, frame_result_to_image_marker
-from pose_classifier_ros.stream.best_views import BestViewConfig, BestViewTracker, Sighting, sighting_to_msg
+from pose_classifier_ros.visualization.annotations import annotation_types, frame_result_to_image_marker
+from pose_classifier_ros.visualization.best_views import BestViewConfig, BestViewTracker, Sighting, sighting_to_msg
 
 ANNOTATIONS_TYPE = "visualization_msgs/msg/ImageMarker"
 TRACK_SUMMARY_TYPE = "pose_classifier_ros/msg/TrackSummary"

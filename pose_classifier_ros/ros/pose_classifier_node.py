@@ -38,10 +38,10 @@ from pose_classifier_ros.labels import VIEWPOINTS
 from pose_classifier_ros.ros import qos
 from pose_classifier_ros.ros.failure_log import FailureLog, describe
 from pose_classifier_ros.ros.params import NodeConfig, declare_parameters, read_config, resolve_path
-from pose_classifier_ros.stream.annotations import annotation_types
+from pose_classifier_ros.visualization.annotations import annotation_types
 from pose_classifier_ros.stream.conversions import detections_from_msg, message_types, stamp_to_ns
 from pose_classifier_ros.stream.frame_processor import FrameDecodeError, FrameProcessor
-from pose_classifier_ros.stream.frame_visuals import FrameVisuals, VisualsConfig
+from pose_classifier_ros.visualization.frame_visuals import FrameVisuals, VisualsConfig
 from pose_classifier_ros.stream.frame_watchdog import FrameWatchdog, FrameWatchdogConfig
 from pose_classifier_ros.stream.pairing import StampPairer
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pose_classifier_ros.stream.annotations import build_overlay, frame_result_to_image_marker, render_overlay
-from pose_classifier_ros.stream.best_views import BestViewConfig, BestViewTracker, SightingWriter, sighting_to_msg
+from pose_classifier_ros.visualization.annotations import build_overlay, frame_result_to_image_marker, render_overlay
+from pose_classifier_ros.visualization.best_views import BestViewConfig, BestViewTracker, SightingWriter, sighting_to_msg
 from pose_classifier_ros.stream.image_codec import encode_compressed
 
 _logger = logging.getLogger(__name__)

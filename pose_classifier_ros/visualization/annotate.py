@@ -92,7 +92,7 @@ def annotate_image(image_path: str | Path, boxes: list[BoxRow], classifier, out_
     """Decode `image_path` (the node's JPEG decoder), classify `boxes`, write overlay, crops and results.json."""
     from PIL import Image
 
-    from pose_classifier_ros.stream.annotations import build_overlay, render_overlay
+    from pose_classifier_ros.visualization.annotations import build_overlay, render_overlay
     from pose_classifier_ros.stream.image_codec import decode_compressed
 
     out = Path(out_dir)

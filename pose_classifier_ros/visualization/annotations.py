@@ -1,7 +1,7 @@
 """Image annotations of a FrameResult: boxes and "track voted-viewpoint" labels that viewers draw on the image.
 
 One ``visualization_msgs/msg/ImageMarker`` per processed frame, stamped with the image header, of type
-LINE_LIST: 4 segments per box plus the label text as stroke-font segments (stream/stroke_font.py), in
+LINE_LIST: 4 segments per box plus the label text as stroke-font segments (visualization/stroke_font.py), in
 image pixels, coloured by voted viewpoint. Why this shape (docs/visualization.md has the details):
 
 - Foxglove's Image panel draws ``visualization_msgs/msg/ImageMarker`` (and ``foxglove_msgs`` ImageAnnotations,
@@ -23,7 +23,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from pose_classifier_ros.labels import VIEWPOINTS
-from pose_classifier_ros.stream import stroke_font
+from pose_classifier_ros.visualization import stroke_font
 
 # RGB 0..1 per viewpoint: left flank cool (blues/purple), right flank warm (yellow/orange/red), front white,
 # back green (Okabe-Ito based, distinguishable with the common colour-vision deficiencies).

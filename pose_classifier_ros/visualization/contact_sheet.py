@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from pose_classifier_ros.labels import VIEWPOINTS
-from pose_classifier_ros.stream.annotations import viewpoint_color
+from pose_classifier_ros.visualization.annotations import viewpoint_color
 
 _BG, _CELL_BG, _TEXT, _DIM = (28, 28, 32), (48, 48, 54), (235, 235, 235), (150, 150, 150)
 _INFO_W, _PAD, _CAPTION = 230, 8, 34
