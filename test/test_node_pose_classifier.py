@@ -54,16 +54,12 @@ def _stamp(ns: int) -> list[int]:
 
 def test_end_to_end_stream(ros_env, processes, tmp_path, colour_checkpoint):
     ns = "/e2e"
-    # policy all is for evaluating every frame: with it the docs ask for a reliable image subscription (a
-    # best-effort depth-1 reader loses a frame whenever the executor is late, which a loaded CI machine causes).
     # processing.policy all with a reliable image reader, as the docs say for offline use: the test checks every
     # frame's output, and a best-effort depth-1 reader loses frames whenever a loaded machine stalls the executor.
     node = processes.start(_node_args(ns, colour_checkpoint, "schedule.mode:=every_frame", "processing.policy:=all",
                                       f"qos_overrides.{ns}/image.subscription.reliability:=reliable",
                                       f"qos_overrides.{ns}/image.subscription.depth:=20",
-                                      "publish_debug_image:=true", "diagnostics_period_s:=0.5",
-                                      f"qos_overrides.{ns}/image.subscription.reliability:=reliable",
-                                      f"qos_overrides.{ns}/image.subscription.depth:=20"),
+                                      "publish_debug_image:=true", "diagnostics_period_s:=0.5"),
                            ros_env, "node")
     frames, _ = scenario.main_scenario()
     expected = [f for f in frames if f.expect_output]
