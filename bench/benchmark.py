@@ -182,7 +182,7 @@ def bench_size(size, args, device, cache_dir):
         for n in ANIMALS:
             frame, boxes = frames[n]
             timings = {"preprocess": 0.0, "backbone": 0.0, "head": 0.0}
-            lat, peak = time_runs(lambda: runner_for_n(frame, boxes, timings), args.warmup, args.repeats)
+            lat, peak = time_runs(lambda f=frame, b=boxes, t=timings: runner_for_n(f, b, t), args.warmup, args.repeats)
             calls = args.warmup + args.repeats
             total = sum(timings.values()) or 1.0
             out["rows"].append({

@@ -85,7 +85,8 @@ def write_bag(path, storage="mcap", pred=PRED, encodings=None, empty_frames=(), 
                 writer.write("/chatter", stamp + 1, t["std_msgs/msg/String"](data=f"hello {i}"))
 
 
-def write_gt_csv(path, by="stamp_ns", frames=len(PRED)):
+def write_gt_csv(path, by="stamp_ns", frames=None):
+    frames = len(PRED) if frames is None else frames
     with path.open("w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["stamp_ns", "frame_index", "track_id", "pose"])

@@ -51,8 +51,10 @@ def test_tie_broken_by_mean_probability():
 def test_mean_mode():
     voter = TrackVoter(VotingConfig(window=3, min_votes=2, mode="mean", switch_votes=1))
     # Majority would say left (2 of 3); the mean probability favours back.
-    a = np.zeros(8, np.float32); a[LEFT], a[BACK] = 0.51, 0.49
-    b = np.zeros(8, np.float32); b[BACK] = 1.0
+    a = np.zeros(8, np.float32)
+    a[LEFT], a[BACK] = 0.51, 0.49
+    b = np.zeros(8, np.float32)
+    b[BACK] = 1.0
     voter.update("t", a, 0.0)
     voter.update("t", a, 0.1)
     out = voter.update("t", b, 0.2)
