@@ -13,6 +13,7 @@ FLOPs) always runs in fp32 eager, which keeps it out of any label disagreement.
 
 Measured figures (speed, label agreement with fp32) are printed by ``bench/benchmark.py``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -41,6 +42,7 @@ ONNX_OPSET = 17
 class FramePrediction:
     """probs: (N, C) float32 (NaN rows for invalid boxes); valid: (N,) bool;
     timings_ms: {"preprocess", "backbone", "head"} wall-clock milliseconds."""
+
     probs: np.ndarray
     valid: np.ndarray
     timings_ms: dict = field(default_factory=dict)
@@ -64,8 +66,10 @@ def resolve_backend(backend: str, device: str | torch.device = "cpu") -> str:
     device_type = torch.device(device).type
     choices = CUDA_BACKENDS if device_type == "cuda" else CPU_BACKENDS
     if backend not in ALL_BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(ALL_BACKENDS)} "
-                         f"({device_type}: {', '.join(choices)})")
+        raise ValueError(
+            f"unknown backend {backend!r}; choose one of {', '.join(ALL_BACKENDS)} "
+            f"({device_type}: {', '.join(choices)})"
+        )
     if backend not in choices:
         raise ValueError(f"backend {backend!r} does not run on {device_type}; choose one of {', '.join(choices)}")
     if backend != "auto":
@@ -84,8 +88,10 @@ def resolve_backend(backend: str, device: str | torch.device = "cpu") -> str:
 def _resolve_device(device: str | torch.device) -> torch.device:
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {str(device)!r} was requested but CUDA is not available here "
-                           "(torch.cuda.is_available() is False); use device='cpu'")
+        raise RuntimeError(
+            f"device {str(device)!r} was requested but CUDA is not available here "
+            "(torch.cuda.is_available() is False); use device='cpu'"
+        )
     if dev.type not in ("cpu", "cuda"):
         raise ValueError(f"unsupported device {str(device)!r}; use 'cpu' or 'cuda'")
     return dev
@@ -113,6 +119,7 @@ class _TorchRunner:
             ctx = _quiet_quantization_warnings()
             try:
                 from torch.ao.quantization import quantize_dynamic
+
                 backbone = quantize_dynamic(backbone, {torch.nn.Linear}, dtype=torch.qint8)
             finally:
                 ctx.__exit__(None, None, None)
@@ -149,8 +156,9 @@ def default_cache_dir() -> Path:
     return Path(base) / "pose_classifier_ros" / "onnx"
 
 
-def export_backbone_onnx(backbone: torch.nn.Module, crop_size: int, cache_dir: str | os.PathLike | None = None,
-                         quantize: bool = False) -> Path:
+def export_backbone_onnx(
+    backbone: torch.nn.Module, crop_size: int, cache_dir: str | os.PathLike | None = None, quantize: bool = False
+) -> Path:
     """Path of the ONNX file of `backbone` ((N,3,crop,crop) -> (N,D)); exported once per weights.
 
     The file name holds a hash of the weights, crop size, opset and torch version, so a cached
@@ -177,10 +185,17 @@ def export_backbone_onnx(backbone: torch.nn.Module, crop_size: int, cache_dir: s
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
                 with torch.no_grad():
-                    torch.onnx.export(backbone, (dummy,), str(tmp), dynamo=False,
-                                      input_names=["images"], output_names=["features"],
-                                      dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}},
-                                      opset_version=ONNX_OPSET, do_constant_folding=True)
+                    torch.onnx.export(
+                        backbone,
+                        (dummy,),
+                        str(tmp),
+                        dynamo=False,
+                        input_names=["images"],
+                        output_names=["features"],
+                        dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}},
+                        opset_version=ONNX_OPSET,
+                        do_constant_folding=True,
+                    )
         finally:
             del backbone.pos_embed_for
         os.replace(tmp, fp32_path)
@@ -197,8 +212,7 @@ def export_backbone_onnx(backbone: torch.nn.Module, crop_size: int, cache_dir: s
         quiet = _DropRecordsFrom("onnxruntime")
         root.addFilter(quiet)
         try:
-            quantize_dynamic(str(fp32_path), str(tmp), weight_type=QuantType.QInt8,
-                             op_types_to_quantize=["MatMul"])
+            quantize_dynamic(str(fp32_path), str(tmp), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
         finally:
             root.removeFilter(quiet)
         os.replace(tmp, int8_path)
@@ -208,8 +222,14 @@ def export_backbone_onnx(backbone: torch.nn.Module, crop_size: int, cache_dir: s
 class _OnnxRunner:
     """Backbone in ONNX Runtime (CPU execution provider)."""
 
-    def __init__(self, backbone: torch.nn.Module, crop_size: int, quantize: bool,
-                 cache_dir: str | os.PathLike | None, num_threads: int | None):
+    def __init__(
+        self,
+        backbone: torch.nn.Module,
+        crop_size: int,
+        quantize: bool,
+        cache_dir: str | os.PathLike | None,
+        num_threads: int | None,
+    ):
         import onnxruntime as ort
 
         path = export_backbone_onnx(backbone, crop_size, cache_dir, quantize)
@@ -218,6 +238,9 @@ class _OnnxRunner:
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
+        # No busy-waiting between operators: on a 2-core companion computer the spinning threads would take
+        # the CPU from the node's publishing path (scheduled mode) between inference calls.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self.path = path
 
@@ -240,16 +263,28 @@ class ViewpointClassifier:
     onnx_cache_dir: where exported ONNX files go (default ~/.cache/pose_classifier_ros/onnx).
     """
 
-    def __init__(self, model=None, config=None, device: str | torch.device = "cpu", backend: str = "auto",
-                 batch_size: int = 32, crop: CropConfig | None = None, num_threads: int | None = None,
-                 onnx_cache_dir: str | os.PathLike | None = None, *, weight_path: str | os.PathLike | None = None,
-                 model_size: str | None = None, backbone_weights: str | os.PathLike | None = None,
-                 hub_dir: str | os.PathLike | None = None):
+    def __init__(
+        self,
+        model=None,
+        config=None,
+        device: str | torch.device = "cpu",
+        backend: str = "auto",
+        batch_size: int = 32,
+        crop: CropConfig | None = None,
+        num_threads: int | None = None,
+        onnx_cache_dir: str | os.PathLike | None = None,
+        *,
+        weight_path: str | os.PathLike | None = None,
+        model_size: str | None = None,
+        backbone_weights: str | os.PathLike | None = None,
+        hub_dir: str | os.PathLike | None = None,
+    ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.device = _resolve_device(device)
-        model, config = _model_and_config(model, config, weight_path, model_size, backbone_weights, hub_dir,
-                                          self.device)
+        model, config = _model_and_config(
+            model, config, weight_path, model_size, backbone_weights, hub_dir, self.device
+        )
         self.backend = resolve_backend(backend, self.device)
         if num_threads is not None:
             torch.set_num_threads(int(num_threads))
@@ -263,20 +298,39 @@ class ViewpointClassifier:
         self.model = model.to(self.device).eval()
         self.head = self.model.head
         if self.backend in ("onnx", "onnx-int8"):
-            self._backbone = _OnnxRunner(self.model.backbone, config.crop_size, self.backend == "onnx-int8",
-                                         onnx_cache_dir, num_threads)
+            self._backbone = _OnnxRunner(
+                self.model.backbone, config.crop_size, self.backend == "onnx-int8", onnx_cache_dir, num_threads
+            )
         else:
             self._backbone = _TorchRunner(self.model.backbone, self.device, self.backend)
-        logger.info("ViewpointClassifier on %s, backend %s (asked %s), batch %d",
-                    self.device, self.backend, backend, self.batch_size)
+        logger.info(
+            "ViewpointClassifier on %s, backend %s (asked %s), batch %d",
+            self.device,
+            self.backend,
+            backend,
+            self.batch_size,
+        )
 
     @classmethod
-    def from_checkpoint(cls, path, device: str | torch.device = "cpu", backend: str = "auto",
-                        backbone_weights=None, hub_dir=None, **kwargs: Any) -> ViewpointClassifier:
+    def from_checkpoint(
+        cls,
+        path,
+        device: str | torch.device = "cpu",
+        backend: str = "auto",
+        backbone_weights=None,
+        hub_dir=None,
+        **kwargs: Any,
+    ) -> ViewpointClassifier:
         """Load a checkpoint (see checkpoint.build_model_from_checkpoint) and wrap it; the same as
         ``cls(weight_path=path, ...)``."""
-        return cls(weight_path=path, device=device, backend=backend, backbone_weights=backbone_weights,
-                   hub_dir=hub_dir, **kwargs)
+        return cls(
+            weight_path=path,
+            device=device,
+            backend=backend,
+            backbone_weights=backbone_weights,
+            hub_dir=hub_dir,
+            **kwargs,
+        )
 
     # ---------------------------------------------------------------------------------------
 
@@ -289,13 +343,13 @@ class ViewpointClassifier:
         out = np.empty((len(images), len(self.class_names)), dtype=np.float32)
         with torch.inference_mode():
             for start in range(0, len(images), self.batch_size):
-                chunk = images[start:start + self.batch_size].to(self.device, non_blocking=True)
+                chunk = images[start : start + self.batch_size].to(self.device, non_blocking=True)
                 t0 = time.perf_counter()
                 feats = self._backbone(chunk).to(self.device)
                 self._sync()
                 t1 = time.perf_counter()
                 probs = torch.softmax(self.head(feats.float()) / self.temperature, dim=1)
-                out[start:start + len(chunk)] = probs.cpu().numpy()
+                out[start : start + len(chunk)] = probs.cpu().numpy()
                 t2 = time.perf_counter()
                 timings["backbone"] += (t1 - t0) * 1e3
                 timings["head"] += (t2 - t1) * 1e3
@@ -321,9 +375,9 @@ class ViewpointClassifier:
         if isinstance(crops, (list, tuple)):
             return list(crops)
         if isinstance(crops, np.ndarray) and crops.ndim == 4:
-            return list(crops)   # (N, H, W, 3)
+            return list(crops)  # (N, H, W, 3)
         if isinstance(crops, torch.Tensor) and crops.ndim == 4:
-            return list(crops)   # (N, 3, H, W)
+            return list(crops)  # (N, 3, H, W)
         return [crops]
 
     def predict_proba(self, crops) -> np.ndarray:
@@ -366,14 +420,19 @@ def _model_and_config(model, config, weight_path, model_size, backbone_weights, 
             raise TypeError("ViewpointClassifier needs a model and its config, or weight_path=CHECKPOINT")
         if model_size is not None and model_size != config.backbone:
             from .checkpoint import CheckpointError
-            raise CheckpointError(f"model_size {model_size!r} but the model has a {config.backbone!r} backbone; "
-                                  "model_size must match the trained checkpoint")
+
+            raise CheckpointError(
+                f"model_size {model_size!r} but the model has a {config.backbone!r} backbone; "
+                "model_size must match the trained checkpoint"
+            )
         return model, config
     if model is not None or config is not None:
         raise TypeError("give either weight_path or a model and config, not both")
     from .checkpoint import build_model_from_checkpoint
-    return build_model_from_checkpoint(weight_path, backbone=model_size, backbone_weights=backbone_weights,
-                                       hub_dir=hub_dir, device=device)
+
+    return build_model_from_checkpoint(
+        weight_path, backbone=model_size, backbone_weights=backbone_weights, hub_dir=hub_dir, device=device
+    )
 
 
 class ViewPointClassifier(ViewpointClassifier):
@@ -388,10 +447,25 @@ class ViewPointClassifier(ViewpointClassifier):
     for the fast backends, batch_size, crop, num_threads, ...) is accepted as well.
     """
 
-    def __init__(self, weight_path: str | os.PathLike, model_size: str = "small",
-                 device: str | torch.device = "cpu", *, backend: str = "eager", **kwargs: Any):
+    def __init__(
+        self,
+        weight_path: str | os.PathLike,
+        model_size: str = "small",
+        device: str | torch.device = "cpu",
+        *,
+        backend: str = "eager",
+        **kwargs: Any,
+    ):
         super().__init__(weight_path=weight_path, model_size=model_size, device=device, backend=backend, **kwargs)
 
 
-__all__ = ["ViewpointClassifier", "ViewPointClassifier", "FramePrediction", "resolve_backend", "cpu_has_fast_bf16",
-           "export_backbone_onnx", "CPU_BACKENDS", "CUDA_BACKENDS"]
+__all__ = [
+    "ViewpointClassifier",
+    "ViewPointClassifier",
+    "FramePrediction",
+    "resolve_backend",
+    "cpu_has_fast_bf16",
+    "export_backbone_onnx",
+    "CPU_BACKENDS",
+    "CUDA_BACKENDS",
+]
