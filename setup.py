@@ -5,6 +5,7 @@ install the same Python package, e.g. `pip install -e .` in scripts/setup.sh, wh
 `pose-classifier` CLI. The ROS-free core (model, preprocessing, voting, training, evaluation)
 works from a plain pip install; the nodes and `pose_classifier_ros.msg` need the ROS build.
 """
+
 from setuptools import find_packages, setup
 
 setup(

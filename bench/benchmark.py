@@ -10,6 +10,7 @@ against fp32 eager on the same inputs. Prints a table, ratios last; --json write
     .venv/bin/python bench/benchmark.py --quick
     .venv/bin/python bench/benchmark.py --sizes small base --backends auto eager int8 onnx-int8 --json out.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,12 +26,16 @@ import warnings
 import numpy as np
 import psutil
 import torch
-from PIL import Image
 
-from pose_classifier_ros.model.classifier import (CPU_BACKENDS, CUDA_BACKENDS, ViewpointClassifier,
-                                            cpu_has_fast_bf16, resolve_backend)
-from pose_classifier_ros.model.viewpoint_model import ModelConfig, build_model
+from pose_classifier_ros.model.classifier import (
+    CPU_BACKENDS,
+    CUDA_BACKENDS,
+    ViewpointClassifier,
+    cpu_has_fast_bf16,
+    resolve_backend,
+)
 from pose_classifier_ros.model.preprocess import CropConfig, crop_batch, reference_crops, reference_preprocess
+from pose_classifier_ros.model.viewpoint_model import ModelConfig, build_model
 
 WIDTH, HEIGHT = 1920, 1080
 ANIMALS = (1, 8, 32)
@@ -40,8 +45,10 @@ def make_frame(seed: int) -> np.ndarray:
     """Textured 1920x1080 RGB frame (gradients, stripes, blobs, noise): realistic resize cost."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float32)
-    img = np.stack([xx / WIDTH * 255, 127 + 90 * np.sin(xx / 9.0) * np.cos(yy / 13.0),
-                    ((xx // 64 + yy // 64) % 2) * 160 + 40], axis=-1)
+    img = np.stack(
+        [xx / WIDTH * 255, 127 + 90 * np.sin(xx / 9.0) * np.cos(yy / 13.0), ((xx // 64 + yy // 64) % 2) * 160 + 40],
+        axis=-1,
+    )
     img += rng.normal(0, 12, img.shape).astype(np.float32)
     return img.clip(0, 255).astype(np.uint8)
 
@@ -157,20 +164,24 @@ def bench_size(size, args, device, cache_dir):
 
     # Preprocessing alone, 32 crops: reference (PIL + torchvision per crop) vs crop_batch.
     frame32, boxes32 = frames[32]
-    ref_lat, _ = time_runs(lambda: reference_preprocess(reference_crops(frame32, boxes32)[0], config),
-                           2, max(5, args.repeats * 3))
-    ours_lat, _ = time_runs(lambda: crop_batch(frame32, boxes32, CropConfig(), config, device=device),
-                            2, max(5, args.repeats * 3))
+    ref_lat, _ = time_runs(
+        lambda: reference_preprocess(reference_crops(frame32, boxes32)[0], config), 2, max(5, args.repeats * 3)
+    )
+    ours_lat, _ = time_runs(
+        lambda: crop_batch(frame32, boxes32, CropConfig(), config, device=device), 2, max(5, args.repeats * 3)
+    )
     out["preprocess_32"] = {"reference_ms": float(np.median(ref_lat)), "ours_ms": float(np.median(ours_lat))}
     # Again on one thread: on a loaded machine every small multi-threaded torch op of the reference
     # can wait a scheduler slice for its second OpenMP thread, which inflates the ratio above.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        ref1, _ = time_runs(lambda: reference_preprocess(reference_crops(frame32, boxes32)[0], config),
-                            2, max(5, args.repeats * 3))
-        ours1, _ = time_runs(lambda: crop_batch(frame32, boxes32, CropConfig(), config, device=device),
-                             2, max(5, args.repeats * 3))
+        ref1, _ = time_runs(
+            lambda: reference_preprocess(reference_crops(frame32, boxes32)[0], config), 2, max(5, args.repeats * 3)
+        )
+        ours1, _ = time_runs(
+            lambda: crop_batch(frame32, boxes32, CropConfig(), config, device=device), 2, max(5, args.repeats * 3)
+        )
     finally:
         torch.set_num_threads(threads)
     out["preprocess_32_1thread"] = {"reference_ms": float(np.median(ref1)), "ours_ms": float(np.median(ours1))}
@@ -185,21 +196,30 @@ def bench_size(size, args, device, cache_dir):
             lat, peak = time_runs(lambda f=frame, b=boxes, t=timings: runner_for_n(f, b, t), args.warmup, args.repeats)
             calls = args.warmup + args.repeats
             total = sum(timings.values()) or 1.0
-            out["rows"].append({
-                "backend": name, "animals": n, "crops_per_s": n / (np.median(lat) / 1e3),
-                "median_ms": float(np.median(lat)), "p95_ms": float(np.percentile(lat, 95)),
-                "peak_rss_mib": peak,
-                "share": {k: v / total for k, v in timings.items()},
-                "per_frame_ms": {k: v / calls for k, v in timings.items()},
-                "agreement_pct": acc[0], "max_prob_diff": acc[1]})
+            out["rows"].append(
+                {
+                    "backend": name,
+                    "animals": n,
+                    "crops_per_s": n / (np.median(lat) / 1e3),
+                    "median_ms": float(np.median(lat)),
+                    "p95_ms": float(np.percentile(lat, 95)),
+                    "peak_rss_mib": peak,
+                    "share": {k: v / total for k, v in timings.items()},
+                    "per_frame_ms": {k: v / calls for k, v in timings.items()},
+                    "agreement_pct": acc[0],
+                    "max_prob_diff": acc[1],
+                }
+            )
             print(f"  {size:5s} {name:18s} {n:3d} animals: {np.median(lat):9.1f} ms/frame", file=sys.stderr)
 
-    add_row("baseline (PIL+fp32)",
-            lambda f, b, t: reference_frame(model, config, f, b, device, t), (100.0, 0.0))
+    add_row("baseline (PIL+fp32)", lambda f, b, t: reference_frame(model, config, f, b, device, t), (100.0, 0.0))
     for backend in args.backends:
         concrete = resolve_backend(backend, device)
-        clf = eager if concrete == "eager" else ViewpointClassifier(
-            model, config, device=device, backend=concrete, onnx_cache_dir=cache_dir)
+        clf = (
+            eager
+            if concrete == "eager"
+            else ViewpointClassifier(model, config, device=device, backend=concrete, onnx_cache_dir=cache_dir)
+        )
         acc = (100.0, 0.0) if concrete == "eager" else agreement(clf, eager, agree_set)
 
         def run(f, b, t, clf=clf):
@@ -214,31 +234,41 @@ def bench_size(size, args, device, cache_dir):
 
 
 def print_report(results, machine):
-    print(f"\nMachine: {machine['cpu']}, {machine['threads']} torch threads, device {machine['device']}; "
-          f"torch {torch.__version__}; fp32 matmul {machine['fp32_gflops']:.0f} GFLOP/s"
-          + (f", bf16 {machine['bf16_gflops']:.0f} GFLOP/s" if machine.get("bf16_gflops") else ""))
+    print(
+        f"\nMachine: {machine['cpu']}, {machine['threads']} torch threads, device {machine['device']}; "
+        f"torch {torch.__version__}; fp32 matmul {machine['fp32_gflops']:.0f} GFLOP/s"
+        + (f", bf16 {machine['bf16_gflops']:.0f} GFLOP/s" if machine.get("bf16_gflops") else "")
+    )
     print(f"Default backend (auto) here: {machine['auto']}")
     for res in results:
         limit = machine["fp32_gflops"] / res["gflop_per_crop"]
-        print(f"\nbackbone {res['size']}: {res['gflop_per_crop']:.2f} GFLOP per 224 px crop -> fp32 machine "
-              f"limit {limit:.1f} crops/s at {machine['fp32_gflops']:.0f} GFLOP/s")
-        hdr = (f"{'backend':20s} {'animals':>7s} {'crops/s':>8s} {'median ms':>10s} {'p95 ms':>9s} "
-               f"{'peak RSS MiB':>12s} {'prep/bb/head %':>15s} {'agree %':>8s} {'max dP':>7s}")
+        print(
+            f"\nbackbone {res['size']}: {res['gflop_per_crop']:.2f} GFLOP per 224 px crop -> fp32 machine "
+            f"limit {limit:.1f} crops/s at {machine['fp32_gflops']:.0f} GFLOP/s"
+        )
+        hdr = (
+            f"{'backend':20s} {'animals':>7s} {'crops/s':>8s} {'median ms':>10s} {'p95 ms':>9s} "
+            f"{'peak RSS MiB':>12s} {'prep/bb/head %':>15s} {'agree %':>8s} {'max dP':>7s}"
+        )
         print(hdr)
         print("-" * len(hdr))
         for r in res["rows"]:
             s = r["share"]
             split = f"{100 * s['preprocess']:.0f}/{100 * s['backbone']:.0f}/{100 * s['head']:.1f}"
-            print(f"{r['backend']:20s} {r['animals']:7d} {r['crops_per_s']:8.2f} {r['median_ms']:10.1f} "
-                  f"{r['p95_ms']:9.1f} {r['peak_rss_mib']:12.0f} {split:>15s} {r['agreement_pct']:8.1f} "
-                  f"{r['max_prob_diff']:7.4f}")
+            print(
+                f"{r['backend']:20s} {r['animals']:7d} {r['crops_per_s']:8.2f} {r['median_ms']:10.1f} "
+                f"{r['p95_ms']:9.1f} {r['peak_rss_mib']:12.0f} {split:>15s} {r['agreement_pct']:8.1f} "
+                f"{r['max_prob_diff']:7.4f}"
+            )
     print("\nRatios ours / baseline (same run; > 1 = faster):")
     for res in results:
         p = res["preprocess_32"]
         p1 = res["preprocess_32_1thread"]
-        print(f"  [{res['size']}] preprocessing, 32 crops: {p['reference_ms']:.1f} ms -> {p['ours_ms']:.1f} ms = "
-              f"{p['reference_ms'] / p['ours_ms']:.2f}x ({machine['threads']} threads); 1 thread: "
-              f"{p1['reference_ms']:.1f} -> {p1['ours_ms']:.1f} ms = {p1['reference_ms'] / p1['ours_ms']:.2f}x")
+        print(
+            f"  [{res['size']}] preprocessing, 32 crops: {p['reference_ms']:.1f} ms -> {p['ours_ms']:.1f} ms = "
+            f"{p['reference_ms'] / p['ours_ms']:.2f}x ({machine['threads']} threads); 1 thread: "
+            f"{p1['reference_ms']:.1f} -> {p1['ours_ms']:.1f} ms = {p1['reference_ms'] / p1['ours_ms']:.2f}x"
+        )
         base = {r["animals"]: r["median_ms"] for r in res["rows"] if r["backend"].startswith("baseline")}
         by_backend: dict[str, dict] = {}
         for r in res["rows"]:
@@ -249,22 +279,31 @@ def print_report(results, machine):
             if r32 is None:
                 continue
             tag = "end-to-end, default backend" if name.endswith("(auto)") else "end-to-end"
-            print(f"  [{res['size']}] {tag} {name}, 32 animals: {base[32] / r32['median_ms']:.2f}x "
-                  f"(1 animal {base[1] / rows[1]['median_ms']:.2f}x, 8: {base[8] / rows[8]['median_ms']:.2f}x), "
-                  f"label agreement {r32['agreement_pct']:.1f}%")
+            print(
+                f"  [{res['size']}] {tag} {name}, 32 animals: {base[32] / r32['median_ms']:.2f}x "
+                f"(1 animal {base[1] / rows[1]['median_ms']:.2f}x, 8: {base[8] / rows[8]['median_ms']:.2f}x), "
+                f"label agreement {r32['agreement_pct']:.1f}%"
+            )
         best = max(by_backend.items(), key=lambda kv: base[32] / kv[1][32]["median_ms"])
-        print(f"  [{res['size']}] best backend: {best[0]} {base[32] / best[1][32]['median_ms']:.2f}x end-to-end "
-              f"(32 animals), agreement {best[1][32]['agreement_pct']:.1f}%")
+        print(
+            f"  [{res['size']}] best backend: {best[0]} {base[32] / best[1][32]['median_ms']:.2f}x end-to-end "
+            f"(32 animals), agreement {best[1][32]['agreement_pct']:.1f}%"
+        )
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="fewer repeats and agreement crops")
     parser.add_argument("--sizes", nargs="+", default=["small"], choices=["test-tiny", "small", "base", "large"])
-    parser.add_argument("--backends", nargs="+", default=None,
-                        help=f"default: auto + every CPU backend ({', '.join(CPU_BACKENDS)}; bf16 only "
-                             f"where the CPU has native bf16) or CUDA backend ({', '.join(CUDA_BACKENDS)})")
+    parser.add_argument(
+        "--backends",
+        nargs="+",
+        default=None,
+        help=f"default: auto + every CPU backend ({', '.join(CPU_BACKENDS)}; bf16 only "
+        f"where the CPU has native bf16) or CUDA backend ({', '.join(CUDA_BACKENDS)})",
+    )
     parser.add_argument("--repeats", type=int, default=None, help="timed frames per workload (default 5, quick 2)")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--agreement-crops", type=int, default=None, help="default 128, quick 32")
@@ -297,10 +336,14 @@ def main(argv=None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    machine = {"cpu": _cpu_name(), "threads": torch.get_num_threads(), "device": device,
-               "fp32_gflops": matmul_gflops(torch.float32, device),
-               "bf16_gflops": matmul_gflops(torch.bfloat16, device) if cpu_has_fast_bf16() or device != "cpu" else None,
-               "auto": resolve_backend("auto", device)}
+    machine = {
+        "cpu": _cpu_name(),
+        "threads": torch.get_num_threads(),
+        "device": device,
+        "fp32_gflops": matmul_gflops(torch.float32, device),
+        "bf16_gflops": matmul_gflops(torch.bfloat16, device) if cpu_has_fast_bf16() or device != "cpu" else None,
+        "auto": resolve_backend("auto", device),
+    }
     results = []
     with tempfile.TemporaryDirectory(prefix="bench_onnx_") as cache_dir:
         for size in args.sizes:

@@ -6,6 +6,7 @@ Prints median milliseconds per frame of each step and the message sizes (CDR byt
 on the real drone frame of ../shared/real-samples resized to the size asked (a smooth gradient when it is
 absent; JPEG sizes depend on the content). Run it on an idle machine; figures vary with the CPU.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,16 @@ def _frame_result(width: int, height: int, animals: int, stamp_ns: int):
         label = i % 8
         probs = np.full(8, 0.02, np.float32)
         probs[label] = 0.86
-        results.append(ViewpointResult(f"iou-{i}", np.array([x, y, x + side, y + side * 0.8], np.float32), 0.9,
-                                       label, probs, SmoothedLabel(label, 1.0, 3, True)))
+        results.append(
+            ViewpointResult(
+                f"iou-{i}",
+                np.array([x, y, x + side, y + side * 0.8], np.float32),
+                0.9,
+                label,
+                probs,
+                SmoothedLabel(label, 1.0, 3, True),
+            )
+        )
     return FrameResult(stamp_ns, width, height, results)
 
 
@@ -87,12 +96,18 @@ def main() -> None:
         tracker.update(frame, result)
 
     print(f"{args.width}x{args.height}, {args.animals} animals, median of {args.repeat}:")
-    print(f"  annotation marker build  {_median_ms(lambda: visuals.annotation(result, header), args.repeat):7.2f} ms"
-          f"   {len(store.serialize_cdr(marker, 'visualization_msgs/msg/ImageMarker')):>9,} B")
-    print(f"  debug overlay draw       {_median_ms(lambda: visuals.debug_rgb(frame, result), args.repeat):7.2f} ms"
-          f"   {rgb.nbytes:>9,} B raw rgb8")
-    print(f"  debug JPEG encode (q{visuals.cfg.jpeg_quality})   {_median_ms(lambda: visuals.debug_jpeg(rgb), args.repeat):7.2f} ms"
-          f"   {len(jpeg):>9,} B ({source})")
+    print(
+        f"  annotation marker build  {_median_ms(lambda: visuals.annotation(result, header), args.repeat):7.2f} ms"
+        f"   {len(store.serialize_cdr(marker, 'visualization_msgs/msg/ImageMarker')):>9,} B"
+    )
+    print(
+        f"  debug overlay draw       {_median_ms(lambda: visuals.debug_rgb(frame, result), args.repeat):7.2f} ms"
+        f"   {rgb.nbytes:>9,} B raw rgb8"
+    )
+    print(
+        f"  debug JPEG encode (q{visuals.cfg.jpeg_quality})   {_median_ms(lambda: visuals.debug_jpeg(rgb), args.repeat):7.2f} ms"
+        f"   {len(jpeg):>9,} B ({source})"
+    )
     print(f"  best views update        {_median_ms(best_views, args.repeat):7.2f} ms")
 
 

@@ -9,6 +9,7 @@ included launch file sees this file's launch configurations). The policy node ru
 and reads the classifier's `viewpoints`; start_classifier:=false runs the policy alone, e.g. against
 `pose-classifier play` of a bag that already holds viewpoints.
 """
+
 import os
 
 from ament_index_python.packages import get_package_share_directory
@@ -28,32 +29,61 @@ PACKAGE = "pose_classifier_ros"
 def generate_launch_description() -> LaunchDescription:
     share = FindPackageShare(PACKAGE)
     args = [
-        DeclareLaunchArgument("namespace", default_value="",
-                              description="Namespace of both nodes (e.g. one per drone or camera)."),
-        DeclareLaunchArgument("start_classifier", default_value="true", choices=["true", "false"],
-                              description="Also start the classifier (pose_classifier.launch.py); false runs "
-                                          "the policy alone on an existing viewpoints stream."),
-        DeclareLaunchArgument("policy_params_file",
-                              default_value=PathJoinSubstitution([share, "config", "side_profile_policy.yaml"]),
-                              description="Parameter file of the policy node (node name key side_profile_policy)."),
-        DeclareLaunchArgument("viewpoints_topic", default_value="viewpoints",
-                              description="ViewpointArray topic the policy reads; relative names resolve in "
-                                          "the namespace, where the classifier publishes `viewpoints`."),
-        DeclareLaunchArgument("cmd_vel_topic", default_value="cmd_vel",
-                              description="geometry_msgs/Twist output (body frame, REP-103): linear.x forward and "
-                                          "linear.y left in m/s, angular.z yaw rate in rad/s."),
-        DeclareLaunchArgument("vigilance_topic", default_value="vigilance",
-                              description="Optional std_msgs/Float32 input: animal vigilance 0..1 (retreat above "
-                                          "disturbance.vigilance_threshold)."),
-        DeclareLaunchArgument("policy_state_topic", default_value="policy_state",
-                              description="pose_classifier_ros/PolicyState output, one per viewpoint frame."),
-        DeclareLaunchArgument("capture_topic", default_value="capture",
-                              description="pose_classifier_ros/CaptureEvent output (reliable, transient local)."),
-        DeclareLaunchArgument("use_sim_time", default_value="false", choices=["true", "false"],
-                              description="Use /clock (set true when playing a bag with `pose-classifier play`)."),
-        DeclareLaunchArgument("log_level", default_value="info",
-                              choices=["debug", "info", "warn", "error", "fatal"],
-                              description="Log level of both nodes."),
+        DeclareLaunchArgument(
+            "namespace", default_value="", description="Namespace of both nodes (e.g. one per drone or camera)."
+        ),
+        DeclareLaunchArgument(
+            "start_classifier",
+            default_value="true",
+            choices=["true", "false"],
+            description="Also start the classifier (pose_classifier.launch.py); false runs "
+            "the policy alone on an existing viewpoints stream.",
+        ),
+        DeclareLaunchArgument(
+            "policy_params_file",
+            default_value=PathJoinSubstitution([share, "config", "side_profile_policy.yaml"]),
+            description="Parameter file of the policy node (node name key side_profile_policy).",
+        ),
+        DeclareLaunchArgument(
+            "viewpoints_topic",
+            default_value="viewpoints",
+            description="ViewpointArray topic the policy reads; relative names resolve in "
+            "the namespace, where the classifier publishes `viewpoints`.",
+        ),
+        DeclareLaunchArgument(
+            "cmd_vel_topic",
+            default_value="cmd_vel",
+            description="geometry_msgs/Twist output (body frame, REP-103): linear.x forward and "
+            "linear.y left in m/s, angular.z yaw rate in rad/s.",
+        ),
+        DeclareLaunchArgument(
+            "vigilance_topic",
+            default_value="vigilance",
+            description="Optional std_msgs/Float32 input: animal vigilance 0..1 (retreat above "
+            "disturbance.vigilance_threshold).",
+        ),
+        DeclareLaunchArgument(
+            "policy_state_topic",
+            default_value="policy_state",
+            description="pose_classifier_ros/PolicyState output, one per viewpoint frame.",
+        ),
+        DeclareLaunchArgument(
+            "capture_topic",
+            default_value="capture",
+            description="pose_classifier_ros/CaptureEvent output (reliable, transient local).",
+        ),
+        DeclareLaunchArgument(
+            "use_sim_time",
+            default_value="false",
+            choices=["true", "false"],
+            description="Use /clock (set true when playing a bag with `pose-classifier play`).",
+        ),
+        DeclareLaunchArgument(
+            "log_level",
+            default_value="info",
+            choices=["debug", "info", "warn", "error", "fatal"],
+            description="Log level of both nodes.",
+        ),
     ]
 
     # A plain path (not a substitution) lets `--show-args` list the classifier's arguments too.
@@ -68,8 +98,10 @@ def generate_launch_description() -> LaunchDescription:
         executable="side_profile_policy_node",
         name="side_profile_policy",
         namespace=LaunchConfiguration("namespace"),
-        parameters=[LaunchConfiguration("policy_params_file"),
-                    {"use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool)}],
+        parameters=[
+            LaunchConfiguration("policy_params_file"),
+            {"use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool)},
+        ],
         remappings=[
             ("viewpoints", LaunchConfiguration("viewpoints_topic")),
             ("cmd_vel", LaunchConfiguration("cmd_vel_topic")),

@@ -21,6 +21,7 @@ cmd_vel is a geometry_msgs/Twist in the body frame (REP-103: x forward, y left, 
 bridge it to the autopilot's body-velocity setpoint. vigilance (std_msgs/Float32, 0..1) is optional:
 above disturbance.vigilance_threshold the policy backs off and holds (RETREAT).
 """
+
 from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
@@ -36,26 +37,45 @@ def generate_launch_description() -> LaunchDescription:
     share = FindPackageShare(PACKAGE)
     args = [
         DeclareLaunchArgument("namespace", default_value="", description="Namespace of the policy node."),
-        DeclareLaunchArgument("params_file",
-                              default_value=PathJoinSubstitution([share, "config", "side_profile_policy.yaml"]),
-                              description="Policy parameter file, read before the overrides below."),
-        DeclareLaunchArgument("motion_mode", default_value="orbit", choices=["orbit", "yaw"],
-                              description="orient.mode: orbit (lateral + yaw setpoints) or yaw (yaw rate only, for "
-                                          "platforms that orbit the target by themselves)."),
-        DeclareLaunchArgument("flank", default_value="nearest", choices=["nearest", "left", "right"],
-                              description="orient.flank: which of the animal's flanks to reach."),
+        DeclareLaunchArgument(
+            "params_file",
+            default_value=PathJoinSubstitution([share, "config", "side_profile_policy.yaml"]),
+            description="Policy parameter file, read before the overrides below.",
+        ),
+        DeclareLaunchArgument(
+            "motion_mode",
+            default_value="orbit",
+            choices=["orbit", "yaw"],
+            description="orient.mode: orbit (lateral + yaw setpoints) or yaw (yaw rate only, for "
+            "platforms that orbit the target by themselves).",
+        ),
+        DeclareLaunchArgument(
+            "flank",
+            default_value="nearest",
+            choices=["nearest", "left", "right"],
+            description="orient.flank: which of the animal's flanks to reach.",
+        ),
         DeclareLaunchArgument("orbit_speed", default_value="3.0", description="orient.orbit_speed, m/s."),
         DeclareLaunchArgument("approach_speed", default_value="2.0", description="approach.speed, m/s."),
-        DeclareLaunchArgument("target_pixels", default_value="500.0",
-                              description="capture.target_pixels: box longer side at capture, px."),
-        DeclareLaunchArgument("viewpoints_topic", default_value="viewpoints",
-                              description="ViewpointArray input (from pose_classifier_node)."),
-        DeclareLaunchArgument("vigilance_topic", default_value="vigilance",
-                              description="Optional std_msgs/Float32 animal vigilance input, 0..1."),
-        DeclareLaunchArgument("cmd_vel_topic", default_value="cmd_vel",
-                              description="geometry_msgs/Twist body-frame velocity setpoints."),
-        DeclareLaunchArgument("use_sim_time", default_value="false", choices=["true", "false"],
-                              description="Use /clock."),
+        DeclareLaunchArgument(
+            "target_pixels", default_value="500.0", description="capture.target_pixels: box longer side at capture, px."
+        ),
+        DeclareLaunchArgument(
+            "viewpoints_topic",
+            default_value="viewpoints",
+            description="ViewpointArray input (from pose_classifier_node).",
+        ),
+        DeclareLaunchArgument(
+            "vigilance_topic",
+            default_value="vigilance",
+            description="Optional std_msgs/Float32 animal vigilance input, 0..1.",
+        ),
+        DeclareLaunchArgument(
+            "cmd_vel_topic", default_value="cmd_vel", description="geometry_msgs/Twist body-frame velocity setpoints."
+        ),
+        DeclareLaunchArgument(
+            "use_sim_time", default_value="false", choices=["true", "false"], description="Use /clock."
+        ),
     ]
 
     def arg(name, kind):
@@ -66,14 +86,17 @@ def generate_launch_description() -> LaunchDescription:
         executable="side_profile_policy_node",
         name="side_profile_policy",
         namespace=LaunchConfiguration("namespace"),
-        parameters=[LaunchConfiguration("params_file"), {
-            "orient.mode": arg("motion_mode", str),
-            "orient.flank": arg("flank", str),
-            "orient.orbit_speed": arg("orbit_speed", float),
-            "approach.speed": arg("approach_speed", float),
-            "capture.target_pixels": arg("target_pixels", float),
-            "use_sim_time": arg("use_sim_time", bool),
-        }],
+        parameters=[
+            LaunchConfiguration("params_file"),
+            {
+                "orient.mode": arg("motion_mode", str),
+                "orient.flank": arg("flank", str),
+                "orient.orbit_speed": arg("orbit_speed", float),
+                "approach.speed": arg("approach_speed", float),
+                "capture.target_pixels": arg("target_pixels", float),
+                "use_sim_time": arg("use_sim_time", bool),
+            },
+        ],
         remappings=[
             ("viewpoints", LaunchConfiguration("viewpoints_topic")),
             ("vigilance", LaunchConfiguration("vigilance_topic")),

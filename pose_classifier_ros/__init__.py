@@ -3,6 +3,7 @@
 The top-level package is the ROS-free core (it never imports rclpy); ROS adapters live in
 ``pose_classifier_ros.ros`` and the generated message types in ``pose_classifier_ros.msg``.
 """
+
 import os as _os
 from pkgutil import extend_path as _extend_path
 
@@ -26,5 +27,6 @@ def __getattr__(name):
     # ViewPointClassifier is the reference scripts' spelling (docs/migrating.md).
     if name in ("ViewpointClassifier", "ViewPointClassifier"):
         from pose_classifier_ros.model import classifier
+
         return getattr(classifier, name)
     raise AttributeError(f"module 'pose_classifier_ros' has no attribute {name!r}")

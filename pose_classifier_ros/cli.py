@@ -3,6 +3,7 @@
 Each subcommand lives in its own module exposing ``add_arguments(parser)`` and ``run(args) -> int``;
 only the chosen one is imported, so ``pose-classifier train`` never loads rclpy.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,9 +17,15 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "replay": ("pose_classifier_ros.bags.replay", "classify a rosbag offline, write an output bag and a report"),
     "play": ("pose_classifier_ros.ros.bag_player", "publish a bag live (with /clock) for the node"),
     "make-sample-bag": ("pose_classifier_ros.bags.sample_bag", "generate the synthetic sample flight bag"),
-    "policy-eval": ("pose_classifier_ros.navigation.policy_eval", "run the side-profile policy over a bag's viewpoints"),
+    "policy-eval": (
+        "pose_classifier_ros.navigation.policy_eval",
+        "run the side-profile policy over a bag's viewpoints",
+    ),
     "nav-sim": ("pose_classifier_ros.navigation.nav_sim", "closed-loop side-profile navigation scenario suite"),
-    "annotate": ("pose_classifier_ros.visualization.annotate", "classify the boxes of one image, write the overlay and crops"),
+    "annotate": (
+        "pose_classifier_ros.visualization.annotate",
+        "classify the boxes of one image, write the overlay and crops",
+    ),
 }
 
 
@@ -39,8 +46,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pose-classifier: unknown subcommand {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
     module = importlib.import_module(SUBCOMMANDS[name][0])
-    parser = argparse.ArgumentParser(prog=f"pose-classifier {name}", description=SUBCOMMANDS[name][1],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=f"pose-classifier {name}",
+        description=SUBCOMMANDS[name][1],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     module.add_arguments(parser)
     args = parser.parse_args(rest)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

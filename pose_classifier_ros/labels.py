@@ -5,33 +5,50 @@ Headings are the direction the animal faces, in degrees counter-clockwise from "
 front 0, front-left 45, left 90, back-left 135, back 180, back-right 225 (-135), right 270 (-90),
 front-right 315 (-45). "left" means the animal's left flank is seen (it faces image-left).
 """
+
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
 VIEWPOINTS: tuple[str, ...] = (
-    "front", "front-left", "front-right", "left", "right", "back-left", "back-right", "back",
+    "front",
+    "front-left",
+    "front-right",
+    "left",
+    "right",
+    "back-left",
+    "back-right",
+    "back",
 )
 NUM_CLASSES = len(VIEWPOINTS)
 INDEX: dict[str, int] = {name: i for i, name in enumerate(VIEWPOINTS)}
 
 # Mirror image of each class (horizontal flip): left <-> right, front/back unchanged.
 _FLIP_NAME = {
-    "front": "front", "back": "back",
-    "left": "right", "right": "left",
-    "front-left": "front-right", "front-right": "front-left",
-    "back-left": "back-right", "back-right": "back-left",
+    "front": "front",
+    "back": "back",
+    "left": "right",
+    "right": "left",
+    "front-left": "front-right",
+    "front-right": "front-left",
+    "back-left": "back-right",
+    "back-right": "back-left",
 }
 FLIP_INDEX: tuple[int, ...] = tuple(INDEX[_FLIP_NAME[name]] for name in VIEWPOINTS)
 
 # Coarse bins used for front/side/back accuracy and by the navigation policy.
 COARSE_BINS: tuple[str, ...] = ("front", "side", "back")
 _COARSE_NAME = {
-    "front": "front", "front-left": "front", "front-right": "front",
-    "left": "side", "right": "side",
-    "back-left": "back", "back-right": "back", "back": "back",
+    "front": "front",
+    "front-left": "front",
+    "front-right": "front",
+    "left": "side",
+    "right": "side",
+    "back-left": "back",
+    "back-right": "back",
+    "back": "back",
 }
 COARSE_INDEX: tuple[int, ...] = tuple(COARSE_BINS.index(_COARSE_NAME[name]) for name in VIEWPOINTS)
 SIDE_VIEWS: frozenset[str] = frozenset({"left", "right"})
@@ -75,8 +92,7 @@ def angular_error_deg(pred: Iterable[int] | int, true: Iterable[int] | int) -> n
 def check_class_names(names: Sequence[str]) -> None:
     """Raise ValueError unless `names` is exactly the supported class order."""
     if tuple(names) != VIEWPOINTS:
-        raise ValueError(
-            f"class list {list(names)} differs from the supported order {list(VIEWPOINTS)}")
+        raise ValueError(f"class list {list(names)} differs from the supported order {list(VIEWPOINTS)}")
 
 
 def heading_from_probs(probs) -> tuple[np.ndarray, np.ndarray]:

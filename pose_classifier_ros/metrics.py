@@ -3,6 +3,7 @@
 Everything returns plain Python types (lists, dicts, floats, ``None`` for undefined values) so a
 result can go straight into ``json.dump``. Labels may be class indices or class names anywhere.
 """
+
 from __future__ import annotations
 
 import logging
@@ -147,8 +148,7 @@ def summary_row(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def flip_rate(track_ids: Sequence[Hashable], stamps_s: Sequence[float],
-              labels: Sequence) -> dict[str, Any]:
+def flip_rate(track_ids: Sequence[Hashable], stamps_s: Sequence[float], labels: Sequence) -> dict[str, Any]:
     """How often each track's label changes, in flips per second.
 
     track_ids: (N,) track id per observation; stamps_s: (N,) float seconds; labels: (N,) class
@@ -162,8 +162,10 @@ def flip_rate(track_ids: Sequence[Hashable], stamps_s: Sequence[float],
              "overall_flips_per_s": total_flips / total_duration_s (0.0 when no duration)}.
     """
     if not len(track_ids) == len(stamps_s) == len(labels):
-        raise ValueError(f"track_ids ({len(track_ids)}), stamps_s ({len(stamps_s)}) and labels "
-                         f"({len(labels)}) must have the same length")
+        raise ValueError(
+            f"track_ids ({len(track_ids)}), stamps_s ({len(stamps_s)}) and labels "
+            f"({len(labels)}) must have the same length"
+        )
     series: dict[Hashable, list[tuple[float, Any]]] = defaultdict(list)
     for track, stamp, label in zip(track_ids, stamps_s, labels):
         if label is None or (isinstance(label, float) and math.isnan(label)):
@@ -193,5 +195,4 @@ def flip_rate(track_ids: Sequence[Hashable], stamps_s: Sequence[float],
     }
 
 
-__all__ = ["classification_report", "confusion_matrix", "error_structure", "class_accuracy", "summary_row",
-           "flip_rate"]
+__all__ = ["classification_report", "confusion_matrix", "error_structure", "class_accuracy", "summary_row", "flip_rate"]

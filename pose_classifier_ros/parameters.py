@@ -6,6 +6,7 @@ evaluation, the simulator) read the same ROS 2 YAML files through ``ParameterSch
 go through ``ParameterSchema.check``, so an unknown key, a wrong type or an out-of-range value gives
 the same ``ParameterError`` everywhere, naming the key and the file.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -148,5 +149,12 @@ def params_files_from_args(args: Iterable[str]) -> list[str]:
     return [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--params-file"]
 
 
-__all__ = ["Parameter", "ParameterError", "ParameterSchema", "flatten", "node_sections", "params_files_from_args",
-           "read_params_file"]
+__all__ = [
+    "Parameter",
+    "ParameterError",
+    "ParameterSchema",
+    "flatten",
+    "node_sections",
+    "params_files_from_args",
+    "read_params_file",
+]

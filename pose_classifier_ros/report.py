@@ -5,6 +5,7 @@ A report is the dict of ``metrics.classification_report`` plus any extra keys a 
 groups, targets, calibration, selective, error_structure) get their own tables in report.txt.
 Figures use matplotlib's Agg backend (no display needed).
 """
+
 from __future__ import annotations
 
 import json
@@ -21,15 +22,26 @@ from pose_classifier_ros.labels import VIEWPOINTS
 
 logger = logging.getLogger(__name__)
 
-_CLASSIFICATION_KEYS = frozenset({
-    "num_samples", "accuracy", "per_class", "class_names", "confusion_matrix",
-    "mean_angular_error_deg", "coarse_accuracy", "coarse_bins", "coarse_confusion_matrix", "title",
-})
+_CLASSIFICATION_KEYS = frozenset(
+    {
+        "num_samples",
+        "accuracy",
+        "per_class",
+        "class_names",
+        "confusion_matrix",
+        "mean_angular_error_deg",
+        "coarse_accuracy",
+        "coarse_bins",
+        "coarse_confusion_matrix",
+        "title",
+    }
+)
 _SECTION_KEYS = frozenset({"intervals", "groups", "targets", "calibration", "selective", "error_structure"})
 
 
 class ReportPaths(NamedTuple):
     """Files written by ``write_report``; ``confusion_matrix`` is None when the report has none."""
+
     json: Path
     text: Path
     confusion_matrix: Path | None
@@ -37,8 +49,10 @@ class ReportPaths(NamedTuple):
 
 def _pyplot():
     import matplotlib
+
     matplotlib.use("Agg", force=True)  # headless: CLIs and tests run without a display
     import matplotlib.pyplot as plt
+
     return plt
 
 
@@ -88,7 +102,7 @@ def _fmt(value: Any, pct: bool = False, digits: int = 2) -> str:
 
 def _matrix_lines(matrix: Sequence[Sequence[int]], names: Sequence[str], corner: str) -> list[str]:
     width = max(6, max(len(n) for n in names) + 1, *(len(str(v)) + 1 for row in matrix for v in row))
-    head = f"{corner:<14}" + "".join(f"{n[:width - 1]:>{width}}" for n in names)
+    head = f"{corner:<14}" + "".join(f"{n[: width - 1]:>{width}}" for n in names)
     lines = [head]
     for name, row in zip(names, matrix):
         lines.append(f"{name:<14}" + "".join(f"{int(v):>{width}}" for v in row))
@@ -112,26 +126,35 @@ def format_text_report(report: Mapping[str, Any], title: str = "Viewpoint evalua
         ]
         for name in names:
             pc = (cls.get("per_class") or {}).get(name, {})
-            lines.append(f"{name:<14}{_fmt(pc.get('accuracy'), pct=True, digits=1):>10}"
-                         f"{_fmt(pc.get('precision'), pct=True, digits=1):>11}{pc.get('support', 0):>9}")
+            lines.append(
+                f"{name:<14}{_fmt(pc.get('accuracy'), pct=True, digits=1):>10}"
+                f"{_fmt(pc.get('precision'), pct=True, digits=1):>11}{pc.get('support', 0):>9}"
+            )
         lines += ["", "confusion matrix (rows = true, columns = predicted):"]
         lines += _matrix_lines(cls["confusion_matrix"], names, "true\\pred")
         if cls.get("coarse_confusion_matrix") is not None:
             lines += ["", "coarse confusion matrix:"]
-            lines += _matrix_lines(cls["coarse_confusion_matrix"],
-                                   list(cls.get("coarse_bins") or ("front", "side", "back")), "true\\pred")
+            lines += _matrix_lines(
+                cls["coarse_confusion_matrix"], list(cls.get("coarse_bins") or ("front", "side", "back")), "true\\pred"
+            )
     if any(report.get(k) for k in _SECTION_KEYS):
         from pose_classifier_ros.evaluation.text import format_sections
+
         lines += format_sections(report)
-    extras = {k: v for k, v in report.items()
-              if k not in _CLASSIFICATION_KEYS and k not in _SECTION_KEYS
-              and not (k == "classification" and cls is not report)}
+    extras = {
+        k: v
+        for k, v in report.items()
+        if k not in _CLASSIFICATION_KEYS
+        and k not in _SECTION_KEYS
+        and not (k == "classification" and cls is not report)
+    }
     if extras:
         lines += ["", "other:"]
         for key, value in extras.items():
             lines.append(f"  {key}: {_summarise(value)}")
     if appendix and report.get("groups"):
         from pose_classifier_ros.evaluation.text import format_appendix
+
         lines += format_appendix(report)
     return "\n".join(lines) + "\n"
 
@@ -141,17 +164,23 @@ def _summarise(value: Any, limit: int = 200) -> str:
     if isinstance(value, float):
         return _fmt(value)
     text = json.dumps(to_jsonable(value), sort_keys=False)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def plot_confusion_matrix(confusion_matrix: Sequence[Sequence[int]], path: str | os.PathLike,
-                          class_names: Sequence[str] | None = None,
-                          title: str = "Confusion matrix") -> Path:
+def plot_confusion_matrix(
+    confusion_matrix: Sequence[Sequence[int]],
+    path: str | os.PathLike,
+    class_names: Sequence[str] | None = None,
+    title: str = "Confusion matrix",
+) -> Path:
     """PNG heat map of a (C, C) count matrix (rows = true); colour = row-normalised rate, text = count."""
     plt = _pyplot()
     cm = np.asarray(confusion_matrix, dtype=np.int64)
-    names = list(class_names) if class_names is not None else (
-        list(VIEWPOINTS) if len(cm) == len(VIEWPOINTS) else [str(i) for i in range(len(cm))])
+    names = (
+        list(class_names)
+        if class_names is not None
+        else (list(VIEWPOINTS) if len(cm) == len(VIEWPOINTS) else [str(i) for i in range(len(cm))])
+    )
     rows = cm.sum(axis=1, keepdims=True)
     rate = np.divide(cm, rows, out=np.zeros(cm.shape, dtype=np.float64), where=rows > 0)
     size = 1.0 + 0.75 * len(names)
@@ -167,8 +196,15 @@ def plot_confusion_matrix(confusion_matrix: Sequence[Sequence[int]], path: str |
         for i in range(cm.shape[0]):
             for j in range(cm.shape[1]):
                 if cm[i, j]:
-                    ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8,
-                            color="white" if rate[i, j] > 0.5 else "black")
+                    ax.text(
+                        j,
+                        i,
+                        str(cm[i, j]),
+                        ha="center",
+                        va="center",
+                        fontsize=8,
+                        color="white" if rate[i, j] > 0.5 else "black",
+                    )
         return _save_figure(fig, path, dpi=110)
     finally:
         plt.close(fig)
@@ -186,6 +222,7 @@ def _save_figure(fig, path: str | os.PathLike, dpi: int) -> Path:
 def _label_index(label: Any) -> float:
     """Class index of a label for plotting; NaN (a gap) for None/unknown."""
     from pose_classifier_ros.labels import normalize_label
+
     if label is None:
         return float("nan")
     try:
@@ -194,10 +231,15 @@ def _label_index(label: Any) -> float:
         return float("nan")
 
 
-def plot_track_timeline(track_ids: Sequence[Hashable], stamps_s: Sequence[float],
-                        labels_per_frame: Sequence, labels_smoothed: Sequence,
-                        path: str | os.PathLike, max_tracks: int = 12,
-                        title: str = "Viewpoint per track") -> Path:
+def plot_track_timeline(
+    track_ids: Sequence[Hashable],
+    stamps_s: Sequence[float],
+    labels_per_frame: Sequence,
+    labels_smoothed: Sequence,
+    path: str | os.PathLike,
+    max_tracks: int = 12,
+    title: str = "Viewpoint per track",
+) -> Path:
     """PNG with one panel per track: per-frame labels (dots) and smoothed labels (step line) over time.
 
     All sequences are (N,) per observation; labels are class indices or names, None = no label.
@@ -239,8 +281,9 @@ def plot_track_timeline(track_ids: Sequence[Hashable], stamps_s: Sequence[float]
         plt.close(fig)
 
 
-def write_report(out_dir: str | os.PathLike, report: Mapping[str, Any],
-                 title: str = "Viewpoint evaluation") -> ReportPaths:
+def write_report(
+    out_dir: str | os.PathLike, report: Mapping[str, Any], title: str = "Viewpoint evaluation"
+) -> ReportPaths:
     """Write out_dir/metrics.json, report.txt and (when the report has one) confusion_matrix.png."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -255,11 +298,18 @@ def write_report(out_dir: str | os.PathLike, report: Mapping[str, Any],
     cm_path = None
     cls = _classification_part(report)
     if cls is not None and cls.get("num_samples", 1):
-        cm_path = plot_confusion_matrix(cls["confusion_matrix"], out / "confusion_matrix.png",
-                                        cls.get("class_names"), title)
+        cm_path = plot_confusion_matrix(
+            cls["confusion_matrix"], out / "confusion_matrix.png", cls.get("class_names"), title
+        )
     logger.info("wrote %s, %s%s", json_path, text_path, f", {cm_path}" if cm_path else "")
     return ReportPaths(json_path, text_path, cm_path)
 
 
-__all__ = ["ReportPaths", "to_jsonable", "format_text_report", "plot_confusion_matrix",
-           "plot_track_timeline", "write_report"]
+__all__ = [
+    "ReportPaths",
+    "to_jsonable",
+    "format_text_report",
+    "plot_confusion_matrix",
+    "plot_track_timeline",
+    "write_report",
+]

@@ -25,6 +25,7 @@ then go over UDP fragments and, measured here, none arrive. The script therefore
 with a Fast DDS profile that enlarges the shared-memory segment (printed with --print-fastdds-profile);
 use the same profile, image_transport compressed, or a reliable qos override for big raw images.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,7 +47,9 @@ FASTDDS_PROFILE = (REPO / "config" / "fastdds_large_images.xml").read_text()
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default="small", help="backbone size of the random-weight checkpoint (small, test-tiny, ...)")
+    p.add_argument(
+        "--model", default="small", help="backbone size of the random-weight checkpoint (small, test-tiny, ...)"
+    )
     p.add_argument("--checkpoint", help="use this checkpoint instead of a random-weight one")
     p.add_argument("--backend", default="auto")
     p.add_argument("--num-threads", type=int, default=0, help="model.num_threads of the node (0: torch default)")
@@ -56,8 +59,9 @@ def parse_args(argv=None):
     p.add_argument("--animals", type=int, default=8)
     p.add_argument("--width", type=int, default=1920)
     p.add_argument("--height", type=int, default=1080)
-    p.add_argument("--schedule", default="every_frame,scheduled",
-                   help="comma-separated schedule.mode values to measure, in order")
+    p.add_argument(
+        "--schedule", default="every_frame,scheduled", help="comma-separated schedule.mode values to measure, in order"
+    )
     p.add_argument("--policy", default="latest", help="processing.policy of every_frame (latest or all)")
     p.add_argument("--max-crops", type=int, default=None, help="schedule.max_crops (default: the YAML's)")
     p.add_argument("--domain-id", type=int, default=int(os.environ.get("ROS_DOMAIN_ID", 0)) or 42 + os.getpid() % 50)
@@ -74,8 +78,12 @@ def make_checkpoint(size: str, out_dir: Path) -> Path:
 
     torch.manual_seed(0)
     config = ModelConfig(backbone=size)
-    return save_checkpoint(out_dir / f"random_{size}.pt", build_model(config, pretrained=False), config,
-                           purpose="latency benchmark, random weights")
+    return save_checkpoint(
+        out_dir / f"random_{size}.pt",
+        build_model(config, pretrained=False),
+        config,
+        purpose="latency benchmark, random weights",
+    )
 
 
 def make_frame(width: int, height: int, animals: int, seed: int = 0):
@@ -86,7 +94,7 @@ def make_frame(width: int, height: int, animals: int, seed: int = 0):
     for _ in range(animals):
         w, h = rng.integers(120, 360, 2)
         x, y = rng.integers(0, width - w), rng.integers(0, height - h)
-        frame[y:y + h, x:x + w] = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+        frame[y : y + h, x : x + w] = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
         boxes.append((float(x), float(y), float(x + w), float(y + h)))
     return frame, np.asarray(boxes, np.float32)
 
@@ -111,8 +119,10 @@ class Process:
     def sample(self, seconds: float) -> dict:
         c0, t0 = self.cpu_seconds(), time.monotonic()
         time.sleep(seconds)
-        return {"cpu_percent": round(100 * (self.cpu_seconds() - c0) / (time.monotonic() - t0), 1),
-                "rss_mb": round(self.rss_mb(), 1)}
+        return {
+            "cpu_percent": round(100 * (self.cpu_seconds() - c0) / (time.monotonic() - t0), 1),
+            "rss_mb": round(self.rss_mb(), 1),
+        }
 
 
 class LoadClient:
@@ -135,8 +145,12 @@ class LoadClient:
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self.image_pub = self.node.create_publisher(Image, "/bench/image", reliable)
         self.det_pub = self.node.create_publisher(Detection2DArray, "/bench/detections", reliable)
-        self.node.create_subscription(ViewpointArray, "/bench/viewpoints", self._on_viewpoints, QoSProfile(
-            depth=100, reliability=ReliabilityPolicy.RELIABLE))
+        self.node.create_subscription(
+            ViewpointArray,
+            "/bench/viewpoints",
+            self._on_viewpoints,
+            QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE),
+        )
         self.node.create_subscription(DiagnosticArray, "/bench/diagnostics", self._on_diagnostics, reliable)
         self.change_state = self.node.create_client(ChangeState, "/bench/pose_classifier/change_state")
         self._Image, self._Detection2D, self._Detection2DArray = Image, Detection2D, Detection2DArray
@@ -171,6 +185,7 @@ class LoadClient:
 
     def transition(self, transition_id: int, timeout: float = 120.0) -> bool:
         from lifecycle_msgs.srv import ChangeState
+
         if not self.change_state.wait_for_service(timeout_sec=timeout):
             raise RuntimeError("the node's change_state service never appeared")
         request = ChangeState.Request()
@@ -212,8 +227,11 @@ def _stats(values, digits: int) -> dict | None:
     a = np.asarray(values, np.float64)
     if not a.size:
         return None
-    return {"median": round(float(np.median(a)), digits), "p95": round(float(np.percentile(a, 95)), digits),
-            "max": round(float(a.max()), digits)}
+    return {
+        "median": round(float(np.median(a)), digits),
+        "p95": round(float(np.percentile(a, 95)), digits),
+        "max": round(float(a.max()), digits),
+    }
 
 
 def _crops(diagnostics: dict, mode: str, animals: int) -> int:
@@ -226,11 +244,30 @@ def _crops(diagnostics: dict, mode: str, animals: int) -> int:
 def run_mode(args, mode: str, checkpoint: Path, env: dict, frame, boxes, measure_resources: bool) -> dict:
     from lifecycle_msgs.msg import Transition
 
-    cmd = [sys.executable, "-m", "pose_classifier_ros.ros.pose_classifier_node", "--ros-args",
-           "-r", "__ns:=/bench", "--params-file", str(REPO / "config" / "pose_classifier.yaml"),
-           "-p", f"model.checkpoint:={checkpoint}", "-p", f"model.backend:={args.backend}",
-           "-p", f"model.num_threads:={args.num_threads}", "-p", f"processing.policy:={args.policy}",
-           "-p", f"schedule.mode:={mode}", "-p", "autostart:=false", "-p", "sync.tolerance_s:=0.001"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pose_classifier_ros.ros.pose_classifier_node",
+        "--ros-args",
+        "-r",
+        "__ns:=/bench",
+        "--params-file",
+        str(REPO / "config" / "pose_classifier.yaml"),
+        "-p",
+        f"model.checkpoint:={checkpoint}",
+        "-p",
+        f"model.backend:={args.backend}",
+        "-p",
+        f"model.num_threads:={args.num_threads}",
+        "-p",
+        f"processing.policy:={args.policy}",
+        "-p",
+        f"schedule.mode:={mode}",
+        "-p",
+        "autostart:=false",
+        "-p",
+        "sync.tolerance_s:=0.001",
+    ]
     if args.max_crops:
         cmd += ["-p", f"schedule.max_crops:={args.max_crops}"]
     log = tempfile.NamedTemporaryFile("w+", prefix=f"pose_classifier_{mode}_", suffix=".log", delete=False)
@@ -272,15 +309,24 @@ def run_mode(args, mode: str, checkpoint: Path, env: dict, frame, boxes, measure
         ages = [age for s, age in client.label_ages if s >= first_ns]
         first_label = [labelled - seen for seen, labelled in client.first_seen.values() if labelled is not None]
         result.update(
-            published=len(published), received=len(received), dropped=len(published) - len(received),
+            published=len(published),
+            received=len(received),
+            dropped=len(published) - len(received),
             frames_out_hz=round(len(received) / args.duration, 2),
-            latency_ms=_stats([lat for _, lat in received], 1), label_age_s=_stats(ages, 3),
+            latency_ms=_stats([lat for _, lat in received], 1),
+            label_age_s=_stats(ages, 3),
             first_label_s=round(max(first_label), 3) if first_label else None,
             tracks_never_labelled=sum(labelled is None for _, labelled in client.first_seen.values()),
             crops_per_s=round(max(crops1 - crops0, 0) / elapsed, 2),
-            node_counters={k: v for k, v in client.diagnostics.items()
-                           if k.startswith(("dropped", "frames_", "stage_ms.", "crops_", "inference", "label_age"))},
-            node_cpu_percent=round(cpu, 1), node_rss_mb=round(rss, 1), log=log.name)
+            node_counters={
+                k: v
+                for k, v in client.diagnostics.items()
+                if k.startswith(("dropped", "frames_", "stage_ms.", "crops_", "inference", "label_age"))
+            },
+            node_cpu_percent=round(cpu, 1),
+            node_rss_mb=round(rss, 1),
+            log=log.name,
+        )
         if resources:
             result["resources"] = resources
     finally:
@@ -302,26 +348,39 @@ def main(argv=None) -> int:
     work = Path(tempfile.mkdtemp(prefix="pose_classifier_latency_"))
     profile = work / "fastdds_large_shm.xml"
     profile.write_text(FASTDDS_PROFILE)
-    env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_DOMAIN_ID=str(args.domain_id),
-               FASTDDS_DEFAULT_PROFILES_FILE=str(profile), PYTHONUNBUFFERED="1")
+    env = dict(
+        os.environ,
+        ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
+        ROS_DOMAIN_ID=str(args.domain_id),
+        FASTDDS_DEFAULT_PROFILES_FILE=str(profile),
+        PYTHONUNBUFFERED="1",
+    )
     env.setdefault("AMENT_PREFIX_PATH", sys.prefix)
-    os.environ.update({k: env[k] for k in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_DOMAIN_ID",
-                                           "FASTDDS_DEFAULT_PROFILES_FILE")})
+    os.environ.update(
+        {k: env[k] for k in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_DOMAIN_ID", "FASTDDS_DEFAULT_PROFILES_FILE")}
+    )
     checkpoint = Path(args.checkpoint) if args.checkpoint else make_checkpoint(args.model, work)
     frame, boxes = make_frame(args.width, args.height, args.animals)
     import rclpy
+
     rclpy.init()
     results = []
     load_before = os.getloadavg()
     try:
         for i, mode in enumerate(m.strip() for m in args.schedule.split(",")):
-            print(f"schedule {mode}: {args.duration:g} s of {args.width}x{args.height} at {args.rate:g} Hz with "
-                  f"{args.animals} animals ({args.model}, backend {args.backend}) ...", flush=True)
+            print(
+                f"schedule {mode}: {args.duration:g} s of {args.width}x{args.height} at {args.rate:g} Hz with "
+                f"{args.animals} animals ({args.model}, backend {args.backend}) ...",
+                flush=True,
+            )
             results.append(run_mode(args, mode, checkpoint, env, frame, boxes, measure_resources=i == 0))
     finally:
         rclpy.shutdown()
-    load = {"before": [round(x, 2) for x in load_before], "after": [round(x, 2) for x in os.getloadavg()],
-            "cpus": os.cpu_count()}
+    load = {
+        "before": [round(x, 2) for x in load_before],
+        "after": [round(x, 2) for x in os.getloadavg()],
+        "cpus": os.cpu_count(),
+    }
     print_table(results, args)
     print(f"load average (1/5/15 min) before {load['before']}, after {load['after']} on {load['cpus']} CPUs")
     for r in results:
@@ -331,27 +390,33 @@ def main(argv=None) -> int:
         for state, value in results[0]["resources"].items():
             print(f"  {state:24} CPU {value['cpu_percent']:6.1f} %   RSS {value['rss_mb']:7.1f} MB")
     if args.json:
-        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "load": load,
-                                         "results": results}, indent=2))
+        args.json.write_text(
+            json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "load": load, "results": results}, indent=2)
+        )
     return 0
 
 
 def print_table(results: list[dict], args) -> None:
     """One column per mode, one row per figure."""
+
     def trio(value, digits):
         return "-" if not value else " / ".join(f"{value[k]:.{digits}f}" for k in ("median", "p95", "max"))
 
-    rows = [("frames in / out", lambda r: f"{r['published']} / {r['received']}"),
-            ("ViewpointArrays/s", lambda r: f"{r['frames_out_hz']:.2f}"),
-            ("latency ms med/p95/max", lambda r: trio(r["latency_ms"], 0)),
-            ("label age s med/p95/max", lambda r: trio(r["label_age_s"], 2)),
-            ("first label s (worst track)", lambda r: "-" if r["first_label_s"] is None else f"{r['first_label_s']:.2f}"),
-            ("crops/s", lambda r: f"{r['crops_per_s']:.1f}"),
-            ("node CPU % / RSS MB", lambda r: f"{r['node_cpu_percent']:.0f} / {r['node_rss_mb']:.0f}")]
+    rows = [
+        ("frames in / out", lambda r: f"{r['published']} / {r['received']}"),
+        ("ViewpointArrays/s", lambda r: f"{r['frames_out_hz']:.2f}"),
+        ("latency ms med/p95/max", lambda r: trio(r["latency_ms"], 0)),
+        ("label age s med/p95/max", lambda r: trio(r["label_age_s"], 2)),
+        ("first label s (worst track)", lambda r: "-" if r["first_label_s"] is None else f"{r['first_label_s']:.2f}"),
+        ("crops/s", lambda r: f"{r['crops_per_s']:.1f}"),
+        ("node CPU % / RSS MB", lambda r: f"{r['node_cpu_percent']:.0f} / {r['node_rss_mb']:.0f}"),
+    ]
     names = [r["mode"] + (f" ({r['policy']})" if r.get("policy") else "") for r in results]
     width = max([24] + [len(n) + 2 for n in names])
-    print(f"\n{args.animals} animals, {args.model}, backend {args.backend}, {args.width}x{args.height} at "
-          f"{args.rate:g} Hz, {args.duration:g} s per mode")
+    print(
+        f"\n{args.animals} animals, {args.model}, backend {args.backend}, {args.width}x{args.height} at "
+        f"{args.rate:g} Hz, {args.duration:g} s per mode"
+    )
     print(f"{'':28}" + "".join(f"{n:>{width}}" for n in names))
     for label, fmt in rows:
         print(f"{label:28}" + "".join(f"{fmt(r):>{width}}" for r in results))

@@ -1,4 +1,5 @@
 """Shared fixtures: an isolated ROS 2 environment per test and managed child processes."""
+
 from __future__ import annotations
 
 import os
@@ -43,8 +44,9 @@ class ProcessGroup:
 
     def start(self, args: list[str], env: dict, name: str) -> subprocess.Popen:
         log = self._tmp / f"{name}.log"
-        proc = subprocess.Popen(args, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-                                start_new_session=True, cwd=str(REPO))
+        proc = subprocess.Popen(
+            args, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True, cwd=str(REPO)
+        )
         proc.log_path = log  # type: ignore[attr-defined]
         self._procs.append((proc, log))
         return proc

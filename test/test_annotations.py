@@ -1,5 +1,6 @@
 """Image annotations: one LINE_LIST ImageMarker per frame, boxes + stroke-font labels, colours per voted viewpoint,
 identical through rclpy and rosbags (each decodes the other's bytes)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,6 +8,8 @@ import pytest
 
 from pose_classifier_ros.bags.bagio import make_typestore
 from pose_classifier_ros.labels import INDEX, VIEWPOINTS
+from pose_classifier_ros.stream.pipeline import FrameResult, ViewpointResult
+from pose_classifier_ros.stream.voting import SmoothedLabel
 from pose_classifier_ros.visualization import stroke_font
 from pose_classifier_ros.visualization.annotations import (
     UNSTABLE_ALPHA,
@@ -18,8 +21,6 @@ from pose_classifier_ros.visualization.annotations import (
     label_text,
     render_overlay,
 )
-from pose_classifier_ros.stream.pipeline import FrameResult, ViewpointResult
-from pose_classifier_ros.stream.voting import SmoothedLabel
 
 W, H = 640, 480
 MARKER = "visualization_msgs/msg/ImageMarker"
@@ -27,14 +28,22 @@ MARKER = "visualization_msgs/msg/ImageMarker"
 
 def vp(track, box, voted, stable=True, label=None):
     label = voted if label is None else label
-    return ViewpointResult(track_id=track, box=np.asarray(box, np.float32), detection_score=0.7, label=label,
-                           probs=np.eye(8, dtype=np.float32)[label], smoothed=SmoothedLabel(voted, 1.0, 3, stable))
+    return ViewpointResult(
+        track_id=track,
+        box=np.asarray(box, np.float32),
+        detection_score=0.7,
+        label=label,
+        probs=np.eye(8, dtype=np.float32)[label],
+        smoothed=SmoothedLabel(voted, 1.0, 3, stable),
+    )
 
 
 def frame_result(results=None):
     if results is None:
-        results = [vp("iou-1", (100, 120, 300, 260), INDEX["left"]),
-                   vp("z7", (400, 200, 600, 400), INDEX["right"], stable=False, label=INDEX["back"])]
+        results = [
+            vp("iou-1", (100, 120, 300, 260), INDEX["left"]),
+            vp("z7", (400, 200, 600, 400), INDEX["right"], stable=False, label=INDEX["back"]),
+        ]
     return FrameResult(stamp_ns=1_700_000_000_123_456_789, width=W, height=H, results=results)
 
 
@@ -46,8 +55,9 @@ def test_overlay_boxes_labels_and_colours():
     # the box outline comes first: corners on the box's first and last pixel rows/columns
     np.testing.assert_array_equal(overlay.segments[:4, 0], [[100, 120], [299, 120], [299, 259], [100, 259]])
     np.testing.assert_allclose(overlay.colors[:n1], [[*VIEWPOINT_COLORS["left"], 1.0]] * n1)
-    np.testing.assert_allclose(overlay.colors[n1:], [[*VIEWPOINT_COLORS["right"], UNSTABLE_ALPHA]] *
-                               (len(overlay.segments) - n1))
+    np.testing.assert_allclose(
+        overlay.colors[n1:], [[*VIEWPOINT_COLORS["right"], UNSTABLE_ALPHA]] * (len(overlay.segments) - n1)
+    )
     # labels sit above their box, inside the image
     text_segs = overlay.segments[4:n1]
     assert text_segs[..., 1].max() < 120 and text_segs[..., 1].min() >= 0 and text_segs[..., 0].min() >= 100
@@ -69,7 +79,10 @@ def test_marker_round_trip_through_rosbags_keeps_stamp_points_and_colours():
     assert len(marker.outline_colors) == len(marker.points)  # one colour per point (Foxglove and RViz read it)
     back = store.deserialize_cdr(store.serialize_cdr(marker, MARKER), MARKER)
     assert (back.header.stamp.sec, back.header.stamp.nanosec, back.header.frame_id) == (
-        1_700_000_000, 123_456_789, "camera_optical")
+        1_700_000_000,
+        123_456_789,
+        "camera_optical",
+    )
     overlay = image_marker_to_overlay(back, W, H)
     ref = build_overlay(result)
     np.testing.assert_allclose(overlay.segments, ref.segments)
@@ -80,8 +93,9 @@ def test_marker_round_trip_through_rosbags_keeps_stamp_points_and_colours():
 def test_empty_frame_is_one_marker_without_points():
     store = make_typestore()
     types = annotation_types(store)
-    marker = frame_result_to_image_marker(frame_result([]), types.Header(stamp=types.Time(sec=3, nanosec=4),
-                                                                        frame_id="c"), types)
+    marker = frame_result_to_image_marker(
+        frame_result([]), types.Header(stamp=types.Time(sec=3, nanosec=4), frame_id="c"), types
+    )
     back = store.deserialize_cdr(store.serialize_cdr(marker, MARKER), MARKER)
     assert len(back.points) == 0 and back.header.stamp.sec == 3 and back.type == 2
 

@@ -1,4 +1,5 @@
 """bag_player: a bag played in one process is received, in order and with /clock, in another."""
+
 from __future__ import annotations
 
 import json
@@ -7,8 +8,8 @@ import textwrap
 
 import numpy as np
 import pytest
-
 from conftest import wait_for
+
 from pose_classifier_ros.bags.bagio import open_writer
 
 pytestmark = pytest.mark.ros
@@ -56,22 +57,38 @@ def _write_bag(path):
 
         def header(stamp):
             return types["std_msgs/msg/Header"](
-                stamp=types["builtin_interfaces/msg/Time"](sec=stamp // 10**9, nanosec=stamp % 10**9), frame_id="cam")
+                stamp=types["builtin_interfaces/msg/Time"](sec=stamp // 10**9, nanosec=stamp % 10**9), frame_id="cam"
+            )
 
         writer.add_topic("/camera/image_raw", "sensor_msgs/msg/Image")
         writer.add_topic("/detections", "vision_msgs/msg/Detection2DArray")
         writer.add_topic("/other", "std_msgs/msg/String")
         bbox = types["vision_msgs/msg/BoundingBox2D"](
             center=types["vision_msgs/msg/Pose2D"](position=types["vision_msgs/msg/Point2D"](x=5.0, y=5.0), theta=0.0),
-            size_x=4.0, size_y=4.0)
+            size_x=4.0,
+            size_y=4.0,
+        )
         for i in range(FRAMES):
             stamp = START_NS + i * PERIOD_NS
-            writer.write("/camera/image_raw", stamp, types["sensor_msgs/msg/Image"](
-                header=header(stamp), height=8, width=8, encoding="rgb8", is_bigendian=0, step=24,
-                data=np.full(8 * 8 * 3, i, np.uint8)))
+            writer.write(
+                "/camera/image_raw",
+                stamp,
+                types["sensor_msgs/msg/Image"](
+                    header=header(stamp),
+                    height=8,
+                    width=8,
+                    encoding="rgb8",
+                    is_bigendian=0,
+                    step=24,
+                    data=np.full(8 * 8 * 3, i, np.uint8),
+                ),
+            )
             det = types["vision_msgs/msg/Detection2D"](header=header(stamp), results=[], bbox=bbox, id=f"t{i}")
-            writer.write("/detections", stamp + 10_000_000,
-                         types["vision_msgs/msg/Detection2DArray"](header=header(stamp), detections=[det]))
+            writer.write(
+                "/detections",
+                stamp + 10_000_000,
+                types["vision_msgs/msg/Detection2DArray"](header=header(stamp), detections=[det]),
+            )
             writer.write("/other", stamp + 20_000_000, types["std_msgs/msg/String"](data="not played"))
 
 
@@ -84,9 +101,25 @@ def test_play_bag_with_clock_to_another_process(tmp_path, ros_env, processes):
     listener = processes.start([sys.executable, str(listener_py), str(out)], ros_env, "listener")
     wait_for(lambda: "listening" in processes.output(listener), 60, message="listener start")
 
-    player = processes.start([sys.executable, "-m", "pose_classifier_ros.cli", "play", str(bag), "--clock",
-                              "--topics", "/camera/image_raw", "/detections", "--rate", "2",
-                              "--wait-for-subscribers", "30"], ros_env, "player")
+    player = processes.start(
+        [
+            sys.executable,
+            "-m",
+            "pose_classifier_ros.cli",
+            "play",
+            str(bag),
+            "--clock",
+            "--topics",
+            "/camera/image_raw",
+            "/detections",
+            "--rate",
+            "2",
+            "--wait-for-subscribers",
+            "30",
+        ],
+        ros_env,
+        "player",
+    )
     assert player.wait(120) == 0, processes.output(player)
     log = processes.output(player)
     assert f"published {2 * FRAMES} messages" in log, log
@@ -100,7 +133,7 @@ def test_play_bag_with_clock_to_another_process(tmp_path, ros_env, processes):
     got = wait_for(received, 20, message=f"{FRAMES} images and detections at the listener")
     stamps = [START_NS + i * PERIOD_NS for i in range(FRAMES)]
     assert [s for s, _ in got["images"]] == stamps
-    assert [v for _, v in got["images"]] == list(range(FRAMES))   # payload intact, in order
+    assert [v for _, v in got["images"]] == list(range(FRAMES))  # payload intact, in order
     assert got["detections"] == [[s, [f"t{i}"]] for i, s in enumerate(stamps)]
     clock = got["clock"]
     assert clock, "no /clock received"
@@ -113,8 +146,9 @@ def test_play_bag_with_clock_to_another_process(tmp_path, ros_env, processes):
 def test_play_missing_topic_fails_with_topic_list(tmp_path, ros_env, processes):
     bag = tmp_path / "bag"
     _write_bag(bag)
-    player = processes.start([sys.executable, "-m", "pose_classifier_ros.cli", "play", str(bag),
-                              "--topics", "/nope"], ros_env, "player")
+    player = processes.start(
+        [sys.executable, "-m", "pose_classifier_ros.cli", "play", str(bag), "--topics", "/nope"], ros_env, "player"
+    )
     assert player.wait(60) == 1
     log = processes.output(player)
     assert "/nope" in log and "/camera/image_raw" in log and "Traceback" not in log

@@ -1,4 +1,5 @@
 """bagio: type store (vision_msgs + our messages, ament hashes), sqlite3/MCAP round trips, clear errors."""
+
 from __future__ import annotations
 
 import json
@@ -11,12 +12,16 @@ import pytest
 from pose_classifier_ros.bags import bagio
 from pose_classifier_ros.bags.bagio import BagError, open_reader, open_writer
 
-VENV_SHARE = Path(os.environ.get("AMENT_PREFIX_PATH", Path(__file__).resolve().parents[1] / ".venv").split(os.pathsep)[0]) / "share"
+VENV_SHARE = (
+    Path(os.environ.get("AMENT_PREFIX_PATH", Path(__file__).resolve().parents[1] / ".venv").split(os.pathsep)[0])
+    / "share"
+)
 
 
 def _header(types, stamp_ns):
     return types["std_msgs/msg/Header"](
-        stamp=types["builtin_interfaces/msg/Time"](sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9), frame_id="cam")
+        stamp=types["builtin_interfaces/msg/Time"](sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9), frame_id="cam"
+    )
 
 
 def _write_small_bag(path: Path, storage: str, frames: int = 3) -> None:
@@ -27,18 +32,30 @@ def _write_small_bag(path: Path, storage: str, frames: int = 3) -> None:
         for i in range(frames):
             stamp = 1_000_000_000 + i * 100_000_000
             data = np.full(4 * 6 * 3, i, np.uint8)
-            writer.write("/camera/image_raw", stamp, types["sensor_msgs/msg/Image"](
-                header=_header(types, stamp), height=4, width=6, encoding="rgb8", is_bigendian=0, step=18, data=data))
+            writer.write(
+                "/camera/image_raw",
+                stamp,
+                types["sensor_msgs/msg/Image"](
+                    header=_header(types, stamp), height=4, width=6, encoding="rgb8", is_bigendian=0, step=18, data=data
+                ),
+            )
             # raw CDR bytes are accepted too
-            msg = types["pose_classifier_ros/msg/ViewpointArray"](header=_header(types, stamp), image_width=6,
-                                                                  image_height=4, viewpoints=[])
-            writer.write("/viewpoints", stamp + 1, writer.typestore.serialize_cdr(msg, "pose_classifier_ros/msg/ViewpointArray"))
+            msg = types["pose_classifier_ros/msg/ViewpointArray"](
+                header=_header(types, stamp), image_width=6, image_height=4, viewpoints=[]
+            )
+            writer.write(
+                "/viewpoints", stamp + 1, writer.typestore.serialize_cdr(msg, "pose_classifier_ros/msg/ViewpointArray")
+            )
 
 
 def test_typestore_has_vision_msgs_and_ours_with_ament_hashes():
     store = bagio.make_typestore()
-    for name in ("vision_msgs/msg/Detection2DArray", "vision_msgs/msg/LabelInfo",
-                 "pose_classifier_ros/msg/ViewpointArray", "pose_classifier_ros/msg/PolicyState"):
+    for name in (
+        "vision_msgs/msg/Detection2DArray",
+        "vision_msgs/msg/LabelInfo",
+        "pose_classifier_ros/msg/ViewpointArray",
+        "pose_classifier_ros/msg/PolicyState",
+    ):
         assert name in store.types
     assert bagio.check_type_hashes(store) == {}
     # and the check really compares something: the ament-generated hash of our array type
@@ -72,8 +89,9 @@ def test_round_trip(tmp_path, storage):
 
 def test_rosbags_messages_deserialize_into_rclpy_classes(tmp_path):
     rclpy_serialization = pytest.importorskip("rclpy.serialization")
-    from pose_classifier_ros.msg import ViewpointArray
     from sensor_msgs.msg import Image
+
+    from pose_classifier_ros.msg import ViewpointArray
 
     bag = tmp_path / "bag"
     _write_small_bag(bag, "mcap", frames=1)

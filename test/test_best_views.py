@@ -1,4 +1,5 @@
 """Best views per track: the sharp, large, side-on crop wins; flanks kept apart; expiry; sightings.csv sums."""
+
 from __future__ import annotations
 
 import csv
@@ -9,6 +10,8 @@ from PIL import Image, ImageFilter
 
 from pose_classifier_ros.bags.bagio import make_typestore
 from pose_classifier_ros.labels import INDEX, VIEWPOINTS
+from pose_classifier_ros.stream.pipeline import FrameResult, ViewpointResult
+from pose_classifier_ros.stream.voting import SmoothedLabel
 from pose_classifier_ros.visualization.annotations import annotation_types
 from pose_classifier_ros.visualization.best_views import (
     BestViewConfig,
@@ -19,8 +22,6 @@ from pose_classifier_ros.visualization.best_views import (
     sighting_to_msg,
     write_best_views,
 )
-from pose_classifier_ros.stream.pipeline import FrameResult, ViewpointResult
-from pose_classifier_ros.stream.voting import SmoothedLabel
 
 W, H = 640, 360
 PERIOD = 100_000_000
@@ -42,20 +43,26 @@ def result(stamp, track, box, label, conf=0.9, voted=None, fresh=True):
     probs = np.full(8, (1 - conf) / 7, np.float32)
     probs[label] = conf
     voted = label if voted is None else voted
-    r = ViewpointResult(track_id=track, box=np.asarray(box, np.float32), detection_score=0.8, label=label,
-                        probs=probs, smoothed=SmoothedLabel(voted, 1.0, 3, True))
+    r = ViewpointResult(
+        track_id=track,
+        box=np.asarray(box, np.float32),
+        detection_score=0.8,
+        label=label,
+        probs=probs,
+        smoothed=SmoothedLabel(voted, 1.0, 3, True),
+    )
     r.fresh = fresh  # classified on this frame (scheduled mode may carry labels of older frames)
     return r
 
 
 # The flight of one animal: (box, per-frame label, confidence, blur). Frame 3 is sharp, large and side-on.
 FLIGHT = [
-    ((100, 100, 180, 160), L, 0.9, 0.0),   # small
-    ((100, 100, 300, 250), L, 0.9, 3.0),   # large but blurred
+    ((100, 100, 180, 160), L, 0.9, 0.0),  # small
+    ((100, 100, 300, 250), L, 0.9, 3.0),  # large but blurred
     ((100, 100, 300, 250), F, 0.95, 0.0),  # sharp and large, but front-on
-    ((120, 90, 340, 260), L, 0.85, 0.0),   # <- the best left view
-    ((0, 100, 260, 300), L, 0.9, 0.0),     # large and sharp but truncated at the left edge
-    ((100, 100, 300, 250), L, 0.4, 0.0),   # unsure
+    ((120, 90, 340, 260), L, 0.85, 0.0),  # <- the best left view
+    ((0, 100, 260, 300), L, 0.9, 0.0),  # large and sharp but truncated at the left edge
+    ((100, 100, 300, 250), L, 0.4, 0.0),  # unsure
 ]
 
 
@@ -97,8 +104,11 @@ def test_truncated_views_lose_unless_nothing_else():
 
 def test_flanks_are_kept_apart_and_stale_labels_are_not_candidates():
     tracker = BestViewTracker()
-    flight = [((100, 100, 300, 250), L, 0.9, 0.0), ((100, 100, 300, 250), R, 0.8, 0.0),
-              ((100, 100, 340, 280), R, 0.95, 0.0)]
+    flight = [
+        ((100, 100, 300, 250), L, 0.9, 0.0),
+        ((100, 100, 300, 250), R, 0.8, 0.0),
+        ((100, 100, 340, 280), R, 0.95, 0.0),
+    ]
     run_flight(tracker, flight)
     stale = result(3 * PERIOD, "z1", (100, 100, 400, 300), R, 0.99, fresh=False)  # label from an older frame
     tracker.update(striped_frame((100, 100, 400, 300)), FrameResult(3 * PERIOD, W, H, [stale]))
@@ -150,8 +160,9 @@ def test_track_summary_message_round_trip():
     run_flight(tracker, start=5 * 10**9)
     (s,) = tracker.flush()
     msg = sighting_to_msg(s, types)
-    back = store.deserialize_cdr(store.serialize_cdr(msg, "pose_classifier_ros/msg/TrackSummary"),
-                                 "pose_classifier_ros/msg/TrackSummary")
+    back = store.deserialize_cdr(
+        store.serialize_cdr(msg, "pose_classifier_ros/msg/TrackSummary"), "pose_classifier_ros/msg/TrackSummary"
+    )
     assert back.track_id == "z1" and back.header.frame_id == "cam" and back.frames == len(FLIGHT)
     assert (back.header.stamp.sec, back.header.stamp.nanosec) == (5, 5 * PERIOD)
     assert (back.best_left_stamp.sec, back.best_left_stamp.nanosec) == (5, 3 * PERIOD)
@@ -185,8 +196,9 @@ def test_live_sighting_writer_appends_and_never_overwrites(tmp_path):
 def test_frame_visuals_summaries_and_saved_crops(tmp_path):
     from pose_classifier_ros.visualization.frame_visuals import FrameVisuals, VisualsConfig
 
-    visuals = FrameVisuals(VisualsConfig(best_views_dir=str(tmp_path / "live"), track_timeout_s=0.25),
-                           annotation_types(make_typestore()))
+    visuals = FrameVisuals(
+        VisualsConfig(best_views_dir=str(tmp_path / "live"), track_timeout_s=0.25), annotation_types(make_typestore())
+    )
     box = (100, 100, 300, 250)
     frame = striped_frame(box)
     assert visuals.finished_tracks(frame, FrameResult(0, W, H, [result(0, "a", box, L)]), "cam") == []

@@ -1,4 +1,5 @@
 """Checkpoint round trips in every supported layout, and every error case (checkpoint.py)."""
+
 import argparse
 from collections import OrderedDict
 
@@ -6,11 +7,17 @@ import numpy as np
 import pytest
 import torch
 
-from pose_classifier_ros.model.backbone import build_backbone
-from pose_classifier_ros.model.checkpoint import (FORMAT, CheckpointError, CheckpointNotFound, build_model_from_checkpoint,
-                                            load_checkpoint, save_checkpoint)
-from pose_classifier_ros.model.head import build_head
 from pose_classifier_ros.labels import VIEWPOINTS
+from pose_classifier_ros.model.backbone import build_backbone
+from pose_classifier_ros.model.checkpoint import (
+    FORMAT,
+    CheckpointError,
+    CheckpointNotFound,
+    build_model_from_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
+from pose_classifier_ros.model.head import build_head
 from pose_classifier_ros.model.viewpoint_model import ModelConfig, ViewpointModel
 
 
@@ -48,21 +55,40 @@ def _bare_head(model):
 LAYOUTS = {
     # name: (make payload from model, has backbone, expected source_format)
     "full": (lambda m: m.state_dict(), True, "full_state_dict"),
-    "full-module-prefix": (lambda m: OrderedDict((f"module.{k}", v) for k, v in m.state_dict().items()), True,
-                           "full_state_dict"),
+    "full-module-prefix": (
+        lambda m: OrderedDict((f"module.{k}", v) for k, v in m.state_dict().items()),
+        True,
+        "full_state_dict",
+    ),
     "head-prefixed": (_head_only, False, "head_state_dict"),
     "head-bare": (_bare_head, False, "head_state_dict"),
-    "wrapped-full": (lambda m: {"model_state_dict": m.state_dict(), "epoch": 12, "val_acc": np.float64(0.91),
-                                "class_names": list(VIEWPOINTS), "model_size": "test-tiny",
-                                "optimizer_state_dict": {"state": {}, "param_groups": []},
-                                "args": argparse.Namespace(lr=1e-3, model_size="test-tiny")},
-                     True, "wrapped_full_state_dict"),
-    "wrapped-head": (lambda m: {"state_dict": _head_only(m), "best_acc": 0.8,
-                                "classes": [c.replace("-", "_") for c in VIEWPOINTS]},
-                     False, "wrapped_head_state_dict"),
-    "wrapped-model": (lambda m: {"model": _bare_head(m), "epoch": np.int64(3),
-                                 "class_to_idx": {c: i for i, c in enumerate(VIEWPOINTS)}},
-                      False, "wrapped_head_state_dict"),
+    "wrapped-full": (
+        lambda m: {
+            "model_state_dict": m.state_dict(),
+            "epoch": 12,
+            "val_acc": np.float64(0.91),
+            "class_names": list(VIEWPOINTS),
+            "model_size": "test-tiny",
+            "optimizer_state_dict": {"state": {}, "param_groups": []},
+            "args": argparse.Namespace(lr=1e-3, model_size="test-tiny"),
+        },
+        True,
+        "wrapped_full_state_dict",
+    ),
+    "wrapped-head": (
+        lambda m: {"state_dict": _head_only(m), "best_acc": 0.8, "classes": [c.replace("-", "_") for c in VIEWPOINTS]},
+        False,
+        "wrapped_head_state_dict",
+    ),
+    "wrapped-model": (
+        lambda m: {
+            "model": _bare_head(m),
+            "epoch": np.int64(3),
+            "class_to_idx": {c: i for i, c in enumerate(VIEWPOINTS)},
+        },
+        False,
+        "wrapped_head_state_dict",
+    ),
 }
 
 
@@ -96,9 +122,15 @@ def test_our_format_round_trip(tmp_path, images, head_type, include_backbone):
     model = _model(head_type)
     expected = _logits(model, images)
     cfg = ModelConfig(backbone="test-tiny", head_type=head_type, resize_size=240)
-    path = save_checkpoint(tmp_path / "sub" / "ours.pt", model, cfg, include_backbone=include_backbone,
-                           metrics={"accuracy": np.float32(0.75), "per_class": {"front": 0.5}}, epoch=4,
-                           data="flights-v2")
+    path = save_checkpoint(
+        tmp_path / "sub" / "ours.pt",
+        model,
+        cfg,
+        include_backbone=include_backbone,
+        metrics={"accuracy": np.float32(0.75), "per_class": {"front": 0.5}},
+        epoch=4,
+        data="flights-v2",
+    )
     raw = torch.load(path, weights_only=True)
     assert raw["format"] == FORMAT and raw["config"] == cfg.to_dict()
     assert any(k.startswith("backbone.") for k in raw["state_dict"]) == include_backbone

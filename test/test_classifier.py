@@ -1,13 +1,14 @@
 """ViewpointClassifier on the test-tiny backbone: API, invalid boxes, backends against fp32 eager."""
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from pose_classifier_ros.model.classifier import CPU_BACKENDS, FramePrediction, ViewpointClassifier, resolve_backend
 from pose_classifier_ros.labels import VIEWPOINTS
-from pose_classifier_ros.model.viewpoint_model import ModelConfig, build_model
+from pose_classifier_ros.model.classifier import CPU_BACKENDS, FramePrediction, ViewpointClassifier, resolve_backend
 from pose_classifier_ros.model.preprocess import crop_batch
+from pose_classifier_ros.model.viewpoint_model import ModelConfig, build_model
 
 # Max |probability difference| to fp32 eager on the tiny model (head scaled so that classes are
 # well separated); measured: onnx 7e-7, bf16 6e-3, int8 0.03, onnx-int8 0.05.
@@ -43,8 +44,10 @@ def eager(model_and_config):
 
 
 def test_predict_frame_gives_nan_rows_for_invalid_boxes(eager, frame):
-    boxes = np.array([[10, 10, 120, 150], [np.nan, 0, 5, 5], [700, 10, 800, 100],
-                      [200, 100, 203, 200], [300, 50, 620, 340]], dtype=np.float32)
+    boxes = np.array(
+        [[10, 10, 120, 150], [np.nan, 0, 5, 5], [700, 10, 800, 100], [200, 100, 203, 200], [300, 50, 620, 340]],
+        dtype=np.float32,
+    )
     pred = eager.predict_frame(frame, boxes)
     assert isinstance(pred, FramePrediction)
     assert pred.valid.tolist() == [True, False, False, False, True]
@@ -72,7 +75,7 @@ def test_one_line_api_on_pil_numpy_and_tensor(eager, frame):
     assert len(names) == 3 and all(n in VIEWPOINTS for n in names)
     assert eager(crops) == names
     assert eager([torch.from_numpy(np.array(c)).permute(2, 0, 1) for c in crops]) == names
-    assert eager(Image.fromarray(crops[1])) == [names[1]]       # a single crop
+    assert eager(Image.fromarray(crops[1])) == [names[1]]  # a single crop
     assert eager(crops[1]) == [names[1]]
     probs = eager.predict_proba(crops)
     assert probs.shape == (3, 8) and probs.dtype == np.float32
@@ -84,8 +87,9 @@ def test_batch_size_chunks_give_the_same_result(model_and_config, eager, frame):
     model, config = model_and_config
     small = ViewpointClassifier(model, config, backend="eager", batch_size=3)
     boxes = np.array([[i * 60, 10, i * 60 + 100, 200] for i in range(7)], np.float32)
-    np.testing.assert_allclose(small.predict_frame(frame, boxes).probs,
-                               eager.predict_frame(frame, boxes).probs, atol=1e-5)
+    np.testing.assert_allclose(
+        small.predict_frame(frame, boxes).probs, eager.predict_frame(frame, boxes).probs, atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("backend", [b for b in CPU_BACKENDS if b not in ("auto", "eager")])
@@ -137,5 +141,6 @@ def test_from_checkpoint_round_trip(model_and_config, eager, frame, tmp_path):
     path = save_checkpoint(tmp_path / "tiny.pt", model, config)
     loaded = ViewpointClassifier.from_checkpoint(path, backend="eager")
     boxes = np.array([[10, 10, 200, 200], [300, 20, 600, 300]], np.float32)
-    np.testing.assert_allclose(loaded.predict_frame(frame, boxes).probs,
-                               eager.predict_frame(frame, boxes).probs, atol=1e-6)
+    np.testing.assert_allclose(
+        loaded.predict_frame(frame, boxes).probs, eager.predict_frame(frame, boxes).probs, atol=1e-6
+    )

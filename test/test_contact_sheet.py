@@ -1,12 +1,13 @@
 """Contact sheet: one row per track, the crops in their cells, empty cells for missing flanks."""
+
 from __future__ import annotations
 
 import numpy as np
 from PIL import Image
 from test_best_views import FLIGHT, PERIOD, R, run_flight
 
-from pose_classifier_ros.visualization.contact_sheet import write_contact_sheet
 from pose_classifier_ros.visualization.best_views import BestViewTracker
+from pose_classifier_ros.visualization.contact_sheet import write_contact_sheet
 
 
 def test_rows_cells_and_crops(tmp_path):
@@ -20,7 +21,7 @@ def test_rows_cells_and_crops(tmp_path):
 
     def cell(row, col):
         y, x = header + row * row_h, info + col * 128
-        return sheet[y + 10:y + 110, x + 10:x + 110]
+        return sheet[y + 10 : y + 110, x + 10 : x + 110]
 
     # striped crops where a view exists (high contrast), a plain cell with a caption where none does
     assert cell(0, 0).std() > 60 and cell(0, 2).std() > 60 and cell(1, 1).std() > 60

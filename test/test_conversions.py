@@ -1,9 +1,11 @@
 """conversions: the same functions on rclpy message objects and on rosbags dataclasses."""
+
 import logging
 
 import numpy as np
 import pytest
 
+from pose_classifier_ros.labels import INDEX
 from pose_classifier_ros.stream.conversions import (
     detections_from_msg,
     frame_result_to_msg,
@@ -13,7 +15,6 @@ from pose_classifier_ros.stream.conversions import (
     stamp_to_ns,
 )
 from pose_classifier_ros.stream.image_codec import UnsupportedEncodingError, encode_compressed, encode_rgb
-from pose_classifier_ros.labels import INDEX
 from pose_classifier_ros.stream.pipeline import FrameResult, ViewpointResult
 from pose_classifier_ros.stream.voting import SmoothedLabel
 
@@ -51,11 +52,13 @@ def make_detection(cx, cy, w, h, scores=(), det_id=""):
 def detection_array():
     msg = vision_msgs.Detection2DArray()
     msg.header = Header(stamp=Time(sec=12, nanosec=5), frame_id="cam")
-    msg.detections = [make_detection(100, 50, 40, 20, (0.3, 0.8), "zebra-1"),
-                      make_detection(10, 10, 4, 6),
-                      make_detection(np.nan, 10, 4, 6, (0.9,)),
-                      make_detection(10, 10, -4, 6, (0.9,)),
-                      make_detection(10, 10, 0, 6, (0.9,))]
+    msg.detections = [
+        make_detection(100, 50, 40, 20, (0.3, 0.8), "zebra-1"),
+        make_detection(10, 10, 4, 6),
+        make_detection(np.nan, 10, 4, 6, (0.9,)),
+        make_detection(10, 10, -4, 6, (0.9,)),
+        make_detection(10, 10, 0, 6, (0.9,)),
+    ]
     return msg
 
 
@@ -120,8 +123,7 @@ def test_image_from_rclpy_and_rosbags(rgb, typestore, encoding):
 def test_compressed_image(rgb, typestore):
     msg = sensor_msgs.CompressedImage(format="rgb8; png compressed bgr8", data=encode_compressed(rgb, "png"))
     np.testing.assert_array_equal(image_from_msg(msg), rgb)
-    bag_msg = typestore.deserialize_cdr(rclpy_serialization.serialize_message(msg),
-                                        "sensor_msgs/msg/CompressedImage")
+    bag_msg = typestore.deserialize_cdr(rclpy_serialization.serialize_message(msg), "sensor_msgs/msg/CompressedImage")
     np.testing.assert_array_equal(image_from_msg(bag_msg), rgb)
     with pytest.raises(UnsupportedEncodingError):
         image_from_msg(sensor_msgs.CompressedImage(format="jpeg", data=b"garbage"))
@@ -133,13 +135,24 @@ def test_compressed_image(rgb, typestore):
 def frame_result():
     probs = np.array([0.01, 0.02, 0.03, 0.80, 0.05, 0.04, 0.03, 0.02], np.float32)
     results = [
-        ViewpointResult("zebra-1", np.array([80, 40, 120, 60], np.float32), 0.8, INDEX["left"], probs,
-                        SmoothedLabel(INDEX["left"], 0.6, 5, True)),
-        ViewpointResult("iou-3", np.array([0.5, 1.5, 10.5, 31.5], np.float32), 0.0, INDEX["left"], probs[::-1].copy(),
-                        SmoothedLabel(INDEX["back"], 1.0, 1, False)),
+        ViewpointResult(
+            "zebra-1",
+            np.array([80, 40, 120, 60], np.float32),
+            0.8,
+            INDEX["left"],
+            probs,
+            SmoothedLabel(INDEX["left"], 0.6, 5, True),
+        ),
+        ViewpointResult(
+            "iou-3",
+            np.array([0.5, 1.5, 10.5, 31.5], np.float32),
+            0.0,
+            INDEX["left"],
+            probs[::-1].copy(),
+            SmoothedLabel(INDEX["back"], 1.0, 1, False),
+        ),
     ]
-    return FrameResult(stamp_ns=STAMP_NS, width=640, height=480, results=results, skipped=1,
-                       timings_ms={"total": 1.0})
+    return FrameResult(stamp_ns=STAMP_NS, width=640, height=480, results=results, skipped=1, timings_ms={"total": 1.0})
 
 
 def check_viewpoint_array(msg, frame_result):
@@ -181,8 +194,8 @@ def test_frame_result_to_rosbags_msg(frame_result, typestore):
     rclpy_msg = rclpy_serialization.deserialize_message(bytes(raw), ViewpointArray)
     check_viewpoint_array(rclpy_msg, frame_result)
     rclpy_raw = rclpy_serialization.serialize_message(
-        frame_result_to_msg(frame_result, Header(stamp=ns_to_stamp(STAMP_NS, Time), frame_id="cam"),
-                            message_types()))
+        frame_result_to_msg(frame_result, Header(stamp=ns_to_stamp(STAMP_NS, Time), frame_id="cam"), message_types())
+    )
     # Same message content either way (bytes may differ only in CDR alignment padding).
     assert rclpy_serialization.deserialize_message(rclpy_raw, ViewpointArray) == rclpy_msg
     assert len(bytes(raw)) == len(rclpy_raw)
@@ -190,9 +203,12 @@ def test_frame_result_to_rosbags_msg(frame_result, typestore):
 
 def test_empty_frame_result(typestore):
     empty = FrameResult(stamp_ns=0, width=10, height=20, results=[], skipped=0, timings_ms={})
-    for types, header in [(message_types(), Header()),
-                          (message_types(typestore),
-                           message_types(typestore).Header(stamp=ns_to_stamp(0, message_types(typestore).Time),
-                                                           frame_id=""))]:
+    for types, header in [
+        (message_types(), Header()),
+        (
+            message_types(typestore),
+            message_types(typestore).Header(stamp=ns_to_stamp(0, message_types(typestore).Time), frame_id=""),
+        ),
+    ]:
         msg = frame_result_to_msg(empty, header, types)
         assert list(msg.viewpoints) == [] and (msg.image_width, msg.image_height) == (10, 20)

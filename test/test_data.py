@@ -1,5 +1,6 @@
 """data.py: folder/CSV loading with skips and clear errors, stratified split, flip augmentation,
 balanced sampling, and evaluation preprocessing identical to ViewpointClassifier's."""
+
 from __future__ import annotations
 
 import logging
@@ -9,9 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from pose_classifier_ros.training import data as D
 from pose_classifier_ros.labels import INDEX, NUM_CLASSES, VIEWPOINTS, flip_label
 from pose_classifier_ros.model.viewpoint_model import ModelConfig
+from pose_classifier_ros.training import data as D
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +37,14 @@ def test_load_folder_and_stratified_split(folder):
 def test_csv_missing_and_unreadable_are_skipped(folder, tmp_path, caplog):
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "ok.jpg")
-    rows = ["image_path,pose", f"{folder}/left/left_0000.png,left", "ok.jpg,Front_Left",
-            "gone.png,back", "broken.png,right", f"{folder}/back/back_0001.png,back"]
+    rows = [
+        "image_path,pose",
+        f"{folder}/left/left_0000.png,left",
+        "ok.jpg,Front_Left",
+        "gone.png,back",
+        "broken.png,right",
+        f"{folder}/back/back_0001.png,back",
+    ]
     (tmp_path / "set.csv").write_text("\n".join(rows) + "\n")
     with caplog.at_level(logging.WARNING, logger="pose_classifier_ros.training.data"):
         samples = D.load_samples(tmp_path / "set.csv")
@@ -87,7 +94,7 @@ def _stripe_chirality(img: np.ndarray) -> float:
     """mean(gx * gy) / mean(gx^2 + gy^2): > 0 for "/"-like stripes, < 0 for "\\", ~0 for vertical."""
     g = img.astype(np.float64).mean(axis=2)
     gy, gx = np.gradient(g)
-    return float((gx * gy).mean() / (gx ** 2 + gy ** 2).mean())
+    return float((gx * gy).mean() / (gx**2 + gy**2).mean())
 
 
 def test_synthetic_pattern_mirrors_to_flipped_class():

@@ -1,4 +1,5 @@
 """detection_filter: class/score filter and truncation by the frame edge after padding."""
+
 import numpy as np
 import pytest
 
@@ -26,12 +27,16 @@ def test_config_normalises_the_ros_empty_list_spelling():
 
 
 def test_truncated_after_padding():
-    boxes = np.array([[100, 100, 200, 200],    # well inside
-                      [5, 100, 105, 200],      # 10 % padding (10 px) reaches x = -5: cut
-                      [10, 100, 110, 200],     # padding reaches exactly x = 0: not cut
-                      [500, 400, 600, 475],    # padded bottom 482.5 > 480: cut
-                      [-50, -50, 40, 40]],     # partly outside
-                     np.float32)
+    boxes = np.array(
+        [
+            [100, 100, 200, 200],  # well inside
+            [5, 100, 105, 200],  # 10 % padding (10 px) reaches x = -5: cut
+            [10, 100, 110, 200],  # padding reaches exactly x = 0: not cut
+            [500, 400, 600, 475],  # padded bottom 482.5 > 480: cut
+            [-50, -50, 40, 40],
+        ],  # partly outside
+        np.float32,
+    )
     assert truncated_mask(boxes, 640, 480, 0.1).tolist() == [False, True, False, True, True]
     assert truncated_mask(boxes, 640, 480, 0.0).tolist() == [False, False, False, False, True]
     assert truncated_mask(np.zeros((0, 4)), 640, 480, 0.1).shape == (0,)

@@ -1,5 +1,6 @@
 """`pose-classifier train --fit-temperature` + `evaluate --group-by/--targets/--target-accuracy` end to end
 (test-tiny backbone, generated CSV data with species/site columns), and the temperature in the model."""
+
 from __future__ import annotations
 
 import csv
@@ -37,9 +38,27 @@ def csv_set(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(csv_set, tmp_path_factory):
     run = tmp_path_factory.mktemp("run")
-    rc = cli_main(["train", "--data", str(csv_set / "set.csv"), "--out", str(run), "--size", "test-tiny",
-                   "--epochs", "4", "--workers", "0", "--no-progress", "--aug-views", "1", "--fit-temperature",
-                   "--target-accuracy", "0.8"])
+    rc = cli_main(
+        [
+            "train",
+            "--data",
+            str(csv_set / "set.csv"),
+            "--out",
+            str(run),
+            "--size",
+            "test-tiny",
+            "--epochs",
+            "4",
+            "--workers",
+            "0",
+            "--no-progress",
+            "--aug-views",
+            "1",
+            "--fit-temperature",
+            "--target-accuracy",
+            "0.8",
+        ]
+    )
     assert rc == 0
     return run
 
@@ -68,12 +87,27 @@ def test_train_fits_and_stores_temperature_and_reports_groups(trained):
 
 def test_evaluate_groups_targets_threshold(trained, csv_set, tmp_path, capsys):
     out = tmp_path / "eval"
-    rc = cli_main(["evaluate", "--checkpoint", str(trained / "best_pose_model.pth"), "--data",
-                   str(csv_set / "set.csv"), "--group-by", "species,site", "--targets", "card",
-                   "--target-accuracy", "0.6", "--out", str(out), "--no-progress"])
+    rc = cli_main(
+        [
+            "evaluate",
+            "--checkpoint",
+            str(trained / "best_pose_model.pth"),
+            "--data",
+            str(csv_set / "set.csv"),
+            "--group-by",
+            "species,site",
+            "--targets",
+            "card",
+            "--target-accuracy",
+            "0.6",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     stdout = capsys.readouterr().out
-    echoed = json.loads(stdout[stdout.index("{"):])
+    echoed = json.loads(stdout[stdout.index("{") :])
     m = json.loads((out / "metrics.json").read_text())
     n = PER_CLASS * NUM_CLASSES
     assert m["num_samples"] == n and echoed["accuracy"] == pytest.approx(m["accuracy"])  # old keys kept
@@ -106,16 +140,43 @@ def test_evaluate_folder_groups_from_path_and_metadata_csv(trained, csv_set, tmp
     meta = tmp_path / "meta.csv"
     meta.write_text("file,camera\n" + "".join(f"{n}_0000.png,cam{k % 2}\n" for k, n in enumerate(VIEWPOINTS)))
     out = tmp_path / "eval"
-    rc = cli_main(["evaluate", "--checkpoint", str(trained / "best_pose_model.pth"), "--data", str(csv_set / "img"),
-                   "--group-from-path", "cls=0", "--metadata", str(meta), "--group-by", "camera",
-                   "--out", str(out), "--no-progress"])
+    rc = cli_main(
+        [
+            "evaluate",
+            "--checkpoint",
+            str(trained / "best_pose_model.pth"),
+            "--data",
+            str(csv_set / "img"),
+            "--group-from-path",
+            "cls=0",
+            "--metadata",
+            str(meta),
+            "--group-by",
+            "camera",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     m = json.loads((out / "metrics.json").read_text())
     assert list(m["groups"]["cls"]) == sorted(VIEWPOINTS)
     assert all(r["support"] == PER_CLASS for r in m["groups"]["cls"].values())
     assert m["groups"]["camera"]["cam0"]["support"] == 4 and m["groups"]["camera"]["(missing)"]["support"] == 72
-    rc = cli_main(["evaluate", "--checkpoint", str(trained / "best_pose_model.pth"), "--data", str(csv_set / "img"),
-                   "--group-by", "season", "--out", str(out), "--no-progress"])
+    rc = cli_main(
+        [
+            "evaluate",
+            "--checkpoint",
+            str(trained / "best_pose_model.pth"),
+            "--data",
+            str(csv_set / "img"),
+            "--group-by",
+            "season",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert rc == 2 and "no metadata column 'season'" in capsys.readouterr().err
 
 
@@ -125,8 +186,7 @@ def test_temperature_changes_probabilities_not_labels(trained, csv_set, backend,
 
     if backend == "onnx":
         pytest.importorskip("onnxruntime")
-    clf = ViewpointClassifier.from_checkpoint(trained / "best_pose_model.pth", backend=backend,
-                                              onnx_cache_dir=tmp_path)
+    clf = ViewpointClassifier.from_checkpoint(trained / "best_pose_model.pth", backend=backend, onnx_cache_dir=tmp_path)
     t = clf.config.temperature
     assert clf.temperature == t != 1.0
     frame = read_image(csv_set / "img" / "left" / "left_0000.png")

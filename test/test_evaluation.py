@@ -1,4 +1,5 @@
 """evaluation/: intervals, groups, calibration, selective prediction, error structure (simulated, seeded)."""
+
 from __future__ import annotations
 
 import json
@@ -69,7 +70,7 @@ def test_decisions_need_the_whole_interval():
     assert three_right.estimate == 1.0 and three_right.low < 0.5  # Wilson keeps the bootstrap honest
     assert three_right.method == "bootstrap widened to Wilson"
     assert decide(three_right, 0.9) == "not enough data"
-    assert decide(accuracy_interval(np.arange(1000) % 50 != 0, key="big"), 0.9) == "pass"   # 98% of 1000
+    assert decide(accuracy_interval(np.arange(1000) % 50 != 0, key="big"), 0.9) == "pass"  # 98% of 1000
     assert decide(accuracy_interval(np.arange(1000) % 2 == 0, key="half"), 0.85) == "fail"  # 50%
     assert decide(accuracy_interval([], key="none"), 0.85) == "not enough data"
     lo, hi = wilson_interval(8, 10)
@@ -124,7 +125,7 @@ def test_threshold_for_target_accuracy_is_the_curve_point():
     k = int(np.flatnonzero(curve["threshold"] == chosen["threshold"])[0])
     assert curve["accuracy"][k] == pytest.approx(chosen["accuracy"]) and chosen["accuracy"] >= 0.9
     assert curve["coverage"][k] == pytest.approx(chosen["coverage"])
-    assert np.all(curve["accuracy"][k + 1:] < 0.9)  # no lower threshold keeps more at the target
+    assert np.all(curve["accuracy"][k + 1 :] < 0.9)  # no lower threshold keeps more at the target
     # The node's rounded value keeps exactly the same crops.
     kept = conf >= chosen["min_confidence"]
     assert kept.sum() == chosen["kept"] and correct[kept].mean() == pytest.approx(chosen["accuracy"])
@@ -152,9 +153,9 @@ def test_error_structure_hand_computed():
     p = ["front-left", "right", "front-right", "front", "left", "front", "right"]
     e = error_structure(t, p)
     assert e["errors"] == 5 and e["num_samples"] == 7
-    assert e["adjacent"]["count"] == 2          # front -> front-left, back-left (135) -> left (90)
-    assert e["flip_symmetric"]["count"] == 2    # left -> right, front-left -> front-right (90 deg)
-    assert e["opposite"]["count"] == 2          # left -> right, back -> front
+    assert e["adjacent"]["count"] == 2  # front -> front-left, back-left (135) -> left (90)
+    assert e["flip_symmetric"]["count"] == 2  # left -> right, front-left -> front-right (90 deg)
+    assert e["opposite"]["count"] == 2  # left -> right, back -> front
     assert e["expected"]["count"] == 4 and e["unexpected"]["count"] == 1  # back -> front
     assert [e["by_angle_deg"][a]["count"] for a in ("45", "90", "135", "180")] == [2, 1, 0, 2]
     assert e["unexpected"]["share"] == pytest.approx(1 / 5)
@@ -165,7 +166,7 @@ def test_groups_partition_the_whole_set():
     labels, probs = simulate(300, 0.8, seed=3)
     rng = np.random.default_rng(0)
     species = rng.choice(["zebra", "giraffe"], 300)
-    site = rng.choice(["Mpala", "OPC", ""], 300)   # "" = missing
+    site = rng.choice(["Mpala", "OPC", ""], 300)  # "" = missing
     meta = [{"species": a, "site": b} for a, b in zip(species, site)]
     opt = AnalysisOptions(factors=["species", "site", "species+site"], targets=parse_targets("card"))
     out = analyse(labels, probs, metadata=meta, options=opt)
@@ -198,9 +199,14 @@ def test_report_renders_a_group_of_a_single_class(tmp_path):
     from pose_classifier_ros.metrics import classification_report
 
     report = classification_report(labels, probs.argmax(1))
-    report.update(analyse(labels, probs, metadata=meta,
-                          options=AnalysisOptions(factors=["species"], targets=parse_targets("card"),
-                                                  target_accuracy=0.9)))
+    report.update(
+        analyse(
+            labels,
+            probs,
+            metadata=meta,
+            options=AnalysisOptions(factors=["species"], targets=parse_targets("card"), target_accuracy=0.9),
+        )
+    )
     paths = write_report(tmp_path, report, "single class group")
     figs = write_figures(tmp_path, labels, probs, report)
     text = paths.text.read_text()

@@ -1,4 +1,5 @@
 """FailureLog: type, message and traceback at ERROR, once per distinct cause; guard re-raises."""
+
 import pytest
 
 from pose_classifier_ros.ros.failure_log import FailureLog

@@ -1,4 +1,5 @@
 """config/foxglove_layout.json: a well-formed layout whose topics and message paths are the ones we write."""
+
 from __future__ import annotations
 
 import inspect
@@ -30,8 +31,9 @@ def test_layout_panels_topics_and_fields():
     assert list(image["annotations"]) == [ReplayVisualsConfig().annotations_topic]
     assert cfg["RawMessages!track_summaries"]["topicPath"] == ReplayVisualsConfig().summaries_topic
     viewpoint_fields = set(re.findall(r"^\w+\[?\d*\]?\s+(\w+)", (REPO / "msg" / "Viewpoint.msg").read_text(), re.M))
-    paths = [p["value"] for key in ("StateTransitions!viewpoint_timeline", "Plot!vote_confidence")
-             for p in cfg[key]["paths"]]
+    paths = [
+        p["value"] for key in ("StateTransitions!viewpoint_timeline", "Plot!vote_confidence") for p in cfg[key]["paths"]
+    ]
     for path in paths:
         topic, rest = path.split(".", 1)
         assert topic == defaults["viewpoints_topic"]

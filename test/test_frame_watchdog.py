@@ -1,4 +1,5 @@
 """frame_watchdog: one warning when frames are lost while detections (or publishers) are there, one on recovery."""
+
 import pytest
 
 from pose_classifier_ros.stream.frame_watchdog import FrameWatchdog, FrameWatchdogConfig
@@ -12,8 +13,16 @@ class FakeClock:
         return self.t
 
 
-def run(dog: FrameWatchdog, clock: FakeClock, seconds: float, *, images_hz=0.0, detections_hz=0.0,
-        publishers=(), size=(1920, 1080)):
+def run(
+    dog: FrameWatchdog,
+    clock: FakeClock,
+    seconds: float,
+    *,
+    images_hz=0.0,
+    detections_hz=0.0,
+    publishers=(),
+    size=(1920, 1080),
+):
     """Advance in 0.1 s steps, feeding arrivals at the given rates; check every second. Returns the events."""
     events, step = [], 0.1
     next_img = next_det = clock.t
@@ -41,9 +50,16 @@ def test_no_images_while_detections_arrive_warns_once_then_recovers_once():
     t, event = events[0]
     assert event.kind == "lost" and 3 <= t <= 5 and dog.lost
     text = event.message
-    for part in ("/cam/image_raw", "/camera_driver", "no frame received yet", "best-effort",
-                 "large_images:=true", "fastdds_large_images.xml", "image_transport: compressed",
-                 "qos_overrides./cam/image_raw.subscription.reliability: reliable"):
+    for part in (
+        "/cam/image_raw",
+        "/camera_driver",
+        "no frame received yet",
+        "best-effort",
+        "large_images:=true",
+        "fastdds_large_images.xml",
+        "image_transport: compressed",
+        "qos_overrides./cam/image_raw.subscription.reliability: reliable",
+    ):
         assert part in text, (part, text)
     events = run(dog, clock, 15, images_hz=1.0, detections_hz=1.0, publishers=["/camera_driver"])
     assert [e.kind for _, e in events] == ["recovered"] and not dog.lost
@@ -80,8 +96,7 @@ def test_a_frame_trickling_through_does_not_end_the_warning():
 
 def test_images_far_rarer_than_detections():
     clock = FakeClock()
-    dog = FrameWatchdog("/img", FrameWatchdogConfig(timeout_s=3.0, window_s=10.0, min_image_ratio=0.25),
-                        clock=clock)
+    dog = FrameWatchdog("/img", FrameWatchdogConfig(timeout_s=3.0, window_s=10.0, min_image_ratio=0.25), clock=clock)
     events = run(dog, clock, 30, images_hz=0.5, detections_hz=10.0, publishers=["/cam"])
     assert [e.kind for _, e in events] == ["lost"]
     assert "image(s) but" in events[0][1].message and "detection message(s) in the last 10 s" in events[0][1].message
@@ -102,7 +117,7 @@ def test_quiet_when_frames_flow_or_nothing_is_there():
 def test_compressed_transport_message_and_validation():
     clock = FakeClock()
     dog = FrameWatchdog("/img/compressed", FrameWatchdogConfig(timeout_s=2.0), clock=clock, transport="compressed")
-    (t, event), = run(dog, clock, 5, detections_hz=2.0)
+    ((t, event),) = run(dog, clock, 5, detections_hz=2.0)
     assert "publisher(s): none seen" in event.message and "large_images" not in event.message
     with pytest.raises(ValueError):
         FrameWatchdogConfig(timeout_s=0)

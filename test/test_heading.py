@@ -1,4 +1,5 @@
 """labels.heading_from_probs: the probability-weighted circular mean of the class headings, and its spread."""
+
 import numpy as np
 import pytest
 
@@ -12,8 +13,16 @@ def mix(**weights) -> np.ndarray:
     return probs
 
 
-EXPECTED_ONE_HOT = {"front": 0.0, "front-left": 45.0, "front-right": -45.0, "left": 90.0, "right": -90.0,
-                    "back-left": 135.0, "back-right": -135.0, "back": -180.0}
+EXPECTED_ONE_HOT = {
+    "front": 0.0,
+    "front-left": 45.0,
+    "front-right": -45.0,
+    "left": 90.0,
+    "right": -90.0,
+    "back-left": 135.0,
+    "back-right": -135.0,
+    "back": -180.0,
+}
 
 
 @pytest.mark.parametrize("name", VIEWPOINTS)

@@ -1,4 +1,5 @@
 """image_codec: every ROS encoding to RGB, row padding, bad step/short data, JPEG/PNG."""
+
 import array
 
 import numpy as np
@@ -32,8 +33,7 @@ def smooth():
 
 
 def _luma(rgb):
-    return np.clip(rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32) + 0.5, 0, 255
-                   ).astype(np.uint8)
+    return np.clip(rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32) + 0.5, 0, 255).astype(np.uint8)
 
 
 @pytest.mark.parametrize("encoding", ["rgb8", "bgr8", "rgba8", "bgra8", "rgb16", "bgr16", "rgba16", "bgra16"])
@@ -63,8 +63,11 @@ def test_alpha_dropped_not_mixed(noise):
 @pytest.mark.parametrize("container", [bytes, bytearray, memoryview, "array", "numpy", "list"])
 def test_data_containers(noise, container):
     data, step = encode_rgb(noise, "rgb8", row_padding=3)
-    wrapped = {"array": lambda d: array.array("B", d), "numpy": lambda d: np.frombuffer(d, np.uint8).copy(),
-               "list": lambda d: list(d)}.get(container, container)(data)
+    wrapped = {
+        "array": lambda d: array.array("B", d),
+        "numpy": lambda d: np.frombuffer(d, np.uint8).copy(),
+        "list": lambda d: list(d),
+    }.get(container, container)(data)
     out = to_rgb_uint8("rgb8", H, W, step, wrapped)
     np.testing.assert_array_equal(out, noise)
     assert out.flags.writeable and out.flags.c_contiguous

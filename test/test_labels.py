@@ -1,10 +1,21 @@
 """Label symmetry, coarse bins and angular errors (labels.py)."""
+
 import numpy as np
 import pytest
 
 from pose_classifier_ros import labels
-from pose_classifier_ros.labels import (COARSE_BINS, FLIP_INDEX, INDEX, NUM_CLASSES, VIEWPOINTS, angular_error_deg,
-                                        coarse_label, flip_label, is_side_view, normalize_label)
+from pose_classifier_ros.labels import (
+    COARSE_BINS,
+    FLIP_INDEX,
+    INDEX,
+    NUM_CLASSES,
+    VIEWPOINTS,
+    angular_error_deg,
+    coarse_label,
+    flip_label,
+    is_side_view,
+    normalize_label,
+)
 
 
 def test_class_order_is_the_reference_order():
@@ -20,8 +31,9 @@ def test_flip_is_an_involution_and_a_permutation():
 
 def test_flip_swaps_exactly_the_left_right_pairs():
     swapped = {frozenset((VIEWPOINTS[i], VIEWPOINTS[flip_label(i)])) for i in range(NUM_CLASSES) if flip_label(i) != i}
-    assert swapped == {frozenset(p) for p in [("left", "right"), ("front-left", "front-right"),
-                                              ("back-left", "back-right")]}
+    assert swapped == {
+        frozenset(p) for p in [("left", "right"), ("front-left", "front-right"), ("back-left", "back-right")]
+    }
     assert flip_label(INDEX["front"]) == INDEX["front"]
     assert flip_label(INDEX["back"]) == INDEX["back"]
 
@@ -34,8 +46,16 @@ def test_flip_mirrors_the_heading():
 
 def test_coarse_bins():
     coarse = {name: COARSE_BINS[coarse_label(INDEX[name])] for name in VIEWPOINTS}
-    assert coarse == {"front": "front", "front-left": "front", "front-right": "front", "left": "side",
-                      "right": "side", "back-left": "back", "back-right": "back", "back": "back"}
+    assert coarse == {
+        "front": "front",
+        "front-left": "front",
+        "front-right": "front",
+        "left": "side",
+        "right": "side",
+        "back-left": "back",
+        "back-right": "back",
+        "back": "back",
+    }
     # Flipping never changes the coarse bin.
     assert all(coarse_label(i) == coarse_label(flip_label(i)) for i in range(NUM_CLASSES))
 

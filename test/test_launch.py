@@ -4,6 +4,7 @@ One launch serves three checks: the node reaches active by itself (autostart), o
 the namespaced topics while the inputs are remapped from other names, and a camera + detector that
 never stamp their headers give one clear warning (not one per frame). SIGINT ends the launch.
 """
+
 from __future__ import annotations
 
 import ast
@@ -11,7 +12,6 @@ import json
 import re
 
 import pytest
-
 from conftest import REPO, VENV, wait_for
 from ros_helpers import scenario
 from ros_helpers.cli import ROS2, lifecycle
@@ -29,11 +29,22 @@ def test_launch_file_arguments_are_documented():
         if isinstance(call, ast.Call) and getattr(call.func, "id", "") == "DeclareLaunchArgument":
             kw = {k.arg: k.value for k in call.keywords}
             declared[call.args[0].value] = kw
-    assert {"namespace", "params_file", "checkpoint", "device", "backend", "image_topic", "detections_topic",
-            "image_transport", "autostart", "use_sim_time"} <= set(declared)
+    assert {
+        "namespace",
+        "params_file",
+        "checkpoint",
+        "device",
+        "backend",
+        "image_topic",
+        "detections_topic",
+        "image_transport",
+        "autostart",
+        "use_sim_time",
+    } <= set(declared)
     for name, kw in declared.items():
         assert "description" in kw, name
     from pose_classifier_ros.model.classifier import ALL_BACKENDS
+
     backend_choices = {c.value for c in declared["backend"]["choices"].elts}
     assert backend_choices == {"", *ALL_BACKENDS}
     assert {c.value for c in declared["autostart"]["choices"].elts} == {"true", "false"}
@@ -43,21 +54,47 @@ def test_ros2_launch_activates_remaps_and_warns_once_on_zero_stamps(ros_env, pro
     if not (VENV / "share" / "pose_classifier_ros" / "launch" / LAUNCH.name).exists():
         pytest.fail("launch file not installed: run `bash scripts/setup.sh`")
     checkpoint = save_colour_checkpoint(tmp_path / "colour.pt")
-    launch = processes.start([ROS2, "launch", "pose_classifier_ros", "pose_classifier.launch.py",
-                              f"checkpoint:={checkpoint}", "namespace:=drone1", "backend:=eager",
-                              "image_topic:=/camera/image_raw", "detections_topic:=/detector/detections"],
-                             ros_env, "launch")
+    launch = processes.start(
+        [
+            ROS2,
+            "launch",
+            "pose_classifier_ros",
+            "pose_classifier.launch.py",
+            f"checkpoint:={checkpoint}",
+            "namespace:=drone1",
+            "backend:=eager",
+            "image_topic:=/camera/image_raw",
+            "detections_topic:=/detector/detections",
+        ],
+        ros_env,
+        "launch",
+    )
     out = tmp_path / "record.json"
     frames, _ = scenario.zero_stamp_scenario()
-    recorder = processes.python([str(HELPERS / "record_viewpoints.py"), str(out), "/drone1", "--expect",
-                                 str(len(frames))], ros_env, "recorder")
-    wait_for(lambda: (tmp_path / "record.json.ready").exists() or launch.poll() is not None, 90,
-             message="the launched node's viewpoints publisher")
+    recorder = processes.python(
+        [str(HELPERS / "record_viewpoints.py"), str(out), "/drone1", "--expect", str(len(frames))], ros_env, "recorder"
+    )
+    wait_for(
+        lambda: (tmp_path / "record.json.ready").exists() or launch.poll() is not None,
+        90,
+        message="the launched node's viewpoints publisher",
+    )
     state = lifecycle(ros_env, "/drone1/pose_classifier", "get")
     assert state.startswith("active"), state + processes.output(launch)
 
-    player = processes.python([str(HELPERS / "play_frames.py"), "--image", "/camera/image_raw", "--detections",
-                               "/detector/detections", "--scenario", "zero"], ros_env, "player")
+    player = processes.python(
+        [
+            str(HELPERS / "play_frames.py"),
+            "--image",
+            "/camera/image_raw",
+            "--detections",
+            "/detector/detections",
+            "--scenario",
+            "zero",
+        ],
+        ros_env,
+        "player",
+    )
     assert player.wait(90) == 0, processes.output(player)
     wait_for(lambda: out.exists() or recorder.poll() not in (None, 0), 60, message="recorded outputs")
     rec = json.loads(out.read_text())
@@ -73,6 +110,9 @@ def test_ros2_launch_activates_remaps_and_warns_once_on_zero_stamps(ros_env, pro
     assert processes.stop(launch) == 0, processes.output(launch)  # SIGINT: the launch and its node end
     log = processes.output(launch)
     assert len(re.findall(r"zero header stamp", log)) == 1, log
-    assert re.search(r"pairing on /camera/image_raw and /detector/detections: \d+ message\(s\) had a zero header "
-                     r"stamp .*use sync.mode arrival", log), log
+    assert re.search(
+        r"pairing on /camera/image_raw and /detector/detections: \d+ message\(s\) had a zero header "
+        r"stamp .*use sync.mode arrival",
+        log,
+    ), log
     assert "[pose_classifier_node-1]: process has finished cleanly" in log, log

@@ -1,4 +1,5 @@
 """`large_images:=true` runs the node with the shipped Fast DDS large-image profile (and only then)."""
+
 from __future__ import annotations
 
 import os
@@ -39,11 +40,23 @@ def test_large_images_sets_the_fastdds_profile_for_the_node(ros_env, processes, 
     env = dict(ros_env)
     env.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)
     checkpoint = save_colour_checkpoint(tmp_path / "colour.pt")
-    launch = processes.start([ROS2, "launch", "pose_classifier_ros", "pose_classifier.launch.py",
-                              f"checkpoint:={checkpoint}", "namespace:=big", "autostart:=false",
-                              f"large_images:={large_images}"], env, "launch")
-    environ = wait_for(lambda: _node_environ(launch.pid) or launch.poll() is not None, 60,
-                       message="the launched node process")
+    launch = processes.start(
+        [
+            ROS2,
+            "launch",
+            "pose_classifier_ros",
+            "pose_classifier.launch.py",
+            f"checkpoint:={checkpoint}",
+            "namespace:=big",
+            "autostart:=false",
+            f"large_images:={large_images}",
+        ],
+        env,
+        "launch",
+    )
+    environ = wait_for(
+        lambda: _node_environ(launch.pid) or launch.poll() is not None, 60, message="the launched node process"
+    )
     assert isinstance(environ, dict), processes.output(launch)
     if large_images == "true":
         profile = Path(environ["FASTDDS_DEFAULT_PROFILES_FILE"])

@@ -1,4 +1,5 @@
 """The layout is the architecture: import boundaries between subpackages, checked on the source and at run time."""
+
 from __future__ import annotations
 
 import ast
@@ -7,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
 
 PACKAGE = REPO / "pose_classifier_ros"
@@ -38,7 +38,17 @@ def _sources(subpackage: str = "") -> list[Path]:
 
 
 def test_subpackages_exist_with_a_docstring():
-    for name in ("model", "stream", "visualization", "training", "evaluation", "bags", "navigation", "synthetic", "ros"):
+    for name in (
+        "model",
+        "stream",
+        "visualization",
+        "training",
+        "evaluation",
+        "bags",
+        "navigation",
+        "synthetic",
+        "ros",
+    ):
         init = PACKAGE / name / "__init__.py"
         assert init.is_file(), name
     for name in ("model", "stream", "visualization", "training", "evaluation", "bags", "navigation", "synthetic"):
@@ -56,15 +66,18 @@ def test_nothing_outside_ros_imports_rclpy():
     assert not offenders, offenders
 
 
-@pytest.mark.parametrize("subpackage, forbidden", [
-    ("model", ("bags", "navigation", "ros", "stream", "training", "synthetic")),
-    ("stream", ("bags", "navigation", "ros", "training", "visualization", "evaluation")),
-    ("visualization", ("bags", "navigation", "ros", "training", "evaluation")),
-    ("evaluation", ("bags", "navigation", "ros", "stream", "visualization")),
-    ("synthetic", ("bags", "model", "navigation", "ros", "stream", "training")),
-    ("navigation", ("ros", "training")),
-    ("training", ("bags", "navigation", "ros")),
-])
+@pytest.mark.parametrize(
+    "subpackage, forbidden",
+    [
+        ("model", ("bags", "navigation", "ros", "stream", "training", "synthetic")),
+        ("stream", ("bags", "navigation", "ros", "training", "visualization", "evaluation")),
+        ("visualization", ("bags", "navigation", "ros", "training", "evaluation")),
+        ("evaluation", ("bags", "navigation", "ros", "stream", "visualization")),
+        ("synthetic", ("bags", "model", "navigation", "ros", "stream", "training")),
+        ("navigation", ("ros", "training")),
+        ("training", ("bags", "navigation", "ros")),
+    ],
+)
 def test_subpackage_import_boundaries(subpackage, forbidden):
     prefixes = tuple(f"pose_classifier_ros.{name}" for name in forbidden)
     offenders = []
@@ -77,12 +90,17 @@ def test_subpackage_import_boundaries(subpackage, forbidden):
 
 def test_core_modules_load_without_rclpy():
     """Run-time check of the same rule: importing every core module pulls in no rclpy."""
-    modules = sorted(".".join(p.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
-                     for p in _sources() if "ros" not in p.relative_to(PACKAGE).parts[:1] and p.name != "__main__.py")
-    code = ("import importlib, sys\n"
-            f"for m in {modules!r}:\n    importlib.import_module(m)\n"
-            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('rclpy', 'rcl_interfaces'))\n"
-            "print('LOADED', bad)\n")
+    modules = sorted(
+        ".".join(p.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+        for p in _sources()
+        if "ros" not in p.relative_to(PACKAGE).parts[:1] and p.name != "__main__.py"
+    )
+    code = (
+        "import importlib, sys\n"
+        f"for m in {modules!r}:\n    importlib.import_module(m)\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('rclpy', 'rcl_interfaces'))\n"
+        "print('LOADED', bad)\n"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=str(REPO))
     assert proc.returncode == 0, proc.stderr
     assert "LOADED []" in proc.stdout, proc.stdout

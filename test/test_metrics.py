@@ -1,4 +1,5 @@
 """metrics.py and report.py on hand-computed examples."""
+
 from __future__ import annotations
 
 import json
@@ -9,7 +10,10 @@ import pytest
 from pose_classifier_ros.labels import INDEX, VIEWPOINTS
 from pose_classifier_ros.metrics import classification_report, flip_rate
 from pose_classifier_ros.report import (
-    format_text_report, plot_confusion_matrix, plot_track_timeline, write_report,
+    format_text_report,
+    plot_confusion_matrix,
+    plot_track_timeline,
+    write_report,
 )
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -61,10 +65,16 @@ def test_classification_report_empty():
 def test_flip_rate_hand_computed():
     # Track "a" is given out of order: sorted by stamp it reads front, front, left, front (2 flips in 3 s).
     obs = [
-        ("a", 2.0, "left"), ("a", 0.0, "front"), ("a", 3.0, "front"), ("a", 1.0, "front"),
-        ("b", 10.0, "back"), ("b", 10.5, 7),          # no flip (name and index of the same class)
-        ("c", 5.0, "left"),                            # one observation: no rate
-        ("d", 0.0, "left"), ("d", 1.0, None), ("d", 2.0, "right"),  # None skipped: 1 flip in 2 s
+        ("a", 2.0, "left"),
+        ("a", 0.0, "front"),
+        ("a", 3.0, "front"),
+        ("a", 1.0, "front"),
+        ("b", 10.0, "back"),
+        ("b", 10.5, 7),  # no flip (name and index of the same class)
+        ("c", 5.0, "left"),  # one observation: no rate
+        ("d", 0.0, "left"),
+        ("d", 1.0, None),
+        ("d", 2.0, "right"),  # None skipped: 1 flip in 2 s
     ]
     ids, stamps, labels = zip(*obs)
     r = flip_rate(ids, stamps, labels)
@@ -100,8 +110,7 @@ def test_write_report_files(tmp_path):
 
 
 def test_text_report_nested_classification():
-    text = format_text_report({"classification": classification_report(Y_TRUE, Y_PRED),
-                               "frames": 12}, "Replay")
+    text = format_text_report({"classification": classification_report(Y_TRUE, Y_PRED), "frames": 12}, "Replay")
     assert text.startswith("Replay\n======")
     assert "accuracy:              50.00%" in text and "frames: 12" in text
 

@@ -1,4 +1,5 @@
 """Backbone (upstream DINOv2 numerics, keys, offline loading), heads and ViewpointModel."""
+
 import json
 import math
 
@@ -7,12 +8,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pose_classifier_ros.model import backbone as bbmod
-from pose_classifier_ros.model.backbone import (BACKBONE_SPECS, BackboneSpec, BackboneWeightsError, BackboneWeightsNotFound,
-                                          DinoVisionTransformer, build_backbone)
-from pose_classifier_ros.model.head import LinearProbeHead, ViewpointHead, build_head
 from pose_classifier_ros.labels import VIEWPOINTS
-from pose_classifier_ros.model.viewpoint_model import IMAGENET_MEAN, IMAGENET_STD, ModelConfig, ViewpointModel, infer_backbone_size
+from pose_classifier_ros.model import backbone as bbmod
+from pose_classifier_ros.model.backbone import (
+    BACKBONE_SPECS,
+    BackboneSpec,
+    BackboneWeightsError,
+    BackboneWeightsNotFound,
+    DinoVisionTransformer,
+    build_backbone,
+)
+from pose_classifier_ros.model.head import LinearProbeHead, ViewpointHead, build_head
+from pose_classifier_ros.model.viewpoint_model import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    ModelConfig,
+    ViewpointModel,
+    infer_backbone_size,
+)
 
 
 def _tiny(seed=0, perturb=True) -> DinoVisionTransformer:
@@ -38,8 +51,12 @@ def upstream_reference(bb: DinoVisionTransformer, x: torch.Tensor) -> torch.Tens
     M = int(math.sqrt(N))
     dim = pos.shape[-1]
     w0, h0 = w // 14, h // 14
-    patch_pos = F.interpolate(pos[:, 1:].reshape(1, M, M, dim).permute(0, 3, 1, 2), mode="bicubic",
-                              antialias=False, scale_factor=(float(w0 + 0.1) / M, float(h0 + 0.1) / M))
+    patch_pos = F.interpolate(
+        pos[:, 1:].reshape(1, M, M, dim).permute(0, 3, 1, 2),
+        mode="bicubic",
+        antialias=False,
+        scale_factor=(float(w0 + 0.1) / M, float(h0 + 0.1) / M),
+    )
     pos = torch.cat((pos[:, :1], patch_pos.permute(0, 2, 3, 1).reshape(1, -1, dim)), dim=1)
     t = t + pos
     heads = bb.num_heads
@@ -53,8 +70,11 @@ def upstream_reference(bb: DinoVisionTransformer, x: torch.Tensor) -> torch.Tens
         o = (attn @ qkv[2]).transpose(1, 2).reshape(B, n, dim)
         t = t + sd[p + "ls1.gamma"] * F.linear(o, sd[p + "attn.proj.weight"], sd[p + "attn.proj.bias"])
         y = F.layer_norm(t, (dim,), sd[p + "norm2.weight"], sd[p + "norm2.bias"], 1e-6)
-        y = F.linear(F.gelu(F.linear(y, sd[p + "mlp.fc1.weight"], sd[p + "mlp.fc1.bias"])),
-                     sd[p + "mlp.fc2.weight"], sd[p + "mlp.fc2.bias"])
+        y = F.linear(
+            F.gelu(F.linear(y, sd[p + "mlp.fc1.weight"], sd[p + "mlp.fc1.bias"])),
+            sd[p + "mlp.fc2.weight"],
+            sd[p + "mlp.fc2.bias"],
+        )
         t = t + sd[p + "ls2.gamma"] * y
     return F.layer_norm(t, (dim,), sd["norm.weight"], sd["norm.bias"], 1e-6)[:, 0]
 
@@ -67,14 +87,31 @@ def test_small_backbone_has_upstream_keys_shapes_and_parameter_count():
     bb = build_backbone("small", pretrained=False)
     assert sum(p.numel() for p in bb.parameters()) == 22_056_576  # 22.06 M, as ViT-S/14
     sd = bb.state_dict()
-    expected = {"cls_token": (1, 1, 384), "pos_embed": (1, 1370, 384), "mask_token": (1, 384),
-                "patch_embed.proj.weight": (384, 3, 14, 14), "patch_embed.proj.bias": (384,),
-                "norm.weight": (384,), "norm.bias": (384,)}
-    per_block = {"norm1.weight": (384,), "norm1.bias": (384,), "attn.qkv.weight": (1152, 384),
-                 "attn.qkv.bias": (1152,), "attn.proj.weight": (384, 384), "attn.proj.bias": (384,),
-                 "ls1.gamma": (384,), "norm2.weight": (384,), "norm2.bias": (384,),
-                 "mlp.fc1.weight": (1536, 384), "mlp.fc1.bias": (1536,), "mlp.fc2.weight": (384, 1536),
-                 "mlp.fc2.bias": (384,), "ls2.gamma": (384,)}
+    expected = {
+        "cls_token": (1, 1, 384),
+        "pos_embed": (1, 1370, 384),
+        "mask_token": (1, 384),
+        "patch_embed.proj.weight": (384, 3, 14, 14),
+        "patch_embed.proj.bias": (384,),
+        "norm.weight": (384,),
+        "norm.bias": (384,),
+    }
+    per_block = {
+        "norm1.weight": (384,),
+        "norm1.bias": (384,),
+        "attn.qkv.weight": (1152, 384),
+        "attn.qkv.bias": (1152,),
+        "attn.proj.weight": (384, 384),
+        "attn.proj.bias": (384,),
+        "ls1.gamma": (384,),
+        "norm2.weight": (384,),
+        "norm2.bias": (384,),
+        "mlp.fc1.weight": (1536, 384),
+        "mlp.fc1.bias": (1536,),
+        "mlp.fc2.weight": (384, 1536),
+        "mlp.fc2.bias": (384,),
+        "ls2.gamma": (384,),
+    }
     for i in range(12):
         expected.update({f"blocks.{i}.{k}": s for k, s in per_block.items()})
     assert {k: tuple(v.shape) for k, v in sd.items()} == expected
@@ -162,11 +199,17 @@ def test_weights_file_layouts_load(tmp_path):
         "raw.pth": sd,
         "model.pth": {"model": sd, "epoch": 3},
         "module.pth": {"state_dict": {f"module.{k}": v for k, v in sd.items()}},
-        "teacher.pth": {"teacher": {**{f"backbone.{k}": v for k, v in sd.items()},
-                                    "dino_head.last_layer.weight": torch.zeros(4, 4)}},
-        "chunked.pth": {k.replace("blocks.1.", "blocks.0.1.").replace("blocks.0.n", "blocks.0.0.n")
-                        .replace("blocks.0.a", "blocks.0.0.a").replace("blocks.0.l", "blocks.0.0.l")
-                        .replace("blocks.0.m", "blocks.0.0.m"): v for k, v in sd.items()},
+        "teacher.pth": {
+            "teacher": {**{f"backbone.{k}": v for k, v in sd.items()}, "dino_head.last_layer.weight": torch.zeros(4, 4)}
+        },
+        "chunked.pth": {
+            k.replace("blocks.1.", "blocks.0.1.")
+            .replace("blocks.0.n", "blocks.0.0.n")
+            .replace("blocks.0.a", "blocks.0.0.a")
+            .replace("blocks.0.l", "blocks.0.0.l")
+            .replace("blocks.0.m", "blocks.0.0.m"): v
+            for k, v in sd.items()
+        },
     }
     for name, obj in layouts.items():
         torch.save(obj, tmp_path / name)
@@ -221,10 +264,21 @@ def test_unknown_size_is_rejected():
 def test_mlp_head_structure_and_size():
     head = ViewpointHead(384)
     assert isinstance(head, nn.Sequential)
-    assert [type(m) for m in head] == [nn.LayerNorm, nn.Linear, nn.GELU, nn.Dropout, nn.Linear, nn.GELU,
-                                       nn.Dropout, nn.Linear]
-    assert [(m.in_features, m.out_features) for m in head if isinstance(m, nn.Linear)] == [(384, 256), (256, 128),
-                                                                                          (128, 8)]
+    assert [type(m) for m in head] == [
+        nn.LayerNorm,
+        nn.Linear,
+        nn.GELU,
+        nn.Dropout,
+        nn.Linear,
+        nn.GELU,
+        nn.Dropout,
+        nn.Linear,
+    ]
+    assert [(m.in_features, m.out_features) for m in head if isinstance(m, nn.Linear)] == [
+        (384, 256),
+        (256, 128),
+        (128, 8),
+    ]
     assert all(m.p == 0.3 for m in head if isinstance(m, nn.Dropout))
     n = sum(p.numel() for p in head.parameters())
     assert n == 2 * 384 + 384 * 256 + 256 + 256 * 128 + 128 + 128 * 8 + 8 and n < 1_000_000
@@ -292,8 +346,10 @@ def test_infer_backbone_size():
     assert infer_backbone_size(model.state_dict()) == "test-tiny"
     assert infer_backbone_size(model.backbone.state_dict()) == "test-tiny"
     assert infer_backbone_size(model.head.state_dict()) is None
-    fake_small = {"cls_token": torch.zeros(1, 1, 384), **{f"blocks.{i}.norm1.weight": torch.zeros(384)
-                                                          for i in range(12)}}
+    fake_small = {
+        "cls_token": torch.zeros(1, 1, 384),
+        **{f"blocks.{i}.norm1.weight": torch.zeros(384) for i in range(12)},
+    }
     assert infer_backbone_size(fake_small) == "small"
     fake_small.pop("blocks.11.norm1.weight")
     assert infer_backbone_size(fake_small) is None

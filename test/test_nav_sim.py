@@ -1,4 +1,5 @@
 """The closed-loop simulator (geometry, viewpoint model, command integration), the policy in the loop, nav-sim."""
+
 from __future__ import annotations
 
 import json
@@ -36,14 +37,22 @@ def test_viewpoint_of_each_sector_from_the_relative_angle(name, animal_heading):
 def test_left_means_the_animals_left_flank_faces_the_camera():
     # An animal facing north (+y) has its left flank to the west: a camera west of it sees "left" (h = +90).
     assert relative_heading_deg((0.0, 0.0), 90.0, (-10.0, 0.0)) == pytest.approx(90.0)
-    assert relative_heading_deg((0.0, 0.0), 90.0, (10.0, 0.0)) == pytest.approx(-90.0)   # right flank
-    assert relative_heading_deg((0.0, 0.0), 90.0, (0.0, 10.0)) == pytest.approx(0.0)     # it faces the camera
+    assert relative_heading_deg((0.0, 0.0), 90.0, (10.0, 0.0)) == pytest.approx(-90.0)  # right flank
+    assert relative_heading_deg((0.0, 0.0), 90.0, (0.0, 10.0)) == pytest.approx(0.0)  # it faces the camera
     assert relative_heading_deg((0.0, 0.0), 90.0, (0.0, -10.0)) == pytest.approx(-180.0)  # back
 
 
 def test_sector_boundaries_and_the_wrap_at_180():
     assert [VIEWPOINTS[class_of_heading(h)] for h in (22.0, 23.0, -22.0, -23.0, 67.0, 68.0, 112.0, 113.0)] == [
-        "front", "front-left", "front", "front-right", "front-left", "left", "left", "back-left"]
+        "front",
+        "front-left",
+        "front",
+        "front-right",
+        "front-left",
+        "left",
+        "left",
+        "back-left",
+    ]
     for h in (157.6, 179.9, 180.0, -180.0, -179.9, -157.6, 540.0):
         assert VIEWPOINTS[class_of_heading(h)] == "back", h
     assert VIEWPOINTS[class_of_heading(-157.4)] == "back-right" and VIEWPOINTS[class_of_heading(157.4)] == "back-left"
@@ -71,7 +80,8 @@ def test_animal_outside_the_field_of_view_gives_no_box():
     frame, _ = sim.observe()
     cfg = SimConfig()
     assert frame.tracks and frame.tracks[0].center_x == pytest.approx(
-        cfg.image_width / 2 - cfg.focal_px * math.tan(math.radians(10.0)))
+        cfg.image_width / 2 - cfg.focal_px * math.tan(math.radians(10.0))
+    )
 
 
 def test_command_integration_acceleration_speed_and_body_frame():
@@ -115,8 +125,13 @@ def test_label_latency_and_label_age():
     for _ in range(20):
         frame, obs = sim.observe()
         track = frame.tracks[0]
-        seen.append((obs.t_s, track.smoothed_label, (frame.stamp_ns - track.label_stamp_ns) * 1e-9 if
-                     track.label_stamp_ns else None))
+        seen.append(
+            (
+                obs.t_s,
+                track.smoothed_label,
+                (frame.stamp_ns - track.label_stamp_ns) * 1e-9 if track.label_stamp_ns else None,
+            )
+        )
         sim.apply(0.0, 0.0, 0.0)
     assert all(label == "" and age is None for _, label, age in seen[:10])  # nothing classified 1 s ago yet
     assert all(age == pytest.approx(1.0) for _, _, age in seen[10:])
@@ -133,11 +148,14 @@ def test_label_latency_and_label_age():
 @pytest.mark.parametrize("start", VIEWPOINTS)
 def test_orbit_policy_reaches_a_flank_from_each_start_on_a_static_animal(start):
     sc = Scenario(start, 20.0, "static", "nominal", seed=1, mode="orbit")
-    result = run_episode(make_simulator(sc), SideProfilePolicy(policy_config_for("orbit", PolicyConfig())),
-                         duration_s=40.0)
+    result = run_episode(
+        make_simulator(sc), SideProfilePolicy(policy_config_for("orbit", PolicyConfig())), duration_s=40.0
+    )
     assert result["success"], result
-    assert result["true_view_at_capture"] in ("left", "right") and result["capture_flank"] == result[
-        "true_view_at_capture"]
+    assert (
+        result["true_view_at_capture"] in ("left", "right")
+        and result["capture_flank"] == result["true_view_at_capture"]
+    )
     assert abs(abs(result["true_heading_at_capture_deg"]) - 90.0) < 22.5 and not result["too_close"]
     expected = {"front-left": "left", "back-left": "left", "front-right": "right", "back-right": "right"}
     if start in expected:  # the short way round
@@ -161,11 +179,17 @@ def test_orbit_policy_with_a_published_heading_estimate(start):
 
 
 def test_yaw_only_mode_on_a_plain_drone_loses_a_front_start_and_a_self_orbiting_platform_reaches_the_flank():
-    plain = run_episode(make_simulator(Scenario("front-left", 20.0, "static", "nominal", 1, "yaw")),
-                        SideProfilePolicy(policy_config_for("yaw", PolicyConfig())), duration_s=30.0)
+    plain = run_episode(
+        make_simulator(Scenario("front-left", 20.0, "static", "nominal", 1, "yaw")),
+        SideProfilePolicy(policy_config_for("yaw", PolicyConfig())),
+        duration_s=30.0,
+    )
     assert not plain["success"] and plain["lateral_effort_m"] == 0.0
-    orbiting = run_episode(make_simulator(Scenario("front-left", 20.0, "static", "nominal", 1, "yaw-self-orbit")),
-                           SideProfilePolicy(policy_config_for("yaw", PolicyConfig())), duration_s=40.0)
+    orbiting = run_episode(
+        make_simulator(Scenario("front-left", 20.0, "static", "nominal", 1, "yaw-self-orbit")),
+        SideProfilePolicy(policy_config_for("yaw", PolicyConfig())),
+        duration_s=40.0,
+    )
     assert orbiting["success"] and orbiting["capture_flank"] == "left", orbiting
 
 
@@ -194,25 +218,44 @@ def test_fleeing_animal_triggers_the_retreat():
         sim.apply(out.yaw_rate, out.forward_speed, out.lateral_speed)
     first = states.index(State.RETREAT)
     assert 28 <= first <= 31  # the vigilance input rises at 3.0 s
-    assert all(f == pytest.approx(-1.0) for f in forward[first:first + 20])
+    assert all(f == pytest.approx(-1.0) for f in forward[first : first + 20])
     assert all(s == State.RETREAT for s in states[first:])
 
 
 def test_nav_sim_cli_writes_the_json_report(tmp_path, capsys):
     out = tmp_path / "nav" / "out.json"
-    assert cli.main(["nav-sim", "--scenarios", "quick", "--json", str(out), "--modes", "orbit,yaw",
-                     "--duration", "40"]) == 0
+    assert (
+        cli.main(["nav-sim", "--scenarios", "quick", "--json", str(out), "--modes", "orbit,yaw", "--duration", "40"])
+        == 0
+    )
     report = json.loads(out.read_text())
     rows = report["scenarios"]
     assert len(rows) == 16 and {r["mode"] for r in rows} == {"orbit", "yaw"}
     assert {r["start"] for r in rows} == set(VIEWPOINTS)
-    for key in ("success", "time_to_capture_s", "path_length_m", "yaw_effort_rad", "lateral_effort_m", "oscillations",
-                "too_close", "min_distance_m", "capture_flank"):
+    for key in (
+        "success",
+        "time_to_capture_s",
+        "path_length_m",
+        "yaw_effort_rad",
+        "lateral_effort_m",
+        "oscillations",
+        "too_close",
+        "min_distance_m",
+        "capture_flank",
+    ):
         assert key in rows[0], key
     orbit, yaw = report["summary"]["orbit"]["overall"], report["summary"]["yaw"]["overall"]
     assert orbit["success_rate"] == 1.0 and yaw["success_rate"] < 0.5
-    assert report["targets"] == [{"target": report["targets"][0]["target"], "mode": "orbit",
-                                  "group": "nominal/static", "success_rate": 1.0, "threshold": 1.0, "met": True}]
+    assert report["targets"] == [
+        {
+            "target": report["targets"][0]["target"],
+            "mode": "orbit",
+            "group": "nominal/static",
+            "success_rate": 1.0,
+            "threshold": 1.0,
+            "met": True,
+        }
+    ]
     assert report["policy"]["motion_mode"] == "orbit" and report["sim"]["hfov_deg"] == 30.0
     printed = capsys.readouterr().out
     assert "target MET" in printed and "orbit" in printed and "yaw" in printed
@@ -237,8 +280,10 @@ def test_simulation_is_deterministic_per_seed():
 
 def test_nav_sim_disturbance_suite(tmp_path):
     out = tmp_path / "dist.json"
-    assert cli.main(["nav-sim", "--scenarios", "disturbance", "--modes", "orbit", "--duration", "30",
-                     "--json", str(out)]) == 0
+    assert (
+        cli.main(["nav-sim", "--scenarios", "disturbance", "--modes", "orbit", "--duration", "30", "--json", str(out)])
+        == 0
+    )
     summary = json.loads(out.read_text())["summary"]["orbit"]
     fled = summary["vigilance/fleeing"]
     assert fled["scenarios"] == 8 and fled["success_rate"] == 1.0 and fled["retreated"] == 8

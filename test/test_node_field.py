@@ -3,6 +3,7 @@ filtered by class and score, truncated boxes are flagged and do not vote.
 
 The node loads the colour test-tiny checkpoint (ros_helpers/colour_model): the label is the crop's colour.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,20 @@ def colour_checkpoint(tmp_path_factory):
 
 
 def _node_args(ns: str, checkpoint, *params: str) -> list[str]:
-    args = [*NODE_CMD, "--ros-args", "-r", f"__ns:={ns}", "--params-file", str(PARAMS),
-            "-p", f"model.checkpoint:={checkpoint}", "-p", "model.backend:=eager", "-p", "model.num_threads:=1"]
+    args = [
+        *NODE_CMD,
+        "--ros-args",
+        "-r",
+        f"__ns:={ns}",
+        "--params-file",
+        str(PARAMS),
+        "-p",
+        f"model.checkpoint:={checkpoint}",
+        "-p",
+        "model.backend:=eager",
+        "-p",
+        "model.num_threads:=1",
+    ]
     for p in params:
         args += ["-p", p]
     return args
@@ -52,17 +65,24 @@ def test_lost_1080p_frames_over_default_transport_warn_once(ros_env, processes, 
     env = _env_without_profile(ros_env)
     node = processes.start(_node_args("/field", colour_checkpoint, "diagnostics_period_s:=0.5"), env, "node")
     out = tmp_path / "field.json"
-    pub = processes.python([str(HELPERS / "field_publisher.py"), str(out), "/field", "--rate", "1", "--count",
-                            "16"], env, "camera")
+    pub = processes.python(
+        [str(HELPERS / "field_publisher.py"), str(out), "/field", "--rate", "1", "--count", "16"], env, "camera"
+    )
     assert pub.wait(150) == 0, processes.output(pub) + processes.output(node)
     rec, log = _record(out), processes.output(node)
     received = int(rec["diagnostics"]["values"].get("images_received", "0"))
     print(f"1080p over default transport: {received} of {rec['published']} frames reached the node")
     if received <= rec["published"] // 4:  # frames lost here, as in the field: one warning that says why
         assert log.count(LOST) == 1, log
-        line = log[log.index(LOST):].splitlines()[0]
-        for part in ("/field/image", "/field_publisher", "best-effort", "large_images:=true",
-                     "image_transport: compressed", "qos_overrides./field/image.subscription.reliability"):
+        line = log[log.index(LOST) :].splitlines()[0]
+        for part in (
+            "/field/image",
+            "/field_publisher",
+            "best-effort",
+            "large_images:=true",
+            "image_transport: compressed",
+            "qos_overrides./field/image.subscription.reliability",
+        ):
             assert part in line, (part, line)
         assert rec["diagnostics"]["level"] == 1 and rec["diagnostics"]["values"].get("frames_lost") == "true", rec
         assert LOST.split()[0] in rec["diagnostics"]["message"] or "no image" in rec["diagnostics"]["message"]
@@ -75,18 +95,46 @@ def test_lost_1080p_frames_over_default_transport_warn_once(ros_env, processes, 
 def test_forced_frame_loss_warns_recovers_and_filters(ros_env, processes, tmp_path, colour_checkpoint):
     """Images a reliable subscription cannot hear (best-effort publisher) while detections flow, then fixed."""
     ns = "/forced"
-    node = processes.start(_node_args(ns, colour_checkpoint, "diagnostics_period_s:=0.5", "lost_frames_timeout_s:=3.0",
-                                      f"qos_overrides.{ns}/image.subscription.reliability:=reliable",
-                                      "filter.class_ids:=[elk]", "filter.min_score:=0.5", "voting.min_votes:=1"),
-                           ros_env, "node")
+    node = processes.start(
+        _node_args(
+            ns,
+            colour_checkpoint,
+            "diagnostics_period_s:=0.5",
+            "lost_frames_timeout_s:=3.0",
+            f"qos_overrides.{ns}/image.subscription.reliability:=reliable",
+            "filter.class_ids:=[elk]",
+            "filter.min_score:=0.5",
+            "voting.min_votes:=1",
+        ),
+        ros_env,
+        "node",
+    )
     out = tmp_path / "forced.json"
-    pub = processes.python([str(HELPERS / "field_publisher.py"), str(out), ns, "--width", "640", "--height", "480",
-                            "--rate", "4", "--count", "44", "--image-reliability", "best_effort", "--fix-after", "20"],
-                           ros_env, "camera")
+    pub = processes.python(
+        [
+            str(HELPERS / "field_publisher.py"),
+            str(out),
+            ns,
+            "--width",
+            "640",
+            "--height",
+            "480",
+            "--rate",
+            "4",
+            "--count",
+            "44",
+            "--image-reliability",
+            "best_effort",
+            "--fix-after",
+            "20",
+        ],
+        ros_env,
+        "camera",
+    )
     assert pub.wait(150) == 0, processes.output(pub) + processes.output(node)
     rec, log = _record(out), processes.output(node)
     assert log.count(LOST) == 1, log
-    lost = log[log.index(LOST):].splitlines()[0]
+    lost = log[log.index(LOST) :].splitlines()[0]
     assert f"{LOST}{ns}/image: detections keep arriving but no image was received" in lost, lost
     assert "/field_publisher" in lost and "no frame received yet" in lost, lost
     assert len(re.findall(rf"frames flow again on {ns}/image", log)) == 1, log
@@ -111,8 +159,9 @@ def test_forced_frame_loss_warns_recovers_and_filters(ros_env, processes, tmp_pa
 
 
 def _wait_state(env, node: str, state: str, timeout: float = 60) -> None:
-    wait_for(lambda: lifecycle(env, node, "get").startswith(state), timeout, interval=0.5,
-             message=f"{node} in state {state}")
+    wait_for(
+        lambda: lifecycle(env, node, "get").startswith(state), timeout, interval=0.5, message=f"{node} in state {state}"
+    )
 
 
 def test_broken_model_files_say_why(ros_env, processes, tmp_path):
@@ -124,8 +173,9 @@ def test_broken_model_files_say_why(ros_env, processes, tmp_path):
     # A head-only checkpoint without backbone weights fails configure (not activate), naming the fix.
     nobackbone = processes.start(_node_args("/nobb", head_only), ros_env, "nobackbone")
     # One whose backbone file vanishes between configure and activate: activate fails, the cause is logged.
-    vanishing = processes.start(_node_args("/vanish", head_only, f"model.backbone_weights:={weights}",
-                                           "autostart:=false"), ros_env, "vanishing")
+    vanishing = processes.start(
+        _node_args("/vanish", head_only, f"model.backbone_weights:={weights}", "autostart:=false"), ros_env, "vanishing"
+    )
     _wait_state(ros_env, "/vanish/pose_classifier", "unconfigured")
     assert "Transitioning successful" in lifecycle(ros_env, "/vanish/pose_classifier", "set", "configure")
     weights.unlink()
@@ -138,8 +188,11 @@ def test_broken_model_files_say_why(ros_env, processes, tmp_path):
 
     wait_for(lambda: "configure failed" in processes.output(nobackbone), 60, message="configure failure logged")
     log = processes.output(nobackbone)
-    assert re.search(r"configure failed: cannot load checkpoint .*head_only.pt .*head-only \(no backbone weights "
-                     r"inside\) and no 'test-tiny' backbone weights were found", log), log
+    assert re.search(
+        r"configure failed: cannot load checkpoint .*head_only.pt .*head-only \(no backbone weights "
+        r"inside\) and no 'test-tiny' backbone weights were found",
+        log,
+    ), log
     assert "Fix: pass the DINOv2 weights with backbone_weights=PATH" in log, log
     assert lifecycle(ros_env, "/nobb/pose_classifier", "get").startswith("unconfigured")
     for proc in (nobackbone, vanishing):

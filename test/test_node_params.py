@@ -1,17 +1,18 @@
 """The classifier node's parameter table, YAML, validation, path resolution, frame queue and QoS texts (no processes)."""
+
 from __future__ import annotations
 
 import threading
 
 import pytest
 import yaml
+from conftest import REPO, VENV
 from rclpy.qos import QoSPolicyKind, ReliabilityPolicy
 
-from conftest import REPO, VENV
 from pose_classifier_ros.ros.params import descriptor, resolve_path
-from pose_classifier_ros.stream.node_config import config_from_values, node_parameters
 from pose_classifier_ros.ros.pose_classifier_node import FrameQueue
 from pose_classifier_ros.ros.qos import IncompatibleQosReporter, image_qos
+from pose_classifier_ros.stream.node_config import config_from_values, node_parameters
 
 VALID = {"model.checkpoint": "/models/m.pt"}
 
@@ -27,8 +28,9 @@ def _flatten(tree: dict, prefix: str = "") -> dict:
 
 
 def test_yaml_lists_every_parameter_with_its_default_and_type():
-    values = _flatten(yaml.safe_load((REPO / "config" / "pose_classifier.yaml").read_text())
-                      ["pose_classifier"]["ros__parameters"])
+    values = _flatten(
+        yaml.safe_load((REPO / "config" / "pose_classifier.yaml").read_text())["pose_classifier"]["ros__parameters"]
+    )
     table = {p.name: p for p in node_parameters()}
     assert set(values) == set(table)
     for name, p in table.items():
@@ -43,11 +45,22 @@ def test_config_is_typed_and_invalid_values_are_all_named():
     assert (cfg.voting.window, cfg.pairing.mode, cfg.crop.padding) == (5, "arrival", 0.2)
     assert cfg.processing_policy == "latest" and cfg.autostart is True
     with pytest.raises(ValueError) as err:
-        config_from_values({"model.checkpoint": " ", "voting.min_votes": 9, "processing.policy": "newest",
-                            "model.device": "gpu0", "model.backend": "fp16"})
+        config_from_values(
+            {
+                "model.checkpoint": " ",
+                "voting.min_votes": 9,
+                "processing.policy": "newest",
+                "model.device": "gpu0",
+                "model.backend": "fp16",
+            }
+        )
     text = str(err.value)
-    for part in ("model.checkpoint is empty", "processing.policy='newest' is not one of latest, all",
-                 "model.device='gpu0'", "voting.min_votes=9 exceeds voting.window=7"):
+    for part in (
+        "model.checkpoint is empty",
+        "processing.policy='newest' is not one of latest, all",
+        "model.device='gpu0'",
+        "voting.min_votes=9 exceeds voting.window=7",
+    ):
         assert part in text, text
     with pytest.raises(ValueError, match="model.backend='fp16'.*does not run on cpu"):
         config_from_values({**VALID, "model.backend": "fp16"})
@@ -97,7 +110,9 @@ def test_incompatible_qos_warning_names_topic_both_policies_and_fix():
     ours = image_qos()
     ours.reliability = ReliabilityPolicy.RELIABLE  # as after a qos_overrides ... reliability: reliable
     text = IncompatibleQosReporter(_GraphNode()).message("subscription", "/cam/image", ours, QoSPolicyKind.RELIABILITY)
-    assert text.startswith("incompatible QoS on subscription /cam/image: RELIABILITY policy - this node requests "
-                           "RELIABLE, publisher(s) offer BEST_EFFORT (/camera_driver)")
+    assert text.startswith(
+        "incompatible QoS on subscription /cam/image: RELIABILITY policy - this node requests "
+        "RELIABLE, publisher(s) offer BEST_EFFORT (/camera_driver)"
+    )
     assert "qos_overrides./cam/image.subscription.reliability: best_effort" in text
     assert text.endswith("`ros2 topic info -v /cam/image`.")

@@ -3,6 +3,7 @@
 The node loads a test-tiny checkpoint whose label is the colour of the crop (ros_helpers/colour_model),
 so the test knows every per-frame label in advance, including through bgra8 and mono8 decoding.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,20 @@ def colour_checkpoint(tmp_path_factory):
 
 
 def _node_args(ns: str, checkpoint, *params: str) -> list[str]:
-    args = [*NODE_CMD, "--ros-args", "-r", f"__ns:={ns}", "--params-file", str(PARAMS),
-            "-p", f"model.checkpoint:={checkpoint}", "-p", "model.backend:=eager", "-p", "model.num_threads:=1"]
+    args = [
+        *NODE_CMD,
+        "--ros-args",
+        "-r",
+        f"__ns:={ns}",
+        "--params-file",
+        str(PARAMS),
+        "-p",
+        f"model.checkpoint:={checkpoint}",
+        "-p",
+        "model.backend:=eager",
+        "-p",
+        "model.num_threads:=1",
+    ]
     for p in params:
         args += ["-p", p]
     return args
@@ -43,9 +56,11 @@ def _wait_record(out, recorder, timeout: float, processes, node) -> dict:
         return json.loads(out.read_text())
     partial = out.parent / (out.name + ".partial")
     so_far = json.loads(partial.read_text()) if partial.exists() else {}
-    pytest.fail(f"no recording after {timeout:.0f} s; stamps so far "
-                f"{[m['stamp'] for m in so_far.get('viewpoints', [])]}\nrecorder: {processes.output(recorder)[-2000:]}"
-                f"\nnode: {processes.output(node)[-4000:]}")
+    pytest.fail(
+        f"no recording after {timeout:.0f} s; stamps so far "
+        f"{[m['stamp'] for m in so_far.get('viewpoints', [])]}\nrecorder: {processes.output(recorder)[-2000:]}"
+        f"\nnode: {processes.output(node)[-4000:]}"
+    )
 
 
 def _stamp(ns: int) -> list[int]:
@@ -56,20 +71,45 @@ def test_end_to_end_stream(ros_env, processes, tmp_path, colour_checkpoint):
     ns = "/e2e"
     # processing.policy all with a reliable image reader, as the docs say for offline use: the test checks every
     # frame's output, and a best-effort depth-1 reader loses frames whenever a loaded machine stalls the executor.
-    node = processes.start(_node_args(ns, colour_checkpoint, "schedule.mode:=every_frame", "processing.policy:=all",
-                                      f"qos_overrides.{ns}/image.subscription.reliability:=reliable",
-                                      f"qos_overrides.{ns}/image.subscription.depth:=20",
-                                      "publish_debug_image:=true", "diagnostics_period_s:=0.5"),
-                           ros_env, "node")
+    node = processes.start(
+        _node_args(
+            ns,
+            colour_checkpoint,
+            "schedule.mode:=every_frame",
+            "processing.policy:=all",
+            f"qos_overrides.{ns}/image.subscription.reliability:=reliable",
+            f"qos_overrides.{ns}/image.subscription.depth:=20",
+            "publish_debug_image:=true",
+            "diagnostics_period_s:=0.5",
+        ),
+        ros_env,
+        "node",
+    )
     frames, _ = scenario.main_scenario()
     expected = [f for f in frames if f.expect_output]
     out = tmp_path / "record.json"
-    recorder = processes.python([str(HELPERS / "record_viewpoints.py"), str(out), ns, "--expect",
-                                 str(len(expected)), "--durable-viewpoints"], ros_env, "recorder")
-    wait_for(lambda: (tmp_path / "record.json.ready").exists() or recorder.poll() is not None, 90,
-             message="recorder matched to the node's viewpoints publisher (node active)")
-    player = processes.python([str(HELPERS / "play_frames.py"), "--image", f"{ns}/image", "--detections",
-                               f"{ns}/detections", "--best-effort-detections"], ros_env, "player")
+    recorder = processes.python(
+        [str(HELPERS / "record_viewpoints.py"), str(out), ns, "--expect", str(len(expected)), "--durable-viewpoints"],
+        ros_env,
+        "recorder",
+    )
+    wait_for(
+        lambda: (tmp_path / "record.json.ready").exists() or recorder.poll() is not None,
+        90,
+        message="recorder matched to the node's viewpoints publisher (node active)",
+    )
+    player = processes.python(
+        [
+            str(HELPERS / "play_frames.py"),
+            "--image",
+            f"{ns}/image",
+            "--detections",
+            f"{ns}/detections",
+            "--best-effort-detections",
+        ],
+        ros_env,
+        "player",
+    )
     assert player.wait(90) == 0, processes.output(player)
     rec = _wait_record(out, recorder, 60, processes, node)
     log = processes.output(node)
@@ -79,7 +119,10 @@ def test_end_to_end_stream(ros_env, processes, tmp_path, colour_checkpoint):
     # unknown encoding, the frame without detections or the detections without frame.
     got = rec["viewpoints"]
     assert [m["stamp"] for m in got] == [_stamp(f.stamp_ns) for f in expected], log
-    assert all(m["frame_id"] == scenario.FRAME_ID and (m["width"], m["height"]) == (scenario.WIDTH, scenario.HEIGHT) for m in got)
+    assert all(
+        m["frame_id"] == scenario.FRAME_ID and (m["width"], m["height"]) == (scenario.WIDTH, scenario.HEIGHT)
+        for m in got
+    )
     by_index = dict(zip((f.index for f in expected), got))
     for f in expected:
         msg = by_index[f.index]
@@ -110,18 +153,25 @@ def test_end_to_end_stream(ros_env, processes, tmp_path, colour_checkpoint):
 
     # Logged once each, with what to do about it.
     assert len(re.findall(r"/e2e/image: cannot decode image \(encoding 'weird16'\)", log)) == 1, log
-    assert re.search(r"incompatible QoS on subscription /e2e/detections: RELIABILITY policy - this node requests "
-                     r"RELIABLE, publisher\(s\) offer BEST_EFFORT.*ros2 topic info -v "
-                     r"/e2e/detections", log), log
-    assert re.search(r"incompatible QoS on publisher /e2e/viewpoints: DURABILITY policy - this node offers "
-                     r"VOLATILE, subscriber\(s\) request TRANSIENT_LOCAL.*Fix: subscribe with durability VOLATILE", log), log
+    assert re.search(
+        r"incompatible QoS on subscription /e2e/detections: RELIABILITY policy - this node requests "
+        r"RELIABLE, publisher\(s\) offer BEST_EFFORT.*ros2 topic info -v "
+        r"/e2e/detections",
+        log,
+    ), log
+    assert re.search(
+        r"incompatible QoS on publisher /e2e/viewpoints: DURABILITY policy - this node offers "
+        r"VOLATILE, subscriber\(s\) request TRANSIENT_LOCAL.*Fix: subscribe with durability VOLATILE",
+        log,
+    ), log
     assert "Traceback" not in log
     assert processes.stop(node) == 0, processes.output(node)
 
 
 def _wait_state(env, node: str, state: str, timeout: float = 60) -> None:
-    wait_for(lambda: lifecycle(env, node, "get").startswith(state), timeout, interval=0.5,
-             message=f"{node} in state {state}")
+    wait_for(
+        lambda: lifecycle(env, node, "get").startswith(state), timeout, interval=0.5, message=f"{node} in state {state}"
+    )
 
 
 def test_lifecycle_with_ros2_cli_and_failed_configure(ros_env, processes, tmp_path, colour_checkpoint):

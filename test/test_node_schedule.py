@@ -5,6 +5,7 @@ The publishing path must still answer every paired frame, in order, while labels
 inference cycles and refresh; a track is UNKNOWN until its first classification; votes count fresh
 labels only. No timing assertions: the checks are on message content.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,19 +26,53 @@ def colour_checkpoint(tmp_path_factory):
 
 def test_scheduled_node_publishes_every_frame_with_a_slow_model(ros_env, processes, tmp_path, colour_checkpoint):
     ns = "/sched"
-    node = processes.python([str(HELPERS / "slow_node.py"), "0.3", "--ros-args", "-r", f"__ns:={ns}",
-                             "--params-file", str(REPO / "config" / "pose_classifier.yaml"),
-                             "-p", f"model.checkpoint:={colour_checkpoint}", "-p", "model.backend:=eager",
-                             "-p", "model.num_threads:=1", "-p", "schedule.mode:=scheduled",
-                             "-p", "schedule.max_crops:=4",
-                             # a reliable image reader: a loaded test machine must not lose frames in DDS
-                             "-p", f"qos_overrides.{ns}/image.subscription.reliability:=reliable",
-                             "-p", f"qos_overrides.{ns}/image.subscription.depth:=20"], ros_env, "node")
+    node = processes.python(
+        [
+            str(HELPERS / "slow_node.py"),
+            "0.3",
+            "--ros-args",
+            "-r",
+            f"__ns:={ns}",
+            "--params-file",
+            str(REPO / "config" / "pose_classifier.yaml"),
+            "-p",
+            f"model.checkpoint:={colour_checkpoint}",
+            "-p",
+            "model.backend:=eager",
+            "-p",
+            "model.num_threads:=1",
+            "-p",
+            "schedule.mode:=scheduled",
+            "-p",
+            "schedule.max_crops:=4",
+            # a reliable image reader: a loaded test machine must not lose frames in DDS
+            "-p",
+            f"qos_overrides.{ns}/image.subscription.reliability:=reliable",
+            "-p",
+            f"qos_overrides.{ns}/image.subscription.depth:=20",
+        ],
+        ros_env,
+        "node",
+    )
     out = tmp_path / "stream.json"
-    stream = processes.python([str(HELPERS / "schedule_stream.py"), str(out), ns, "--frames", str(FRAMES),
-                               "--new-track-at", str(NEW_TRACK_AT)], ros_env, "stream")
-    wait_for(lambda: out.exists() or stream.poll() not in (None,), 240,
-             message=f"the stream's recording; node log:\n{processes.output(node)[-3000:]}")
+    stream = processes.python(
+        [
+            str(HELPERS / "schedule_stream.py"),
+            str(out),
+            ns,
+            "--frames",
+            str(FRAMES),
+            "--new-track-at",
+            str(NEW_TRACK_AT),
+        ],
+        ros_env,
+        "stream",
+    )
+    wait_for(
+        lambda: out.exists() or stream.poll() not in (None,),
+        240,
+        message=f"the stream's recording; node log:\n{processes.output(node)[-3000:]}",
+    )
     deadline = time.monotonic() + 10
     while not out.exists() and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -51,8 +86,9 @@ def test_scheduled_node_publishes_every_frame_with_a_slow_model(ros_env, process
     assert "schedule scheduled" in log and "Traceback" not in log
 
     # Frame 0 is published before any classification: UNKNOWN, no scores, no votes, no made-up label.
-    assert [(v["label"], v["label_name"], v["num_votes"], v["score_sum"], v["label_stamp"])
-            for v in msgs[0]["viewpoints"]] == [(255, "unknown", 0, 0.0, 0)] * 2
+    assert [
+        (v["label"], v["label_name"], v["num_votes"], v["score_sum"], v["label_stamp"]) for v in msgs[0]["viewpoints"]
+    ] == [(255, "unknown", 0, 0.0, 0)] * 2
     expected = {"elk-1": "left", "deer-2": "back", "fox-3": "front-right"}
     series: dict[str, list[tuple[int, dict]]] = {}
     for m in msgs:
@@ -74,7 +110,7 @@ def test_scheduled_node_publishes_every_frame_with_a_slow_model(ros_env, process
         assert len(refreshes) >= 2 and stamps == sorted(stamps), (track, refreshes)
         assert any(stamp - ls > PERIOD_NS for (stamp, _), ls in zip(known, stamps))  # a cached, aged label
         # Votes count fresh classifications only: num_votes = distinct label stamps so far (window 7).
-        assert [v["num_votes"] for _, v in known] == [min(len(set(stamps[:k + 1])), 7) for k in range(len(known))]
+        assert [v["num_votes"] for _, v in known] == [min(len(set(stamps[: k + 1])), 7) for k in range(len(known))]
     # The new track appeared at frame 25 and was classified later: first UNKNOWN, then its colour.
     fox = series["fox-3"]
     assert fox[0][0] == BASE_NS + NEW_TRACK_AT * PERIOD_NS and fox[0][1]["label"] == 255

@@ -3,6 +3,7 @@ stamp), TrackSummary when a track expires, saved best views, and JPEG debug imag
 
 The node loads the colour-coded test-tiny checkpoint (ros_helpers/colour_model), so every label is known.
 """
+
 from __future__ import annotations
 
 import csv
@@ -23,14 +24,18 @@ def _record(processes, ros_env, tmp_path, name, ns, expect, debug):
     out = tmp_path / f"{name}.json"
     args = [str(HELPERS / "record_visuals.py"), str(out), ns, "--expect", str(expect), "--timeout", "120"]
     recorder = processes.python(args + (["--debug"] if debug else []), ros_env, name)
-    wait_for(lambda: (tmp_path / f"{name}.json.ready").exists() or recorder.poll() is not None, 90,
-             message=f"{name} matched to the node's publishers (node active)")
+    wait_for(
+        lambda: (tmp_path / f"{name}.json.ready").exists() or recorder.poll() is not None,
+        90,
+        message=f"{name} matched to the node's publishers (node active)",
+    )
     return recorder, out
 
 
 def _play(processes, ros_env, ns, name):
-    player = processes.python([str(HELPERS / "play_frames.py"), "--image", f"{ns}/image", "--detections",
-                               f"{ns}/detections"], ros_env, name)
+    player = processes.python(
+        [str(HELPERS / "play_frames.py"), "--image", f"{ns}/image", "--detections", f"{ns}/detections"], ros_env, name
+    )
     assert player.wait(90) == 0, processes.output(player)
 
 
@@ -39,8 +44,9 @@ def _wait_json(out, recorder, processes, node, timeout=60.0) -> dict:
     while time.monotonic() < deadline and not out.exists() and recorder.poll() in (None, 0):
         time.sleep(0.2)
     if not out.exists():
-        pytest.fail(f"no recording\nrecorder: {processes.output(recorder)[-2000:]}\n"
-                    f"node: {processes.output(node)[-4000:]}")
+        pytest.fail(
+            f"no recording\nrecorder: {processes.output(recorder)[-2000:]}\nnode: {processes.output(node)[-4000:]}"
+        )
     return json.loads(out.read_text())
 
 
@@ -52,10 +58,20 @@ def _last_value(rec, key):
 def test_annotations_summaries_and_lazy_debug_images(ros_env, processes, tmp_path, colour_checkpoint):  # noqa: F811
     ns = "/vis"
     views = tmp_path / "views"
-    node = processes.start(_node_args(ns, colour_checkpoint, "schedule.mode:=every_frame", "processing.policy:=all",
-                                      "publish_debug_image:=true",
-                                      "diagnostics_period_s:=0.3", "voting.track_timeout_s:=0.25",
-                                      f"best_views.save_dir:={views}"), ros_env, "node")
+    node = processes.start(
+        _node_args(
+            ns,
+            colour_checkpoint,
+            "schedule.mode:=every_frame",
+            "processing.policy:=all",
+            "publish_debug_image:=true",
+            "diagnostics_period_s:=0.3",
+            "voting.track_timeout_s:=0.25",
+            f"best_views.save_dir:={views}",
+        ),
+        ros_env,
+        "node",
+    )
     frames, _ = scenario.main_scenario()
     expected = {tuple(_stamp(f.stamp_ns)): f for f in frames if f.expect_output}  # (sec, nanosec) -> frame
 
@@ -87,7 +103,9 @@ def test_annotations_summaries_and_lazy_debug_images(ros_env, processes, tmp_pat
     if 7 in by_index:
         mono = {s["track_id"]: s for s in summaries if s["track_id"].startswith("mono")}
         assert set(mono) == {"mono-1", "mono-2"}, summaries
-        assert mono["mono-1"]["stamp"] == _stamp(frames[7].stamp_ns) == mono["mono-1"]["first"] == mono["mono-1"]["last"]
+        assert (
+            mono["mono-1"]["stamp"] == _stamp(frames[7].stamp_ns) == mono["mono-1"]["first"] == mono["mono-1"]["last"]
+        )
         assert mono["mono-1"]["frames"] == 1 and mono["mono-1"]["histogram"][INDEX["back"]] == 1
         assert mono["mono-1"]["best_label"] == INDEX["back"] and mono["mono-1"]["best_score"] > 0
         assert mono["mono-1"]["best_left_score"] == 0.0

@@ -1,4 +1,5 @@
 """pairing: stamp and arrival modes, tolerance, ordering, drops by reason, zero stamps, diagnosis."""
+
 import pytest
 
 from pose_classifier_ros.stream.pairing import PairingConfig, StampPairer
@@ -7,8 +8,9 @@ MS = 1_000_000
 T0 = 1_700_000_000 * 1_000_000_000  # a realistic wall-clock stamp
 
 
-@pytest.mark.parametrize("kwargs", [dict(mode="exact"), dict(tolerance_s=-0.001), dict(queue_size=0),
-                                    dict(tolerance_s=float("nan"))])
+@pytest.mark.parametrize(
+    "kwargs", [dict(mode="exact"), dict(tolerance_s=-0.001), dict(queue_size=0), dict(tolerance_s=float("nan"))]
+)
 def test_config_validation(kwargs):
     with pytest.raises(ValueError):
         PairingConfig(**kwargs)
@@ -103,8 +105,14 @@ def test_arrival_mode():
     (pair,) = pairer.add_detections(999, "d")  # detector with its own clock: stamps ignored
     assert (pair.image, pair.stamp_ns, pair.offset_ns) == ("i1", T0 + 33 * MS, 999 - (T0 + 33 * MS))
     assert pairer.add_detections(1000, "again") == []  # a frame pairs once
-    assert pairer.stats == {"paired": 1, "dropped_image_unmatched": 1, "dropped_detections_unmatched": 2,
-                            "dropped_overflow": 0, "zero_stamps": 0, "clock_resets": 0}
+    assert pairer.stats == {
+        "paired": 1,
+        "dropped_image_unmatched": 1,
+        "dropped_detections_unmatched": 2,
+        "dropped_overflow": 0,
+        "zero_stamps": 0,
+        "clock_resets": 0,
+    }
 
 
 def test_zero_stamps_counted_and_diagnosed():
@@ -127,8 +135,9 @@ def test_diagnose_reports_constant_offset():
     assert pairer.stats["paired"] == 0
     assert pairer.stats["dropped_detections_unmatched"] >= 8
     assert list(pairer.unmatched_offsets_ms)[:3] == pytest.approx([20.0, 20.0, 20.0])
-    assert pairer.diagnose() == ("detections never match any frame: offsets ~ +20.0 ms; "
-                                 "raise sync.tolerance_s or use sync.mode arrival")
+    assert pairer.diagnose() == (
+        "detections never match any frame: offsets ~ +20.0 ms; raise sync.tolerance_s or use sync.mode arrival"
+    )
     # With the tolerance raised, the same stream pairs every frame.
     fixed = StampPairer(PairingConfig(tolerance_s=0.025))
     for k in range(10):

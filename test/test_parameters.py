@@ -1,12 +1,13 @@
 """One parameter schema: the same YAML mistake fails the same way in the nodes and in the offline tools."""
+
 from __future__ import annotations
 
 import subprocess
 import sys
 
 import pytest
-
 from conftest import VENV
+
 from pose_classifier_ros.navigation.policy import load_params_file
 from pose_classifier_ros.parameters import Parameter, ParameterError, ParameterSchema, params_files_from_args
 from pose_classifier_ros.stream.node_config import load_node_config
@@ -16,25 +17,38 @@ POLICY_TYPO = "side_profile_policy:\n  ros__parameters:\n    approach:\n      sp
 
 
 def test_schema_checks_unknown_keys_types_ranges_and_choices(tmp_path):
-    schema = ParameterSchema("n", [Parameter("a.rate", 1.0, "Hz", 0.0, 10.0), Parameter("mode", "x", "m",
-                                                                                     choices=("x", "y")),
-                                   Parameter("ids", [""], "class ids"), Parameter("on", True, "flag")])
+    schema = ParameterSchema(
+        "n",
+        [
+            Parameter("a.rate", 1.0, "Hz", 0.0, 10.0),
+            Parameter("mode", "x", "m", choices=("x", "y")),
+            Parameter("ids", [""], "class ids"),
+            Parameter("on", True, "flag"),
+        ],
+    )
     assert schema.check({"a.rate": 2, "ids": ["3"]}) == {"a.rate": 2.0, "mode": "x", "ids": ["3"], "on": True}
     with pytest.raises(ParameterError) as err:
         schema.check({"a.rte": 1.0, "mode": "z", "on": "yes", "a.rate": 11.0, "ids": "3"}, source="f.yaml")
     text = str(err.value)
-    for part in ("f.yaml: invalid parameters for n", "unknown parameter 'a.rte' (did you mean 'a.rate'?)",
-                 "mode='z' is not one of x, y", "on has type str, expected bool", "a.rate=11.0 is outside",
-                 "ids has type str, expected a list"):
+    for part in (
+        "f.yaml: invalid parameters for n",
+        "unknown parameter 'a.rte' (did you mean 'a.rate'?)",
+        "mode='z' is not one of x, y",
+        "on has type str, expected bool",
+        "a.rate=11.0 is outside",
+        "ids has type str, expected a list",
+    ):
         assert part in text, text
     assert schema.check({"use_sim_time": True})["on"] is True  # rclpy's own parameters are never unknown
 
 
 def test_wildcard_and_namespaced_sections_apply(tmp_path):
     path = tmp_path / "p.yaml"
-    path.write_text("/**:\n  ros__parameters:\n    voting: {window: 4}\n"
-                    "/drone1/pose_classifier:\n  ros__parameters:\n    voting: {min_votes: 2}\n"
-                    "other:\n  ros__parameters:\n    nonsense: 1\n")
+    path.write_text(
+        "/**:\n  ros__parameters:\n    voting: {window: 4}\n"
+        "/drone1/pose_classifier:\n  ros__parameters:\n    voting: {min_votes: 2}\n"
+        "other:\n  ros__parameters:\n    nonsense: 1\n"
+    )
     cfg = load_node_config(path)
     assert (cfg.voting.window, cfg.voting.min_votes) == (4, 2)
     assert params_files_from_args(["x", "--ros-args", "--params-file", "a.yaml", "-p", "b:=1"]) == ["a.yaml"]
@@ -53,12 +67,30 @@ def test_misspelt_key_fails_the_same_for_classifier_node_and_replay(ros_env, tmp
     expected = str(err.value)
     assert str(params) in expected and "unknown parameter 'voting.windw' (did you mean 'voting.window'?)" in expected
 
-    rc, out = _run([sys.executable, "-m", "pose_classifier_ros.cli", "replay", str(tmp_path / "no_bag"),
-                    "--checkpoint", str(tmp_path / "none.pt"), "--params", str(params)], ros_env)
+    rc, out = _run(
+        [
+            sys.executable,
+            "-m",
+            "pose_classifier_ros.cli",
+            "replay",
+            str(tmp_path / "no_bag"),
+            "--checkpoint",
+            str(tmp_path / "none.pt"),
+            "--params",
+            str(params),
+        ],
+        ros_env,
+    )
     assert rc == 1 and expected in out, out
 
-    node = [str(VENV / "lib" / "pose_classifier_ros" / "pose_classifier_node"), "--ros-args", "--params-file",
-            str(params), "-p", f"model.checkpoint:={tmp_path / 'none.pt'}"]
+    node = [
+        str(VENV / "lib" / "pose_classifier_ros" / "pose_classifier_node"),
+        "--ros-args",
+        "--params-file",
+        str(params),
+        "-p",
+        f"model.checkpoint:={tmp_path / 'none.pt'}",
+    ]
     proc = subprocess.Popen(node, env=ros_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         lines = []
@@ -81,9 +113,28 @@ def test_misspelt_key_fails_the_same_for_policy_node_and_policy_eval(ros_env, tm
     expected = str(err.value)
     assert "unknown parameter 'approach.speeed' (did you mean 'approach.speed'?)" in expected
 
-    rc, out = _run([sys.executable, "-m", "pose_classifier_ros.cli", "policy-eval", str(tmp_path / "no_bag"),
-                    "--out", str(tmp_path / "o"), "--params", str(params)], ros_env)
+    rc, out = _run(
+        [
+            sys.executable,
+            "-m",
+            "pose_classifier_ros.cli",
+            "policy-eval",
+            str(tmp_path / "no_bag"),
+            "--out",
+            str(tmp_path / "o"),
+            "--params",
+            str(params),
+        ],
+        ros_env,
+    )
     assert rc != 0 and expected in out, out
-    rc, out = _run([str(VENV / "lib" / "pose_classifier_ros" / "side_profile_policy_node"), "--ros-args",
-                    "--params-file", str(params)], ros_env)
+    rc, out = _run(
+        [
+            str(VENV / "lib" / "pose_classifier_ros" / "side_profile_policy_node"),
+            "--ros-args",
+            "--params-file",
+            str(params),
+        ],
+        ros_env,
+    )
     assert rc != 0 and expected in out and "Traceback" not in out, out

@@ -1,5 +1,6 @@
 """pipeline: ids (detector's kept, IoU assigned otherwise), one batched classifier call per frame,
 invalid boxes skipped and counted, voting applied per track, stale tracks expired."""
+
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -55,8 +56,11 @@ def test_ids_kept_or_assigned_and_detector_order():
     clf = ScriptedClassifier()
     pipe = ViewpointPipeline(clf, VotingConfig(window=3, min_votes=2))
     frame = frame_with([((0, 0, 50, 50), LEFT), ((100, 0, 150, 50), BACK), ((150, 50, 200, 100), FRONT)])
-    dets = [Detection([100, 0, 150, 50], 0.8, "cow-7"), Detection([0, 0, 50, 50], 0.9),
-            Detection([150, 50, 200, 100], 0.7, "")]
+    dets = [
+        Detection([100, 0, 150, 50], 0.8, "cow-7"),
+        Detection([0, 0, 50, 50], 0.9),
+        Detection([150, 50, 200, 100], 0.7, ""),
+    ]
     res = pipe.process(frame, dets, 5 * NS)
     assert isinstance(res, FrameResult)
     assert (res.stamp_ns, res.width, res.height, res.skipped) == (5 * NS, 200, 100, 0)
@@ -75,11 +79,13 @@ def test_invalid_boxes_skipped_and_counted():
     clf = ScriptedClassifier()
     pipe = ViewpointPipeline(clf)
     frame = frame_with([((0, 0, 50, 50), LEFT)])
-    dets = [Detection([0, 0, 50, 50], 0.9, "a"),
-            Detection([10, 10, 12, 12], 0.9, "tiny"),          # classifier says invalid
-            Detection([np.nan, 0, 10, 10], 0.9, "nan"),        # never reaches the classifier
-            Detection([30, 30, 20, 40], 0.9, "inverted"),      # x2 < x1
-            Detection([500, 500, 600, 600], 0.9, "outside")]   # outside the frame
+    dets = [
+        Detection([0, 0, 50, 50], 0.9, "a"),
+        Detection([10, 10, 12, 12], 0.9, "tiny"),  # classifier says invalid
+        Detection([np.nan, 0, 10, 10], 0.9, "nan"),  # never reaches the classifier
+        Detection([30, 30, 20, 40], 0.9, "inverted"),  # x2 < x1
+        Detection([500, 500, 600, 600], 0.9, "outside"),
+    ]  # outside the frame
     res = pipe.process(frame, dets, 0)
     assert [r.track_id for r in res.results] == ["a"]
     assert res.skipped == 4
@@ -137,8 +143,9 @@ def test_bad_inputs():
             return Prediction(np.zeros((1, 8), np.float32), np.ones(1, bool))
 
     with pytest.raises(RuntimeError, match="for 2 boxes"):
-        ViewpointPipeline(Broken()).process(np.zeros((50, 50, 3), np.uint8),
-                                            [Detection([0, 0, 20, 20]), Detection([20, 20, 40, 40])], 0)
+        ViewpointPipeline(Broken()).process(
+            np.zeros((50, 50, 3), np.uint8), [Detection([0, 0, 20, 20]), Detection([20, 20, 40, 40])], 0
+        )
 
 
 def test_with_real_classifier_test_tiny():

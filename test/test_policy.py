@@ -3,6 +3,7 @@
 Most tests here pin the yaw-only mode with the size-ratio capture (``legacy``): the original behaviour,
 kept as an option. Orbit mode, range control, stale labels and the retreat: test_policy_orbit.py.
 """
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -29,8 +30,15 @@ def legacy(**kwargs) -> PolicyConfig:
     return PolicyConfig(**{**LEGACY, **kwargs})
 
 
-def track(tid: str, label: str, size: float = 20.0, score: float = 0.9, cx: float = 500.0, cy: float = 250.0,
-          stable: bool = True) -> TrackObservation:
+def track(
+    tid: str,
+    label: str,
+    size: float = 20.0,
+    score: float = 0.9,
+    cx: float = 500.0,
+    cy: float = 250.0,
+    stable: bool = True,
+) -> TrackObservation:
     return TrackObservation(tid, (cx - size / 2, cy - size / 2, cx + size / 2, cy + size / 2), score, label, stable)
 
 
@@ -74,8 +82,10 @@ def test_front_left_turns_to_left_orients_approaches_and_captures_by_size():
     assert [o.steps_in_state for o in after] == [2, 3, 4, 5, 6]
 
 
-@pytest.mark.parametrize("label, flank, sign", [
-    ("front-left", "left", 1), ("back-left", "left", -1), ("front-right", "right", -1), ("back-right", "right", 1)])
+@pytest.mark.parametrize(
+    "label, flank, sign",
+    [("front-left", "left", 1), ("back-left", "left", -1), ("front-right", "right", -1), ("back-right", "right", 1)],
+)
 def test_yaw_mode_turns_the_short_way_to_the_nearer_flank(label, flank, sign):
     # h: front-left +45 -> left +90 is +45 (counter-clockwise, + yaw); back-left +135 -> +90 is -45; front-right -45
     # -> right -90 is -45; back-right -135 -> -90 is +45.
@@ -93,8 +103,11 @@ def test_flickering_classifier_never_approaches_then_oscillates_when_views_hold_
     outs = [policy.step(frame(30 + i, track("a", lab))) for i, lab in enumerate(labels)]
     states = [o.state for o in outs]
     transitions = [(a, b) for a, b in zip(states, states[1:]) if a != b]
-    assert transitions == [(State.ORIENT, State.APPROACH), (State.APPROACH, State.ORIENT),
-                           (State.ORIENT, State.APPROACH)]
+    assert transitions == [
+        (State.ORIENT, State.APPROACH),
+        (State.APPROACH, State.ORIENT),
+        (State.ORIENT, State.APPROACH),
+    ]
     assert "side view lost" in outs[states.index(State.ORIENT, 5)].reason
 
 
@@ -104,8 +117,11 @@ def test_lost_target_reselects_largest_box_above_score():
     first = policy.step(frame(0, track("a", "front-left", size=40), track("b", "front", size=30)))
     assert first.target_track_id == "a"  # largest
     policy.step(frame(1, track("a", "front-left", size=40), track("b", "front", size=30)))
-    others = (track("b", "front", size=30), track("c", "left", size=35, score=0.6),
-              track("d", "left", size=90, score=0.2))  # d is biggest but below the score threshold
+    others = (
+        track("b", "front", size=30),
+        track("c", "left", size=35, score=0.6),
+        track("d", "left", size=90, score=0.2),
+    )  # d is biggest but below the score threshold
     # a missing for 2 frames: keep it, hold still, not visible.
     for i in (2, 3):
         out = policy.step(frame(i, *others))
@@ -123,13 +139,15 @@ def test_lost_target_reselects_largest_box_above_score():
 def test_target_lost_by_time():
     policy = SideProfilePolicy(PolicyConfig(target_lost_frames=100, target_lost_s=0.25))
     policy.step(frame(0, track("a", "front")))
-    assert policy.step(frame(2)).state == State.ORIENT   # 0.2 s unseen
-    assert policy.step(frame(3)).state == State.SEARCH   # 0.3 s unseen
+    assert policy.step(frame(2)).state == State.ORIENT  # 0.2 s unseen
+    assert policy.step(frame(3)).state == State.SEARCH  # 0.3 s unseen
 
 
 def test_no_candidate_above_score_stays_in_search():
-    outs = run_policy([frame(i, track("a", "left", score=0.1)) for i in range(3)],
-                      PolicyConfig(min_detection_score=0.3, search_yaw_rate=0.1))
+    outs = run_policy(
+        [frame(i, track("a", "left", score=0.1)) for i in range(3)],
+        PolicyConfig(min_detection_score=0.3, search_yaw_rate=0.1),
+    )
     assert all(o.state == State.SEARCH and o.target_track_id == "" for o in outs)
     assert all(o.yaw_rate == pytest.approx(0.1) and o.forward_speed == 0.0 for o in outs)
 
@@ -184,8 +202,10 @@ def test_recapture_searches_for_a_new_target():
 
 
 def test_unstable_labels_do_not_count_as_side_views():
-    labels = [policy_out.side_votes for policy_out in run_policy(
-        [frame(i, track("a", "left", stable=i >= 3)) for i in range(6)])]
+    labels = [
+        policy_out.side_votes
+        for policy_out in run_policy([frame(i, track("a", "left", stable=i >= 3)) for i in range(6)])
+    ]
     assert labels == [0, 0, 0, 1, 2, 3]
 
 
@@ -197,18 +217,23 @@ def test_approach_centering_correction_sign_and_cap():
     assert slightly_left.yaw_rate == pytest.approx(0.05)
 
 
-@pytest.mark.parametrize("kwargs, word", [
-    ({"approach_min_side_votes": 8}, "approach_min_side_votes"),
-    ({"capture_size_ratio": 1.5}, "capture_size_ratio"),
-    ({"scan_direction": "up"}, "scan_direction"),
-    ({"orient_yaw_rate": -0.1}, "orient_yaw_rate"),
-    ({"target_lost_frames": 0}, "target_lost_frames"),
-    ({"capture_target_pixels": 0.0, "capture_size_ratio": 0.0, "capture_size_px": 0.0, "step_budget": 0},
-     "never capture"),
-    ({"motion_mode": "fly"}, "motion_mode"),
-    ({"flank": "top"}, "flank"),
-    ({"capture_size_band": 0.0}, "capture_size_band"),
-])
+@pytest.mark.parametrize(
+    "kwargs, word",
+    [
+        ({"approach_min_side_votes": 8}, "approach_min_side_votes"),
+        ({"capture_size_ratio": 1.5}, "capture_size_ratio"),
+        ({"scan_direction": "up"}, "scan_direction"),
+        ({"orient_yaw_rate": -0.1}, "orient_yaw_rate"),
+        ({"target_lost_frames": 0}, "target_lost_frames"),
+        (
+            {"capture_target_pixels": 0.0, "capture_size_ratio": 0.0, "capture_size_px": 0.0, "step_budget": 0},
+            "never capture",
+        ),
+        ({"motion_mode": "fly"}, "motion_mode"),
+        ({"flank": "top"}, "flank"),
+        ({"capture_size_band": 0.0}, "capture_size_band"),
+    ],
+)
 def test_invalid_config_is_rejected_with_the_parameter_named(kwargs, word):
     with pytest.raises(ValueError, match=word):
         PolicyConfig(**kwargs)
@@ -227,11 +252,27 @@ def _bbox(cx, cy, w, h):
 def test_frame_from_duck_typed_message():
     msg = SimpleNamespace(
         header=SimpleNamespace(stamp=SimpleNamespace(sec=3, nanosec=500), frame_id="cam"),
-        image_width=640, image_height=480,
-        viewpoints=[SimpleNamespace(track_id="7", bbox=_bbox(100.0, 50.0, 40.0, 20.0), detection_score=0.8,
-                                    smoothed_label=3, smoothed_label_name="", is_stable=True),
-                    SimpleNamespace(track_id="8", bbox=_bbox(10.0, 10.0, 4.0, 4.0), detection_score=0.5,
-                                    smoothed_label=255, smoothed_label_name="", is_stable=False)])
+        image_width=640,
+        image_height=480,
+        viewpoints=[
+            SimpleNamespace(
+                track_id="7",
+                bbox=_bbox(100.0, 50.0, 40.0, 20.0),
+                detection_score=0.8,
+                smoothed_label=3,
+                smoothed_label_name="",
+                is_stable=True,
+            ),
+            SimpleNamespace(
+                track_id="8",
+                bbox=_bbox(10.0, 10.0, 4.0, 4.0),
+                detection_score=0.5,
+                smoothed_label=255,
+                smoothed_label_name="",
+                is_stable=False,
+            ),
+        ],
+    )
     f = frame_from_msg(msg)
     assert (f.stamp_ns, f.width, f.height, f.frame_id) == (3_000_000_500, 640, 480, "cam")
     assert f.tracks[0].box == pytest.approx((80.0, 40.0, 120.0, 60.0))
@@ -241,8 +282,9 @@ def test_frame_from_duck_typed_message():
 
 def test_frame_from_generated_message():
     msgs = pytest.importorskip("pose_classifier_ros.msg")
-    vp = msgs.Viewpoint(track_id="x", detection_score=0.9, smoothed_label=6, smoothed_label_name="back-right",
-                        is_stable=True)
+    vp = msgs.Viewpoint(
+        track_id="x", detection_score=0.9, smoothed_label=6, smoothed_label_name="back-right", is_stable=True
+    )
     vp.bbox.center.position.x, vp.bbox.center.position.y = 200.0, 100.0
     vp.bbox.size_x, vp.bbox.size_y = 60.0, 30.0
     arr = msgs.ViewpointArray(image_width=800, image_height=600, viewpoints=[vp])

@@ -1,4 +1,5 @@
 """policy-eval: the policy over a bag's ViewpointArray stream (bag written with rosbags, no ROS)."""
+
 from __future__ import annotations
 
 import csv
@@ -20,22 +21,38 @@ W, H = 1000, 500
 def _viewpoint_array(store, i: int, tracks: list[tuple[str, str, float, float]]):
     """rosbags ViewpointArray at 10 Hz; tracks: (track_id, smoothed label, box size px, score)."""
     T = store.types
-    header = T["std_msgs/msg/Header"](stamp=T["builtin_interfaces/msg/Time"](sec=50 + i // 10,
-                                                                           nanosec=(i % 10) * 100_000_000),
-                                      frame_id="cam")
+    header = T["std_msgs/msg/Header"](
+        stamp=T["builtin_interfaces/msg/Time"](sec=50 + i // 10, nanosec=(i % 10) * 100_000_000), frame_id="cam"
+    )
     vps = []
     for track_id, label, size, score in tracks:
         bbox = T["vision_msgs/msg/BoundingBox2D"](
             center=T["vision_msgs/msg/Pose2D"](position=T["vision_msgs/msg/Point2D"](x=500.0, y=250.0), theta=0.0),
-            size_x=size, size_y=size)
-        label_index = ("front", "front-left", "front-right", "left", "right", "back-left", "back-right",
-                       "back").index(label)
+            size_x=size,
+            size_y=size,
+        )
+        label_index = ("front", "front-left", "front-right", "left", "right", "back-left", "back-right", "back").index(
+            label
+        )
         scores = [0.0] * 8
         scores[label_index] = 1.0
-        vps.append(make_viewpoint(
-            message_types(store), track_id=track_id, bbox=bbox, detection_score=score, label=label_index,
-            label_name=label, scores=np.array(scores, dtype=np.float32), smoothed_label=label_index,
-            smoothed_label_name=label, smoothed_confidence=1.0, num_votes=5, is_stable=True, fresh=True))
+        vps.append(
+            make_viewpoint(
+                message_types(store),
+                track_id=track_id,
+                bbox=bbox,
+                detection_score=score,
+                label=label_index,
+                label_name=label,
+                scores=np.array(scores, dtype=np.float32),
+                smoothed_label=label_index,
+                smoothed_label_name=label,
+                smoothed_confidence=1.0,
+                num_votes=5,
+                is_stable=True,
+                fresh=True,
+            )
+        )
     return T["pose_classifier_ros/msg/ViewpointArray"](header=header, image_width=W, image_height=H, viewpoints=vps)
 
 
@@ -50,18 +67,22 @@ def _write_bag(path: Path, script: list[list[tuple[str, str, float, float]]], to
 
 
 # Flight A: front-left (4), flicker (6), steady left with a growing box -> APPROACH, a dip -> ORIENT, capture.
-FLIGHT_A = ([[("deer", "front-left", 20, 0.9)]] * 4
-            + [[("deer", "left" if k % 2 else "front", 20, 0.9)] for k in range(6)]
-            + [[("deer", "left", 20 + 2 * k, 0.9)] for k in range(6)]
-            + [[("deer", "front", 32, 0.9)]] * 3
-            + [[("deer", "left", 32 + 5 * k, 0.9)] for k in range(6)])
+FLIGHT_A = (
+    [[("deer", "front-left", 20, 0.9)]] * 4
+    + [[("deer", "left" if k % 2 else "front", 20, 0.9)] for k in range(6)]
+    + [[("deer", "left", 20 + 2 * k, 0.9)] for k in range(6)]
+    + [[("deer", "front", 32, 0.9)]] * 3
+    + [[("deer", "left", 32 + 5 * k, 0.9)] for k in range(6)]
+)
 # Flight B: a target that never shows its side -> best-effort capture by step budget (set to 30 below).
 FLIGHT_B = [[("fox", "back", 30, 0.8), ("hare", "left", 10, 0.2)]] * 32
 
 
 def test_summary_counts_oscillations_and_side_view_frames():
-    frames = [PolicyFrame(i, W, H, [TrackObservation("a", (0, 0, 20, 20), 0.9, lab)], "cam")
-              for i, lab in enumerate(["front"] * 3 + ["left"] * 5 + ["front"] * 3 + ["left"] * 5 + ["front"] * 3)]
+    frames = [
+        PolicyFrame(i, W, H, [TrackObservation("a", (0, 0, 20, 20), 0.9, lab)], "cam")
+        for i, lab in enumerate(["front"] * 3 + ["left"] * 5 + ["front"] * 3 + ["left"] * 5 + ["front"] * 3)
+    ]
     outputs = run_policy(frames, PolicyConfig())
     row = summarize_flight(frames, outputs, name="x")
     assert set(row) == set(SUMMARY_FIELDS)
@@ -77,8 +98,10 @@ def test_policy_eval_cli_on_bags(tmp_path, capsys):
     bag_b = _write_bag(tmp_path / "flight_b", FLIGHT_B)
     params = tmp_path / "policy.yaml"
     # The yaw-only mode with a capture at 10 % of the frame's shorter side (these flights' boxes stay small).
-    params.write_text("side_profile_policy:\n  ros__parameters:\n    orient:\n      mode: yaw\n"
-                      "    capture:\n      step_budget: 30\n      target_pixels: 0.0\n      size_ratio: 0.1\n")
+    params.write_text(
+        "side_profile_policy:\n  ros__parameters:\n    orient:\n      mode: yaw\n"
+        "    capture:\n      step_budget: 30\n      target_pixels: 0.0\n      size_ratio: 0.1\n"
+    )
     out = tmp_path / "eval"
     assert cli.main(["policy-eval", str(bag_a), str(bag_b), "--out", str(out), "--params", str(params)]) == 0
 

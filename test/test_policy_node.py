@@ -1,4 +1,5 @@
 """side_profile_policy_node as a real process: live ViewpointArray stream in, cmd_vel/state/capture out."""
+
 from __future__ import annotations
 
 import json
@@ -130,15 +131,36 @@ def test_params_file_matches_declared_defaults():
 def test_live_stream_orients_approaches_and_captures(ros_env, processes, tmp_path):
     ns = "/drone1"
     # Yaw-only mode, capture at 10 % of the frame's shorter side (the scripted boxes stay small).
-    node = processes.start([*NODE_CMD, "--ros-args", "-r", f"__ns:={ns}", "--params-file", str(PARAMS),
-                            "-p", "approach.speed:=0.8", "-p", "orient.mode:=yaw", "-p", "capture.target_pixels:=0.0",
-                            "-p", "capture.size_ratio:=0.1"], ros_env, "policy_node")
+    node = processes.start(
+        [
+            *NODE_CMD,
+            "--ros-args",
+            "-r",
+            f"__ns:={ns}",
+            "--params-file",
+            str(PARAMS),
+            "-p",
+            "approach.speed:=0.8",
+            "-p",
+            "orient.mode:=yaw",
+            "-p",
+            "capture.target_pixels:=0.0",
+            "-p",
+            "capture.size_ratio:=0.1",
+        ],
+        ros_env,
+        "policy_node",
+    )
     record = tmp_path / "record.json"
     script_frames = 15
-    recorder = processes.python([_write(tmp_path, "recorder.py", RECORDER), str(record), ns, str(script_frames)],
-                                ros_env, "recorder")
-    wait_for(lambda: (tmp_path / "record.json.ready").exists() or recorder.poll() is not None, 60,
-             message="recorder matched to the policy node's publishers")
+    recorder = processes.python(
+        [_write(tmp_path, "recorder.py", RECORDER), str(record), ns, str(script_frames)], ros_env, "recorder"
+    )
+    wait_for(
+        lambda: (tmp_path / "record.json.ready").exists() or recorder.poll() is not None,
+        60,
+        message="recorder matched to the policy node's publishers",
+    )
     assert recorder.poll() is None, processes.output(recorder)
     player = processes.python([_write(tmp_path, "player.py", PUBLISHER), f"{ns}/viewpoints"], ros_env, "player")
     wait_for(lambda: record.exists() or recorder.poll() not in (None, 0), 60, message="recorded policy outputs")
@@ -163,9 +185,18 @@ def test_live_stream_orients_approaches_and_captures(ros_env, processes, tmp_pat
     assert all(yaw == pytest.approx(0.3) and fwd == 0.0 and lat == 0.0 for yaw, fwd, lat in cmd[:4])
     assert cmd[8] == pytest.approx([0.0, 0.8, 0.0])
     assert all(c == [0.0, 0.0, 0.0] for c in cmd[9:])
-    assert rec["captures"] == [{"track": "elk-1", "viewpoint": "left", "ratio": pytest.approx(0.1),
-                                "reason": "size_ratio", "flank": "left", "size_px": pytest.approx(50.0),
-                                "frames": 9, "stamp": [100, 900_000_000]}]
+    assert rec["captures"] == [
+        {
+            "track": "elk-1",
+            "viewpoint": "left",
+            "ratio": pytest.approx(0.1),
+            "reason": "size_ratio",
+            "flank": "left",
+            "size_px": pytest.approx(50.0),
+            "frames": 9,
+            "stamp": [100, 900_000_000],
+        }
+    ]
     assert "APPROACH -> CAPTURE" in log and "captured track elk-1" in log
 
     # A late subscriber still gets the capture (transient local).
@@ -175,30 +206,62 @@ def test_live_stream_orients_approaches_and_captures(ros_env, processes, tmp_pat
     assert [c["track"] for c in json.loads(late.read_text())["captures"]] == ["elk-1"]
 
     # A runtime change that breaks the configuration is refused with the reason.
-    result = subprocess.run([str(VENV / "bin" / "ros2"), "param", "set", "--no-daemon", "--spin-time", "5",
-                             f"{ns}/side_profile_policy",
-                             "approach.min_side_votes", "9"], env=ros_env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [
+            str(VENV / "bin" / "ros2"),
+            "param",
+            "set",
+            "--no-daemon",
+            "--spin-time",
+            "5",
+            f"{ns}/side_profile_policy",
+            "approach.min_side_votes",
+            "9",
+        ],
+        env=ros_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert "approach.min_side_votes=9" in result.stdout + result.stderr
     assert processes.stop(node) == 0, log
 
 
-@pytest.mark.parametrize("override, message", [
-    ("approach.min_side_votes:=9", "approach.min_side_votes=9 must be in [1, approach.window=7]"),
-    ("capture.size_ratio:=1.5", "capture.size_ratio"),
-    ("orient.scan_direction:=up", "orient.scan_direction='up'"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("approach.min_side_votes:=9", "approach.min_side_votes=9 must be in [1, approach.window=7]"),
+        ("capture.size_ratio:=1.5", "capture.size_ratio"),
+        ("orient.scan_direction:=up", "orient.scan_direction='up'"),
+    ],
+)
 def test_invalid_parameters_exit_non_zero_with_a_clear_error(ros_env, override, message):
-    result = subprocess.run([*NODE_CMD, "--ros-args", "--params-file", str(PARAMS), "-p", override],
-                            env=ros_env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [*NODE_CMD, "--ros-args", "--params-file", str(PARAMS), "-p", override],
+        env=ros_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
     assert message in output and "Traceback" not in output, output
 
 
 def test_launch_show_args_lists_policy_and_classifier_arguments(ros_env):
-    result = subprocess.run([str(VENV / "bin" / "ros2"), "launch", "pose_classifier_ros",
-                             "side_profile_navigation.launch.py", "--show-args"],
-                            env=ros_env, capture_output=True, text=True, timeout=90)
+    result = subprocess.run(
+        [
+            str(VENV / "bin" / "ros2"),
+            "launch",
+            "pose_classifier_ros",
+            "side_profile_navigation.launch.py",
+            "--show-args",
+        ],
+        env=ros_env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     for arg in ("namespace", "start_classifier", "policy_params_file", "viewpoints_topic", "cmd_vel_topic"):
@@ -210,15 +273,26 @@ def test_launch_show_args_lists_policy_and_classifier_arguments(ros_env):
 
 def test_launch_policy_alone_remaps_topics(ros_env, processes, tmp_path):
     assert os.access(NODE_EXE, os.X_OK), f"{NODE_EXE} is not executable: run scripts/setup.sh"
-    launch = processes.start([str(VENV / "bin" / "ros2"), "launch", "pose_classifier_ros",
-                              "side_profile_navigation.launch.py", "start_classifier:=false", "namespace:=uav",
-                              "viewpoints_topic:=/classifier/viewpoints", "cmd_vel_topic:=/uav/fcu/cmd_vel"],
-                             ros_env, "launch")
+    launch = processes.start(
+        [
+            str(VENV / "bin" / "ros2"),
+            "launch",
+            "pose_classifier_ros",
+            "side_profile_navigation.launch.py",
+            "start_classifier:=false",
+            "namespace:=uav",
+            "viewpoints_topic:=/classifier/viewpoints",
+            "cmd_vel_topic:=/uav/fcu/cmd_vel",
+        ],
+        ros_env,
+        "launch",
+    )
     ros2 = str(VENV / "bin" / "ros2")
 
     def topics():
-        out = subprocess.run([ros2, "topic", "list", "--no-daemon", "-t"], env=ros_env, capture_output=True,
-                             text=True, timeout=60).stdout
+        out = subprocess.run(
+            [ros2, "topic", "list", "--no-daemon", "-t"], env=ros_env, capture_output=True, text=True, timeout=60
+        ).stdout
         return out if "/uav/fcu/cmd_vel" in out else None
 
     out = wait_for(topics, 90, interval=1.0, message="the launched policy node's topics")
@@ -238,17 +312,37 @@ def test_launch_classifier_and_policy_together(ros_env, processes, tmp_path):
     config = ModelConfig(backbone="test-tiny")
     checkpoint = save_checkpoint(tmp_path / "tiny.pt", build_model(config, pretrained=False), config)
     ros2 = str(VENV / "bin" / "ros2")
-    launch = processes.start([ros2, "launch", "pose_classifier_ros", "side_profile_navigation.launch.py",
-                              "namespace:=uav", f"checkpoint:={checkpoint}", "device:=cpu",
-                              "image_topic:=/camera/image_raw", "detections_topic:=/detector/detections"],
-                             ros_env, "launch_full")
+    launch = processes.start(
+        [
+            ros2,
+            "launch",
+            "pose_classifier_ros",
+            "side_profile_navigation.launch.py",
+            "namespace:=uav",
+            f"checkpoint:={checkpoint}",
+            "device:=cpu",
+            "image_topic:=/camera/image_raw",
+            "detections_topic:=/detector/detections",
+        ],
+        ros_env,
+        "launch_full",
+    )
 
     def wired():
-        out = subprocess.run([ros2, "topic", "info", "--no-daemon", "-v", "/uav/viewpoints"], env=ros_env,
-                             capture_output=True, text=True, timeout=60).stdout
+        out = subprocess.run(
+            [ros2, "topic", "info", "--no-daemon", "-v", "/uav/viewpoints"],
+            env=ros_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
         # Counts can appear before the node names are discovered: wait for both.
-        complete = ("Publisher count: 1" in out and "Subscription count: 1" in out
-                    and "pose_classifier" in out and "side_profile_policy" in out)
+        complete = (
+            "Publisher count: 1" in out
+            and "Subscription count: 1" in out
+            and "pose_classifier" in out
+            and "side_profile_policy" in out
+        )
         return out if complete else None
 
     out = wait_for(wired, 120, interval=2.0, message="classifier publisher and policy subscriber on /uav/viewpoints")
@@ -259,24 +353,44 @@ def test_launch_classifier_and_policy_together(ros_env, processes, tmp_path):
 def test_orbit_example_launch_overrides_the_params_file(ros_env, processes):
     assert os.access(NODE_EXE, os.X_OK), f"{NODE_EXE} is not executable: run scripts/setup.sh"
     ros2 = str(VENV / "bin" / "ros2")
-    launch = processes.start([ros2, "launch", "pose_classifier_ros", "side_profile_orbit.launch.py", "namespace:=uav2",
-                              "motion_mode:=yaw", "target_pixels:=320.0", "vigilance_topic:=/uav2/alert"],
-                             ros_env, "orbit_launch")
+    launch = processes.start(
+        [
+            ros2,
+            "launch",
+            "pose_classifier_ros",
+            "side_profile_orbit.launch.py",
+            "namespace:=uav2",
+            "motion_mode:=yaw",
+            "target_pixels:=320.0",
+            "vigilance_topic:=/uav2/alert",
+        ],
+        ros_env,
+        "orbit_launch",
+    )
 
     def param(name):
-        out = subprocess.run([ros2, "param", "get", "--no-daemon", "/uav2/side_profile_policy", name], env=ros_env,
-                             capture_output=True, text=True, timeout=60).stdout
+        out = subprocess.run(
+            [ros2, "param", "get", "--no-daemon", "/uav2/side_profile_policy", name],
+            env=ros_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
         return out.strip() if "value is" in out else None
 
-    assert wait_for(lambda: param("orient.mode"), 90, interval=1.0, message="the example's policy node") == \
-        "String value is: yaw", processes.output(launch)
+    assert (
+        wait_for(lambda: param("orient.mode"), 90, interval=1.0, message="the example's policy node")
+        == "String value is: yaw"
+    ), processes.output(launch)
     # Each `ros2 param get` discovers the node anew; on a loaded machine one may miss it: retry.
     assert wait_for(lambda: param("capture.target_pixels"), 60, interval=1.0) == "Double value is: 320.0"
     assert wait_for(lambda: param("orient.orbit_speed"), 60, interval=1.0) == "Double value is: 3.0"
     assert wait_for(lambda: param("disturbance.hold_s"), 60, interval=1.0) == "Double value is: 5.0"  # params file
+
     def topics():
-        out = subprocess.run([ros2, "topic", "list", "--no-daemon", "-t"], env=ros_env, capture_output=True,
-                             text=True, timeout=60).stdout
+        out = subprocess.run(
+            [ros2, "topic", "list", "--no-daemon", "-t"], env=ros_env, capture_output=True, text=True, timeout=60
+        ).stdout
         return "/uav2/alert [std_msgs/msg/Float32]" in out and "/uav2/cmd_vel [geometry_msgs/msg/Twist]" in out
 
     wait_for(topics, 60, interval=1.0, message="the remapped vigilance and cmd_vel topics")
@@ -285,15 +399,21 @@ def test_orbit_example_launch_overrides_the_params_file(ros_env, processes):
 
 def test_vigilance_input_makes_the_node_retreat(ros_env, processes, tmp_path):
     ns = "/drone3"
-    node = processes.start([*NODE_CMD, "--ros-args", "-r", f"__ns:={ns}", "--params-file", str(PARAMS)],
-                           ros_env, "policy_node")
+    node = processes.start(
+        [*NODE_CMD, "--ros-args", "-r", f"__ns:={ns}", "--params-file", str(PARAMS)], ros_env, "policy_node"
+    )
     record = tmp_path / "record.json"
-    recorder = processes.python([_write(tmp_path, "recorder.py", RECORDER), str(record), ns, "15", "--no-capture"],
-                                ros_env, "recorder")
-    wait_for(lambda: (tmp_path / "record.json.ready").exists() or recorder.poll() is not None, 60,
-             message="recorder matched to the policy node's publishers")
-    player = processes.python([_write(tmp_path, "player.py", PUBLISHER), f"{ns}/viewpoints", f"{ns}/vigilance"],
-                              ros_env, "player")
+    recorder = processes.python(
+        [_write(tmp_path, "recorder.py", RECORDER), str(record), ns, "15", "--no-capture"], ros_env, "recorder"
+    )
+    wait_for(
+        lambda: (tmp_path / "record.json.ready").exists() or recorder.poll() is not None,
+        60,
+        message="recorder matched to the policy node's publishers",
+    )
+    player = processes.python(
+        [_write(tmp_path, "player.py", PUBLISHER), f"{ns}/viewpoints", f"{ns}/vigilance"], ros_env, "player"
+    )
     wait_for(lambda: record.exists() or recorder.poll() not in (None, 0), 60, message="recorded policy outputs")
     assert player.wait(30) == 0, processes.output(player)
     rec, log = json.loads(record.read_text()), processes.output(node)

@@ -1,4 +1,5 @@
 """Orbit mode, range control, stale/unknown viewpoints and the retreat override of the policy (no ROS)."""
+
 from __future__ import annotations
 
 import math
@@ -25,28 +26,50 @@ DT_NS = 100_000_000  # 10 Hz
 T0 = 5_000_000_000
 
 
-def track(label: str, size: float = 200.0, cx: float = W / 2, stable: bool = True, label_age_s: float = 0.0,
-          heading: float = math.nan, i: int = 0, tid: str = "a") -> TrackObservation:
+def track(
+    label: str,
+    size: float = 200.0,
+    cx: float = W / 2,
+    stable: bool = True,
+    label_age_s: float = 0.0,
+    heading: float = math.nan,
+    i: int = 0,
+    tid: str = "a",
+) -> TrackObservation:
     """A side-view-shaped box (width = size, height = size / 2) centred at cx."""
     stamp = T0 + i * DT_NS - int(label_age_s * 1e9)
-    return TrackObservation(tid, (cx - size / 2, H / 2 - size / 4, cx + size / 2, H / 2 + size / 4), 0.9, label,
-                            stable, label_stamp_ns=stamp, heading_deg=heading)
+    return TrackObservation(
+        tid,
+        (cx - size / 2, H / 2 - size / 4, cx + size / 2, H / 2 + size / 4),
+        0.9,
+        label,
+        stable,
+        label_stamp_ns=stamp,
+        heading_deg=heading,
+    )
 
 
 def frame(i: int, *tracks: TrackObservation, vigilance: float | None = None) -> PolicyFrame:
-    return PolicyFrame(stamp_ns=T0 + i * DT_NS, width=W, height=H, tracks=list(tracks), frame_id="cam",
-                       vigilance=vigilance)
+    return PolicyFrame(
+        stamp_ns=T0 + i * DT_NS, width=W, height=H, tracks=list(tracks), frame_id="cam", vigilance=vigilance
+    )
 
 
 def run_labels(labels, config=None, **kw):
     return run_policy([frame(i, track(lab, i=i, **kw)) for i, lab in enumerate(labels)], config or PolicyConfig())
 
 
-@pytest.mark.parametrize("label, flank, direction", [
-    ("front-left", "left", 1), ("back-left", "left", -1), ("front-right", "right", -1), ("back-right", "right", 1),
-    ("front", "left", 1),      # exactly between the flanks: orient.scan_direction left = counter-clockwise
-    ("back", "right", 1),      # ... which from the back reaches the right flank
-])
+@pytest.mark.parametrize(
+    "label, flank, direction",
+    [
+        ("front-left", "left", 1),
+        ("back-left", "left", -1),
+        ("front-right", "right", -1),
+        ("back-right", "right", 1),
+        ("front", "left", 1),  # exactly between the flanks: orient.scan_direction left = counter-clockwise
+        ("back", "right", 1),  # ... which from the back reaches the right flank
+    ],
+)
 def test_orbit_goes_the_short_way_round_to_the_nearer_flank(label, flank, direction):
     # direction +1 = increase h = circle counter-clockwise = fly right (linear.y < 0) while yawing left.
     out = run_labels([label], PolicyConfig(orbit_speed=2.5))[0]
@@ -96,8 +119,14 @@ def test_label_only_orbit_overshoots_into_the_side_sector_by_the_centering_yaw()
 
 
 def test_range_control_closes_in_backs_off_and_captures_in_band_with_the_flank():
-    cfg = PolicyConfig(capture_target_pixels=500.0, capture_size_band=0.1, approach_speed=2.0, approach_speed_gain=3.0,
-                       approach_min_side_votes=2, approach_window=3)
+    cfg = PolicyConfig(
+        capture_target_pixels=500.0,
+        capture_size_band=0.1,
+        approach_speed=2.0,
+        approach_speed_gain=3.0,
+        approach_min_side_votes=2,
+        approach_window=3,
+    )
     small = run_policy([frame(0, track("left", size=250.0))], cfg)[0]
     assert small.forward_speed == pytest.approx(1.5) and small.lateral_speed == 0.0  # 3 * (1 - 250/500)
     big = run_policy([frame(0, track("front-left", size=700.0))], cfg)[0]
@@ -120,10 +149,13 @@ def test_no_capture_in_band_without_a_side_view_as_latest_label():
     assert outs[3].capture.reason == "target_size" and outs[3].capture.flank == "left"
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"label_age_s": 2.5},      # older than viewpoint.max_age_s (2.0): stale
-    {"stable": False},         # not stable yet (target.require_stable)
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"label_age_s": 2.5},  # older than viewpoint.max_age_s (2.0): stale
+        {"stable": False},  # not stable yet (target.require_stable)
+    ],
+)
 def test_stale_or_unstable_viewpoints_hold_all_motion(kwargs):
     for mode in ("orbit", "yaw"):
         outs = run_labels(["front-left"] * 3, PolicyConfig(motion_mode=mode), cx=100.0, size=100.0, **kwargs)
@@ -133,10 +165,12 @@ def test_stale_or_unstable_viewpoints_hold_all_motion(kwargs):
 
 def test_unknown_label_and_missing_target_hold_and_fresh_label_moves_again():
     cfg = PolicyConfig(approach_min_side_votes=1, approach_window=1)
-    frames = [frame(0, track("left", size=200.0, i=0)),        # APPROACH, moving forward
-              frame(1, track("", size=200.0, i=1)),            # UNKNOWN (255) -> ""
-              frame(2),                                         # target not in the frame
-              frame(3, track("left", size=200.0, i=3, label_age_s=1.0))]  # 1 s old: still fresh enough
+    frames = [
+        frame(0, track("left", size=200.0, i=0)),  # APPROACH, moving forward
+        frame(1, track("", size=200.0, i=1)),  # UNKNOWN (255) -> ""
+        frame(2),  # target not in the frame
+        frame(3, track("left", size=200.0, i=3, label_age_s=1.0)),
+    ]  # 1 s old: still fresh enough
     outs = run_policy(frames, cfg)
     assert outs[0].forward_speed > 0
     assert all((o.yaw_rate, o.forward_speed, o.lateral_speed) == (0.0, 0.0, 0.0) for o in outs[1:3])
@@ -168,8 +202,7 @@ def test_vigilance_retreats_holds_and_resumes():
 def test_vigilance_while_holding_extends_the_hold():
     cfg = PolicyConfig(retreat_s=0.0, retreat_hold_s=0.3)
     policy = SideProfilePolicy(cfg)
-    states = [policy.step(frame(i, track("front", i=i), vigilance=1.0 if i in (1, 3) else 0.0)).state
-              for i in range(9)]
+    states = [policy.step(frame(i, track("front", i=i), vigilance=1.0 if i in (1, 3) else 0.0)).state for i in range(9)]
     assert states == [State.ORIENT] + [State.RETREAT] * 5 + [State.ORIENT] * 3
 
 
@@ -194,8 +227,9 @@ def test_box_speed_jump_discounts_the_own_yaw():
     script = [(500.0, 2.5), (500.0, 2.5), (500.0, 0.0), (500.0 + focal * yaw * 0.1, 0.0)]
 
     def run(config):
-        return run_policy([frame(i, track("front-left", cx=x, i=i, label_age_s=age))
-                           for i, (x, age) in enumerate(script)], config)
+        return run_policy(
+            [frame(i, track("front-left", cx=x, i=i, label_age_s=age)) for i, (x, age) in enumerate(script)], config
+        )
 
     outs = run(cfg)
     assert [o.yaw_rate for o in outs[:3]] == pytest.approx([0.0, 0.0, yaw])

@@ -1,4 +1,5 @@
 """check_model_files: a checkpoint that passes the check also builds; a head-only one needs its backbone."""
+
 from pathlib import Path
 
 import pytest

@@ -1,4 +1,5 @@
 """Crop geometry and batched preprocessing against the PIL/torchvision reference."""
+
 from types import SimpleNamespace
 
 import numpy as np
@@ -7,12 +8,17 @@ import torch
 from PIL import Image, ImageDraw
 
 import pose_classifier_ros.model.preprocess as preprocess
-from pose_classifier_ros.model.preprocess import (CropConfig, crop_batch, expand_and_clamp_boxes,
-                                            preprocess_images, reference_crops, reference_preprocess)
+from pose_classifier_ros.model.preprocess import (
+    CropConfig,
+    crop_batch,
+    expand_and_clamp_boxes,
+    preprocess_images,
+    reference_crops,
+    reference_preprocess,
+)
 
 # Explicit so these tests do not depend on model.py; the values are the ModelConfig defaults.
-MODEL_CFG = SimpleNamespace(resize_size=256, crop_size=224, mean=(0.485, 0.456, 0.406),
-                            std=(0.229, 0.224, 0.225))
+MODEL_CFG = SimpleNamespace(resize_size=256, crop_size=224, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
 # Tolerance stated in preprocess.py: one uint8 step in normalised units.
 ONE_STEP = 1.0 / 255.0 / min(MODEL_CFG.std)
 
@@ -21,8 +27,7 @@ def textured_frame(width=1280, height=720, seed=0) -> np.ndarray:
     """Photo-like test frame: gradients, sharp-edged shapes, fine stripes, text and sensor noise."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    base = np.stack([xx / width * 255, yy / height * 255,
-                     127 + 100 * np.sin(xx / 9.0) * np.cos(yy / 13.0)], axis=-1)
+    base = np.stack([xx / width * 255, yy / height * 255, 127 + 100 * np.sin(xx / 9.0) * np.cos(yy / 13.0)], axis=-1)
     image = Image.fromarray(base.clip(0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(image)
     for _ in range(60):
@@ -59,14 +64,18 @@ def reference_for(frame, boxes, cfg=None):
 
 def test_crop_batch_matches_reference_within_one_uint8_step(frame):
     h, w = frame.shape[:2]
-    boxes = np.concatenate([
-        random_boxes(12, w, h, 150, 700),
-        [[-40, -30, 160, 250],        # partly outside, top-left corner
-         [w - 90, h - 300, w + 50, h + 20],   # partly outside, bottom-right
-         [500, 300, 530, 340],        # small: upscaled by ~7x
-         [100, 400, 1200, 520],       # elongated 9:1
-         [600, 10, 640, 700]],        # elongated 1:17
-    ]).astype(np.float32)
+    boxes = np.concatenate(
+        [
+            random_boxes(12, w, h, 150, 700),
+            [
+                [-40, -30, 160, 250],  # partly outside, top-left corner
+                [w - 90, h - 300, w + 50, h + 20],  # partly outside, bottom-right
+                [500, 300, 530, 340],  # small: upscaled by ~7x
+                [100, 400, 1200, 520],  # elongated 9:1
+                [600, 10, 640, 700],
+            ],  # elongated 1:17
+        ]
+    ).astype(np.float32)
     ours, valid = crop_batch(frame, boxes, model_cfg=MODEL_CFG)
     ref, ref_valid = reference_for(frame, boxes)
     assert valid.all() and np.array_equal(valid, ref_valid)
@@ -100,19 +109,22 @@ def test_padding_and_rounding_geometry():
 
 def test_boxes_outside_degenerate_and_non_finite_are_invalid_not_errors():
     w, h = 640, 480
-    boxes = np.array([
-        [-20, -10, 50, 40],          # partly outside -> clamped, valid
-        [600, 400, 700, 500],        # partly outside bottom-right -> clamped, valid
-        [700, 10, 800, 100],         # fully right of the frame
-        [-100, -100, -1, -1],        # fully above-left
-        [10, 10, 10, 50],            # zero width
-        [50, 60, 20, 100],           # inverted
-        [10, 10, 15, 40],            # 5 px wide < min_box_size
-        [10, 10, 18, 18],            # exactly min_box_size
-        [np.nan, 0, 50, 50],
-        [0, 0, np.inf, 50],
-        [-5, 100, 3, 200],           # only 3 px inside the frame
-    ], dtype=np.float32)
+    boxes = np.array(
+        [
+            [-20, -10, 50, 40],  # partly outside -> clamped, valid
+            [600, 400, 700, 500],  # partly outside bottom-right -> clamped, valid
+            [700, 10, 800, 100],  # fully right of the frame
+            [-100, -100, -1, -1],  # fully above-left
+            [10, 10, 10, 50],  # zero width
+            [50, 60, 20, 100],  # inverted
+            [10, 10, 15, 40],  # 5 px wide < min_box_size
+            [10, 10, 18, 18],  # exactly min_box_size
+            [np.nan, 0, 50, 50],
+            [0, 0, np.inf, 50],
+            [-5, 100, 3, 200],  # only 3 px inside the frame
+        ],
+        dtype=np.float32,
+    )
     out, valid = expand_and_clamp_boxes(boxes, w, h, CropConfig(padding=0.1, min_box_size=8))
     assert valid.tolist() == [True, True, False, False, False, False, False, True, False, False, False]
     assert out[0].tolist() == [0, 0, 57, 45]
@@ -178,8 +190,13 @@ def test_preprocess_images_accepts_pil_numpy_and_tensor(frame):
 def test_labels_agree_with_reference_on_a_small_network(frame):
     # Downstream what matters is the class; a random conv net stands in for any classifier.
     torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 14, 14), torch.nn.GELU(),
-                              torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(16, 8))
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 16, 14, 14),
+        torch.nn.GELU(),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(16, 8),
+    )
     boxes = random_boxes(16, frame.shape[1], frame.shape[0], seed=11)
     ours, _ = crop_batch(frame, boxes, model_cfg=MODEL_CFG)
     ref, _ = reference_for(frame, boxes)

@@ -3,6 +3,7 @@
 Reads ../shared/real-samples (beside the repository, as in CI); a random-weight test-tiny model, so the
 labels are noise and only sizes, files and drawing are checked.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,13 +13,20 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pose_classifier_ros.visualization.annotate import annotate_image, load_boxes_csv, padded_crops, random_tiny_classifier
+from pose_classifier_ros.visualization.annotate import (
+    annotate_image,
+    load_boxes_csv,
+    padded_crops,
+    random_tiny_classifier,
+)
 from pose_classifier_ros.visualization.annotations import viewpoint_color
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "real-samples"
 IMAGE, BOXES = SAMPLES / "mixed_herd6.jpg", SAMPLES / "boxes.csv"
-pytestmark = pytest.mark.skipif(not IMAGE.exists() or not BOXES.exists(),
-                                reason=f"real sample frame not found at {SAMPLES} (../shared/real-samples)")
+pytestmark = pytest.mark.skipif(
+    not IMAGE.exists() or not BOXES.exists(),
+    reason=f"real sample frame not found at {SAMPLES} (../shared/real-samples)",
+)
 
 
 def test_real_frame_crops_and_overlay(tmp_path):
@@ -42,8 +50,8 @@ def test_real_frame_crops_and_overlay(tmp_path):
         colour = 255 * np.array(viewpoint_color(det["label"]))
         edge = overlay[(y1 + y2) // 2, x1 + 2]  # on the left edge of the box (9 px wide line)
         assert np.abs(edge - colour).max() < 40, (det, edge, colour)
-        inside = overlay[(y1 + y2) // 2 - 20:(y1 + y2) // 2 + 20, (x1 + x2) // 2 - 20:(x1 + x2) // 2 + 20]
-        ref = original[(y1 + y2) // 2 - 20:(y1 + y2) // 2 + 20, (x1 + x2) // 2 - 20:(x1 + x2) // 2 + 20]
+        inside = overlay[(y1 + y2) // 2 - 20 : (y1 + y2) // 2 + 20, (x1 + x2) // 2 - 20 : (x1 + x2) // 2 + 20]
+        ref = original[(y1 + y2) // 2 - 20 : (y1 + y2) // 2 + 20, (x1 + x2) // 2 - 20 : (x1 + x2) // 2 + 20]
         assert np.abs(inside - ref).mean() < 6  # the animal itself is not painted over
     assert json.loads((tmp_path / "results.json").read_text())["overlay_segments"] == summary["overlay_segments"]
 

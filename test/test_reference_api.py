@@ -1,4 +1,5 @@
 """Drop-in for the reference scripts: ViewPointClassifier, exact PIL numerics, reference CLI flags and file."""
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,14 @@ def parse(*argv) -> argparse.Namespace:
 
 def reference_transform(cfg: ModelConfig = TINY) -> transforms.Compose:
     """The reference scripts' eval transform, written out independently of our preprocess module."""
-    return transforms.Compose([transforms.Resize(cfg.resize_size), transforms.CenterCrop(cfg.crop_size),
-                               transforms.ToTensor(), transforms.Normalize(cfg.mean, cfg.std)])
+    return transforms.Compose(
+        [
+            transforms.Resize(cfg.resize_size),
+            transforms.CenterCrop(cfg.crop_size),
+            transforms.ToTensor(),
+            transforms.Normalize(cfg.mean, cfg.std),
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +56,22 @@ def dataset(tmp_path_factory):
 def reference_run(dataset, tmp_path_factory):
     """`pose-classifier train` with the reference script's flags and --save-format reference."""
     out = tmp_path_factory.mktemp("ref_run")
-    argv = ["train", "--data_dir", dataset, "--model_size", "test-tiny", "--batch_size", "16", "--lr", "1e-3",
-            "--out", out, "--save-format", "reference", *COMMON]
+    argv = [
+        "train",
+        "--data_dir",
+        dataset,
+        "--model_size",
+        "test-tiny",
+        "--batch_size",
+        "16",
+        "--lr",
+        "1e-3",
+        "--out",
+        out,
+        "--save-format",
+        "reference",
+        *COMMON,
+    ]
     assert cli_main([str(a) for a in argv]) == 0
     return out
 
@@ -72,9 +93,20 @@ def textured_crops() -> list[Image.Image]:
     yy, xx = np.mgrid[0:700, 0:900]
     base = np.stack([xx * 255 / 900, yy * 255 / 700, 127 + 120 * np.sin(xx / 5.0 + yy / 9.0)], -1)
     frame = (base + rng.normal(0, 25, base.shape)).clip(0, 255).astype(np.uint8)
-    sizes = [(37, 53), (100, 100), (180, 90), (224, 224), (256, 256), (256, 300), (300, 256), (311, 640),
-             (640, 120), (20, 600), (699, 899)]  # (h, w)
-    return [Image.fromarray(frame[5:5 + h, 3:3 + w]) for h, w in sizes]
+    sizes = [
+        (37, 53),
+        (100, 100),
+        (180, 90),
+        (224, 224),
+        (256, 256),
+        (256, 300),
+        (300, 256),
+        (311, 640),
+        (640, 120),
+        (20, 600),
+        (699, 899),
+    ]  # (h, w)
+    return [Image.fromarray(frame[5 : 5 + h, 3 : 3 + w]) for h, w in sizes]
 
 
 def test_reference_format_file_is_a_plain_state_dict(reference_run):
@@ -109,13 +141,17 @@ def test_reference_signature_round_trip_gives_the_trainers_labels(reference_run,
     model, config = ours.model, ours.config
     save_checkpoint(tmp_path / "ours.pth", model, config)
     pils = [Image.open(r["image_path"]) for r in rows]
-    np.testing.assert_array_equal(ViewPointClassifier(tmp_path / "ours.pth", "test-tiny").predict_proba(pils),
-                                  clf.predict_proba(pils))
+    np.testing.assert_array_equal(
+        ViewPointClassifier(tmp_path / "ours.pth", "test-tiny").predict_proba(pils), clf.predict_proba(pils)
+    )
 
 
 def test_reference_flags_train_the_same_run_as_ours(reference_run, dataset, tmp_path):
-    ours = T.train(parse("--data", dataset, "--size", "test-tiny", "--batch-size", "16", "--lr", "1e-3",
-                         "--out", tmp_path, *COMMON))
+    ours = T.train(
+        parse(
+            "--data", dataset, "--size", "test-tiny", "--batch-size", "16", "--lr", "1e-3", "--out", tmp_path, *COMMON
+        )
+    )
     ref = load_checkpoint(reference_run / T.CHECKPOINT_NAME).state_dict
     mine = load_checkpoint(ours.checkpoint).state_dict
     assert ref.keys() == mine.keys() and all(torch.equal(ref[k], mine[k]) for k in ref)
@@ -165,10 +201,38 @@ def test_pil_crops_match_the_reference_transforms(tiny_checkpoint):
 
 
 def test_reference_flags_parse_to_our_configuration(tmp_path):
-    ref = parse("--data_dir", "d", "--train_csv", "t.csv", "--val_csv", "v.csv", "--model_size", "base",
-                "--epochs", "7", "--batch_size", "48", "--lr", "0.0005")
-    ours = parse("--data", "d", "--train-csv", "t.csv", "--val-csv", "v.csv", "--size", "base",
-                 "--epochs", "7", "--batch-size", "48", "--lr", "0.0005")
+    ref = parse(
+        "--data_dir",
+        "d",
+        "--train_csv",
+        "t.csv",
+        "--val_csv",
+        "v.csv",
+        "--model_size",
+        "base",
+        "--epochs",
+        "7",
+        "--batch_size",
+        "48",
+        "--lr",
+        "0.0005",
+    )
+    ours = parse(
+        "--data",
+        "d",
+        "--train-csv",
+        "t.csv",
+        "--val-csv",
+        "v.csv",
+        "--size",
+        "base",
+        "--epochs",
+        "7",
+        "--batch-size",
+        "48",
+        "--lr",
+        "0.0005",
+    )
     assert vars(ref) == vars(ours)
     assert (ref.data, ref.size, ref.batch_size, ref.lr) == (Path("d"), "base", 48, 5e-4)
     assert parse("--model_size", "test-tiny").size == "test-tiny"  # tests keep the tiny backbone
@@ -192,16 +256,36 @@ def test_data_dir_with_csvs_roots_relative_image_paths(dataset, tmp_path):
             w = csv.writer(fh)
             w.writerow(["image_path", "pose"])
             w.writerows([str(p), p.parent.name] for p in part)
-    args = parse("--data_dir", dataset, "--train_csv", csv_dir / "train.csv", "--val_csv", csv_dir / "val.csv",
-                 "--model_size", "test-tiny", "--out", tmp_path / "run", "--no-progress")
+    args = parse(
+        "--data_dir",
+        dataset,
+        "--train_csv",
+        csv_dir / "train.csv",
+        "--val_csv",
+        csv_dir / "val.csv",
+        "--model_size",
+        "test-tiny",
+        "--out",
+        tmp_path / "run",
+        "--no-progress",
+    )
     train_set, val_set = T.load_splits(args)
     assert (len(train_set), len(val_set)) == (40, 40) and not train_set.missing and not val_set.missing
     assert {Path(s.path) for s in val_set} == {(dataset / p).resolve() for p in images[1::2]}
     assert (tmp_path / "run" / "val.resolved.csv").is_file()
     # Without --data_dir the same CSV resolves next to itself, where the images are not.
     with pytest.raises(T.TrainError, match="empty"):
-        T.load_splits(parse("--train_csv", csv_dir / "train.csv", "--val_csv", csv_dir / "val.csv",
-                            "--no-progress", "--out", tmp_path / "run2"))
+        T.load_splits(
+            parse(
+                "--train_csv",
+                csv_dir / "train.csv",
+                "--val_csv",
+                csv_dir / "val.csv",
+                "--no-progress",
+                "--out",
+                tmp_path / "run2",
+            )
+        )
     with pytest.raises(T.TrainError, match="not a folder"):
         T.load_splits(parse("--data_dir", csv_dir / "train.csv", "--train_csv", csv_dir / "train.csv"))
     with pytest.raises(T.TrainError, match="--save-format reference writes the full model"):
@@ -209,9 +293,11 @@ def test_data_dir_with_csvs_roots_relative_image_paths(dataset, tmp_path):
 
 
 def test_importing_the_package_does_not_load_torch():
-    code = ("import sys, pose_classifier_ros as p; assert 'torch' not in sys.modules; "
-            "from pose_classifier_ros import ViewPointClassifier, ViewpointClassifier; "
-            "assert issubclass(ViewPointClassifier, ViewpointClassifier); print('ok')")
+    code = (
+        "import sys, pose_classifier_ros as p; assert 'torch' not in sys.modules; "
+        "from pose_classifier_ros import ViewPointClassifier, ViewpointClassifier; "
+        "assert issubclass(ViewPointClassifier, ViewpointClassifier); print('ok')"
+    )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

@@ -3,6 +3,7 @@
 A fake classifier reads its prediction from the red channel at the box centre (class * 20), so each
 test scripts per-frame predictions by painting the frames, and the expected metrics follow by hand.
 """
+
 from __future__ import annotations
 
 import csv
@@ -15,11 +16,11 @@ import numpy as np
 import pytest
 
 from pose_classifier_ros.bags.bagio import BagError, open_reader, open_writer
-from pose_classifier_ros.labels import INDEX, VIEWPOINTS
-from pose_classifier_ros.stream.pipeline import ViewpointPipeline
 from pose_classifier_ros.bags.replay import GroundTruth, build_report, load_ground_truth_csv, replay_bag
+from pose_classifier_ros.labels import INDEX, VIEWPOINTS
 from pose_classifier_ros.parameters import ParameterError
 from pose_classifier_ros.stream.node_config import load_node_config
+from pose_classifier_ros.stream.pipeline import ViewpointPipeline
 from pose_classifier_ros.stream.voting import VotingConfig
 
 START = 1_700_000_000_000_000_000
@@ -28,8 +29,18 @@ W, H = 64, 48
 BOXES = {"a": (4.0, 8.0, 28.0, 40.0), "b": (36.0, 8.0, 60.0, 40.0)}
 L, R, F, B = INDEX["left"], INDEX["right"], INDEX["front"], INDEX["back"]
 # per frame: track -> predicted class painted into its box. Truth: a = left, b = front.
-PRED = [{"a": L, "b": B}, {"a": L, "b": B}, {"a": L, "b": B}, {"a": R, "b": B}, {"a": L, "b": B},
-        {"a": L, "b": B}, {"a": R, "b": B}, {"a": L, "b": B}, {"a": L, "b": B}, {"a": L, "b": B}]
+PRED = [
+    {"a": L, "b": B},
+    {"a": L, "b": B},
+    {"a": L, "b": B},
+    {"a": R, "b": B},
+    {"a": L, "b": B},
+    {"a": L, "b": B},
+    {"a": R, "b": B},
+    {"a": L, "b": B},
+    {"a": L, "b": B},
+    {"a": L, "b": B},
+]
 TRUTH = {"a": L, "b": F}
 
 
@@ -53,9 +64,9 @@ def write_bag(path, storage="mcap", pred=PRED, encodings=None, empty_frames=(), 
         t = writer.typestore.types
 
         def header(stamp):
-            return t["std_msgs/msg/Header"](stamp=t["builtin_interfaces/msg/Time"](sec=stamp // 10**9,
-                                                                                   nanosec=stamp % 10**9),
-                                            frame_id="cam")
+            return t["std_msgs/msg/Header"](
+                stamp=t["builtin_interfaces/msg/Time"](sec=stamp // 10**9, nanosec=stamp % 10**9), frame_id="cam"
+            )
 
         writer.add_topic("/camera/image_raw", "sensor_msgs/msg/Image")
         writer.add_topic("/detections", "vision_msgs/msg/Detection2DArray")
@@ -68,19 +79,36 @@ def write_bag(path, storage="mcap", pred=PRED, encodings=None, empty_frames=(), 
                 x1, y1, x2, y2 = (int(v) for v in BOXES[track])
                 img[y1:y2, x1:x2, 0] = cls * 20
             encoding = (encodings or {}).get(i, "rgb8")
-            writer.write("/camera/image_raw", stamp, t["sensor_msgs/msg/Image"](
-                header=header(stamp), height=H, width=W, encoding=encoding, is_bigendian=0, step=W * 3,
-                data=img.reshape(-1)))
+            writer.write(
+                "/camera/image_raw",
+                stamp,
+                t["sensor_msgs/msg/Image"](
+                    header=header(stamp),
+                    height=H,
+                    width=W,
+                    encoding=encoding,
+                    is_bigendian=0,
+                    step=W * 3,
+                    data=img.reshape(-1),
+                ),
+            )
             dets = []
             if i not in empty_frames:
                 for track in frame_pred:
                     x1, y1, x2, y2 = BOXES[track]
                     bbox = t["vision_msgs/msg/BoundingBox2D"](
-                        center=t["vision_msgs/msg/Pose2D"](position=t["vision_msgs/msg/Point2D"](
-                            x=(x1 + x2) / 2, y=(y1 + y2) / 2), theta=0.0), size_x=x2 - x1, size_y=y2 - y1)
+                        center=t["vision_msgs/msg/Pose2D"](
+                            position=t["vision_msgs/msg/Point2D"](x=(x1 + x2) / 2, y=(y1 + y2) / 2), theta=0.0
+                        ),
+                        size_x=x2 - x1,
+                        size_y=y2 - y1,
+                    )
                     dets.append(t["vision_msgs/msg/Detection2D"](header=header(stamp), results=[], bbox=bbox, id=track))
-            writer.write("/detections", stamp + 5_000_000,
-                         t["vision_msgs/msg/Detection2DArray"](header=header(stamp), detections=dets))
+            writer.write(
+                "/detections",
+                stamp + 5_000_000,
+                t["vision_msgs/msg/Detection2DArray"](header=header(stamp), detections=dets),
+            )
             if extra_topic:
                 writer.write("/chatter", stamp + 1, t["std_msgs/msg/String"](data=f"hello {i}"))
 
@@ -110,7 +138,7 @@ def test_replay_output_bag_and_exact_metrics(tmp_path, storage, gt_by):
     assert result.stats["frames_processed"] == 10 and result.stats["frames_skipped"] == 0
     assert len(result.records) == 20 and all(r.true is not None for r in result.records)
     assert [r.label for r in result.records if r.track_id == "a"] == [p["a"] for p in PRED]
-    assert {r.smoothed for r in result.records if r.track_id == "a"} == {L}   # the vote hides both flips
+    assert {r.smoothed for r in result.records if r.track_id == "a"} == {L}  # the vote hides both flips
 
     report = build_report(result)
     assert report["per_frame"]["num_samples"] == 20
@@ -150,8 +178,13 @@ def test_ground_truth_from_bag_topic(tmp_path):
     # Build a bag with a ground-truth topic by replaying with a perfect "classifier" of TRUTH ...
     truth_bag = tmp_path / "truth"
     write_bag(truth_bag, pred=[dict(TRUTH)] * len(PRED))
-    replay_bag(truth_bag, _pipeline(), out_path=tmp_path / "truth_out", viewpoints_topic="/ground_truth/viewpoints",
-               progress=False)
+    replay_bag(
+        truth_bag,
+        _pipeline(),
+        out_path=tmp_path / "truth_out",
+        viewpoints_topic="/ground_truth/viewpoints",
+        progress=False,
+    )
     # ... and copy its labels next to the scripted images.
     combined = tmp_path / "combined"
     with open_reader(bag) as src, open_reader(tmp_path / "truth_out") as gt_src, open_writer(combined) as dst:
@@ -198,9 +231,11 @@ def test_settings_from_node_params_file(tmp_path):
     settings = load_node_config(repo_yaml)
     assert settings.voting.window >= 1 and settings.pairing.mode in ("stamp", "arrival")
     params = tmp_path / "p.yaml"
-    params.write_text("pose_classifier:\n  ros__parameters:\n    voting: {window: 3, min_votes: 2, mode: mean}\n"
-                      "    sync: {tolerance_s: 0.02, queue_size: 5}\n    crop: {padding: 0.2}\n"
-                      "    tracking: {iou_threshold: 0.5}\n    model: {backend: eager, checkpoint: ''}\n")
+    params.write_text(
+        "pose_classifier:\n  ros__parameters:\n    voting: {window: 3, min_votes: 2, mode: mean}\n"
+        "    sync: {tolerance_s: 0.02, queue_size: 5}\n    crop: {padding: 0.2}\n"
+        "    tracking: {iou_threshold: 0.5}\n    model: {backend: eager, checkpoint: ''}\n"
+    )
     s = load_node_config(params)
     assert (s.voting.window, s.voting.min_votes, s.voting.mode) == (3, 2, "mean")
     assert (s.pairing.tolerance_s, s.pairing.queue_size) == (0.02, 5)
@@ -213,14 +248,20 @@ def test_settings_from_node_params_file(tmp_path):
 def test_node_yaml_is_read_with_the_node_meaning_no_aliases(tmp_path):
     """Unknown keys (a misspelling, the old `sync.slop` alias), wrong types and ranges name the key and file."""
     bad = tmp_path / "typo.yaml"
-    bad.write_text("pose_classifier:\n  ros__parameters:\n    voting: {windw: 3}\n    sync: {slop: 0.1}\n"
-                   "    crop: {padding: fast}\n    tracking: {iou_threshold: 2.0}\n")
+    bad.write_text(
+        "pose_classifier:\n  ros__parameters:\n    voting: {windw: 3}\n    sync: {slop: 0.1}\n"
+        "    crop: {padding: fast}\n    tracking: {iou_threshold: 2.0}\n"
+    )
     with pytest.raises(ParameterError) as err:
         load_node_config(bad)
     text = str(err.value)
-    for part in (str(bad), "unknown parameter 'voting.windw' (did you mean 'voting.window'?)",
-                 "unknown parameter 'sync.slop'", "crop.padding has type str, expected float",
-                 "tracking.iou_threshold=2.0 is outside [0.0, 1.0]"):
+    for part in (
+        str(bad),
+        "unknown parameter 'voting.windw' (did you mean 'voting.window'?)",
+        "unknown parameter 'sync.slop'",
+        "crop.padding has type str, expected float",
+        "tracking.iou_threshold=2.0 is outside [0.0, 1.0]",
+    ):
         assert part in text, text
 
 
@@ -237,8 +278,12 @@ def test_ground_truth_csv_errors(tmp_path):
 # The real CLI, end to end (subprocess)
 # ---------------------------------------------------------------------------------------------
 def _cli(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "pose_classifier_ros.cli", "replay", *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "pose_classifier_ros.cli", "replay", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture
@@ -275,13 +320,40 @@ def test_cli_errors_are_clear(tmp_path, tiny_checkpoint):
 @pytest.mark.slow
 def test_cli_replays_sample_bag_end_to_end(tmp_path, tiny_checkpoint):
     sample = tmp_path / "sample"
-    gen = subprocess.run([sys.executable, "-m", "pose_classifier_ros.cli", "make-sample-bag", str(sample),
-                          "--width", "320", "--height", "192", "--frames", "8", "--no-progress"],
-                         capture_output=True, text=True, timeout=300)
+    gen = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pose_classifier_ros.cli",
+            "make-sample-bag",
+            str(sample),
+            "--width",
+            "320",
+            "--height",
+            "192",
+            "--frames",
+            "8",
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert gen.returncode == 0, gen.stderr
     report_dir = tmp_path / "report"
-    proc = _cli(sample / "flight", "--checkpoint", tiny_checkpoint, "--ground-truth", sample / "ground_truth.csv",
-                "--report-dir", report_dir, "--backend", "eager", "--params", _params(tmp_path))
+    proc = _cli(
+        sample / "flight",
+        "--checkpoint",
+        tiny_checkpoint,
+        "--ground-truth",
+        sample / "ground_truth.csv",
+        "--report-dir",
+        report_dir,
+        "--backend",
+        "eager",
+        "--params",
+        _params(tmp_path),
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     metrics = json.loads((report_dir / "metrics.json").read_text())
     with (sample / "ground_truth.csv").open() as fh:
@@ -302,8 +374,9 @@ def test_cli_replays_sample_bag_end_to_end(tmp_path, tiny_checkpoint):
 
 def _params(tmp_path):
     path = tmp_path / "params.yaml"
-    path.write_text("pose_classifier:\n  ros__parameters:\n    voting: {window: 5, min_votes: 2}\n"
-                    "    model: {batch_size: 8}\n")
+    path.write_text(
+        "pose_classifier:\n  ros__parameters:\n    voting: {window: 5, min_votes: 2}\n    model: {batch_size: 8}\n"
+    )
     return path
 
 
@@ -314,7 +387,12 @@ def test_replay_compressed_image_topic(tmp_path):
     cfg = sb.FlightConfig(width=192, height=128, frames=4)
     out = tmp_path / "sample"
     sb.write_flight_bag(out, cfg, compressed=True, progress=False)
-    result = replay_bag(out / "flight", _pipeline(), image_topic=sb.COMPRESSED_TOPIC,
-                        ground_truth_topic=sb.GROUND_TRUTH_TOPIC, progress=False)
+    result = replay_bag(
+        out / "flight",
+        _pipeline(),
+        image_topic=sb.COMPRESSED_TOPIC,
+        ground_truth_topic=sb.GROUND_TRUTH_TOPIC,
+        progress=False,
+    )
     assert result.stats["frames_processed"] == 4 and result.stats["frames_skipped"] == 0
     assert result.stats["ground_truth_matched"] == len(result.records) > 0

@@ -1,5 +1,6 @@
 """replay's visual outputs: the annotation topic and track summaries in the output bag (read back with the
 independent mcap + mcap_ros2 readers), --best-views crops and sightings.csv, the report's contact sheet."""
+
 from __future__ import annotations
 
 import csv
@@ -23,8 +24,9 @@ def _stamp_ns(header) -> int:
 
 def test_output_bag_has_one_annotation_per_frame_and_a_summary_per_track(tmp_path):
     write_bag(tmp_path / "in", empty_frames=(4,))
-    result = replay_bag(tmp_path / "in", _pipeline(), out_path=tmp_path / "out", progress=False,
-                        visuals=ReplayVisualsConfig())
+    result = replay_bag(
+        tmp_path / "in", _pipeline(), out_path=tmp_path / "out", progress=False, visuals=ReplayVisualsConfig()
+    )
     messages = read_mcap(tmp_path / "out")
     viewpoints = [m for m in messages if m[0] == "/viewpoints"]
     markers = [m for m in messages if m[0] == "/annotations"]
@@ -54,15 +56,26 @@ def test_an_input_topic_is_never_overwritten(tmp_path):
         writer.add_topic("/detections", "vision_msgs/msg/Detection2DArray")
         writer.add_topic("/annotations", "std_msgs/msg/String")
     with pytest.raises(BagError, match="/annotations"):
-        replay_bag(tmp_path / "in", _pipeline(), out_path=tmp_path / "out", progress=False,
-                   visuals=ReplayVisualsConfig())
+        replay_bag(
+            tmp_path / "in", _pipeline(), out_path=tmp_path / "out", progress=False, visuals=ReplayVisualsConfig()
+        )
 
 
 def test_cli_best_views_and_contact_sheet(tmp_path, tiny_checkpoint):  # noqa: F811
     write_bag(tmp_path / "in")
     views, report = tmp_path / "views", tmp_path / "report"
-    proc = _cli(tmp_path / "in", "--checkpoint", tiny_checkpoint, "--backend", "eager", "--best-views", views,
-                "--report-dir", report, "--no-progress")
+    proc = _cli(
+        tmp_path / "in",
+        "--checkpoint",
+        tiny_checkpoint,
+        "--backend",
+        "eager",
+        "--best-views",
+        views,
+        "--report-dir",
+        report,
+        "--no-progress",
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     with (views / "sightings.csv").open() as fh:
         rows = {r["track_id"]: r for r in csv.DictReader(fh)}

@@ -1,5 +1,6 @@
 """replay --schedule scheduled: the node's scheduler under a simulated crop budget, deterministic, with the
 label-age / published-accuracy report beside every_frame on the same frames."""
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,10 @@ def _scheduled(max_crops=2):
 
 def _messages(path):
     with open_reader(path) as reader:
-        return [(ts, raw.tobytes() if hasattr(raw, "tobytes") else bytes(raw))
-                for _, ts, raw, _ in reader.messages(["/viewpoints"])]
+        return [
+            (ts, raw.tobytes() if hasattr(raw, "tobytes") else bytes(raw))
+            for _, ts, raw, _ in reader.messages(["/viewpoints"])
+        ]
 
 
 def test_simulated_budget_is_deterministic_and_honest(tmp_path):
@@ -38,8 +41,15 @@ def test_simulated_budget_is_deterministic_and_honest(tmp_path):
     for k in range(2):
         pipe, clf = _scheduled(max_crops=1)
         # 10 Hz bag, 5 crops/s: 0.5 crops per frame -> one crop every second frame (the first finds 1 crop).
-        result = replay_bag(bag, pipe, out_path=tmp_path / f"out{k}", ground_truth=gt, progress=False,
-                            crops_per_second=5.0, baseline=ViewpointPipeline(ColourClassifier(), voting=VOTING))
+        result = replay_bag(
+            bag,
+            pipe,
+            out_path=tmp_path / f"out{k}",
+            ground_truth=gt,
+            progress=False,
+            crops_per_second=5.0,
+            baseline=ViewpointPipeline(ColourClassifier(), voting=VOTING),
+        )
         runs.append((result, _messages(tmp_path / f"out{k}"), clf.calls))
     (first, msgs, calls), (second, msgs2, _) = runs
     assert msgs == msgs2 and first.records == second.records  # same output twice, byte for byte
@@ -96,17 +106,55 @@ def test_cli_scheduled_report(tmp_path):
     from pose_classifier_ros.model.checkpoint import save_checkpoint
     from pose_classifier_ros.model.viewpoint_model import ModelConfig, build_model
 
-    ckpt = save_checkpoint(tmp_path / "tiny.pt", build_model(ModelConfig(backbone="test-tiny"), pretrained=False),
-                           ModelConfig(backbone="test-tiny"))
-    proc = subprocess.run([sys.executable, "-m", "pose_classifier_ros.cli", "replay", str(bag), "--checkpoint",
-                           str(ckpt), "--schedule", "scheduled", "--crops-per-second", "12", "--ground-truth",
-                           str(tmp_path / "gt.csv"), "--report-dir", str(tmp_path / "rep"), "--backend", "eager",
-                           "--no-progress"], capture_output=True, text=True, timeout=300)
+    ckpt = save_checkpoint(
+        tmp_path / "tiny.pt",
+        build_model(ModelConfig(backbone="test-tiny"), pretrained=False),
+        ModelConfig(backbone="test-tiny"),
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pose_classifier_ros.cli",
+            "replay",
+            str(bag),
+            "--checkpoint",
+            str(ckpt),
+            "--schedule",
+            "scheduled",
+            "--crops-per-second",
+            "12",
+            "--ground-truth",
+            str(tmp_path / "gt.csv"),
+            "--report-dir",
+            str(tmp_path / "rep"),
+            "--backend",
+            "eager",
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads((tmp_path / "rep" / "metrics.json").read_text())
     assert metrics["schedule"]["crops_per_second"] == 12.0 and "every_frame" in metrics["schedule"]
     assert "label age" in proc.stdout
-    bad = subprocess.run([sys.executable, "-m", "pose_classifier_ros.cli", "replay", str(bag), "--checkpoint",
-                          str(ckpt), "--crops-per-second", "12", "--no-out"], capture_output=True, text=True,
-                         timeout=300)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pose_classifier_ros.cli",
+            "replay",
+            str(bag),
+            "--checkpoint",
+            str(ckpt),
+            "--crops-per-second",
+            "12",
+            "--no-out",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert bad.returncode == 1 and "--schedule scheduled" in bad.stderr

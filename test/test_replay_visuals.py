@@ -1,5 +1,6 @@
 """Replay's visual outputs: the annotation topic and track summaries in an MCAP bag, read back with the
 independent `mcap` + `mcap_ros2` readers (not rosbags, which wrote them)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,8 +10,8 @@ from test_best_views import PERIOD, H, L, W, result, striped_frame
 
 from pose_classifier_ros.bags.bagio import make_typestore, open_writer
 from pose_classifier_ros.bags.replay_visuals import ReplayVisuals, ReplayVisualsConfig
-from pose_classifier_ros.visualization.annotations import build_overlay
 from pose_classifier_ros.stream.pipeline import FrameResult
+from pose_classifier_ros.visualization.annotations import build_overlay
 
 T0 = 1_700_000_000 * 10**9
 
@@ -20,7 +21,8 @@ def read_mcap(bag_dir):
     out = []
     with path.open("rb") as fh:
         for schema, channel, message, decoded in make_reader(
-                fh, decoder_factories=[DecoderFactory()]).iter_decoded_messages():
+            fh, decoder_factories=[DecoderFactory()]
+        ).iter_decoded_messages():
             out.append((channel.topic, schema.name, message.log_time, decoded))
     return out
 
@@ -38,8 +40,12 @@ def test_annotations_and_summaries_in_the_bag(tmp_path):
             results.append(FrameResult(stamp, W, H, frame_results))
             visuals.on_frame(stamp + 1000, striped_frame(box), results[-1], header)
         stamp = T0 + 10 * PERIOD  # 0.9 s later: track 1 expires
-        visuals.on_frame(stamp, striped_frame(box), FrameResult(stamp, W, H, [result(stamp, "2", box, L)]),
-                         t.Header(stamp=t.Time(sec=stamp // 10**9, nanosec=stamp % 10**9), frame_id="cam"))
+        visuals.on_frame(
+            stamp,
+            striped_frame(box),
+            FrameResult(stamp, W, H, [result(stamp, "2", box, L)]),
+            t.Header(stamp=t.Time(sec=stamp // 10**9, nanosec=stamp % 10**9), frame_id="cam"),
+        )
         sightings = visuals.finish(stamp + 1)
     assert [s.track_id for s in sightings] == ["1", "2"]
     messages = read_mcap(tmp_path / "bag")
@@ -59,7 +65,8 @@ def test_annotations_and_summaries_in_the_bag(tmp_path):
 
 def test_without_a_writer_only_best_views_are_tracked():
     visuals = ReplayVisuals(ReplayVisualsConfig(), make_typestore())
-    visuals.on_frame(T0, striped_frame((100, 100, 300, 250)),
-                     FrameResult(T0, W, H, [result(T0, "1", (100, 100, 300, 250), L)]), None)
+    visuals.on_frame(
+        T0, striped_frame((100, 100, 300, 250)), FrameResult(T0, W, H, [result(T0, "1", (100, 100, 300, 250), L)]), None
+    )
     (s,) = visuals.finish(T0)
     assert s.views["left"].crop is not None and visuals.annotations_written == 0

@@ -1,4 +1,5 @@
 """sample_bag: the renderer shows the viewpoint, and the bag, its ground truth and the CSV agree."""
+
 from __future__ import annotations
 
 import csv
@@ -80,10 +81,32 @@ def test_flight_frames_and_ground_truth():
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
 def test_cli_writes_consistent_bag_csv_and_crops(tmp_path, storage):
     out = tmp_path / "sample"
-    proc = subprocess.run([sys.executable, "-m", "pose_classifier_ros.cli", "make-sample-bag", str(out),
-                           "--width", "256", "--height", "160", "--frames", "6", "--storage", storage,
-                           "--compressed", "--crops-dir", str(tmp_path / "crops"), "--crops-per-class", "2",
-                           "--no-progress"], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pose_classifier_ros.cli",
+            "make-sample-bag",
+            str(out),
+            "--width",
+            "256",
+            "--height",
+            "160",
+            "--frames",
+            "6",
+            "--storage",
+            storage,
+            "--compressed",
+            "--crops-dir",
+            str(tmp_path / "crops"),
+            "--crops-per-class",
+            "2",
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     with (out / "ground_truth.csv").open() as fh:
         rows = list(csv.DictReader(fh))

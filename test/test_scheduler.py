@@ -4,6 +4,7 @@ votes from fresh labels only, UNKNOWN before the first classification, honest me
 Frame stamps are the only clock (a fake clock: stamps chosen by the test); the classifier is a fake that
 reads each box's label from the frame and records which boxes it was asked for.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -48,7 +49,7 @@ class FakeClassifier:
 def frame_of(labels: dict[tuple, int]) -> np.ndarray:
     frame = np.zeros((H, W, 3), np.uint8)
     for (x1, y1, x2, y2), label in labels.items():
-        frame[int(y1):int(y2), int(x1):int(x2), 0] = label
+        frame[int(y1) : int(y2), int(x1) : int(x2), 0] = label
     return frame
 
 
@@ -72,10 +73,28 @@ def test_priority_order_and_ties_to_the_larger_box():
         Candidate("new-failed-once", 900.0, attempted_ns=now - NS),
     ]
     got = sched.select(cands, now)
-    assert [c.track_id for c in got] == ["new-big", "new-small", "new-failed-once", "overdue", "unsettled", "moved",
-                                         "stale-old", "stale-new", "moved-a-bit"]
-    assert [c.reason for c in got] == ["new", "new", "new", "overdue", "unsettled", "box_changed", "stalest",
-                                       "stalest", "stalest"]
+    assert [c.track_id for c in got] == [
+        "new-big",
+        "new-small",
+        "new-failed-once",
+        "overdue",
+        "unsettled",
+        "moved",
+        "stale-old",
+        "stale-new",
+        "moved-a-bit",
+    ]
+    assert [c.reason for c in got] == [
+        "new",
+        "new",
+        "new",
+        "overdue",
+        "unsettled",
+        "box_changed",
+        "stalest",
+        "stalest",
+        "stalest",
+    ]
     # Same label age: the larger box first; same age and size: the track id decides (deterministic).
     tie = [Candidate("b", 100.0, now - NS), Candidate("a", 100.0, now - NS), Candidate("c", 300.0, now - NS)]
     assert [c.track_id for c in sched.select(tie, now)] == ["c", "a", "b"]
@@ -124,7 +143,9 @@ def test_unknown_before_first_classification_and_honest_message():
     observed, result = pipe.observe(dets, 5 * NS, W, H)
     assert clf.batches == []  # the publishing path never calls the model
     assert [(r.track_id, r.label, r.smoothed, r.label_stamp_ns, r.fresh) for r in result.results] == [
-        ("t0", UNKNOWN_LABEL, None, None, False), ("t1", UNKNOWN_LABEL, None, None, False)]
+        ("t0", UNKNOWN_LABEL, None, None, False),
+        ("t1", UNKNOWN_LABEL, None, None, False),
+    ]
     types = message_types()
     msg = frame_result_to_msg(result, types.Header(stamp=types.Time(sec=5, nanosec=0), frame_id="cam"), types)
     v = msg.viewpoints[0]
@@ -137,16 +158,26 @@ def test_unknown_before_first_classification_and_honest_message():
     assert [r.label for r in result.results] == [LEFT, UNKNOWN_LABEL]
     msg = frame_result_to_msg(result, types.Header(stamp=types.Time(sec=5, nanosec=0), frame_id="cam"), types)
     v0, v1 = msg.viewpoints
-    assert (v0.label_name, v0.num_votes, v0.fresh, v0.voted, stamp_to_ns(v0.label_stamp)) == ("left", 1, True, True,
-                                                                                               5 * NS)
+    assert (v0.label_name, v0.num_votes, v0.fresh, v0.voted, stamp_to_ns(v0.label_stamp)) == (
+        "left",
+        1,
+        True,
+        True,
+        5 * NS,
+    )
     assert v1.label == 255 and v1.num_votes == 0
 
     # Next frame, nothing classified: t0's label is cached (not fresh, stamp of frame 5 s, no new vote).
     observed, result = pipe.observe(dets, 5 * NS + PERIOD, W, H)
     msg = frame_result_to_msg(result, types.Header(stamp=types.Time(sec=5, nanosec=PERIOD), frame_id="cam"), types)
     v0 = msg.viewpoints[0]
-    assert (v0.label_name, v0.num_votes, v0.fresh, v0.voted, stamp_to_ns(v0.label_stamp)) == ("left", 1, False, False,
-                                                                                               5 * NS)
+    assert (v0.label_name, v0.num_votes, v0.fresh, v0.voted, stamp_to_ns(v0.label_stamp)) == (
+        "left",
+        1,
+        False,
+        False,
+        5 * NS,
+    )
 
 
 def test_votes_count_only_fresh_classifications():
@@ -168,8 +199,9 @@ def test_votes_count_only_fresh_classifications():
 
 def test_new_track_first_then_unsettled_then_round_robin():
     clf = FakeClassifier()
-    pipe = ScheduledPipeline(clf, VotingConfig(window=5, min_votes=2, switch_votes=1),
-                             schedule=ScheduleConfig(max_crops=2, max_age_s=100.0))
+    pipe = ScheduledPipeline(
+        clf, VotingConfig(window=5, min_votes=2, switch_votes=1), schedule=ScheduleConfig(max_crops=2, max_age_s=100.0)
+    )
     boxes = boxes_row(3)
     labels = dict(zip(boxes, (LEFT, BACK, FRONT)))
     run_stream(pipe, [(NS + k * PERIOD, labels) for k in range(4)])
@@ -186,8 +218,9 @@ def test_new_track_first_then_unsettled_then_round_robin():
 
 def test_box_change_triggers_reclassification():
     clf = FakeClassifier()
-    pipe = ScheduledPipeline(clf, VotingConfig(window=3, min_votes=1),
-                             schedule=ScheduleConfig(max_crops=1, box_change=0.2, max_age_s=100.0))
+    pipe = ScheduledPipeline(
+        clf, VotingConfig(window=3, min_votes=1), schedule=ScheduleConfig(max_crops=1, box_change=0.2, max_age_s=100.0)
+    )
     a, b = (10, 20, 50, 60), (200, 20, 240, 60)
     run_stream(pipe, [(NS, {a: LEFT, b: BACK}), (NS + PERIOD, {a: LEFT, b: BACK})])  # both classified once
     assert len(clf.batches) == 2
@@ -204,8 +237,11 @@ def test_max_age_guarantee_with_flickering_tracks():
     """8 tracks, 2 crops per cycle at 10 Hz, max_age 0.6 s: even with half the tracks always unsettled
     (their per-frame label alternates), no published label gets older than max_age_s."""
     flicker = FakeClassifier()
-    pipe = ScheduledPipeline(flicker, VotingConfig(window=4, min_votes=2, switch_votes=1),
-                             schedule=ScheduleConfig(max_crops=2, max_age_s=0.6))
+    pipe = ScheduledPipeline(
+        flicker,
+        VotingConfig(window=4, min_votes=2, switch_votes=1),
+        schedule=ScheduleConfig(max_crops=2, max_age_s=0.6),
+    )
     boxes = boxes_row(8)
     ages, frames = [], []
     for k in range(80):
@@ -221,18 +257,26 @@ def test_max_age_guarantee_with_flickering_tracks():
 def test_deterministic_for_the_same_inputs():
     def run():
         clf = FakeClassifier()
-        pipe = ScheduledPipeline(clf, VotingConfig(window=5, min_votes=2),
-                                 schedule=ScheduleConfig(max_crops=3, max_age_s=0.5))
+        pipe = ScheduledPipeline(
+            clf, VotingConfig(window=5, min_votes=2), schedule=ScheduleConfig(max_crops=3, max_age_s=0.5)
+        )
         rng = np.random.default_rng(3)
         frames = []
         for k in range(40):
-            boxes = [(10 + 48 * i + int(rng.integers(0, 4)), 20, 50 + 48 * i, 60 + int(rng.integers(0, 30)))
-                     for i in range(6)]
+            boxes = [
+                (10 + 48 * i + int(rng.integers(0, 4)), 20, 50 + 48 * i, 60 + int(rng.integers(0, 30)))
+                for i in range(6)
+            ]
             frames.append((NS + k * PERIOD, {b: int(rng.integers(0, 8)) for b in boxes}))
         results = run_stream(pipe, frames, crops_per_frame=None)
-        return ([b.tolist() for b in clf.batches],
-                [[(r.track_id, r.label, r.label_stamp_ns, r.smoothed.label if r.smoothed else None)
-                  for r in res.results] for res in results])
+        return (
+            [b.tolist() for b in clf.batches],
+            [
+                [(r.track_id, r.label, r.label_stamp_ns, r.smoothed.label if r.smoothed else None) for r in res.results]
+                for res in results
+            ],
+        )
+
     assert run() == run()
 
 
@@ -241,7 +285,13 @@ def test_expiry_and_clock_reset_forget_tracks():
     a = (10, 20, 50, 60)
     run_stream(pipe, [(10 * NS, {a: LEFT})])
     assert len(pipe) == 1 and pipe.voter.get("t0") is not None
-    run_stream(pipe, [(12 * NS, {}), ], classify=False)  # unseen for 2 s > timeout
+    run_stream(
+        pipe,
+        [
+            (12 * NS, {}),
+        ],
+        classify=False,
+    )  # unseen for 2 s > timeout
     assert len(pipe) == 0 and pipe.voter.get("t0") is None
     run_stream(pipe, [(13 * NS, {a: LEFT})])
     stale_observed, _ = pipe.observe([Detection(a, 0.9, "t0")], 13 * NS + PERIOD, W, H)
@@ -253,8 +303,12 @@ def test_expiry_and_clock_reset_forget_tracks():
 
 def test_unusable_boxes_are_skipped_like_every_frame():
     pipe = ScheduledPipeline(FakeClassifier(), schedule=ScheduleConfig())
-    dets = [Detection((10, 20, 50, 60), 0.9, "ok"), Detection((500, 20, 540, 60), 0.9, "outside"),
-            Detection((10, 20, 13, 23), 0.9, "tiny"), Detection((np.nan, 0, 5, 5), 0.9, "nan")]
+    dets = [
+        Detection((10, 20, 50, 60), 0.9, "ok"),
+        Detection((500, 20, 540, 60), 0.9, "outside"),
+        Detection((10, 20, 13, 23), 0.9, "tiny"),
+        Detection((np.nan, 0, 5, 5), 0.9, "nan"),
+    ]
     observed, result = pipe.observe(dets, NS, W, H)
     assert [r.track_id for r in result.results] == ["ok"] and result.skipped == 3
     cycle = pipe.classify(frame_of({(10, 20, 50, 60): LEFT}), observed)

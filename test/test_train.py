@@ -1,4 +1,5 @@
 """train.py / evaluate.py end to end on generated mirror-consistent data with the test-tiny backbone."""
+
 from __future__ import annotations
 
 import argparse
@@ -9,11 +10,10 @@ import numpy as np
 import pytest
 import yaml
 
-from pose_classifier_ros.training import evaluate as E
-from pose_classifier_ros.training import train as T
 from pose_classifier_ros.cli import main as cli_main
-from pose_classifier_ros.training.data import read_image, write_synthetic_dataset
 from pose_classifier_ros.labels import NUM_CLASSES
+from pose_classifier_ros.training import train as T
+from pose_classifier_ros.training.data import read_image, write_synthetic_dataset
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -73,10 +73,8 @@ def test_same_seed_same_metrics_and_uncached_loop(dataset, tmp_path):
     c = T.train(parse("--data", dataset, "--out", tmp_path / "c", "--epochs", "2", "--seed", "1", *COMMON))
     assert c.history[0]["train_loss"] != a.history[0]["train_loss"]
     # The reference (uncached) loop: backbone every batch, same outputs/format.
-    u1 = T.train(parse("--data", dataset, "--out", tmp_path / "u1", "--epochs", "1", "--no-cache-features",
-                       *COMMON))
-    u2 = T.train(parse("--data", dataset, "--out", tmp_path / "u2", "--epochs", "1", "--no-cache-features",
-                       *COMMON))
+    u1 = T.train(parse("--data", dataset, "--out", tmp_path / "u1", "--epochs", "1", "--no-cache-features", *COMMON))
+    u2 = T.train(parse("--data", dataset, "--out", tmp_path / "u2", "--epochs", "1", "--no-cache-features", *COMMON))
     assert u1.history[0]["train_loss"] == u2.history[0]["train_loss"]
     assert (tmp_path / "u1" / "best_pose_model.pth").is_file() and u1.report["cache_features"] is False
 
@@ -84,8 +82,11 @@ def test_same_seed_same_metrics_and_uncached_loop(dataset, tmp_path):
 def test_linear_probe_with_mixup(dataset, tmp_path):
     from pose_classifier_ros.model.classifier import ViewpointClassifier
 
-    r = T.train(parse("--data", dataset, "--out", tmp_path, "--epochs", "4", "--head", "linear",
-                      "--mixup-alpha", "0.4", *COMMON))
+    r = T.train(
+        parse(
+            "--data", dataset, "--out", tmp_path, "--epochs", "4", "--head", "linear", "--mixup-alpha", "0.4", *COMMON
+        )
+    )
     clf = ViewpointClassifier.from_checkpoint(r.checkpoint, backend="eager")
     assert clf.config.head_type == "linear"
     assert np.array_equal(clf.predict_proba([read_image(p) for p in r.val_paths]).argmax(1), r.val_predictions)
@@ -93,6 +94,7 @@ def test_linear_probe_with_mixup(dataset, tmp_path):
 
 def test_manifold_mixup_mixes_hidden_layer():
     import torch
+
     from pose_classifier_ros.model.head import ViewpointHead
 
     head = ViewpointHead(16).eval()
@@ -107,19 +109,32 @@ def test_manifold_mixup_mixes_hidden_layer():
 
 def test_cli_config_defaults_flags_override_and_evaluate(dataset, tmp_path, capsys):
     cfg = tmp_path / "train.yaml"
-    cfg.write_text(yaml.safe_dump({"size": "test-tiny", "epochs": 2, "lr": 0.5, "workers": 0,
-                                   "aug-views": 1, "no_progress": True}))
+    cfg.write_text(
+        yaml.safe_dump({"size": "test-tiny", "epochs": 2, "lr": 0.5, "workers": 0, "aug-views": 1, "no_progress": True})
+    )
     run = tmp_path / "run"
     assert cli_main(["train", "-c", str(cfg), "--data", str(dataset), "--out", str(run), "--lr", "0.002"]) == 0
     capsys.readouterr()
     args = yaml.safe_load((run / "args.yaml").read_text())
     assert args["epochs"] == 2 and args["aug_views"] == 1 and args["lr"] == pytest.approx(0.002)
 
-    rc = cli_main(["evaluate", "--checkpoint", str(run / "best_pose_model.pth"), "--data", str(dataset),
-                   "--out", str(tmp_path / "eval"), "--no-progress", "--results-format", "csv"])
+    rc = cli_main(
+        [
+            "evaluate",
+            "--checkpoint",
+            str(run / "best_pose_model.pth"),
+            "--data",
+            str(dataset),
+            "--out",
+            str(tmp_path / "eval"),
+            "--no-progress",
+            "--results-format",
+            "csv",
+        ]
+    )
     assert rc == 0
     out = capsys.readouterr().out
-    echoed = json.loads(out[out.index("{"):])
+    echoed = json.loads(out[out.index("{") :])
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["num_samples"] == 16 * NUM_CLASSES
     rows = list(csv.DictReader((tmp_path / "eval" / "predictions.csv").open()))
@@ -136,8 +151,20 @@ def test_cli_errors_are_clear(dataset, tmp_path, capsys):
     assert "bad.csv:2: unknown viewpoint 'upwards'" in err and "Traceback" not in err
     assert cli_main(["train", "--out", str(tmp_path / "r"), "--size", "test-tiny"]) == 2
     assert "no training data" in capsys.readouterr().err
-    assert cli_main(["evaluate", "--checkpoint", str(tmp_path / "none.pth"), "--data", str(dataset),
-                     "--out", str(tmp_path / "e")]) == 2
+    assert (
+        cli_main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(tmp_path / "none.pth"),
+                "--data",
+                str(dataset),
+                "--out",
+                str(tmp_path / "e"),
+            ]
+        )
+        == 2
+    )
     assert "does not exist" in capsys.readouterr().err
     cfg = tmp_path / "typo.yaml"
     cfg.write_text("epochz: 3\n")

@@ -1,5 +1,6 @@
 """voting: majority/mean votes per track, tie-break, sliding window, expiry, memory bound, clock resets,
 and the IoU tracker."""
+
 import numpy as np
 import pytest
 
@@ -16,9 +17,19 @@ def onehot(label, p=0.9):
 LEFT, FRONT_LEFT, BACK = INDEX["left"], INDEX["front-left"], INDEX["back"]
 
 
-@pytest.mark.parametrize("kwargs", [dict(window=0), dict(min_votes=0), dict(window=3, min_votes=4),
-                                    dict(mode="median"), dict(track_timeout_s=0), dict(track_timeout_s=-1),
-                                    dict(max_tracks=0), dict(window=2.5)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(window=0),
+        dict(min_votes=0),
+        dict(window=3, min_votes=4),
+        dict(mode="median"),
+        dict(track_timeout_s=0),
+        dict(track_timeout_s=-1),
+        dict(max_tracks=0),
+        dict(window=2.5),
+    ],
+)
 def test_config_validation(kwargs):
     with pytest.raises(ValueError):
         VotingConfig(**kwargs)

@@ -1,4 +1,5 @@
 """voting: trust gating (truncated boxes, low confidence), hysteresis (switch_votes) and the track heading."""
+
 import math
 
 import numpy as np
@@ -7,8 +8,9 @@ import pytest
 from pose_classifier_ros.labels import INDEX
 from pose_classifier_ros.stream.voting import SmoothedLabel, TrackVoter, VotingConfig
 
-LEFT, RIGHT, FRONT_LEFT, BACK_LEFT, BACK_RIGHT = (INDEX[n] for n in ("left", "right", "front-left", "back-left",
-                                                                      "back-right"))
+LEFT, RIGHT, FRONT_LEFT, BACK_LEFT, BACK_RIGHT = (
+    INDEX[n] for n in ("left", "right", "front-left", "back-left", "back-right")
+)
 
 
 def onehot(label, p=0.9):
@@ -17,8 +19,16 @@ def onehot(label, p=0.9):
     return probs
 
 
-@pytest.mark.parametrize("kwargs", [dict(switch_votes=0), dict(window=3, switch_votes=4), dict(switch_votes=1.5),
-                                    dict(min_confidence=-0.1), dict(min_confidence=1.5)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(switch_votes=0),
+        dict(window=3, switch_votes=4),
+        dict(switch_votes=1.5),
+        dict(min_confidence=-0.1),
+        dict(min_confidence=1.5),
+    ],
+)
 def test_config_validation(kwargs):
     with pytest.raises(ValueError):
         VotingConfig(**kwargs)

@@ -9,6 +9,7 @@ Every failure a user can cause (missing path, not a bag, truncated or corrupt fi
 raises `BagError` with a message that says what is wrong; for a missing topic it lists the bag's
 topics and types.
 """
+
 from __future__ import annotations
 
 import functools
@@ -17,9 +18,10 @@ import logging
 import os
 import sqlite3
 import sys
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 from rosbags.rosbag2 import CompressionFormat, CompressionMode, Reader, ReaderError, StoragePlugin, Writer, WriterError
 from rosbags.typesys import Stores, TypesysError, get_types_from_msg, get_typestore
@@ -80,8 +82,10 @@ def make_typestore():
         msg_dir = find_msg_dir(package)
         if msg_dir is None:
             searched = ", ".join(str(s) for s in share_dirs()) or "(none)"
-            raise BagError(f"cannot find the .msg files of {package!r}: looked in share/{package}/msg under "
-                           f"{searched}; source the ROS environment (AMENT_PREFIX_PATH) or run scripts/setup.sh")
+            raise BagError(
+                f"cannot find the .msg files of {package!r}: looked in share/{package}/msg under "
+                f"{searched}; source the ROS environment (AMENT_PREFIX_PATH) or run scripts/setup.sh"
+            )
         try:
             store.register(_types_from_dir(package, msg_dir))
         except TypesysError as exc:
@@ -132,18 +136,25 @@ class BagReader:
         if not self.path.exists():
             raise BagError(f"bag {str(self.path)!r} does not exist")
         if self.path.is_dir() and not (self.path / "metadata.yaml").exists():
-            raise BagError(f"{str(self.path)!r} is a directory without metadata.yaml: not a rosbag2 bag "
-                           f"(pass the bag directory, or its .mcap / .db3 file)")
+            raise BagError(
+                f"{str(self.path)!r} is a directory without metadata.yaml: not a rosbag2 bag "
+                f"(pass the bag directory, or its .mcap / .db3 file)"
+            )
         try:
             self._reader = Reader(self.path)
             self._reader.open()
         except BagError:
             raise
         except Exception as exc:  # noqa: BLE001 - rosbags raises many kinds on corrupt input
-            hint = (" (an MCAP file cut off during recording lacks its summary; `mcap recover` can repair it)"
-                    if "end magic" in str(exc) else "")
-            raise BagError(f"cannot open bag {str(self.path)!r} (corrupt, truncated or not a rosbag2 bag?): "
-                           f"{type(exc).__name__}: {exc}{hint}") from None
+            hint = (
+                " (an MCAP file cut off during recording lacks its summary; `mcap recover` can repair it)"
+                if "end magic" in str(exc)
+                else ""
+            )
+            raise BagError(
+                f"cannot open bag {str(self.path)!r} (corrupt, truncated or not a rosbag2 bag?): "
+                f"{type(exc).__name__}: {exc}{hint}"
+            ) from None
         self._connections = list(self._reader.connections)
 
     # -- metadata -------------------------------------------------------------------------------
@@ -173,11 +184,15 @@ class BagReader:
         """TopicInfo of ``topic``; BagError (listing the bag's topics) if absent or of another type."""
         info = self.topics.get(topic)
         if info is None:
-            raise BagError(f"topic {topic!r} is not in bag {str(self.path)!r}; its topics are:\n"
-                           + format_topics(self.topics.values()))
+            raise BagError(
+                f"topic {topic!r} is not in bag {str(self.path)!r}; its topics are:\n"
+                + format_topics(self.topics.values())
+            )
         if msgtypes and info.msgtype not in msgtypes:
-            raise BagError(f"topic {topic!r} in bag {str(self.path)!r} has type {info.msgtype}, expected "
-                           f"{' or '.join(msgtypes)}; the bag's topics are:\n" + format_topics(self.topics.values()))
+            raise BagError(
+                f"topic {topic!r} in bag {str(self.path)!r} has type {info.msgtype}, expected "
+                f"{' or '.join(msgtypes)}; the bag's topics are:\n" + format_topics(self.topics.values())
+            )
         return info
 
     # -- data -----------------------------------------------------------------------------------
@@ -198,13 +213,25 @@ class BagReader:
                 yield conn.topic, int(timestamp), bytes(raw), conn.msgtype
         except BagError:
             raise
-        except (ReaderError, sqlite3.Error, OSError, EOFError, ValueError, KeyError, IndexError,
-                AssertionError, RuntimeError) as exc:
-            raise BagError(f"bag {str(self.path)!r} is corrupt or truncated: reading failed after {count} "
-                           f"messages: {type(exc).__name__}: {exc}") from None
+        except (
+            ReaderError,
+            sqlite3.Error,
+            OSError,
+            EOFError,
+            ValueError,
+            KeyError,
+            IndexError,
+            AssertionError,
+            RuntimeError,
+        ) as exc:
+            raise BagError(
+                f"bag {str(self.path)!r} is corrupt or truncated: reading failed after {count} "
+                f"messages: {type(exc).__name__}: {exc}"
+            ) from None
         except Exception as exc:  # noqa: BLE001 - e.g. zstd/lz4 errors from a damaged chunk
-            raise BagError(f"bag {str(self.path)!r} could not be read after {count} messages: "
-                           f"{type(exc).__name__}: {exc}") from None
+            raise BagError(
+                f"bag {str(self.path)!r} could not be read after {count} messages: {type(exc).__name__}: {exc}"
+            ) from None
 
     def deserialize(self, raw: bytes, msgtype: str) -> Any:
         """rosbags message object from CDR bytes; BagError when they do not decode as ``msgtype``."""
@@ -213,15 +240,16 @@ class BagReader:
         except KeyError:
             raise BagError(f"message type {msgtype} is unknown to the type store") from None
         except Exception as exc:  # noqa: BLE001 - malformed CDR
-            raise BagError(f"a {msgtype} message in {str(self.path)!r} does not decode: "
-                           f"{type(exc).__name__}: {exc}") from None
+            raise BagError(
+                f"a {msgtype} message in {str(self.path)!r} does not decode: {type(exc).__name__}: {exc}"
+            ) from None
 
     def close(self) -> None:
         reader, self._reader = getattr(self, "_reader", None), None
         if reader is not None and reader.is_open:
             reader.close()
 
-    def __enter__(self) -> "BagReader":
+    def __enter__(self) -> BagReader:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -292,7 +320,7 @@ class BagWriter:
         if writer is not None:
             writer.close()
 
-    def __enter__(self) -> "BagWriter":
+    def __enter__(self) -> BagWriter:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -14,6 +14,7 @@ classification metrics and per-track flip rates in the `evaluate` CLI's schema::
 
 written as metrics.json, report.txt, confusion_matrix.png and track_timeline.png (``--report-dir``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,6 +45,7 @@ VIEWPOINTS_TYPE = "pose_classifier_ros/msg/ViewpointArray"
 @dataclass
 class GroundTruth:
     """True class index per (stamp_ns, track_id) or (frame_index, track_id)."""
+
     by_stamp: dict[tuple[int, str], int] = field(default_factory=dict)
     by_frame: dict[tuple[int, str], int] = field(default_factory=dict)
     source: str = ""
@@ -64,8 +66,10 @@ def load_ground_truth_csv(path: str | Path) -> GroundTruth:
             reader = csv.DictReader(fh)
             columns = set(reader.fieldnames or ())
             if not {"track_id", "pose"} <= columns or not columns & {"stamp_ns", "frame_index"}:
-                raise ValueError(f"ground truth {str(path)!r} needs columns track_id, pose and stamp_ns or "
-                                 f"frame_index; it has {sorted(columns)}")
+                raise ValueError(
+                    f"ground truth {str(path)!r} needs columns track_id, pose and stamp_ns or "
+                    f"frame_index; it has {sorted(columns)}"
+                )
             for line, row in enumerate(reader, start=2):
                 try:
                     label = normalize_label(row["pose"])
@@ -91,14 +95,15 @@ def load_ground_truth_csv(path: str | Path) -> GroundTruth:
 @dataclass
 class DetectionRecord:
     """One published detection of the replay (what the node would have published)."""
+
     stamp_ns: int
     frame_index: int
     track_id: str
-    label: int | None     # per-frame class index (scheduled: possibly cached); None = UNKNOWN
+    label: int | None  # per-frame class index (scheduled: possibly cached); None = UNKNOWN
     smoothed: int | None  # voted class index; None while the track has no vote
-    true: int | None      # ground-truth class index, if known
+    true: int | None  # ground-truth class index, if known
     label_age_s: float | None = 0.0  # frame stamp - stamp of the frame `label` was computed on
-    fresh: bool = True    # `label` was computed on this frame
+    fresh: bool = True  # `label` was computed on this frame
 
 
 @dataclass
@@ -106,8 +111,8 @@ class ReplayResult:
     records: list[DetectionRecord]
     stats: dict[str, Any]
     out_bag: str | None
-    schedule: dict[str, Any] | None = None   # scheduled mode: settings and crop counts
-    baseline: ReplayResult | None = None     # every_frame run over the same frames, for comparison
+    schedule: dict[str, Any] | None = None  # scheduled mode: settings and crop counts
+    baseline: ReplayResult | None = None  # every_frame run over the same frames, for comparison
     sightings: list = field(default_factory=list)  # best_views.Sighting per finished track (visuals on)
 
 
@@ -118,19 +123,38 @@ def records_of(result, frame_index: int) -> list[DetectionRecord]:
         known = 0 <= int(r.label) < len(VIEWPOINTS)
         smoothed = r.smoothed if r.smoothed is not None and int(r.smoothed.num_votes) > 0 else None
         stamp = r.label_stamp_ns if r.label_stamp_ns is not None else (result.stamp_ns if known else None)
-        out.append(DetectionRecord(
-            result.stamp_ns, frame_index, str(r.track_id), normalize_label(int(r.label)) if known else None,
-            normalize_label(int(smoothed.label)) if smoothed is not None else None, None,
-            label_age_s=(result.stamp_ns - stamp) * 1e-9 if stamp is not None else None,
-            fresh=bool(getattr(r, "fresh", True)) and known))
+        out.append(
+            DetectionRecord(
+                result.stamp_ns,
+                frame_index,
+                str(r.track_id),
+                normalize_label(int(r.label)) if known else None,
+                normalize_label(int(smoothed.label)) if smoothed is not None else None,
+                None,
+                label_age_s=(result.stamp_ns - stamp) * 1e-9 if stamp is not None else None,
+                fresh=bool(getattr(r, "fresh", True)) and known,
+            )
+        )
     return out
 
 
-def replay_bag(bag_path: str | Path, pipeline, *, out_path: str | Path | None = None,
-               image_topic: str = "/camera/image_raw", detections_topic: str = "/detections",
-               viewpoints_topic: str = "/viewpoints", pairing=None, ground_truth: GroundTruth | None = None,
-               ground_truth_topic: str | None = None, storage: str = "mcap", progress: bool = True,
-               crops_per_second: float | None = None, baseline=None, visuals=None) -> ReplayResult:
+def replay_bag(
+    bag_path: str | Path,
+    pipeline,
+    *,
+    out_path: str | Path | None = None,
+    image_topic: str = "/camera/image_raw",
+    detections_topic: str = "/detections",
+    viewpoints_topic: str = "/viewpoints",
+    pairing=None,
+    ground_truth: GroundTruth | None = None,
+    ground_truth_topic: str | None = None,
+    storage: str = "mcap",
+    progress: bool = True,
+    crops_per_second: float | None = None,
+    baseline=None,
+    visuals=None,
+) -> ReplayResult:
     """Run ``pipeline`` over a bag; optionally write ``out_path`` (a new bag dir).
 
     pipeline: a ViewpointPipeline (every_frame: every crop of every frame) or a ScheduledPipeline
@@ -156,8 +180,16 @@ def replay_bag(bag_path: str | Path, pipeline, *, out_path: str | Path | None = 
     pairer = StampPairer(pairing or PairingConfig())
     records: list[DetectionRecord] = []
     baseline_records: list[DetectionRecord] = []
-    stats = dict(images=0, detection_msgs=0, frames_processed=0, frames_skipped=0, detections_classified=0,
-                 detections_skipped=0, detections_filtered=0, bad_messages=0)
+    stats = dict(
+        images=0,
+        detection_msgs=0,
+        frames_processed=0,
+        frames_skipped=0,
+        detections_classified=0,
+        detections_skipped=0,
+        detections_filtered=0,
+        bad_messages=0,
+    )
     frame_index_of: dict[int, int] = {}
     bag_gt: dict[tuple[int, str], int] = {}
 
@@ -167,16 +199,25 @@ def replay_bag(bag_path: str | Path, pipeline, *, out_path: str | Path | None = 
         if ground_truth_topic is not None:
             reader.require_topic(ground_truth_topic, (VIEWPOINTS_TYPE,))
         if viewpoints_topic in reader.topics:
-            raise BagError(f"bag {str(bag_path)!r} already has a {viewpoints_topic!r} topic; "
-                           f"choose another output topic with --viewpoints-topic")
+            raise BagError(
+                f"bag {str(bag_path)!r} already has a {viewpoints_topic!r} topic; "
+                f"choose another output topic with --viewpoints-topic"
+            )
         writer = open_writer(out_path, storage=storage) if out_path is not None else None
         processor = FrameProcessor(pipeline, message_types(reader.typestore))
         baseline_processor = FrameProcessor(baseline, processor.types) if baseline is not None else None
         budget = None
         if processor.scheduled:
-            schedule = dict(mode="scheduled", crops_per_second=crops_per_second, max_crops=pipeline.schedule.max_crops,
-                            box_change=pipeline.schedule.box_change, max_age_s=pipeline.schedule.max_age_s,
-                            crops_classified=0, inference_cycles=0, undecodable_frames=0)
+            schedule = dict(
+                mode="scheduled",
+                crops_per_second=crops_per_second,
+                max_crops=pipeline.schedule.max_crops,
+                box_change=pipeline.schedule.box_change,
+                max_age_s=pipeline.schedule.max_age_s,
+                crops_classified=0,
+                inference_cycles=0,
+                undecodable_frames=0,
+            )
             if crops_per_second is not None:
                 budget = CropBudget(crops_per_second, cap=pipeline.schedule.max_crops)
         else:
@@ -259,7 +300,9 @@ def replay_bag(bag_path: str | Path, pipeline, *, out_path: str | Path | None = 
                 writer.close()
 
     stats["pairing"] = dict(getattr(pairer, "stats", {}) or {})
-    stats["unpaired_images"] = stats["images"] - stats["bad_messages"] - stats["frames_processed"] - stats["frames_skipped"]
+    stats["unpaired_images"] = (
+        stats["images"] - stats["bad_messages"] - stats["frames_processed"] - stats["frames_skipped"]
+    )
     if bag_gt or ground_truth is not None:
         gt = ground_truth or GroundTruth(by_stamp=bag_gt, source=f"bag topic {ground_truth_topic}")
         for rec in records + baseline_records:
@@ -267,8 +310,14 @@ def replay_bag(bag_path: str | Path, pipeline, *, out_path: str | Path | None = 
         stats["ground_truth_source"] = gt.source
         stats["ground_truth_matched"] = sum(r.true is not None for r in records)
     base = ReplayResult(baseline_records, {"mode": "every_frame"}, None) if baseline is not None else None
-    return ReplayResult(records, stats, str(out_path) if out_path is not None else None, schedule=schedule,
-                        baseline=base, sightings=sightings if visuals is not None else [])
+    return ReplayResult(
+        records,
+        stats,
+        str(out_path) if out_path is not None else None,
+        schedule=schedule,
+        baseline=base,
+        sightings=sightings if visuals is not None else [],
+    )
 
 
 def _scheduled_step(processor, pair, budget, schedule: dict):
@@ -304,7 +353,8 @@ def build_report(result: ReplayResult) -> dict:
         known = [r for r in matched if getattr(r, key) is not None]
         if known:
             report["per_frame" if key == "label" else key] = classification_report(
-                np.array([r.true for r in known]), np.array([getattr(r, key) for r in known]))
+                np.array([r.true for r in known]), np.array([getattr(r, key) for r in known])
+            )
     tracks = [r.track_id for r in recs]
     stamps = [r.stamp_ns * 1e-9 for r in recs]
     report["temporal"] = {
@@ -312,11 +362,12 @@ def build_report(result: ReplayResult) -> dict:
         "smoothed": flip_rate(tracks, stamps, [r.smoothed for r in recs]),
     }
     if matched:
-        report["temporal"]["ground_truth"] = flip_rate([r.track_id for r in matched],
-                                                       [r.stamp_ns * 1e-9 for r in matched],
-                                                       [r.true for r in matched])
+        report["temporal"]["ground_truth"] = flip_rate(
+            [r.track_id for r in matched], [r.stamp_ns * 1e-9 for r in matched], [r.true for r in matched]
+        )
     if result.schedule is not None:
         from pose_classifier_ros.bags.schedule_report import schedule_section
+
         report["schedule"] = schedule_section(result)
     report["replay"] = dict(result.stats, output_bag=result.out_bag)
     return report
@@ -337,6 +388,7 @@ def format_replay_report(report: dict, title: str) -> str:
             parts.append(f"  {key:<13} {temporal[key]['mean_flips_per_s']:.3f}")
     if "schedule" in report:
         from pose_classifier_ros.bags.schedule_report import format_schedule_section
+
         parts += ["", format_schedule_section(report["schedule"])]
     stats = report.get("replay", {})
     parts += ["", "replay: " + ", ".join(f"{k}={v}" for k, v in stats.items() if not isinstance(v, dict))]
@@ -355,23 +407,41 @@ def write_replay_report(report_dir: str | Path, report: dict, result: ReplayResu
     paths[0].write_text(json.dumps(report_mod.to_jsonable(dict(report, title=title)), indent=2) + "\n")
     paths[1].write_text(format_replay_report(report, title))
     if "per_frame" in report:
-        paths.append(report_mod.plot_confusion_matrix(report["per_frame"]["confusion_matrix"],
-                                                      report_dir / "confusion_matrix.png",
-                                                      title="per-frame viewpoint"))
+        paths.append(
+            report_mod.plot_confusion_matrix(
+                report["per_frame"]["confusion_matrix"],
+                report_dir / "confusion_matrix.png",
+                title="per-frame viewpoint",
+            )
+        )
     if "smoothed" in report:
-        paths.append(report_mod.plot_confusion_matrix(report["smoothed"]["confusion_matrix"],
-                                                      report_dir / "confusion_matrix_smoothed.png",
-                                                      title="smoothed viewpoint (track vote)"))
+        paths.append(
+            report_mod.plot_confusion_matrix(
+                report["smoothed"]["confusion_matrix"],
+                report_dir / "confusion_matrix_smoothed.png",
+                title="smoothed viewpoint (track vote)",
+            )
+        )
     recs = [r for r in result.records if r.label is not None and r.smoothed is not None]
     if recs:
-        paths.append(report_mod.plot_track_timeline(
-            [r.track_id for r in recs], [r.stamp_ns * 1e-9 for r in recs], [r.label for r in recs],
-            [r.smoothed for r in recs], report_dir / "track_timeline.png", title=f"{title}: viewpoint per track"))
+        paths.append(
+            report_mod.plot_track_timeline(
+                [r.track_id for r in recs],
+                [r.stamp_ns * 1e-9 for r in recs],
+                [r.label for r in recs],
+                [r.smoothed for r in recs],
+                report_dir / "track_timeline.png",
+                title=f"{title}: viewpoint per track",
+            )
+        )
     if result.sightings:
         from pose_classifier_ros.visualization.contact_sheet import write_contact_sheet
 
-        paths.append(write_contact_sheet(result.sightings, report_dir / "contact_sheet.png",
-                                         title=f"{title}: best views per track"))
+        paths.append(
+            write_contact_sheet(
+                result.sightings, report_dir / "contact_sheet.png", title=f"{title}: best views per track"
+            )
+        )
     return [str(p) for p in paths]
 
 
@@ -381,44 +451,93 @@ def write_replay_report(report_dir: str | Path, report: dict, result: ReplayResu
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bag", type=Path, help="input rosbag2 (directory, or a .mcap / .db3 file)")
     parser.add_argument("--checkpoint", type=Path, required=True, help="model checkpoint (.pth)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="output bag directory; OUT.mcap writes the directory OUT (default: REPORT_DIR/replayed, else BAG_viewpoints)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output bag directory; OUT.mcap writes the directory OUT (default: REPORT_DIR/replayed, else BAG_viewpoints)",
+    )
     parser.add_argument("--no-out", action="store_true", help="do not write an output bag")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output bag")
     parser.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="output bag storage")
     parser.add_argument("--image-topic", default="/camera/image_raw", help="sensor_msgs Image or CompressedImage")
     parser.add_argument("--detections-topic", default="/detections", help="vision_msgs/Detection2DArray")
     parser.add_argument("--viewpoints-topic", default="/viewpoints", help="output ViewpointArray topic")
-    parser.add_argument("--ground-truth", type=Path, default=None,
-                        help="CSV with columns stamp_ns (or frame_index), track_id, pose")
-    parser.add_argument("--ground-truth-topic", default="/ground_truth/viewpoints",
-                        help="ViewpointArray topic with true labels, used when present and no CSV is given")
-    parser.add_argument("--report-dir", type=Path, default=None,
-                        help="write metrics.json, report.txt, confusion_matrix.png, track_timeline.png here")
-    parser.add_argument("--params", type=Path, default=None,
-                        help="the node's YAML parameters (config/pose_classifier.yaml): voting, crop, sync")
-    parser.add_argument("--backend", default=None,
-                        help="inference backend: auto, eager, bf16, int8, onnx (default: --params model.backend, else auto)")
+    parser.add_argument(
+        "--ground-truth", type=Path, default=None, help="CSV with columns stamp_ns (or frame_index), track_id, pose"
+    )
+    parser.add_argument(
+        "--ground-truth-topic",
+        default="/ground_truth/viewpoints",
+        help="ViewpointArray topic with true labels, used when present and no CSV is given",
+    )
+    parser.add_argument(
+        "--report-dir",
+        type=Path,
+        default=None,
+        help="write metrics.json, report.txt, confusion_matrix.png, track_timeline.png here",
+    )
+    parser.add_argument(
+        "--params",
+        type=Path,
+        default=None,
+        help="the node's YAML parameters (config/pose_classifier.yaml): voting, crop, sync",
+    )
+    parser.add_argument(
+        "--backend",
+        default=None,
+        help="inference backend: auto, eager, bf16, int8, onnx (default: --params model.backend, else auto)",
+    )
     parser.add_argument("--device", default=None, help="torch device (default: --params model.device, else cpu)")
-    parser.add_argument("--batch-size", type=int, default=None,
-                        help="crops per forward pass (default: --params model.batch_size, else 32)")
-    parser.add_argument("--backbone-weights", type=Path, default=None,
-                        help="DINOv2 weights file when the checkpoint holds only the head")
-    parser.add_argument("--schedule", choices=("every_frame", "scheduled"), default="every_frame",
-                        help="every_frame: classify every crop of every frame (default); scheduled: the node's "
-                             "per-track scheduler (schedule.* from --params) under --crops-per-second")
-    parser.add_argument("--crops-per-second", type=float, default=None,
-                        help="scheduled: simulated compute budget, crops per second of bag time (unused budget "
-                             "carries forward); default: schedule.max_crops every frame")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="crops per forward pass (default: --params model.batch_size, else 32)",
+    )
+    parser.add_argument(
+        "--backbone-weights",
+        type=Path,
+        default=None,
+        help="DINOv2 weights file when the checkpoint holds only the head",
+    )
+    parser.add_argument(
+        "--schedule",
+        choices=("every_frame", "scheduled"),
+        default="every_frame",
+        help="every_frame: classify every crop of every frame (default); scheduled: the node's "
+        "per-track scheduler (schedule.* from --params) under --crops-per-second",
+    )
+    parser.add_argument(
+        "--crops-per-second",
+        type=float,
+        default=None,
+        help="scheduled: simulated compute budget, crops per second of bag time (unused budget "
+        "carries forward); default: schedule.max_crops every frame",
+    )
     parser.add_argument("--max-crops", type=int, default=None, help="scheduled: override schedule.max_crops")
-    parser.add_argument("--no-baseline", action="store_true",
-                        help="scheduled: do not also run every_frame on the same frames for comparison")
-    parser.add_argument("--annotations-topic", default="/annotations",
-                        help="output visualization_msgs/ImageMarker topic (boxes + labels per frame); '' = none")
-    parser.add_argument("--summaries-topic", default="/track_summaries",
-                        help="output TrackSummary topic (one per finished track); '' = none")
-    parser.add_argument("--best-views", type=Path, default=None, metavar="DIR",
-                        help="write DIR/<track>/{left,right,best}.jpg and DIR/sightings.csv")
+    parser.add_argument(
+        "--no-baseline",
+        action="store_true",
+        help="scheduled: do not also run every_frame on the same frames for comparison",
+    )
+    parser.add_argument(
+        "--annotations-topic",
+        default="/annotations",
+        help="output visualization_msgs/ImageMarker topic (boxes + labels per frame); '' = none",
+    )
+    parser.add_argument(
+        "--summaries-topic",
+        default="/track_summaries",
+        help="output TrackSummary topic (one per finished track); '' = none",
+    )
+    parser.add_argument(
+        "--best-views",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write DIR/<track>/{left,right,best}.jpg and DIR/sightings.csv",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -475,44 +594,77 @@ def _run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"checkpoint {str(args.checkpoint)!r} does not exist")
     try:
         classifier = ViewpointClassifier.from_checkpoint(
-            args.checkpoint, device=args.device or settings.device, backend=args.backend or settings.backend,
+            args.checkpoint,
+            device=args.device or settings.device,
+            backend=args.backend or settings.backend,
             backbone_weights=args.backbone_weights or settings.backbone_weights or None,
-            batch_size=int(args.batch_size or settings.batch_size), crop=settings.crop)
+            batch_size=int(args.batch_size or settings.batch_size),
+            crop=settings.crop,
+        )
     except CheckpointError as exc:
         _logger.error("cannot load checkpoint %s: %s", args.checkpoint, exc)
         return 1
-    pipeline = baseline = ViewpointPipeline(classifier, voting=settings.voting, detection_filter=settings.filter,
-                                            iou_threshold=settings.tracking_iou_threshold)
+    pipeline = baseline = ViewpointPipeline(
+        classifier,
+        voting=settings.voting,
+        detection_filter=settings.filter,
+        iou_threshold=settings.tracking_iou_threshold,
+    )
     if args.schedule == "scheduled":
         from dataclasses import replace
 
         from pose_classifier_ros.stream.pipeline import ScheduledPipeline
 
-        schedule = replace(settings.schedule, mode="scheduled",
-                           max_crops=args.max_crops if args.max_crops is not None else settings.schedule.max_crops)
-        pipeline = ScheduledPipeline(classifier, voting=settings.voting, iou_threshold=settings.tracking_iou_threshold,
-                                     detection_filter=settings.filter,
-                                     schedule=schedule, crop=settings.crop)
+        schedule = replace(
+            settings.schedule,
+            mode="scheduled",
+            max_crops=args.max_crops if args.max_crops is not None else settings.schedule.max_crops,
+        )
+        pipeline = ScheduledPipeline(
+            classifier,
+            voting=settings.voting,
+            iou_threshold=settings.tracking_iou_threshold,
+            detection_filter=settings.filter,
+            schedule=schedule,
+            crop=settings.crop,
+        )
         if args.no_baseline:
             baseline = None
     elif args.crops_per_second is not None or args.max_crops is not None:
         raise ValueError("--crops-per-second and --max-crops need --schedule scheduled")
 
-    result = replay_bag(args.bag, pipeline, out_path=out_path, image_topic=args.image_topic,
-                        detections_topic=args.detections_topic, viewpoints_topic=args.viewpoints_topic,
-                        pairing=settings.pairing, ground_truth=ground_truth, ground_truth_topic=gt_topic,
-                        storage=args.storage, progress=not args.no_progress, crops_per_second=args.crops_per_second,
-                        baseline=baseline if pipeline is not baseline else None, visuals=ReplayVisualsConfig(
-                            annotations_topic=args.annotations_topic, summaries_topic=args.summaries_topic,
-                            keep_crops=args.best_views is not None or args.report_dir is not None,
-                            timeout_s=settings.voting.track_timeout_s))
+    result = replay_bag(
+        args.bag,
+        pipeline,
+        out_path=out_path,
+        image_topic=args.image_topic,
+        detections_topic=args.detections_topic,
+        viewpoints_topic=args.viewpoints_topic,
+        pairing=settings.pairing,
+        ground_truth=ground_truth,
+        ground_truth_topic=gt_topic,
+        storage=args.storage,
+        progress=not args.no_progress,
+        crops_per_second=args.crops_per_second,
+        baseline=baseline if pipeline is not baseline else None,
+        visuals=ReplayVisualsConfig(
+            annotations_topic=args.annotations_topic,
+            summaries_topic=args.summaries_topic,
+            keep_crops=args.best_views is not None or args.report_dir is not None,
+            timeout_s=settings.voting.track_timeout_s,
+        ),
+    )
     stats = result.stats
-    print(f"replayed {stats['images']} images: {stats['frames_processed']} frames classified "
-          f"({stats['detections_classified']} detections), {stats['frames_skipped']} skipped, "
-          f"{stats['unpaired_images']} images without detections")
+    print(
+        f"replayed {stats['images']} images: {stats['frames_processed']} frames classified "
+        f"({stats['detections_classified']} detections), {stats['frames_skipped']} skipped, "
+        f"{stats['unpaired_images']} images without detections"
+    )
     if stats["frames_processed"] == 0:
-        _logger.error("no frame could be classified: no image was paired with detections (header stamps "
-                      "differ?) or every image failed to decode; see the warnings above")
+        _logger.error(
+            "no frame could be classified: no image was paired with detections (header stamps "
+            "differ?) or every image failed to decode; see the warnings above"
+        )
         return 1
     if result.out_bag:
         added = ", ".join(t for t in (args.viewpoints_topic, args.annotations_topic, args.summaries_topic) if t)
@@ -524,9 +676,12 @@ def _run(args: argparse.Namespace) -> int:
         print(f"best views of {len(result.sightings)} track(s): {args.best_views}/<track>/, {csv_path}")
     has_gt = ground_truth is not None or gt_topic is not None
     if has_gt and not stats.get("ground_truth_matched"):
-        _logger.error("ground truth (%s) matched none of the %d classified detections: check that its "
-                      "stamp_ns/frame_index and track_id values match the bag's", stats.get("ground_truth_source"),
-                      len(result.records))
+        _logger.error(
+            "ground truth (%s) matched none of the %d classified detections: check that its "
+            "stamp_ns/frame_index and track_id values match the bag's",
+            stats.get("ground_truth_source"),
+            len(result.records),
+        )
         return 1
 
     report = build_report(result)
@@ -544,13 +699,18 @@ def _print_summary(report: dict) -> None:
     for key in ("per_frame", "smoothed"):
         if key in report:
             r = report[key]
-            print(f"{key:>9}: accuracy {r['accuracy']:.3f} on {r['num_samples']} detections, "
-                  f"coarse {r['coarse_accuracy']:.3f}, mean angular error {r['mean_angular_error_deg']:.1f} deg")
+            print(
+                f"{key:>9}: accuracy {r['accuracy']:.3f} on {r['num_samples']} detections, "
+                f"coarse {r['coarse_accuracy']:.3f}, mean angular error {r['mean_angular_error_deg']:.1f} deg"
+            )
     t = report["temporal"]
-    print(f"flip rate: {t['per_frame']['mean_flips_per_s']:.2f}/s per frame, "
-          f"{t['smoothed']['mean_flips_per_s']:.2f}/s smoothed")
+    print(
+        f"flip rate: {t['per_frame']['mean_flips_per_s']:.2f}/s per frame, "
+        f"{t['smoothed']['mean_flips_per_s']:.2f}/s smoothed"
+    )
     if "schedule" in report:
         from pose_classifier_ros.bags.schedule_report import format_schedule_section
+
         print(format_schedule_section(report["schedule"]))
 
 

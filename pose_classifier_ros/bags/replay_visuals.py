@@ -5,6 +5,7 @@ writes the frame's ImageMarker (visualization/annotations.py, the node's own ove
 feeds the BestViewTracker and writes a TrackSummary for every track that expired. ``finish`` flushes the
 remaining tracks, so every track of the flight gets exactly one summary and one sightings.csv row.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -36,13 +37,18 @@ class ReplayVisuals:
         """input_topics: the input bag's topics; an output topic among them is a BagError (never mix types)."""
         clash = [t for t in (cfg.annotations_topic, cfg.summaries_topic) if t and t in set(input_topics)]
         if clash:
-            raise BagError(f"the input bag already has topic(s) {', '.join(clash)}; choose other ones with "
-                           f"--annotations-topic / --summaries-topic (\"\" = not written)")
+            raise BagError(
+                f"the input bag already has topic(s) {', '.join(clash)}; choose other ones with "
+                f'--annotations-topic / --summaries-topic ("" = not written)'
+            )
         self.cfg = cfg
         self.types = annotation_types(typestore)
         self.writer = writer
-        self.tracker = (BestViewTracker(BestViewConfig(keep_crops=cfg.keep_crops, timeout_s=cfg.timeout_s))
-                        if cfg.best_views else None)
+        self.tracker = (
+            BestViewTracker(BestViewConfig(keep_crops=cfg.keep_crops, timeout_s=cfg.timeout_s))
+            if cfg.best_views
+            else None
+        )
         self.sightings: list[Sighting] = []
         self.annotations_written = 0
         self.summaries_written = 0
@@ -57,8 +63,9 @@ class ReplayVisuals:
         image header. classified: the FrameResult after this frame's inference when it differs from the
         published one (scheduled mode); best views are taken from it."""
         if self.writer is not None and self.cfg.annotations_topic:
-            self.writer.write(self.cfg.annotations_topic, bag_ns,
-                              frame_result_to_image_marker(result, header, self.types))
+            self.writer.write(
+                self.cfg.annotations_topic, bag_ns, frame_result_to_image_marker(result, header, self.types)
+            )
             self.annotations_written += 1
         if self.tracker is not None:
             frame_id = str(getattr(header, "frame_id", ""))

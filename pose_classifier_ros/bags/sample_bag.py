@@ -25,6 +25,7 @@ Outputs (OUT_DIR):
 Frame `--empty-frame` (default 0) shows ground only (an empty Detection2DArray), and one animal
 starts partly outside the frame (its box is clipped to the image, as a detector's would be).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,13 +54,21 @@ DETECTOR_LATENCY_NS = 30_000_000
 def _header(types, stamp_ns: int):
     return types["std_msgs/msg/Header"](
         stamp=types["builtin_interfaces/msg/Time"](sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000),
-        frame_id=FRAME_ID)
+        frame_id=FRAME_ID,
+    )
 
 
 def image_msg(types, frame: Frame):
     h, w = frame.image.shape[:2]
-    return types["sensor_msgs/msg/Image"](header=_header(types, frame.stamp_ns), height=h, width=w, encoding="rgb8",
-                                          is_bigendian=0, step=w * 3, data=frame.image.reshape(-1).copy())
+    return types["sensor_msgs/msg/Image"](
+        header=_header(types, frame.stamp_ns),
+        height=h,
+        width=w,
+        encoding="rgb8",
+        is_bigendian=0,
+        step=w * 3,
+        data=frame.image.reshape(-1).copy(),
+    )
 
 
 def compressed_msg(types, frame: Frame, quality: int = 90):
@@ -67,9 +76,9 @@ def compressed_msg(types, frame: Frame, quality: int = 90):
 
     data = encode_compressed(frame.image, "jpeg", quality)
     # image_transport's format string: original encoding; codec (the JPEG decodes to RGB anywhere)
-    return types["sensor_msgs/msg/CompressedImage"](header=_header(types, frame.stamp_ns),
-                                                    format="rgb8; jpeg compressed bgr8",
-                                                    data=np.frombuffer(data, np.uint8))
+    return types["sensor_msgs/msg/CompressedImage"](
+        header=_header(types, frame.stamp_ns), format="rgb8; jpeg compressed bgr8", data=np.frombuffer(data, np.uint8)
+    )
 
 
 def detections_msg(types, frame: Frame):
@@ -77,13 +86,23 @@ def detections_msg(types, frame: Frame):
     detections = []
     for g in frame.boxes:
         pose = geo["geometry_msgs/msg/PoseWithCovariance"](
-            pose=geo["geometry_msgs/msg/Pose"](position=geo["geometry_msgs/msg/Point"](x=0.0, y=0.0, z=0.0),
-                                               orientation=geo["geometry_msgs/msg/Quaternion"](x=0.0, y=0.0, z=0.0, w=1.0)),
-            covariance=np.zeros(36, np.float64))
+            pose=geo["geometry_msgs/msg/Pose"](
+                position=geo["geometry_msgs/msg/Point"](x=0.0, y=0.0, z=0.0),
+                orientation=geo["geometry_msgs/msg/Quaternion"](x=0.0, y=0.0, z=0.0, w=1.0),
+            ),
+            covariance=np.zeros(36, np.float64),
+        )
         hyp = types["vision_msgs/msg/ObjectHypothesisWithPose"](
-            hypothesis=types["vision_msgs/msg/ObjectHypothesis"](class_id=g.species, score=g.score), pose=pose)
-        detections.append(types["vision_msgs/msg/Detection2D"](header=_header(types, frame.stamp_ns), results=[hyp],
-                                                               bbox=box_to_bbox(g.box, message_types(types)), id=g.track_id))
+            hypothesis=types["vision_msgs/msg/ObjectHypothesis"](class_id=g.species, score=g.score), pose=pose
+        )
+        detections.append(
+            types["vision_msgs/msg/Detection2D"](
+                header=_header(types, frame.stamp_ns),
+                results=[hyp],
+                bbox=box_to_bbox(g.box, message_types(types)),
+                id=g.track_id,
+            )
+        )
     return types["vision_msgs/msg/Detection2DArray"](header=_header(types, frame.stamp_ns), detections=detections)
 
 
@@ -95,19 +114,37 @@ def ground_truth_msg(types, frame: Frame):
         scores = np.zeros(len(VIEWPOINTS), np.float32)
         scores[g.label] = 1.0
         heading, _ = heading_from_probs(scores)
-        viewpoints.append(make_viewpoint(
-            msg_types, track_id=g.track_id, box=g.box, detection_score=g.score, label=g.label,
-            label_name=VIEWPOINTS[g.label], scores=scores, smoothed_label=g.label,
-            smoothed_label_name=VIEWPOINTS[g.label], smoothed_confidence=1.0, num_votes=1, is_stable=True,
-            label_stamp=msg_types.Time(sec=frame.stamp_ns // 1_000_000_000, nanosec=frame.stamp_ns % 1_000_000_000),
-            fresh=True, voted=True, heading_deg=float(heading), heading_spread_deg=0.0,
-            track_heading_deg=float(heading), track_heading_spread_deg=0.0))
-    return types["pose_classifier_ros/msg/ViewpointArray"](header=_header(types, frame.stamp_ns), image_width=w,
-                                                           image_height=h, viewpoints=viewpoints)
+        viewpoints.append(
+            make_viewpoint(
+                msg_types,
+                track_id=g.track_id,
+                box=g.box,
+                detection_score=g.score,
+                label=g.label,
+                label_name=VIEWPOINTS[g.label],
+                scores=scores,
+                smoothed_label=g.label,
+                smoothed_label_name=VIEWPOINTS[g.label],
+                smoothed_confidence=1.0,
+                num_votes=1,
+                is_stable=True,
+                label_stamp=msg_types.Time(sec=frame.stamp_ns // 1_000_000_000, nanosec=frame.stamp_ns % 1_000_000_000),
+                fresh=True,
+                voted=True,
+                heading_deg=float(heading),
+                heading_spread_deg=0.0,
+                track_heading_deg=float(heading),
+                track_heading_spread_deg=0.0,
+            )
+        )
+    return types["pose_classifier_ros/msg/ViewpointArray"](
+        header=_header(types, frame.stamp_ns), image_width=w, image_height=h, viewpoints=viewpoints
+    )
 
 
-def write_flight_bag(out_dir: Path, cfg: FlightConfig, storage: str = "mcap", compressed: bool = False,
-                     progress: bool = True) -> dict:
+def write_flight_bag(
+    out_dir: Path, cfg: FlightConfig, storage: str = "mcap", compressed: bool = False, progress: bool = True
+) -> dict:
     """Write OUT_DIR/flight (bag) and OUT_DIR/ground_truth.csv; returns a summary dict."""
     from tqdm import tqdm
 
@@ -126,8 +163,9 @@ def write_flight_bag(out_dir: Path, cfg: FlightConfig, storage: str = "mcap", co
         writer.add_topic(GROUND_TRUTH_TOPIC, "pose_classifier_ros/msg/ViewpointArray")
         rows = csv.writer(fh)
         rows.writerow(["stamp_ns", "frame_index", "track_id", "pose"])
-        for frame in tqdm(generate_flight(cfg), total=cfg.frames, desc="rendering flight", unit="frame",
-                          disable=not progress):
+        for frame in tqdm(
+            generate_flight(cfg), total=cfg.frames, desc="rendering flight", unit="frame", disable=not progress
+        ):
             writer.write(IMAGE_TOPIC, frame.stamp_ns, image_msg(types, frame))
             if compressed:
                 writer.write(COMPRESSED_TOPIC, frame.stamp_ns, compressed_msg(types, frame))
@@ -152,7 +190,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="rosbag2 storage")
     parser.add_argument("--compressed", action="store_true", help=f"also write {COMPRESSED_TOPIC} (JPEG)")
     parser.add_argument("--empty-frame", type=int, default=0, help="index of the frame with no animals (-1: none)")
-    parser.add_argument("--crops-dir", type=Path, default=None, help="also write a labelled folder-per-class crop set here")
+    parser.add_argument(
+        "--crops-dir", type=Path, default=None, help="also write a labelled folder-per-class crop set here"
+    )
     parser.add_argument("--crops-per-class", type=int, default=40, help="crops per class for --crops-dir")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -163,16 +203,25 @@ def run(args: argparse.Namespace) -> int:
     if args.frames < 1 or args.width < 64 or args.height < 64 or args.rate <= 0:
         _logger.error("need --frames >= 1, --width/--height >= 64 and --rate > 0")
         return 2
-    cfg = FlightConfig(width=args.width, height=args.height, frames=args.frames, rate_hz=args.rate,
-                       seed=args.seed, empty_frame=args.empty_frame)
+    cfg = FlightConfig(
+        width=args.width,
+        height=args.height,
+        frames=args.frames,
+        rate_hz=args.rate,
+        seed=args.seed,
+        empty_frame=args.empty_frame,
+    )
     try:
-        summary = write_flight_bag(args.out_dir, cfg, storage=args.storage, compressed=args.compressed,
-                                   progress=not args.no_progress)
+        summary = write_flight_bag(
+            args.out_dir, cfg, storage=args.storage, compressed=args.compressed, progress=not args.no_progress
+        )
     except BagError as exc:
         _logger.error("%s", exc)
         return 1
-    print(f"wrote {summary['bag']} ({summary['frames']} frames, {summary['boxes']} detections, {args.storage}) "
-          f"and {summary['ground_truth']}")
+    print(
+        f"wrote {summary['bag']} ({summary['frames']} frames, {summary['boxes']} detections, {args.storage}) "
+        f"and {summary['ground_truth']}"
+    )
     if args.crops_dir is not None:
         n = write_crops(args.crops_dir, args.crops_per_class, seed=args.seed, progress=not args.no_progress)
         print(f"wrote {n} labelled crops into {args.crops_dir}/<class>/")
@@ -180,6 +229,25 @@ def run(args: argparse.Namespace) -> int:
 
 
 # Re-exported for the demo and tests: the synthetic pieces this bag is made of.
-__all__ = ["COMPRESSED_TOPIC", "DETECTIONS_TOPIC", "DETECTOR_LATENCY_NS", "FRAME_ID", "GROUND_TRUTH_TOPIC", "IMAGE_TOPIC",
-           "SPECIES", "START_NS", "Animal", "FlightConfig", "Frame", "GroundTruthBox", "add_arguments", "generate_flight",
-           "heading_to_class", "render_animal", "render_crop", "run", "write_crops", "write_flight_bag"]
+__all__ = [
+    "COMPRESSED_TOPIC",
+    "DETECTIONS_TOPIC",
+    "DETECTOR_LATENCY_NS",
+    "FRAME_ID",
+    "GROUND_TRUTH_TOPIC",
+    "IMAGE_TOPIC",
+    "SPECIES",
+    "START_NS",
+    "Animal",
+    "FlightConfig",
+    "Frame",
+    "GroundTruthBox",
+    "add_arguments",
+    "generate_flight",
+    "heading_to_class",
+    "render_animal",
+    "render_crop",
+    "run",
+    "write_crops",
+    "write_flight_bag",
+]

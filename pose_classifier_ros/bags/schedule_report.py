@@ -4,6 +4,7 @@ In scheduled mode a published label may be cached (computed on an earlier frame)
 classified yet). Accuracy here is over every published detection: UNKNOWN counts as wrong, cached labels
 are judged against the current frame's ground truth. Beside it, the every_frame run on the same frames.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -19,8 +20,11 @@ def _accuracy(pairs) -> float | None:
 def _flips(records, key: str) -> float:
     from pose_classifier_ros.metrics import flip_rate
 
-    return float(flip_rate([r.track_id for r in records], [r.stamp_ns * 1e-9 for r in records],
-                           [getattr(r, key) for r in records])["mean_flips_per_s"])
+    return float(
+        flip_rate(
+            [r.track_id for r in records], [r.stamp_ns * 1e-9 for r in records], [getattr(r, key) for r in records]
+        )["mean_flips_per_s"]
+    )
 
 
 def _accuracies(records) -> dict[str, Any]:
@@ -50,18 +54,23 @@ def schedule_section(result) -> dict[str, Any]:
     n = len(recs)
     section = dict(result.schedule or {})
     section.update(
-        detections=n, crops_per_frame=section.get("crops_classified", 0) / frames,
+        detections=n,
+        crops_per_frame=section.get("crops_classified", 0) / frames,
         unknown_fraction=sum(r.label is None for r in recs) / n if n else None,
         fresh_fraction=sum(r.fresh for r in recs) / n if n else None,
         label_age_s=label_age_stats(r.label_age_s for r in recs),
         published_accuracy=_accuracies(recs),
-        flips_per_s={"per_frame": _flips(recs, "label"), "smoothed": _flips(recs, "smoothed")})
+        flips_per_s={"per_frame": _flips(recs, "label"), "smoothed": _flips(recs, "smoothed")},
+    )
     if result.baseline is not None:
         base = result.baseline.records
         acc = _accuracies(base)
         section["every_frame"] = {
-            "detections": len(base), "per_frame": acc["per_frame"], "smoothed": acc["smoothed"],
-            "flips_per_s": {"per_frame": _flips(base, "label"), "smoothed": _flips(base, "smoothed")}}
+            "detections": len(base),
+            "per_frame": acc["per_frame"],
+            "smoothed": acc["smoothed"],
+            "flips_per_s": {"per_frame": _flips(base, "label"), "smoothed": _flips(base, "smoothed")},
+        }
         ours, theirs = section["published_accuracy"]["smoothed"], acc["smoothed"]
         if ours is not None and theirs is not None:
             section["smoothed_accuracy_difference_points"] = 100.0 * (ours - theirs)
@@ -93,8 +102,10 @@ def format_schedule_section(section: dict) -> str:
         f"{_f((base.get('flips_per_s') or {}).get('smoothed')):>11}",
     ]
     if "smoothed_accuracy_difference_points" in section:
-        lines.append(f"  smoothed accuracy, scheduled - every_frame: "
-                     f"{section['smoothed_accuracy_difference_points']:+.2f} points")
+        lines.append(
+            f"  smoothed accuracy, scheduled - every_frame: "
+            f"{section['smoothed_accuracy_difference_points']:+.2f} points"
+        )
     return "\n".join(lines)
 
 

@@ -6,6 +6,7 @@ and accuracy_coverage.csv. raw_probs are the model's probabilities at T = 1; the
 is applied here, so calibration is reported before and after it and the selective-prediction threshold is
 in the probabilities the node sees.
 """
+
 from __future__ import annotations
 
 import csv
@@ -42,6 +43,7 @@ class AnalysisOptions:
     """factors: group factors ("species", "species+site"); targets: {"overall" | class name: accuracy};
     target_accuracy: selective-prediction goal; level / resamples / seed: bootstrap intervals;
     bins: calibration bins."""
+
     factors: Sequence[str] = field(default_factory=list)
     targets: Mapping[str, float] | None = None
     target_accuracy: float | None = None
@@ -52,7 +54,7 @@ class AnalysisOptions:
 
 
 def parse_targets(spec: str | None) -> dict[str, float] | None:
-    """"card" -> CARD_TARGETS; "overall=0.9,front=0.95" (class names or "overall"; % values allowed)."""
+    """ "card" -> CARD_TARGETS; "overall=0.9,front=0.95" (class names or "overall"; % values allowed)."""
     if spec is None or not str(spec).strip():
         return None
     out: dict[str, float] = {}
@@ -64,8 +66,10 @@ def parse_targets(spec: str | None) -> dict[str, float] | None:
         name, sep, value = item.partition("=")
         name = name.strip()
         if not sep or (name != "overall" and name not in INDEX):
-            raise ValueError(f"--targets: expected 'card' or NAME=ACCURACY with NAME overall or a class "
-                             f"({', '.join(VIEWPOINTS)}), got {item!r}")
+            raise ValueError(
+                f"--targets: expected 'card' or NAME=ACCURACY with NAME overall or a class "
+                f"({', '.join(VIEWPOINTS)}), got {item!r}"
+            )
         v = float(value.rstrip("%")) / (100.0 if value.strip().endswith("%") else 1.0)
         if not 0.0 < v < 1.0:
             raise ValueError(f"--targets {name}: accuracy must be in (0, 1), got {value}")
@@ -92,10 +96,13 @@ def _interval(correct: np.ndarray, key: str, opt: AnalysisOptions) -> dict[str, 
 
 def _intervals(labels: np.ndarray, correct: np.ndarray, opt: AnalysisOptions) -> dict[str, Any]:
     return {
-        "level": opt.level, "resamples": opt.resamples, "seed": opt.seed,
+        "level": opt.level,
+        "resamples": opt.resamples,
+        "seed": opt.seed,
         "overall": _interval(correct, _key("all"), opt),
-        "per_class": {name: _interval(correct[labels == i], _key("all", name), opt)
-                      for i, name in enumerate(VIEWPOINTS)},
+        "per_class": {
+            name: _interval(correct[labels == i], _key("all", name), opt) for i, name in enumerate(VIEWPOINTS)
+        },
     }
 
 
@@ -127,19 +134,35 @@ def _targets(labels, correct, metadata, targets: Mapping[str, float], opt: Analy
     for scope, idx in scopes:
         for metric, target in targets.items():
             outcomes = _correct_for(metric, labels[idx], correct[idx])
-            ci = accuracy_interval(outcomes, level=opt.level, resamples=opt.resamples, seed=opt.seed,
-                                   key=_key(scope, metric))
-            rows.append({"scope": scope, "metric": metric, "target": float(target), **ci.to_dict(),
-                         "decision": decide(ci, target)})
+            ci = accuracy_interval(
+                outcomes, level=opt.level, resamples=opt.resamples, seed=opt.seed, key=_key(scope, metric)
+            )
+            rows.append(
+                {
+                    "scope": scope,
+                    "metric": metric,
+                    "target": float(target),
+                    **ci.to_dict(),
+                    "decision": decide(ci, target),
+                }
+            )
     verdict = {d: sum(r["decision"] == d for r in rows) for d in ("pass", "fail", "not enough data")}
-    return {"targets": dict(targets), "rule": f"pass: the whole {opt.level:.0%} interval is above the target; fail: "
-            "it is entirely at or below; otherwise not enough data", "rows": rows, "counts": verdict}
+    return {
+        "targets": dict(targets),
+        "rule": f"pass: the whole {opt.level:.0%} interval is above the target; fail: "
+        "it is entirely at or below; otherwise not enough data",
+        "rows": rows,
+        "counts": verdict,
+    }
 
 
 def _selective(labels, probs, correct, opt: AnalysisOptions) -> dict[str, Any]:
     conf = probs.max(axis=1)
-    out: dict[str, Any] = {"confidence": "top probability after the checkpoint's temperature",
-                           "parameter": S.NODE_PARAMETER, "table": S.coverage_table(conf, correct)}
+    out: dict[str, Any] = {
+        "confidence": "top probability after the checkpoint's temperature",
+        "parameter": S.NODE_PARAMETER,
+        "table": S.coverage_table(conf, correct),
+    }
     if opt.target_accuracy is not None:
         chosen = S.threshold_for_accuracy(conf, correct, opt.target_accuracy)
         if chosen["kept"]:
@@ -152,9 +175,14 @@ def _selective(labels, probs, correct, opt: AnalysisOptions) -> dict[str, Any]:
     return out
 
 
-def analyse(labels: Sequence[int], raw_probs: np.ndarray, *, temperature: float = 1.0,
-            metadata: Sequence[Mapping[str, str]] | None = None,
-            options: AnalysisOptions | None = None) -> dict[str, Any]:
+def analyse(
+    labels: Sequence[int],
+    raw_probs: np.ndarray,
+    *,
+    temperature: float = 1.0,
+    metadata: Sequence[Mapping[str, str]] | None = None,
+    options: AnalysisOptions | None = None,
+) -> dict[str, Any]:
     """Report sections for labels (N,) class indices and raw_probs (N, 8) probabilities at T = 1."""
     opt = options or AnalysisOptions()
     y = np.asarray(labels, dtype=np.int64)
@@ -176,8 +204,13 @@ def analyse(labels: Sequence[int], raw_probs: np.ndarray, *, temperature: float 
     return sections
 
 
-def write_figures(out_dir: str | os.PathLike, labels: Sequence[int], raw_probs: np.ndarray,
-                  sections: Mapping[str, Any], title: str = "") -> dict[str, Path]:
+def write_figures(
+    out_dir: str | os.PathLike,
+    labels: Sequence[int],
+    raw_probs: np.ndarray,
+    sections: Mapping[str, Any],
+    title: str = "",
+) -> dict[str, Path]:
     """reliability.png, accuracy_coverage.png and accuracy_coverage.csv (every curve point) in out_dir."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -185,11 +218,18 @@ def write_figures(out_dir: str | os.PathLike, labels: Sequence[int], raw_probs: 
     probs = C.apply_temperature(np.asarray(raw_probs, dtype=np.float64), sections["calibration"]["temperature"])
     conf = probs.max(axis=1)
     correct = probs.argmax(axis=1) == y
-    paths = {"reliability": C.plot_reliability(sections["calibration"], out / "reliability.png",
-                                               f"Reliability {title}".strip()),
-             "accuracy_coverage": S.plot_accuracy_coverage(conf, correct, out / "accuracy_coverage.png",
-                                                           sections["selective"].get("chosen"),
-                                                           f"Accuracy vs coverage {title}".strip())}
+    paths = {
+        "reliability": C.plot_reliability(
+            sections["calibration"], out / "reliability.png", f"Reliability {title}".strip()
+        ),
+        "accuracy_coverage": S.plot_accuracy_coverage(
+            conf,
+            correct,
+            out / "accuracy_coverage.png",
+            sections["selective"].get("chosen"),
+            f"Accuracy vs coverage {title}".strip(),
+        ),
+    }
     curve = S.accuracy_coverage(conf, correct)
     paths["accuracy_coverage_csv"] = out / "accuracy_coverage.csv"
     with paths["accuracy_coverage_csv"].open("w", newline="") as fh:

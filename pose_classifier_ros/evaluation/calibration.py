@@ -7,6 +7,7 @@ validation negative log-likelihood: argmax labels never change, only how confide
 Logits are recovered from probabilities as log(p) (softmax is shift-invariant), so a temperature can be
 fitted or undone on stored probabilities.
 """
+
 from __future__ import annotations
 
 import logging
@@ -71,9 +72,15 @@ def reliability_bins(probs, labels, n_bins: int = DEFAULT_BINS) -> list[dict[str
     for b in range(n_bins):
         sel = which == b
         count = int(sel.sum())
-        out.append({"low": float(edges[b]), "high": float(edges[b + 1]), "count": count,
-                    "confidence": float(conf[sel].mean()) if count else None,
-                    "accuracy": float(correct[sel].mean()) if count else None})
+        out.append(
+            {
+                "low": float(edges[b]),
+                "high": float(edges[b + 1]),
+                "count": count,
+                "confidence": float(conf[sel].mean()) if count else None,
+                "accuracy": float(correct[sel].mean()) if count else None,
+            }
+        )
     return out
 
 
@@ -121,8 +128,12 @@ def fit_temperature(logits, labels, bounds: Sequence[float] = TEMPERATURE_BOUNDS
             fd = negative_log_likelihood(z, y, 1 / d)
     temperature = 1.0 / ((a + b) / 2.0)
     if min(abs(temperature - bounds[0]), abs(temperature - bounds[1])) < 1e-3 * temperature:
-        logger.warning("fitted temperature %.3g is at the search bound %s: the validation set is too easy or "
-                       "too small to calibrate on", temperature, tuple(bounds))
+        logger.warning(
+            "fitted temperature %.3g is at the search bound %s: the validation set is too easy or "
+            "too small to calibrate on",
+            temperature,
+            tuple(bounds),
+        )
     return float(temperature)
 
 
@@ -161,13 +172,23 @@ def plot_reliability(summary: dict[str, Any], path: str | os.PathLike, title: st
         for which, colour, name in series:
             bins = [b for b in summary[f"reliability_{which}"] if b["count"]]
             ece = summary[f"ece_{which}"]
-            ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], "o-", color=colour,
-                    label=f"{name} (ECE {ece:.3f})" if ece is not None else name)
+            ax.plot(
+                [b["confidence"] for b in bins],
+                [b["accuracy"] for b in bins],
+                "o-",
+                color=colour,
+                label=f"{name} (ECE {ece:.3f})" if ece is not None else name,
+            )
             centres = [(b["low"] + b["high"]) / 2 for b in summary[f"reliability_{which}"]]
             counts = [b["count"] for b in summary[f"reliability_{which}"]]
             shift = -width / 4 if which == "before" else width / 4
-            axc.bar(np.asarray(centres) + (shift if len(series) > 1 else 0), counts,
-                    width=width / (2 if len(series) > 1 else 1), color=colour, alpha=0.7)
+            axc.bar(
+                np.asarray(centres) + (shift if len(series) > 1 else 0),
+                counts,
+                width=width / (2 if len(series) > 1 else 1),
+                color=colour,
+                alpha=0.7,
+            )
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.02)
         ax.set_ylabel("accuracy")
@@ -181,5 +202,15 @@ def plot_reliability(summary: dict[str, Any], path: str | os.PathLike, title: st
         plt.close(fig)
 
 
-__all__ = ["logits_from_probs", "softmax", "apply_temperature", "reliability_bins", "expected_calibration_error",
-           "negative_log_likelihood", "fit_temperature", "calibration_summary", "plot_reliability", "DEFAULT_BINS"]
+__all__ = [
+    "logits_from_probs",
+    "softmax",
+    "apply_temperature",
+    "reliability_bins",
+    "expected_calibration_error",
+    "negative_log_likelihood",
+    "fit_temperature",
+    "calibration_summary",
+    "plot_reliability",
+    "DEFAULT_BINS",
+]

@@ -10,6 +10,7 @@ Metadata comes from, in increasing priority:
 A factor is one column ("species") or a combination ("species+site"); its groups are the column's
 values, "(missing)" for samples without one. Every factor's groups partition the whole set.
 """
+
 from __future__ import annotations
 
 import csv
@@ -31,7 +32,7 @@ class GroupError(ValueError):
 
 
 def parse_columns(spec: str | Sequence[str] | None) -> list[str]:
-    """"species,site" (or a list of such strings) -> ["species", "site"] (blank entries dropped)."""
+    """ "species,site" (or a list of such strings) -> ["species", "site"] (blank entries dropped)."""
     if spec is None:
         return []
     parts = [spec] if isinstance(spec, str) else list(spec)
@@ -39,7 +40,7 @@ def parse_columns(spec: str | Sequence[str] | None) -> list[str]:
 
 
 def parse_path_fields(spec: str | Sequence[str] | None) -> dict[str, int]:
-    """"site=1,session=2" -> {"site": 1, "session": 2}."""
+    """ "site=1,session=2" -> {"site": 1, "session": 2}."""
     out: dict[str, int] = {}
     for item in parse_columns(spec):
         name, sep, index = item.partition("=")
@@ -77,14 +78,19 @@ def read_metadata_csv(path: str | os.PathLike) -> tuple[str, list[dict[str, str]
         raise GroupError(f"cannot read metadata CSV {path}: {exc}") from None
     key = next((c for c in METADATA_KEY_COLUMNS if c in columns), None)
     if key is None:
-        raise GroupError(f"{path}: a metadata CSV needs one of the columns {', '.join(METADATA_KEY_COLUMNS)}; "
-                         f"got {','.join(columns) or '(empty file)'}")
+        raise GroupError(
+            f"{path}: a metadata CSV needs one of the columns {', '.join(METADATA_KEY_COLUMNS)}; "
+            f"got {','.join(columns) or '(empty file)'}"
+        )
     return key, rows
 
 
-def sample_metadata(samples: Sequence, root: str | os.PathLike | None = None,
-                    metadata_csv: str | os.PathLike | None = None,
-                    path_fields: Mapping[str, int] | None = None) -> list[dict[str, str]]:
+def sample_metadata(
+    samples: Sequence,
+    root: str | os.PathLike | None = None,
+    metadata_csv: str | os.PathLike | None = None,
+    path_fields: Mapping[str, int] | None = None,
+) -> list[dict[str, str]]:
     """One {column: value} dict per sample (``Sample.meta`` + metadata CSV + path components)."""
     root_path = Path(root) if root is not None else None
     rel = [_relative(Path(s.path), root_path) if root_path else Path(s.path) for s in samples]
@@ -104,8 +110,13 @@ def sample_metadata(samples: Sequence, root: str | os.PathLike | None = None,
                 continue
             meta.update({k: v for k, v in row.items() if k != key})
         if unmatched:
-            logger.warning("%s: no metadata row for %d of %d images (their groups read %s)", metadata_csv,
-                           unmatched, len(out), MISSING)
+            logger.warning(
+                "%s: no metadata row for %d of %d images (their groups read %s)",
+                metadata_csv,
+                unmatched,
+                len(out),
+                MISSING,
+            )
     for name, index in (path_fields or {}).items():
         for meta, p in zip(out, rel):
             parts = p.parts
@@ -127,8 +138,10 @@ def group_indices(metadata: Sequence[Mapping[str, str]], factors: Sequence[str])
         columns = [c for c in factor.split("+") if c]
         absent = [c for c in columns if c not in known]
         if absent:
-            raise GroupError(f"no metadata column {', '.join(map(repr, absent))}; available: "
-                             f"{', '.join(sorted(known)) or 'none (add CSV columns, --metadata or --group-from-path)'}")
+            raise GroupError(
+                f"no metadata column {', '.join(map(repr, absent))}; available: "
+                f"{', '.join(sorted(known)) or 'none (add CSV columns, --metadata or --group-from-path)'}"
+            )
         values = ["/".join(m.get(c) or MISSING for c in columns) for m in metadata]
         groups: dict[str, list[int]] = {}
         for i, v in enumerate(values):
@@ -144,5 +157,14 @@ def default_factors(columns: Sequence[str]) -> list[str]:
     return columns + (["+".join(columns)] if len(columns) > 1 else [])
 
 
-__all__ = ["GroupError", "MISSING", "parse_columns", "parse_path_fields", "data_root", "read_metadata_csv",
-           "sample_metadata", "group_indices", "default_factors"]
+__all__ = [
+    "GroupError",
+    "MISSING",
+    "parse_columns",
+    "parse_path_fields",
+    "data_root",
+    "read_metadata_csv",
+    "sample_metadata",
+    "group_indices",
+    "default_factors",
+]

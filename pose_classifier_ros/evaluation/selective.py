@@ -6,6 +6,7 @@ crop at least that confident kept. The threshold for a target accuracy is the lo
 coverage) whose kept accuracy reaches the target; ``node_threshold`` rounds it to a short number
 that keeps exactly the same crops, for the node's ``voting.min_confidence`` parameter.
 """
+
 from __future__ import annotations
 
 import math
@@ -35,14 +36,18 @@ def accuracy_coverage(confidence, correct) -> dict[str, np.ndarray]:
     cum = np.cumsum(ok)
     last = np.flatnonzero(np.r_[conf[1:] != conf[:-1], True]) if conf.size else np.zeros(0, dtype=np.int64)
     kept = last + 1
-    return {"threshold": conf[last], "coverage": kept / max(conf.size, 1),
-            "accuracy": cum[last] / kept if kept.size else np.zeros(0), "kept": kept}
+    return {
+        "threshold": conf[last],
+        "coverage": kept / max(conf.size, 1),
+        "accuracy": cum[last] / kept if kept.size else np.zeros(0),
+        "kept": kept,
+    }
 
 
 def node_threshold(threshold: float, next_lower: float | None) -> float:
     """A short decimal r with next_lower < r <= threshold (the same crops pass ``conf >= r``)."""
     for digits in range(2, 7):
-        r = math.floor(threshold * 10 ** digits) / 10 ** digits
+        r = math.floor(threshold * 10**digits) / 10**digits
         if next_lower is None or r > next_lower:
             return r
     return float(threshold)
@@ -58,17 +63,32 @@ def threshold_for_accuracy(confidence, correct, target: float) -> dict[str, Any]
     curve = accuracy_coverage(confidence, correct)
     n = int(np.asarray(correct).size)
     if n == 0:
-        return {"target": target, "reached": False, "threshold": None, "min_confidence": None,
-                "coverage": None, "accuracy": None, "kept": 0, "n": 0}
+        return {
+            "target": target,
+            "reached": False,
+            "threshold": None,
+            "min_confidence": None,
+            "coverage": None,
+            "accuracy": None,
+            "kept": 0,
+            "n": 0,
+        }
     acc = curve["accuracy"]
     reaching = np.flatnonzero(acc >= target - 1e-12)
     reached = reaching.size > 0
     k = int(reaching[-1]) if reached else int(np.flatnonzero(acc == acc.max())[-1])
     next_lower = float(curve["threshold"][k + 1]) if k + 1 < len(acc) else None
     t = float(curve["threshold"][k])
-    return {"target": float(target), "reached": bool(reached), "threshold": t,
-            "min_confidence": node_threshold(t, next_lower), "coverage": float(curve["coverage"][k]),
-            "accuracy": float(acc[k]), "kept": int(curve["kept"][k]), "n": n}
+    return {
+        "target": float(target),
+        "reached": bool(reached),
+        "threshold": t,
+        "min_confidence": node_threshold(t, next_lower),
+        "coverage": float(curve["coverage"][k]),
+        "accuracy": float(acc[k]),
+        "kept": int(curve["kept"][k]),
+        "n": n,
+    }
 
 
 def coverage_table(confidence, correct, thresholds: Sequence[float] = TABLE_THRESHOLDS) -> list[dict[str, Any]]:
@@ -79,13 +99,24 @@ def coverage_table(confidence, correct, thresholds: Sequence[float] = TABLE_THRE
     for t in thresholds:
         sel = conf >= t
         kept = int(sel.sum())
-        rows.append({"min_confidence": float(t), "coverage": kept / conf.size if conf.size else None,
-                     "accuracy": float(ok[sel].mean()) if kept else None, "kept": kept})
+        rows.append(
+            {
+                "min_confidence": float(t),
+                "coverage": kept / conf.size if conf.size else None,
+                "accuracy": float(ok[sel].mean()) if kept else None,
+                "kept": kept,
+            }
+        )
     return rows
 
 
-def plot_accuracy_coverage(confidence, correct, path: str | os.PathLike, chosen: dict[str, Any] | None = None,
-                           title: str = "Accuracy vs coverage") -> Path:
+def plot_accuracy_coverage(
+    confidence,
+    correct,
+    path: str | os.PathLike,
+    chosen: dict[str, Any] | None = None,
+    title: str = "Accuracy vs coverage",
+) -> Path:
     """PNG of the curve; `chosen` (a threshold_for_accuracy result) is marked with the target line."""
     from pose_classifier_ros.report import _pyplot, _save_figure
 
@@ -93,13 +124,18 @@ def plot_accuracy_coverage(confidence, correct, path: str | os.PathLike, chosen:
     curve = accuracy_coverage(confidence, correct)
     fig, ax = plt.subplots(figsize=(6, 4.5))
     try:
-        ax.step(curve["coverage"], curve["accuracy"], where="post", color="tab:blue", lw=2,
-                label="kept accuracy")
+        ax.step(curve["coverage"], curve["accuracy"], where="post", color="tab:blue", lw=2, label="kept accuracy")
         if chosen is not None and chosen.get("threshold") is not None:
             ax.axhline(chosen["target"], ls="--", color="tab:red", lw=1, label=f"target {chosen['target']:.0%}")
             if chosen["reached"]:
-                ax.plot([chosen["coverage"]], [chosen["accuracy"]], "o", color="tab:red", ms=8,
-                        label=f"{NODE_PARAMETER} {chosen['min_confidence']:g}: coverage {chosen['coverage']:.0%}")
+                ax.plot(
+                    [chosen["coverage"]],
+                    [chosen["accuracy"]],
+                    "o",
+                    color="tab:red",
+                    ms=8,
+                    label=f"{NODE_PARAMETER} {chosen['min_confidence']:g}: coverage {chosen['coverage']:.0%}",
+                )
         ax.set_xlim(0, 1.02)
         lowest = float(curve["accuracy"].min()) if curve["accuracy"].size else 0.0
         ax.set_ylim(max(0.0, min(lowest, chosen["target"] if chosen else 1.0) - 0.05), 1.01)
@@ -113,5 +149,12 @@ def plot_accuracy_coverage(confidence, correct, path: str | os.PathLike, chosen:
         plt.close(fig)
 
 
-__all__ = ["accuracy_coverage", "threshold_for_accuracy", "coverage_table", "node_threshold",
-           "plot_accuracy_coverage", "NODE_PARAMETER", "TABLE_THRESHOLDS"]
+__all__ = [
+    "accuracy_coverage",
+    "threshold_for_accuracy",
+    "coverage_table",
+    "node_threshold",
+    "plot_accuracy_coverage",
+    "NODE_PARAMETER",
+    "TABLE_THRESHOLDS",
+]

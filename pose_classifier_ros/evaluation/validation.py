@@ -6,6 +6,7 @@ and stores it in the checkpoint's ModelConfig; ``ViewpointClassifier`` then divi
 (labels unchanged). ``--group-by`` reports per group when the validation CSV has those columns; the
 default "auto" takes every extra CSV column with 2..20 distinct values.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,13 +30,25 @@ MAX_AUTO_GROUPS = 20
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     """train's options for the validation report and calibration."""
     ev = parser.add_argument_group("validation report")
-    ev.add_argument("--fit-temperature", action="store_true",
-                    help="fit a softmax temperature on the validation split and store it in the checkpoint "
-                         "(confidences become calibrated; labels unchanged)")
-    ev.add_argument("--group-by", default=AUTO, metavar="COL[,COL...]|auto|none",
-                    help="per-group validation report by these CSV columns; auto: extra columns with 2..20 values")
-    ev.add_argument("--target-accuracy", type=float, default=None, metavar="A",
-                    help="also report the voting.min_confidence whose kept validation crops reach accuracy A")
+    ev.add_argument(
+        "--fit-temperature",
+        action="store_true",
+        help="fit a softmax temperature on the validation split and store it in the checkpoint "
+        "(confidences become calibrated; labels unchanged)",
+    )
+    ev.add_argument(
+        "--group-by",
+        default=AUTO,
+        metavar="COL[,COL...]|auto|none",
+        help="per-group validation report by these CSV columns; auto: extra columns with 2..20 values",
+    )
+    ev.add_argument(
+        "--target-accuracy",
+        type=float,
+        default=None,
+        metavar="A",
+        help="also report the voting.min_confidence whose kept validation crops reach accuracy A",
+    )
 
 
 def auto_columns(metadata: list[dict[str, str]]) -> list[str]:
@@ -65,18 +78,27 @@ def set_checkpoint_temperature(path: str | os.PathLike, temperature: float) -> N
     os.replace(tmp, path)
 
 
-def validation_analysis(args, val_samples, labels: np.ndarray, raw_probs: np.ndarray,
-                        checkpoint: str | os.PathLike, out_dir: str | os.PathLike) -> dict[str, Any]:
+def validation_analysis(
+    args,
+    val_samples,
+    labels: np.ndarray,
+    raw_probs: np.ndarray,
+    checkpoint: str | os.PathLike,
+    out_dir: str | os.PathLike,
+) -> dict[str, Any]:
     """Fit / store the temperature when asked, write the figures, return the report sections."""
     temperature = 1.0
     if getattr(args, "fit_temperature", False) and getattr(args, "save_format", "ours") == "reference":
-        logger.warning("--fit-temperature: the reference checkpoint format has no place for a temperature; "
-                       "not fitted (use --save-format ours)")
+        logger.warning(
+            "--fit-temperature: the reference checkpoint format has no place for a temperature; "
+            "not fitted (use --save-format ours)"
+        )
     elif getattr(args, "fit_temperature", False):
         temperature = C.fit_temperature(C.logits_from_probs(raw_probs), labels)
         set_checkpoint_temperature(checkpoint, temperature)
-        logger.info("fitted temperature %.4g on %d validation images; stored in %s", temperature, len(labels),
-                    checkpoint)
+        logger.info(
+            "fitted temperature %.4g on %d validation images; stored in %s", temperature, len(labels), checkpoint
+        )
     metadata = [s.metadata if hasattr(s, "metadata") else {} for s in val_samples]
     spec = getattr(args, "group_by", AUTO)
     if spec is None or str(spec).strip().lower() == "none":
@@ -85,8 +107,11 @@ def validation_analysis(args, val_samples, labels: np.ndarray, raw_probs: np.nda
         columns = auto_columns(metadata)
     else:
         columns = parse_columns(spec)
-    options = AnalysisOptions(factors=default_factors(columns), target_accuracy=getattr(args, "target_accuracy", None),
-                              seed=getattr(args, "seed", 0))
+    options = AnalysisOptions(
+        factors=default_factors(columns),
+        target_accuracy=getattr(args, "target_accuracy", None),
+        seed=getattr(args, "seed", 0),
+    )
     sections = analyse(labels, raw_probs, temperature=temperature, metadata=metadata, options=options)
     write_figures(out_dir, labels, raw_probs, sections, "(validation)")
     return sections

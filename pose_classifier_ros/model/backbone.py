@@ -14,15 +14,16 @@ Differences from upstream that do not change the numbers beyond float rounding: 
 cached per patch grid (it depends only on the weights), and the cache is dropped whenever the
 weights change. Nothing here touches the network.
 """
+
 from __future__ import annotations
 
 import logging
 import math
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 import torch
 import torch.nn.functional as F
@@ -149,8 +150,15 @@ class DinoVisionTransformer(nn.Module):
     """DINOv2 ViT/14. forward(x (N,3,H,W) float32 normalized, H and W multiples of 14) -> (N, D)
     CLS token after the final LayerNorm."""
 
-    def __init__(self, embed_dim: int = 384, depth: int = 12, num_heads: int = 6,
-                 img_size: int = IMG_SIZE, patch_size: int = PATCH_SIZE, mlp_ratio: float = 4.0):
+    def __init__(
+        self,
+        embed_dim: int = 384,
+        depth: int = 12,
+        num_heads: int = 6,
+        img_size: int = IMG_SIZE,
+        patch_size: int = PATCH_SIZE,
+        mlp_ratio: float = 4.0,
+    ):
         super().__init__()
         self.embed_dim = self.num_features = embed_dim
         self.num_heads = num_heads
@@ -280,8 +288,14 @@ def extract_backbone_state_dict(obj) -> dict[str, torch.Tensor]:
     sd = obj
     for _ in range(3):  # e.g. {"teacher": {"backbone.blocks...": ...}}
         if isinstance(sd, Mapping):
-            inner = next((sd[k] for k in ("model", "state_dict", "model_state_dict", "teacher")
-                          if isinstance(sd.get(k), Mapping)), None)
+            inner = next(
+                (
+                    sd[k]
+                    for k in ("model", "state_dict", "model_state_dict", "teacher")
+                    if isinstance(sd.get(k), Mapping)
+                ),
+                None,
+            )
             if inner is not None and not any(k.endswith("cls_token") for k in sd):
                 sd = inner
                 continue
@@ -291,12 +305,12 @@ def extract_backbone_state_dict(obj) -> dict[str, torch.Tensor]:
     sd = {str(k): v for k, v in sd.items() if isinstance(v, torch.Tensor)}
     for pfx in ("module.", "_orig_mod."):
         if sd and all(k.startswith(pfx) for k in sd):
-            sd = {k[len(pfx):]: v for k, v in sd.items()}
+            sd = {k[len(pfx) :]: v for k, v in sd.items()}
     if any(k.startswith("backbone.") for k in sd):
-        sd = {k[len("backbone."):]: v for k, v in sd.items() if k.startswith("backbone.")}
+        sd = {k[len("backbone.") :]: v for k, v in sd.items() if k.startswith("backbone.")}
     for pfx in ("module.", "_orig_mod."):
         if sd and all(k.startswith(pfx) for k in sd):
-            sd = {k[len(pfx):]: v for k, v in sd.items()}
+            sd = {k[len(pfx) :]: v for k, v in sd.items()}
     # Training checkpoints use block_chunks > 0: blocks.<chunk>.<index>.* -> blocks.<index>.*
     chunked = re.compile(r"^blocks\.\d+\.(\d+)\.")
     if any(chunked.match(k) for k in sd):
@@ -304,30 +318,41 @@ def extract_backbone_state_dict(obj) -> dict[str, torch.Tensor]:
     return sd
 
 
-def check_backbone_state_dict(model: DinoVisionTransformer, state_dict: Mapping[str, torch.Tensor],
-                              source: str = "state_dict") -> None:
+def check_backbone_state_dict(
+    model: DinoVisionTransformer, state_dict: Mapping[str, torch.Tensor], source: str = "state_dict"
+) -> None:
     """Raise BackboneWeightsError (what is missing / unexpected / mis-shaped) unless `state_dict`
     has exactly `model`'s upstream keys and shapes."""
     own = model.state_dict()
     missing = sorted(set(own) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(own))
-    wrong = [f"{k} {tuple(state_dict[k].shape)} (expected {tuple(v.shape)})"
-             for k, v in own.items() if k in state_dict and state_dict[k].shape != v.shape]
+    wrong = [
+        f"{k} {tuple(state_dict[k].shape)} (expected {tuple(v.shape)})"
+        for k, v in own.items()
+        if k in state_dict and state_dict[k].shape != v.shape
+    ]
     not_float = sorted(k for k, v in state_dict.items() if k in own and not v.is_floating_point())
     if missing or unexpected or wrong or not_float:
         size = infer_backbone_size(state_dict)
-        parts = [f"{source} does not hold DINOv2 weights for this backbone "
-                 f"(embed dim {model.embed_dim}, {model.depth} blocks); it has "
-                 f"{describe_state_dict(state_dict)}" + (f" = size {size!r}" if size else "")]
-        for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong),
-                             ("not floating point", not_float)):
+        parts = [
+            f"{source} does not hold DINOv2 weights for this backbone "
+            f"(embed dim {model.embed_dim}, {model.depth} blocks); it has "
+            f"{describe_state_dict(state_dict)}" + (f" = size {size!r}" if size else "")
+        ]
+        for label, items in (
+            ("missing", missing),
+            ("unexpected", unexpected),
+            ("wrong shape", wrong),
+            ("not floating point", not_float),
+        ):
             if items:
                 parts.append(f"{label}: {', '.join(items[:5])}" + (" ..." if len(items) > 5 else ""))
         raise BackboneWeightsError("; ".join(parts))
 
 
-def backbone_from_state_dict(size: str, state_dict: Mapping[str, torch.Tensor],
-                             source: str = "state_dict") -> DinoVisionTransformer:
+def backbone_from_state_dict(
+    size: str, state_dict: Mapping[str, torch.Tensor], source: str = "state_dict"
+) -> DinoVisionTransformer:
     """Frozen eval() backbone that takes over `state_dict`'s tensors (cast to float32).
 
     Built on the meta device and filled with assign=True: skips the random init, which costs
@@ -337,8 +362,7 @@ def backbone_from_state_dict(size: str, state_dict: Mapping[str, torch.Tensor],
     with torch.device("meta"):
         model = DinoVisionTransformer(spec.embed_dim, spec.depth, spec.num_heads)
     check_backbone_state_dict(model, state_dict, source)
-    model.load_state_dict({k: v.detach().to(torch.float32) for k, v in state_dict.items()},
-                          strict=True, assign=True)
+    model.load_state_dict({k: v.detach().to(torch.float32) for k, v in state_dict.items()}, strict=True, assign=True)
     return freeze(model)
 
 
@@ -370,9 +394,12 @@ def load_weights_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise BackboneWeightsError(f"{path}: {exc}") from exc
 
 
-def build_backbone(size: str = "small", weights: str | os.PathLike | None = None,
-                   hub_dir: str | os.PathLike | None = None, pretrained: bool = True
-                   ) -> DinoVisionTransformer:
+def build_backbone(
+    size: str = "small",
+    weights: str | os.PathLike | None = None,
+    hub_dir: str | os.PathLike | None = None,
+    pretrained: bool = True,
+) -> DinoVisionTransformer:
     """Frozen (requires_grad False), eval() DINOv2 backbone, loaded offline.
 
     Weights come from, in order: `weights` (a file; raw state_dict or nested under
@@ -416,12 +443,13 @@ def freeze(model: nn.Module) -> nn.Module:
 def _not_found_message(size: str, tried: list[Path]) -> str:
     spec = BACKBONE_SPECS[size]
     lines = [f"no DINOv2 weights found for backbone {size!r} (nothing is downloaded). Tried:"]
-    lines += [f"  {p}" for p in tried] or ["  (no path: size "
-                                          f"{size!r} has no upstream weights)"]
+    lines += [f"  {p}" for p in tried] or [f"  (no path: size {size!r} has no upstream weights)"]
     fix = ["Fix: pass a weights file (weights=PATH / --backbone-weights PATH)"]
     if spec.weights_filename:
-        fix.append(f"copy {spec.weights_filename} into <torch hub dir>/checkpoints/ "
-                   "(or point hub_dir / --hub-dir at that hub dir)")
+        fix.append(
+            f"copy {spec.weights_filename} into <torch hub dir>/checkpoints/ "
+            "(or point hub_dir / --hub-dir at that hub dir)"
+        )
     fix.append("or build random weights with pretrained=False")
     lines.append("; ".join(fix) + ".")
     return "\n".join(lines)

@@ -15,6 +15,7 @@ Accepted layouts (all read with ``torch.load(weights_only=True)``; nothing execu
 the file has backbone weights) and ``head.<i>.*``. Every problem raises CheckpointError naming the
 file and what disagrees. How the layouts are recognised and remapped: ``checkpoint_format.py``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -74,10 +75,10 @@ class LoadedCheckpoint:
         return any(k.startswith("backbone.") for k in self.state_dict)
 
     def head_state_dict(self) -> dict[str, torch.Tensor]:
-        return {k[len("head."):]: v for k, v in self.state_dict.items() if k.startswith("head.")}
+        return {k[len("head.") :]: v for k, v in self.state_dict.items() if k.startswith("head.")}
 
     def backbone_state_dict(self) -> dict[str, torch.Tensor]:
-        return {k[len("backbone."):]: v for k, v in self.state_dict.items() if k.startswith("backbone.")}
+        return {k[len("backbone.") :]: v for k, v in self.state_dict.items() if k.startswith("backbone.")}
 
 
 # --------------------------------------------------------------------------------------------
@@ -87,6 +88,7 @@ class LoadedCheckpoint:
 @dataclass
 class _Payload:
     """What a file holds before validation: the raw state_dict and whatever describes it."""
+
     raw: dict[str, torch.Tensor]
     source_format: str  # FORMAT, "state_dict" or "wrapped_state_dict"
     config: ModelConfig | None = None
@@ -106,8 +108,13 @@ def _detect_format(obj: Any, path: Path) -> _Payload:
         except (TypeError, ValueError) as exc:
             raise CheckpointError(f"{path}: invalid model config: {exc}") from exc
         check_class_names(config.class_names, path, "its config")
-        return _Payload(dict(obj["state_dict"]), FORMAT, config, metadata=plain_value(obj.get("metadata") or {}) or {},
-                        metrics=plain_value(obj.get("metrics") or {}) or {})
+        return _Payload(
+            dict(obj["state_dict"]),
+            FORMAT,
+            config,
+            metadata=plain_value(obj.get("metadata") or {}) or {},
+            metrics=plain_value(obj.get("metrics") or {}) or {},
+        )
     if isinstance(obj.get("format"), str):
         raise CheckpointError(f"{path}: unsupported checkpoint format {obj['format']!r} (this version reads {FORMAT})")
     if is_tensor_dict(obj):
@@ -117,28 +124,45 @@ def _detect_format(obj: Any, path: Path) -> _Payload:
         keys = [str(k) for k in obj][:10]
         raise CheckpointError(
             f"{path} is not a model checkpoint: no tensors at the top level nor under "
-            f"{' / '.join(WRAPPER_KEYS)} (top-level keys: {', '.join(keys)})")
-    metadata = {str(k): v for k, v in ((k, plain_value(v)) for k, v in obj.items()
-                                       if k not in WRAPPER_KEYS and "optimizer" not in str(k)
-                                       and "scheduler" not in str(k)) if v is not None}
+            f"{' / '.join(WRAPPER_KEYS)} (top-level keys: {', '.join(keys)})"
+        )
+    metadata = {
+        str(k): v
+        for k, v in (
+            (k, plain_value(v))
+            for k, v in obj.items()
+            if k not in WRAPPER_KEYS and "optimizer" not in str(k) and "scheduler" not in str(k)
+        )
+        if v is not None
+    }
     metadata["wrapper_key"] = wrapper
     return _Payload(dict(obj[wrapper]), "wrapped_state_dict", metadata=metadata)
 
 
-def _backbone_size(path: Path, backbone_sd: Mapping[str, torch.Tensor], in_dim: int, config: ModelConfig | None,
-                   metadata: Mapping[str, Any], requested: str | None) -> str:
+def _backbone_size(
+    path: Path,
+    backbone_sd: Mapping[str, torch.Tensor],
+    in_dim: int,
+    config: ModelConfig | None,
+    metadata: Mapping[str, Any],
+    requested: str | None,
+) -> str:
     """The backbone size: the weights decide; config, metadata and the caller must agree with them."""
     weights_size = None
     if backbone_sd:
         weights_size = _backbone.infer_backbone_size(backbone_sd)
         if weights_size is None:
-            raise CheckpointError(f"{path}: backbone weights ({_backbone.describe_state_dict(backbone_sd)}) "
-                                  f"match no supported size ({describe_sizes()})")
-    claims = [(weights_size, "its backbone weights"),
-              (size_for_dim(in_dim), f"its head input dim {in_dim}"),
-              (config.backbone if config else None, "its config"),
-              (size_from_metadata(metadata), "its metadata"),
-              (requested, "the requested backbone")]
+            raise CheckpointError(
+                f"{path}: backbone weights ({_backbone.describe_state_dict(backbone_sd)}) "
+                f"match no supported size ({describe_sizes()})"
+            )
+    claims = [
+        (weights_size, "its backbone weights"),
+        (size_for_dim(in_dim), f"its head input dim {in_dim}"),
+        (config.backbone if config else None, "its config"),
+        (size_from_metadata(metadata), "its metadata"),
+        (requested, "the requested backbone"),
+    ]
     if claims[1][0] is None:
         raise CheckpointError(f"{path}: head input dim {in_dim} matches no backbone ({describe_sizes()})")
     known = [(s, why) for s, why in claims if s is not None]
@@ -147,10 +171,13 @@ def _backbone_size(path: Path, backbone_sd: Mapping[str, torch.Tensor], in_dim: 
         own = {s for s, why in known if why != "the requested backbone"}
         hint = ""
         if len(own) == 1 and requested is not None:  # the file is consistent; only the caller's size differs
-            hint = (f"; the requested size (model_size / backbone) must match the trained checkpoint, "
-                    f"which is {own.pop()!r}")
-        raise CheckpointError(f"{path}: backbone size disagrees: "
-                              + ", ".join(f"{why} says {s!r}" for s, why in known) + hint)
+            hint = (
+                f"; the requested size (model_size / backbone) must match the trained checkpoint, "
+                f"which is {own.pop()!r}"
+            )
+        raise CheckpointError(
+            f"{path}: backbone size disagrees: " + ", ".join(f"{why} says {s!r}" for s, why in known) + hint
+        )
     return known[0][0]
 
 
@@ -169,14 +196,17 @@ def load_checkpoint(path: str | os.PathLike, *, backbone_size: str | None = None
     size the caller wants: a checkpoint built for another size raises CheckpointError."""
     path = Path(path).expanduser()
     if not path.is_file():
-        raise CheckpointNotFound(f"checkpoint {path} does not exist" if not path.exists()
-                                 else f"checkpoint {path} is not a file")
+        raise CheckpointNotFound(
+            f"checkpoint {path} does not exist" if not path.exists() else f"checkpoint {path} is not a file"
+        )
     payload = _detect_format(torch_load(path), path)
     backbone_sd, head_sd = split_model_state_dict(payload.raw, path)
     head_type, in_dim, num_classes = head_layout(head_sd, path)
     if num_classes != len(VIEWPOINTS):
-        raise CheckpointError(f"{path}: head outputs {num_classes} classes, the supported viewpoints "
-                              f"are {len(VIEWPOINTS)}: {', '.join(VIEWPOINTS)}")
+        raise CheckpointError(
+            f"{path}: head outputs {num_classes} classes, the supported viewpoints "
+            f"are {len(VIEWPOINTS)}: {', '.join(VIEWPOINTS)}"
+        )
     source_format = payload.source_format
     if source_format != FORMAT:
         source_format = source_format.replace("state_dict", "full_state_dict" if backbone_sd else "head_state_dict")
@@ -195,18 +225,28 @@ def load_checkpoint(path: str | os.PathLike, *, backbone_size: str | None = None
     state_dict = {f"backbone.{k}": v for k, v in backbone_sd.items()}
     state_dict.update({f"head.{k}": v for k, v in head_sd.items()})
     _checked_weights(state_dict, path)
-    return LoadedCheckpoint(state_dict=state_dict, config=config, metadata=metadata,
-                            source_format=source_format, metrics=payload.metrics, path=str(path))
+    return LoadedCheckpoint(
+        state_dict=state_dict,
+        config=config,
+        metadata=metadata,
+        source_format=source_format,
+        metrics=payload.metrics,
+        path=str(path),
+    )
 
 
 # --------------------------------------------------------------------------------------------
 # Building
 
 
-def build_model_from_checkpoint(path: str | os.PathLike, *, backbone: str | None = None,
-                                backbone_weights: str | os.PathLike | None = None,
-                                hub_dir: str | os.PathLike | None = None,
-                                device: str | torch.device = "cpu") -> tuple[ViewpointModel, ModelConfig]:
+def build_model_from_checkpoint(
+    path: str | os.PathLike,
+    *,
+    backbone: str | None = None,
+    backbone_weights: str | os.PathLike | None = None,
+    hub_dir: str | os.PathLike | None = None,
+    device: str | torch.device = "cpu",
+) -> tuple[ViewpointModel, ModelConfig]:
     """(model in eval mode on `device`, config) from a checkpoint.
 
     backbone: the size the caller expects ("small", ...), None to take the checkpoint's.
@@ -235,7 +275,8 @@ def build_model_from_checkpoint(path: str | os.PathLike, *, backbone: str | None
                 f"weights were found offline. Tried:\n{tried}\nFix: pass the DINOv2 weights with "
                 "backbone_weights=PATH (--backbone-weights PATH)"
                 + (f", or put {hub_file} into <torch hub dir>/checkpoints/ (hub_dir / --hub-dir)" if hub_file else "")
-                + ".") from exc
+                + "."
+            ) from exc
         except _backbone.BackboneWeightsError as exc:
             raise CheckpointError(f"{path} is head-only and its backbone weights cannot be used: {exc}") from exc
     head = build_head(config.head_type, spec.embed_dim, len(config.class_names))
@@ -276,13 +317,21 @@ def _check_config_matches(model: ViewpointModel, config: ModelConfig) -> None:
     spec = _backbone.BACKBONE_SPECS[config.backbone]
     bb_size = _backbone.infer_backbone_size(model.backbone.state_dict())
     if bb_size is not None and bb_size != config.backbone or head_dim not in (None, spec.embed_dim):
-        raise ValueError(f"config backbone {config.backbone!r} does not match the model "
-                         f"(backbone {bb_size!r}, head input dim {head_dim})")
+        raise ValueError(
+            f"config backbone {config.backbone!r} does not match the model "
+            f"(backbone {bb_size!r}, head input dim {head_dim})"
+        )
 
 
-def save_checkpoint(path: str | os.PathLike, model: ViewpointModel, config: ModelConfig, *,
-                    metrics: Mapping[str, Any] | None = None, include_backbone: bool = True,
-                    **metadata: Any) -> Path:
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: ViewpointModel,
+    config: ModelConfig,
+    *,
+    metrics: Mapping[str, Any] | None = None,
+    include_backbone: bool = True,
+    **metadata: Any,
+) -> Path:
     """Write our format atomically (temp file + rename); returns the path.
 
     include_backbone=False stores only the head (~0.5 MB); loading it then needs backbone weights.
@@ -291,15 +340,25 @@ def save_checkpoint(path: str | os.PathLike, model: ViewpointModel, config: Mode
     """
     path = Path(path).expanduser()
     _check_config_matches(model, config)
-    state = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()
-             if include_backbone or k.startswith("head.")}
+    state = {
+        k: v.detach().to("cpu", copy=True).contiguous()
+        for k, v in model.state_dict().items()
+        if include_backbone or k.startswith("head.")
+    }
     payload = {
         "format": FORMAT,
         "config": config.to_dict(),
         "state_dict": state,
         "metrics": _checked_plain(dict(metrics or {}), "metrics"),
-        "metadata": _checked_plain({"saved_at_unix": time.time(), "torch_version": torch.__version__,
-                                    "includes_backbone": include_backbone, **metadata}, "metadata"),
+        "metadata": _checked_plain(
+            {
+                "saved_at_unix": time.time(),
+                "torch_version": torch.__version__,
+                "includes_backbone": include_backbone,
+                **metadata,
+            },
+            "metadata",
+        ),
     }
     _atomic_torch_save(payload, path)
     logger.info("saved checkpoint %s (%d tensors)", path, len(state))
@@ -326,7 +385,8 @@ def _checked_plain(values: dict[str, Any], what: str) -> dict[str, Any]:
     for key, value in values.items():
         plain = plain_value(value)
         if plain is None and value is not None:
-            raise TypeError(f"{what}[{key!r}] of type {type(value).__name__} cannot be stored; "
-                            "use numbers, strings, lists or dicts")
+            raise TypeError(
+                f"{what}[{key!r}] of type {type(value).__name__} cannot be stored; use numbers, strings, lists or dicts"
+            )
         out[str(key)] = plain
     return out

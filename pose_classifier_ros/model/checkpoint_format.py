@@ -6,6 +6,7 @@ DINOv2 backbone keys + ``0.weight``-style head keys (``split_model_state_dict``)
 (``head_layout``) and what metadata says about class order and backbone size. Every problem raises
 CheckpointError naming the file and what is wrong.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,9 +39,18 @@ _SAFE_GLOBAL_NAMES = {
     "numpy.core.multiarray._reconstruct": "numpy._core.multiarray:_reconstruct",
 }
 _SIZE_ALIASES = {
-    "s": "small", "vits14": "small", "vit_small": "small", "dinov2_vits14": "small",
-    "b": "base", "vitb14": "base", "vit_base": "base", "dinov2_vitb14": "base",
-    "l": "large", "vitl14": "large", "vit_large": "large", "dinov2_vitl14": "large",
+    "s": "small",
+    "vits14": "small",
+    "vit_small": "small",
+    "dinov2_vits14": "small",
+    "b": "base",
+    "vitb14": "base",
+    "vit_base": "base",
+    "dinov2_vitb14": "base",
+    "l": "large",
+    "vitl14": "large",
+    "vit_large": "large",
+    "dinov2_vitl14": "large",
 }
 
 
@@ -71,7 +81,8 @@ def torch_load(path: Path) -> Any:
     if not needed:
         raise CheckpointError(
             f"cannot read checkpoint {path}: not a PyTorch checkpoint, or the file is corrupt or "
-            f"truncated ({type(first_error).__name__}: {first_line(first_error)})") from first_error
+            f"truncated ({type(first_error).__name__}: {first_line(first_error)})"
+        ) from first_error
     unsafe = [n for n in needed if n not in _SAFE_GLOBAL_NAMES]
     if unsafe:
         raise CheckpointError(
@@ -81,8 +92,11 @@ def torch_load(path: Path) -> Any:
     allowed: list = [(_resolve(_SAFE_GLOBAL_NAMES[n]), n) for n in needed]
     if any(n.startswith("numpy") for n in needed):  # numpy scalars also rebuild their dtype class
         import numpy as np
-        allowed += [type(np.dtype(t)) for t in ("b1", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8",
-                                                 "f2", "f4", "f8", "U", "S")]
+
+        allowed += [
+            type(np.dtype(t))
+            for t in ("b1", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "f2", "f4", "f8", "U", "S")
+        ]
     try:
         with torch.serialization.safe_globals(allowed):
             return torch.load(path, map_location="cpu", weights_only=True)
@@ -131,7 +145,7 @@ def _strip_common_prefix(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
         changed = False
         for pfx in _STRIP_PREFIXES:
             if all(k.startswith(pfx) for k in sd):
-                sd = {k[len(pfx):]: v for k, v in sd.items()}
+                sd = {k[len(pfx) :]: v for k, v in sd.items()}
                 changed = True
     return sd
 
@@ -151,7 +165,7 @@ def _take_backbone(sd: dict[str, torch.Tensor], path: Path) -> tuple[dict, dict]
     prefix = _backbone_prefix(sd)
     if prefix is None:
         return {}, sd
-    backbone = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+    backbone = {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
     rest = {k: v for k, v in sd.items() if not k.startswith(prefix)}
     chunked = re.compile(r"^blocks\.\d+\.(\d+)\.")
     if any(chunked.match(k) for k in backbone):  # block_chunks > 0 training layout
@@ -159,7 +173,8 @@ def _take_backbone(sd: dict[str, torch.Tensor], path: Path) -> tuple[dict, dict]
     if prefix == "" and not rest:
         raise CheckpointError(
             f"{path} holds only DINOv2 backbone weights, no classifier head; pass it as the "
-            "backbone weights (backbone_weights= / --backbone-weights) together with a checkpoint")
+            "backbone weights (backbone_weights= / --backbone-weights) together with a checkpoint"
+        )
     return backbone, rest
 
 
@@ -171,14 +186,15 @@ def _take_head(rest: dict[str, torch.Tensor], path: Path) -> dict[str, torch.Ten
     prefixes = {k.split(".", 1)[0] for k in rest}
     if len(prefixes) == 1:
         pfx = prefixes.pop() + "."
-        cand = {k[len(pfx):]: v for k, v in rest.items()}
+        cand = {k[len(pfx) :]: v for k, v in rest.items()}
         if set(cand) in (_MLP_HEAD_KEYS, _LINEAR_HEAD_KEYS):
             return cand
     keys = sorted(rest)
     raise CheckpointError(
         f"{path}: unknown state_dict key layout; expected backbone.* (DINOv2) + head.0/1/4/7.* "
         f"(MLP head) or head.0.* (linear probe), or a head alone, but found "
-        f"{len(keys)} non-backbone keys: {', '.join(keys[:8])}{' ...' if len(keys) > 8 else ''}")
+        f"{len(keys)} non-backbone keys: {', '.join(keys[:8])}{' ...' if len(keys) > 8 else ''}"
+    )
 
 
 def split_model_state_dict(sd: dict[str, torch.Tensor], path: Path) -> tuple[dict, dict]:
@@ -193,8 +209,16 @@ def head_layout(head: Mapping[str, torch.Tensor], path: Path) -> tuple[str, int,
     try:
         if set(head) == _MLP_HEAD_KEYS and head["0.weight"].ndim == 1:
             in_dim, ncls = head["0.weight"].shape[0], head["7.weight"].shape[0]
-            expect = {"0.weight": (in_dim,), "0.bias": (in_dim,), "1.weight": (256, in_dim), "1.bias": (256,),
-                      "4.weight": (128, 256), "4.bias": (128,), "7.weight": (ncls, 128), "7.bias": (ncls,)}
+            expect = {
+                "0.weight": (in_dim,),
+                "0.bias": (in_dim,),
+                "1.weight": (256, in_dim),
+                "1.bias": (256,),
+                "4.weight": (128, 256),
+                "4.bias": (128,),
+                "7.weight": (ncls, 128),
+                "7.bias": (ncls,),
+            }
             kind = "mlp"
         elif set(head) == _LINEAR_HEAD_KEYS and head["0.weight"].ndim == 2:
             ncls, in_dim = head["0.weight"].shape
@@ -203,8 +227,10 @@ def head_layout(head: Mapping[str, torch.Tensor], path: Path) -> tuple[str, int,
         else:
             raise KeyError
     except (KeyError, IndexError, ValueError):
-        raise CheckpointError(f"{path}: head weights have an unknown layout: "
-                              + ", ".join(f"{k} {tuple(v.shape)}" for k, v in sorted(head.items()))) from None
+        raise CheckpointError(
+            f"{path}: head weights have an unknown layout: "
+            + ", ".join(f"{k} {tuple(v.shape)}" for k, v in sorted(head.items()))
+        ) from None
     wrong = [f"{k} {tuple(head[k].shape)} (expected {s})" for k, s in expect.items() if tuple(head[k].shape) != s]
     if wrong:
         raise CheckpointError(f"{path}: {kind} head weights have inconsistent shapes: {', '.join(wrong)}")
@@ -213,8 +239,9 @@ def head_layout(head: Mapping[str, torch.Tensor], path: Path) -> tuple[str, int,
 
 def _nested(meta: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     """The metadata and the argument/config dicts training scripts nest in it."""
-    return [meta] + [meta[k] for k in ("args", "config", "hparams", "hyper_parameters")
-                     if isinstance(meta.get(k), Mapping)]
+    return [meta] + [
+        meta[k] for k in ("args", "config", "hparams", "hyper_parameters") if isinstance(meta.get(k), Mapping)
+    ]
 
 
 def class_names_from(meta: Mapping[str, Any]) -> tuple[str, ...] | None:
@@ -239,7 +266,8 @@ def check_class_names(names: tuple[str, ...], path: Path, where: str) -> None:
     if normalized != VIEWPOINTS:
         raise CheckpointError(
             f"{path}: class list in {where} {list(names)} differs from the supported order "
-            f"{list(VIEWPOINTS)}; the head's outputs would be mislabelled")
+            f"{list(VIEWPOINTS)}; the head's outputs would be mislabelled"
+        )
 
 
 def size_from_metadata(meta: Mapping[str, Any]) -> str | None:
@@ -261,4 +289,3 @@ def size_for_dim(dim: int) -> str | None:
 
 def describe_sizes() -> str:
     return ", ".join(f"{n}: dim {s.embed_dim}, {s.depth} blocks" for n, s in _backbone.BACKBONE_SPECS.items())
-

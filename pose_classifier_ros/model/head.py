@@ -4,6 +4,7 @@ Both heads are plain ``nn.Sequential`` so their state_dict keys are the referenc
 script's: the MLP head's LayerNorm is ``0.*`` and its Linear layers ``1.*``, ``4.*``, ``7.*``
 (``head.0.*`` ... ``head.7.*`` inside ViewpointModel); the linear probe is ``0.*``.
 """
+
 from __future__ import annotations
 
 from torch import nn

@@ -5,6 +5,7 @@ for a head-only checkpoint, builds the backbone from its weights file (or the to
 `build_model_from_checkpoint` will, then drops everything again. Raises CheckpointError (naming the
 file and the fix) for anything activate would fail on.
 """
+
 from __future__ import annotations
 
 import os
@@ -14,8 +15,11 @@ from pose_classifier_ros.model.checkpoint import CheckpointError, build_model_fr
 from pose_classifier_ros.model.viewpoint_model import ModelConfig
 
 
-def check_model_files(checkpoint: str | os.PathLike, backbone_weights: str | os.PathLike | None = None,
-                      hub_dir: str | os.PathLike | None = None) -> tuple[ModelConfig | None, bool]:
+def check_model_files(
+    checkpoint: str | os.PathLike,
+    backbone_weights: str | os.PathLike | None = None,
+    hub_dir: str | os.PathLike | None = None,
+) -> tuple[ModelConfig | None, bool]:
     """(the checkpoint's config, whether it carries its backbone) after checking that the model can be built.
 
     backbone_weights: the weights file for a head-only checkpoint (ignored when the checkpoint carries its
@@ -30,8 +34,10 @@ def check_model_files(checkpoint: str | os.PathLike, backbone_weights: str | os.
     if has_backbone:
         return config, True
     if backbone_weights is not None and not Path(backbone_weights).is_file():
-        raise CheckpointError(f"{checkpoint} is head-only and its backbone weights file {backbone_weights} "
-                              "does not exist (model.backbone_weights)")
+        raise CheckpointError(
+            f"{checkpoint} is head-only and its backbone weights file {backbone_weights} "
+            "does not exist (model.backbone_weights)"
+        )
     try:  # builds what activate builds (head-only checkpoints are small; the backbone is read once here)
         model, _ = build_model_from_checkpoint(checkpoint, backbone_weights=backbone_weights, hub_dir=hub_dir)
     except OSError as exc:

@@ -22,6 +22,7 @@ not Pillow's triangle filter, and both do float work on far more samples than th
 The per-crop Python work is only slicing and bookkeeping (~10 us per crop); all pixel work is in
 native kernels and the uint8 -> float normalisation is a single batched op.
 """
+
 from __future__ import annotations
 
 import logging
@@ -49,6 +50,7 @@ class CropConfig:
     min_box_size: px; a box whose width or height, clamped to the frame and before padding, is
         smaller than this is skipped (marked invalid), never an exception.
     """
+
     padding: float = 0.1
     min_box_size: float = 8.0
 
@@ -57,6 +59,7 @@ def _model_geometry(model_cfg) -> tuple[int, int, torch.Tensor, torch.Tensor]:
     """(resize_size, crop_size, mean (3,), std (3,)) of a ModelConfig-like object (None: defaults)."""
     if model_cfg is None:
         from pose_classifier_ros.model.viewpoint_model import ModelConfig  # lazy: keeps import order loose
+
         model_cfg = ModelConfig()
     resize = int(model_cfg.resize_size)
     crop = int(model_cfg.crop_size)
@@ -67,8 +70,9 @@ def _model_geometry(model_cfg) -> tuple[int, int, torch.Tensor, torch.Tensor]:
     return resize, crop, mean, std
 
 
-def expand_and_clamp_boxes(boxes, width: int, height: int,
-                           cfg: CropConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
+def expand_and_clamp_boxes(
+    boxes, width: int, height: int, cfg: CropConfig | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Pad boxes, round them outward to whole pixels and clamp them to the frame.
 
     boxes: (N, 4) float xyxy pixels (x2/y2 exclusive); width, height: frame size in px.
@@ -130,8 +134,9 @@ def _frame_as_nchw_uint8(frame) -> torch.Tensor:
     return torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0)
 
 
-def _resize_center_crop_into(out: torch.Tensor, rows, src: torch.Tensor, boxes_int: np.ndarray,
-                             resize: int, crop: int) -> None:
+def _resize_center_crop_into(
+    out: torch.Tensor, rows, src: torch.Tensor, boxes_int: np.ndarray, resize: int, crop: int
+) -> None:
     """Resize(resize)+CenterCrop(crop) of box regions of src (1,3,H,W) uint8 into out[rows] (M,3,crop,crop)."""
     for k in rows:
         x1, y1, x2, y2 = (int(v) for v in boxes_int[k])
@@ -140,11 +145,16 @@ def _resize_center_crop_into(out: torch.Tensor, rows, src: torch.Tensor, boxes_i
         nh, nw = _resized_size(h, w, resize)
         if (nh, nw) != (h, w):  # torchvision returns the image unchanged when already that size
             # channels-last uint8 is the layout of PyTorch's SIMD antialiasing kernel.
-            region = F.interpolate(region.contiguous(memory_format=torch.channels_last), size=(nh, nw),
-                                   mode="bilinear", align_corners=False, antialias=True)
+            region = F.interpolate(
+                region.contiguous(memory_format=torch.channels_last),
+                size=(nh, nw),
+                mode="bilinear",
+                align_corners=False,
+                antialias=True,
+            )
         top = int(round((nh - crop) / 2.0))
         left = int(round((nw - crop) / 2.0))
-        out[k] = region[0, :, top:top + crop, left:left + crop]
+        out[k] = region[0, :, top : top + crop, left : left + crop]
 
 
 _EXECUTOR: ThreadPoolExecutor | None = None
@@ -161,8 +171,7 @@ def _executor(workers: int) -> ThreadPoolExecutor:
         return _EXECUTOR
 
 
-def _resize_center_crop_uint8(src: torch.Tensor, boxes_int: np.ndarray, resize: int,
-                              crop: int) -> torch.Tensor:
+def _resize_center_crop_uint8(src: torch.Tensor, boxes_int: np.ndarray, resize: int, crop: int) -> torch.Tensor:
     """Resize(resize)+CenterCrop(crop) of each box region of src (1,3,H,W) uint8 -> (M,3,crop,crop) uint8.
 
     PyTorch's antialiased uint8 resize is single-threaded per call, so crops are spread over
@@ -176,15 +185,18 @@ def _resize_center_crop_uint8(src: torch.Tensor, boxes_int: np.ndarray, resize: 
         return out
     # Largest crops first, dealt round-robin, so the threads get similar amounts of work.
     order = np.argsort(-(boxes_int[:, 2] - boxes_int[:, 0]) * (boxes_int[:, 3] - boxes_int[:, 1]))
-    futures = [_executor(workers).submit(_resize_center_crop_into, out, order[i::workers].tolist(),
-                                         src, boxes_int, resize, crop) for i in range(workers)]
+    futures = [
+        _executor(workers).submit(
+            _resize_center_crop_into, out, order[i::workers].tolist(), src, boxes_int, resize, crop
+        )
+        for i in range(workers)
+    ]
     for f in futures:
         f.result()
     return out
 
 
-def _normalize_uint8(batch: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
-                     device) -> torch.Tensor:
+def _normalize_uint8(batch: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, device) -> torch.Tensor:
     """(M,3,h,w) uint8 -> (M,3,h,w) float32 ((x/255 - mean) / std), computed on `device`."""
     batch = batch.to(device, non_blocking=True)
     scale = (1.0 / (255.0 * std)).to(device).view(1, 3, 1, 1)
@@ -193,8 +205,9 @@ def _normalize_uint8(batch: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
     return torch.mul(batch, scale).add_(bias)
 
 
-def crop_batch(frame, boxes, cfg: CropConfig | None = None, model_cfg=None,
-               device: str | torch.device = "cpu") -> tuple[torch.Tensor, np.ndarray]:
+def crop_batch(
+    frame, boxes, cfg: CropConfig | None = None, model_cfg=None, device: str | torch.device = "cpu"
+) -> tuple[torch.Tensor, np.ndarray]:
     """Classifier input tensors for the detections of one frame.
 
     frame: (H, W, 3) uint8 RGB numpy array, or a (3, H, W) tensor (uint8, or float in [0, 1]).
@@ -222,12 +235,12 @@ def _image_as_nchw_uint8(image) -> torch.Tensor:
         Image = None
     if Image is not None and isinstance(image, Image.Image):
         return _frame_as_nchw_uint8(np.asarray(image.convert("RGB")))
-    raise TypeError(f"unsupported image type {type(image).__name__}; expected PIL image, "
-                    "(H, W, 3) uint8 array or (3, H, W) tensor")
+    raise TypeError(
+        f"unsupported image type {type(image).__name__}; expected PIL image, (H, W, 3) uint8 array or (3, H, W) tensor"
+    )
 
 
-def preprocess_images(images: Sequence, model_cfg=None,
-                      device: str | torch.device = "cpu") -> torch.Tensor:
+def preprocess_images(images: Sequence, model_cfg=None, device: str | torch.device = "cpu") -> torch.Tensor:
     """Resize/CenterCrop/Normalize whole images (already-cropped animals) into one batch.
 
     images: list of PIL images, (H, W, 3) uint8 arrays or (3, H, W) tensors (uint8 or float [0, 1]),
@@ -306,12 +319,14 @@ def reference_preprocess(pil_crops: Sequence, model_cfg=None) -> torch.Tensor:
     from torchvision import transforms
 
     resize, crop, mean, std = _model_geometry(model_cfg)
-    tf = transforms.Compose([
-        transforms.Resize(resize, interpolation=transforms.InterpolationMode.BILINEAR, antialias=True),
-        transforms.CenterCrop(crop),
-        transforms.ToTensor(),
-        transforms.Normalize(mean.tolist(), std.tolist()),
-    ])
+    tf = transforms.Compose(
+        [
+            transforms.Resize(resize, interpolation=transforms.InterpolationMode.BILINEAR, antialias=True),
+            transforms.CenterCrop(crop),
+            transforms.ToTensor(),
+            transforms.Normalize(mean.tolist(), std.tolist()),
+        ]
+    )
     if len(pil_crops) == 0:
         return torch.empty((0, 3, crop, crop), dtype=torch.float32)
     return torch.stack([tf(c.convert("RGB")) for c in pil_crops])
@@ -327,5 +342,13 @@ def reference_crops(frame: np.ndarray, boxes, cfg: CropConfig | None = None):
     return [pil.crop(tuple(b)) for b in boxes_int[valid].tolist()], valid
 
 
-__all__ = ["CropConfig", "expand_and_clamp_boxes", "crop_batch", "preprocess_images", "pil_preprocess",
-           "preprocess_mixed", "reference_preprocess", "reference_crops"]
+__all__ = [
+    "CropConfig",
+    "expand_and_clamp_boxes",
+    "crop_batch",
+    "preprocess_images",
+    "pil_preprocess",
+    "preprocess_mixed",
+    "reference_preprocess",
+    "reference_crops",
+]

@@ -1,17 +1,19 @@
 """ViewpointModel (frozen DINOv2 backbone + trainable head) and its ModelConfig."""
+
 from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import nn
 
+from ..labels import VIEWPOINTS
 from . import backbone as _backbone
 from .head import HEAD_TYPES
-from ..labels import VIEWPOINTS
 
 logger = logging.getLogger(__name__)
 
@@ -48,15 +50,15 @@ class ModelConfig:
         if not (self.temperature > 0.0 and self.temperature < float("inf")):
             raise ValueError(f"temperature must be a positive finite number, got {self.temperature}")
         if self.backbone not in _backbone.BACKBONE_SPECS:
-            raise ValueError(f"unknown backbone {self.backbone!r}; expected one of "
-                             f"{', '.join(_backbone.BACKBONE_SPECS)}")
+            raise ValueError(
+                f"unknown backbone {self.backbone!r}; expected one of {', '.join(_backbone.BACKBONE_SPECS)}"
+            )
         if self.head_type not in HEAD_TYPES:
             raise ValueError(f"unknown head type {self.head_type!r}; expected one of {', '.join(HEAD_TYPES)}")
         if len(self.mean) != 3 or len(self.std) != 3:
             raise ValueError("mean and std need 3 values (R, G, B)")
         if self.crop_size % _backbone.PATCH_SIZE:
-            raise ValueError(f"crop_size {self.crop_size} is not a multiple of the patch size "
-                             f"{_backbone.PATCH_SIZE}")
+            raise ValueError(f"crop_size {self.crop_size} is not a multiple of the patch size {_backbone.PATCH_SIZE}")
 
     @property
     def embed_dim(self) -> int:
@@ -64,11 +66,12 @@ class ModelConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict (tuples become lists)."""
-        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
-                for f in dataclasses.fields(self)}
+        return {
+            f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in dataclasses.fields(self)
+        }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "ModelConfig":
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelConfig:
         """Inverse of to_dict; unknown keys are ignored with a warning (newer writers)."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
@@ -98,7 +101,7 @@ class ViewpointModel(nn.Module):
         self.backbone = _backbone.freeze(backbone)
         self.head = head
 
-    def train(self, mode: bool = True) -> "ViewpointModel":
+    def train(self, mode: bool = True) -> ViewpointModel:
         super().train(mode)
         self.backbone.eval()
         return self
@@ -115,11 +118,9 @@ class ViewpointModel(nn.Module):
         return self.head(self.backbone(images))
 
 
-def build_model(config: ModelConfig, *, backbone_weights=None, hub_dir=None,
-                pretrained: bool = True) -> ViewpointModel:
+def build_model(config: ModelConfig, *, backbone_weights=None, hub_dir=None, pretrained: bool = True) -> ViewpointModel:
     """ViewpointModel for `config` with a freshly initialised head (see build_backbone for weights)."""
     from .head import build_head
 
-    bb = _backbone.build_backbone(config.backbone, weights=backbone_weights, hub_dir=hub_dir,
-                                  pretrained=pretrained)
+    bb = _backbone.build_backbone(config.backbone, weights=backbone_weights, hub_dir=hub_dir, pretrained=pretrained)
     return ViewpointModel(bb, build_head(config.head_type, bb.embed_dim, len(config.class_names)))

@@ -12,6 +12,7 @@ Success: the policy captured on the target size while the true view was a side v
 for the last 0.5 s (``SIDE_HOLD_S``), the true box longer side was within the capture band, and the drone
 never came closer than ``min_distance_m``; all within ``duration_s`` of simulated time.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,8 +33,12 @@ from .sim import Animal, SimConfig, Simulator, drone_facing
 _logger = logging.getLogger(__name__)
 
 FLEE_AT_S = 4.0
-MOTIONS = {"static": {}, "turning": {"turn_rate_deg_s": 10.0}, "walking": {"speed_m_s": 1.0},
-           "fleeing": {"flee_at_s": FLEE_AT_S}}  # fleeing: runs away from the drone at 6 m/s from FLEE_AT_S on
+MOTIONS = {
+    "static": {},
+    "turning": {"turn_rate_deg_s": 10.0},
+    "walking": {"speed_m_s": 1.0},
+    "fleeing": {"flee_at_s": FLEE_AT_S},
+}  # fleeing: runs away from the drone at 6 m/s from FLEE_AT_S on
 DEFAULT_MOTIONS = ("static", "turning", "walking")
 _NOMINAL = {"label_latency_s": 0.2, "p_adjacent": 0.05, "p_random": 0.01}
 CONDITIONS = {
@@ -61,12 +66,12 @@ TARGETS = (
 
 @dataclass(frozen=True)
 class Scenario:
-    start: str            # viewpoint class at the start (the true relative heading's sector)
+    start: str  # viewpoint class at the start (the true relative heading's sector)
     range_m: float
-    motion: str           # key of MOTIONS
-    condition: str        # key of CONDITIONS
+    motion: str  # key of MOTIONS
+    condition: str  # key of CONDITIONS
     seed: int
-    mode: str = "orbit"   # key of MODES
+    mode: str = "orbit"  # key of MODES
 
     @property
     def name(self) -> str:
@@ -83,11 +88,20 @@ def build_suite(name: str = "default", seeds: int = 1, modes=("orbit", "yaw")) -
         raise ValueError(f"unknown scenario suite {name!r}; known: {', '.join(SUITES)}")
     ranges = RANGES_M if name == "default" else (25.0,)
     motions = {"default": DEFAULT_MOTIONS, "quick": ("static",), "disturbance": ("fleeing", "static")}[name]
-    conditions = {"default": ("nominal", "latency1s_adj20"), "quick": ("nominal",),
-                  "disturbance": ("vigilance", "box_speed")}[name]
-    return [Scenario(start, r, motion, cond, seed, mode)
-            for mode in modes for cond in conditions for motion in motions for start in VIEWPOINTS
-            for r in ranges for seed in range(seeds)]
+    conditions = {
+        "default": ("nominal", "latency1s_adj20"),
+        "quick": ("nominal",),
+        "disturbance": ("vigilance", "box_speed"),
+    }[name]
+    return [
+        Scenario(start, r, motion, cond, seed, mode)
+        for mode in modes
+        for cond in conditions
+        for motion in motions
+        for start in VIEWPOINTS
+        for r in ranges
+        for seed in range(seeds)
+    ]
 
 
 def make_simulator(scenario: Scenario, sim_config: SimConfig | None = None) -> Simulator:
@@ -105,8 +119,9 @@ def make_simulator(scenario: Scenario, sim_config: SimConfig | None = None) -> S
     return Simulator(cfg, animal, drone, seed=scenario.seed)
 
 
-def run_episode(sim: Simulator, policy: SideProfilePolicy, duration_s: float | None = None,
-                side_hold_s: float = SIDE_HOLD_S) -> dict:
+def run_episode(
+    sim: Simulator, policy: SideProfilePolicy, duration_s: float | None = None, side_hold_s: float = SIDE_HOLD_S
+) -> dict:
     """Run the closed loop until capture or `duration_s`; returns the scenario's metrics."""
     cfg = policy.config
     duration = sim.cfg.duration_s if duration_s is None else duration_s
@@ -116,9 +131,18 @@ def run_episode(sim: Simulator, policy: SideProfilePolicy, duration_s: float | N
     last_sign = 0
     side_since = None
     prev_state = policy.state
-    result = {"captured": False, "capture_reason": "", "capture_flank": "", "time_to_capture_s": math.nan,
-              "true_heading_at_capture_deg": math.nan, "true_view_at_capture": "", "side_held_s": 0.0,
-              "size_in_band": False, "retreats": 0, "first_retreat_s": math.nan}
+    result = {
+        "captured": False,
+        "capture_reason": "",
+        "capture_flank": "",
+        "time_to_capture_s": math.nan,
+        "true_heading_at_capture_deg": math.nan,
+        "true_view_at_capture": "",
+        "side_held_s": 0.0,
+        "size_in_band": False,
+        "retreats": 0,
+        "first_retreat_s": math.nan,
+    }
     steps = int(round(duration / sim.cfg.dt_s))
     for _ in range(steps):
         frame, obs = sim.observe()
@@ -133,8 +157,11 @@ def run_episode(sim: Simulator, policy: SideProfilePolicy, duration_s: float | N
                 result["first_retreat_s"] = round(obs.t_s, 2)
         prev_state = out.state
         # Direction reversals of the orbit command (ignoring creeping below 10 % of the orbit speed / yaw rate).
-        value, floor = (out.lateral_speed, 0.1 * cfg.orbit_speed) if cfg.motion_mode == "orbit" else \
-            (out.yaw_rate, 0.1 * cfg.orient_yaw_rate)
+        value, floor = (
+            (out.lateral_speed, 0.1 * cfg.orbit_speed)
+            if cfg.motion_mode == "orbit"
+            else (out.yaw_rate, 0.1 * cfg.orient_yaw_rate)
+        )
         sign = (value > floor) - (value < -floor)
         if sign and last_sign and sign != last_sign:
             reversals += 1
@@ -143,12 +170,16 @@ def run_episode(sim: Simulator, policy: SideProfilePolicy, duration_s: float | N
             # The band, widened by the detector's pixel noise (3 sigma of a box side's two edges).
             band = cfg.capture_size_band * cfg.capture_target_pixels + 3 * math.sqrt(2) * sim.cfg.box_noise_px
             result.update(
-                captured=True, capture_reason=out.capture.reason, capture_flank=out.capture.flank,
-                time_to_capture_s=round(obs.t_s, 2), true_heading_at_capture_deg=round(obs.true_heading_deg, 1),
+                captured=True,
+                capture_reason=out.capture.reason,
+                capture_flank=out.capture.flank,
+                time_to_capture_s=round(obs.t_s, 2),
+                true_heading_at_capture_deg=round(obs.true_heading_deg, 1),
                 true_view_at_capture=VIEWPOINTS[obs.true_class],
                 side_held_s=round(obs.t_s - side_since, 2) if side_since is not None else 0.0,
                 size_in_band=cfg.capture_target_pixels > 0
-                and abs(obs.true_longer_side_px - cfg.capture_target_pixels) <= band)
+                and abs(obs.true_longer_side_px - cfg.capture_target_pixels) <= band,
+            )
             break
         drone = sim.drone
         x0, y0 = drone.x, drone.y
@@ -157,12 +188,26 @@ def run_episode(sim: Simulator, policy: SideProfilePolicy, duration_s: float | N
         yaw_effort += abs(out.yaw_rate) * sim.cfg.dt_s
         lateral_effort += abs(out.lateral_speed) * sim.cfg.dt_s
     too_close = min_dist < sim.cfg.min_distance_m
-    success = (result["captured"] and result["capture_reason"] != "step_budget" and result["size_in_band"]
-               and result["side_held_s"] >= side_hold_s - 1e-9 and not too_close)
-    return {"success": bool(success), **result, "final_state": policy.state.name, "path_length_m": round(path, 2),
-            "yaw_effort_rad": round(yaw_effort, 3), "lateral_effort_m": round(lateral_effort, 2),
-            "direction_reversals": reversals, "approach_drops": drops, "oscillations": reversals + drops,
-            "min_distance_m": round(min_dist, 2), "too_close": bool(too_close)}
+    success = (
+        result["captured"]
+        and result["capture_reason"] != "step_budget"
+        and result["size_in_band"]
+        and result["side_held_s"] >= side_hold_s - 1e-9
+        and not too_close
+    )
+    return {
+        "success": bool(success),
+        **result,
+        "final_state": policy.state.name,
+        "path_length_m": round(path, 2),
+        "yaw_effort_rad": round(yaw_effort, 3),
+        "lateral_effort_m": round(lateral_effort, 2),
+        "direction_reversals": reversals,
+        "approach_drops": drops,
+        "oscillations": reversals + drops,
+        "min_distance_m": round(min_dist, 2),
+        "too_close": bool(too_close),
+    }
 
 
 def policy_config_for(mode: str, base: PolicyConfig, condition: str = "") -> PolicyConfig:
@@ -180,12 +225,20 @@ def score_disturbance(sc: Scenario, row: dict) -> dict:
     success = row["success"] and not false_alarm  # a static animal: the capture, without a false alarm
     if math.isfinite(flee_at):
         success = math.isfinite(latency) and latency <= RETREAT_WITHIN_S
-    return {**row, "success": bool(success), "false_alarm": bool(false_alarm),
-            "retreat_latency_s": round(latency, 2) if math.isfinite(latency) else math.nan}
+    return {
+        **row,
+        "success": bool(success),
+        "false_alarm": bool(false_alarm),
+        "retreat_latency_s": round(latency, 2) if math.isfinite(latency) else math.nan,
+    }
 
 
-def run_suite(scenarios: list[Scenario], base: PolicyConfig | None = None, sim_config: SimConfig | None = None,
-              progress: bool = False) -> dict:
+def run_suite(
+    scenarios: list[Scenario],
+    base: PolicyConfig | None = None,
+    sim_config: SimConfig | None = None,
+    progress: bool = False,
+) -> dict:
     """Run every scenario; returns {"scenarios": rows, "summary": groups, "targets": [...]}."""
     base = base or PolicyConfig()
     rows = []
@@ -193,6 +246,7 @@ def run_suite(scenarios: list[Scenario], base: PolicyConfig | None = None, sim_c
     if progress:
         try:
             from tqdm import tqdm
+
             iterator = tqdm(scenarios, desc="nav-sim", unit="scenario", disable=not sys.stderr.isatty())
         except ImportError:
             pass
@@ -214,17 +268,22 @@ def _aggregate(rows: list[dict]) -> dict:
     def mean(key):
         return round(sum(r[key] for r in rows) / n, 3) if n else math.nan
 
-    return {"scenarios": n, "successes": sum(r["success"] for r in rows),
-            "success_rate": round(sum(r["success"] for r in rows) / n, 4) if n else math.nan,
-            "mean_time_to_capture_s": round(sum(times) / len(times), 2) if times else math.nan,
-            "max_time_to_capture_s": max(times) if times else math.nan,
-            "mean_abs_flank_error_deg": round(sum(flank_errors) / len(flank_errors), 1) if flank_errors else math.nan,
-            "mean_path_length_m": mean("path_length_m"), "mean_yaw_effort_rad": mean("yaw_effort_rad"),
-            "mean_lateral_effort_m": mean("lateral_effort_m"), "mean_oscillations": mean("oscillations"),
-            "retreated": sum(r["retreats"] > 0 for r in rows),
-            "false_alarms": sum(r.get("false_alarm", False) for r in rows),
-            "too_close": sum(r["too_close"] for r in rows), "min_distance_m": min((r["min_distance_m"] for r in rows),
-                                                                                 default=math.nan)}
+    return {
+        "scenarios": n,
+        "successes": sum(r["success"] for r in rows),
+        "success_rate": round(sum(r["success"] for r in rows) / n, 4) if n else math.nan,
+        "mean_time_to_capture_s": round(sum(times) / len(times), 2) if times else math.nan,
+        "max_time_to_capture_s": max(times) if times else math.nan,
+        "mean_abs_flank_error_deg": round(sum(flank_errors) / len(flank_errors), 1) if flank_errors else math.nan,
+        "mean_path_length_m": mean("path_length_m"),
+        "mean_yaw_effort_rad": mean("yaw_effort_rad"),
+        "mean_lateral_effort_m": mean("lateral_effort_m"),
+        "mean_oscillations": mean("oscillations"),
+        "retreated": sum(r["retreats"] > 0 for r in rows),
+        "false_alarms": sum(r.get("false_alarm", False) for r in rows),
+        "too_close": sum(r["too_close"] for r in rows),
+        "min_distance_m": min((r["min_distance_m"] for r in rows), default=math.nan),
+    }
 
 
 def summarize(rows: list[dict]) -> dict:
@@ -247,42 +306,70 @@ def check_targets(summary: dict) -> list[dict]:
         group = summary.get(mode, {}).get(f"{cond}/{motion}")
         if group is None:
             continue
-        out.append({"target": name, "mode": mode, "group": f"{cond}/{motion}", "success_rate": group["success_rate"],
-                    "threshold": threshold, "met": group["success_rate"] >= threshold})
+        out.append(
+            {
+                "target": name,
+                "mode": mode,
+                "group": f"{cond}/{motion}",
+                "success_rate": group["success_rate"],
+                "threshold": threshold,
+                "met": group["success_rate"] >= threshold,
+            }
+        )
     return out
 
 
 def format_summary(report: dict) -> str:
-    lines = [f"{'mode':<15} {'group':<26} {'n':>4} {'success':>8} {'t_cap s':>8} {'path m':>7} {'yaw rad':>8} "
-             f"{'lat m':>6} {'osc':>5} {'close':>5}"]
+    lines = [
+        f"{'mode':<15} {'group':<26} {'n':>4} {'success':>8} {'t_cap s':>8} {'path m':>7} {'yaw rad':>8} "
+        f"{'lat m':>6} {'osc':>5} {'close':>5}"
+    ]
     for mode, groups in report["summary"].items():
         for group, g in groups.items():
-            lines.append(f"{mode:<15} {group:<26} {g['scenarios']:>4} {g['success_rate']:>8.1%} "
-                         f"{g['mean_time_to_capture_s']:>8.1f} {g['mean_path_length_m']:>7.1f} "
-                         f"{g['mean_yaw_effort_rad']:>8.2f} {g['mean_lateral_effort_m']:>6.1f} "
-                         f"{g['mean_oscillations']:>5.2f} {g['too_close']:>5}")
+            lines.append(
+                f"{mode:<15} {group:<26} {g['scenarios']:>4} {g['success_rate']:>8.1%} "
+                f"{g['mean_time_to_capture_s']:>8.1f} {g['mean_path_length_m']:>7.1f} "
+                f"{g['mean_yaw_effort_rad']:>8.2f} {g['mean_lateral_effort_m']:>6.1f} "
+                f"{g['mean_oscillations']:>5.2f} {g['too_close']:>5}"
+            )
     for t in report["targets"]:
-        lines.append(f"target {'MET ' if t['met'] else 'MISSED'} {t['success_rate']:.1%} >= {t['threshold']:.0%}: "
-                     f"{t['target']} ({t['mode']})")
+        lines.append(
+            f"target {'MET ' if t['met'] else 'MISSED'} {t['success_rate']:.1%} >= {t['threshold']:.0%}: "
+            f"{t['target']} ({t['mode']})"
+        )
     return "\n".join(lines)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--scenarios", default="default", choices=SUITES,
-                        help="scenario suite: default = 8 starts x 3 ranges x static/turning/walking x 2 viewpoint "
-                             "conditions; quick = 8 static starts at 25 m; disturbance = 8 starts at 25 m, an animal "
-                             "that flees at 4 s (success: RETREAT within 1 s) or stays (success: capture, no false "
-                             "alarm), with a vigilance input or the box-speed detector")
+    parser.add_argument(
+        "--scenarios",
+        default="default",
+        choices=SUITES,
+        help="scenario suite: default = 8 starts x 3 ranges x static/turning/walking x 2 viewpoint "
+        "conditions; quick = 8 static starts at 25 m; disturbance = 8 starts at 25 m, an animal "
+        "that flees at 4 s (success: RETREAT within 1 s) or stays (success: capture, no false "
+        "alarm), with a vigilance input or the box-speed detector",
+    )
     parser.add_argument("--json", type=Path, default=None, help="write the per-scenario rows and summary here")
     parser.add_argument("--seeds", type=int, default=1, help="seeds per scenario")
-    parser.add_argument("--modes", default="orbit,yaw",
-                        help=f"comma-separated policy modes to compare: {', '.join(MODES)}")
-    parser.add_argument("--params", type=Path, default=None,
-                        help="policy parameter YAML (the node's format); default: built-in defaults")
+    parser.add_argument(
+        "--modes", default="orbit,yaw", help=f"comma-separated policy modes to compare: {', '.join(MODES)}"
+    )
+    parser.add_argument(
+        "--params",
+        type=Path,
+        default=None,
+        help="policy parameter YAML (the node's format); default: built-in defaults",
+    )
     parser.add_argument("--duration", type=float, default=60.0, help="simulated seconds per scenario")
-    parser.add_argument("--heading-noise", type=float, default=None, metavar="DEG",
-                        help="also publish a per-track heading estimate (Viewpoint.track_heading_deg) with this "
-                             "Gaussian noise, deg; default: none (labels only, as the classifier does today)")
+    parser.add_argument(
+        "--heading-noise",
+        type=float,
+        default=None,
+        metavar="DEG",
+        help="also publish a per-track heading estimate (Viewpoint.track_heading_deg) with this "
+        "Gaussian noise, deg; default: none (labels only, as the classifier does today)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -300,9 +387,17 @@ def run(args: argparse.Namespace) -> int:
     if args.heading_noise is not None:
         sim_config = replace(sim_config, heading_noise_deg=args.heading_noise)
     report = run_suite(build_suite(args.scenarios, args.seeds, modes), base, sim_config, progress=True)
-    report = {"suite": args.scenarios, "seeds": args.seeds, "modes": modes,
-              "params_file": str(args.params) if args.params else None, "policy": base.to_dict(),
-              "sim": sim_config.to_dict(), "conditions": CONDITIONS, "motions": MOTIONS, **report}
+    report = {
+        "suite": args.scenarios,
+        "seeds": args.seeds,
+        "modes": modes,
+        "params_file": str(args.params) if args.params else None,
+        "policy": base.to_dict(),
+        "sim": sim_config.to_dict(),
+        "conditions": CONDITIONS,
+        "motions": MOTIONS,
+        **report,
+    }
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(_finite(report), indent=1) + "\n")

@@ -22,6 +22,7 @@ This module re-exports the configuration (:mod:`.policy_config`), the data types
 (:mod:`.policy_types`) and the message conversion (:mod:`.policy_msgs`), so
 ``from pose_classifier_ros.navigation.policy import PolicyConfig, frame_from_msg`` keeps working.
 """
+
 from __future__ import annotations
 
 import logging
@@ -47,10 +48,24 @@ from .policy_types import CaptureInfo, PolicyFrame, PolicyOutput, State, TrackOb
 from .viewpoint_geometry import LABEL_HEADING_DEG, heading_error_deg, nearest_flank
 
 __all__ = [
-    "CAPTURE_REASONS", "NODE_ONLY_PARAMETERS", "POLICY_NODE_NAME", "POLICY_PARAMETERS", "CaptureInfo",
-    "PolicyConfig", "PolicyFrame", "PolicyOutput", "PolicyParameter", "SideProfilePolicy", "State",
-    "TrackObservation", "config_from_fields", "config_from_parameters", "frame_from_msg", "load_params_file",
-    "policy_schema", "run_policy",
+    "CAPTURE_REASONS",
+    "NODE_ONLY_PARAMETERS",
+    "POLICY_NODE_NAME",
+    "POLICY_PARAMETERS",
+    "CaptureInfo",
+    "PolicyConfig",
+    "PolicyFrame",
+    "PolicyOutput",
+    "PolicyParameter",
+    "SideProfilePolicy",
+    "State",
+    "TrackObservation",
+    "config_from_fields",
+    "config_from_parameters",
+    "frame_from_msg",
+    "load_params_file",
+    "policy_schema",
+    "run_policy",
 ]
 
 _logger = logging.getLogger(__name__)
@@ -97,8 +112,8 @@ class SideProfilePolicy:
         self._prev_velocity: tuple[float, float, float] | None = None  # of the box, px/s
         self._last_yaw = 0.0
         self._last_frame_ns: int | None = None
-        self._orbit_dir = 0               # last non-zero orbit direction (+1: increase h)
-        self._overshoot_left_deg = 0.0    # orbit still to go after the label turned to the flank
+        self._orbit_dir = 0  # last non-zero orbit direction (+1: increase h)
+        self._overshoot_left_deg = 0.0  # orbit still to go after the label turned to the flank
         self._retreat_until_ns = 0
         self._hold_until_ns = 0
 
@@ -120,8 +135,10 @@ class SideProfilePolicy:
         return sum(1 for label in self._labels if label in SIDE_VIEWS)
 
     def _side_view_held(self) -> bool:
-        return len(self._labels) >= self.config.approach_min_side_votes and \
-            self._side_votes() >= self.config.approach_min_side_votes
+        return (
+            len(self._labels) >= self.config.approach_min_side_votes
+            and self._side_votes() >= self.config.approach_min_side_votes
+        )
 
     def _enter(self, state: State, reason: str) -> None:
         if state != self._state:
@@ -133,9 +150,13 @@ class SideProfilePolicy:
 
     def _select(self, frame: PolicyFrame) -> TrackObservation | None:
         """Largest box above the score threshold, not yet captured; ties broken by score, then id."""
-        candidates = [t for t in frame.tracks
-                      if t.detection_score >= self.config.min_detection_score and t.area > 0
-                      and t.track_id not in self._captured_ids]
+        candidates = [
+            t
+            for t in frame.tracks
+            if t.detection_score >= self.config.min_detection_score
+            and t.area > 0
+            and t.track_id not in self._captured_ids
+        ]
         if not candidates:
             return None
         return max(candidates, key=lambda t: (t.area, t.detection_score, t.track_id))
@@ -156,8 +177,11 @@ class SideProfilePolicy:
         cfg = self.config
         if not target.smoothed_label or (cfg.require_stable and not target.is_stable):
             return ""
-        if cfg.viewpoint_max_age_s > 0 and target.label_stamp_ns > 0 and \
-                frame.stamp_ns - target.label_stamp_ns > cfg.viewpoint_max_age_s * 1e9:
+        if (
+            cfg.viewpoint_max_age_s > 0
+            and target.label_stamp_ns > 0
+            and frame.stamp_ns - target.label_stamp_ns > cfg.viewpoint_max_age_s * 1e9
+        ):
             return ""
         return target.smoothed_label
 
@@ -211,8 +235,11 @@ class SideProfilePolicy:
             return 0.0
         dt = (box[0] - prev[0]) * 1e-9
         focal = frame.width / 2 / math.tan(math.radians(self.config.camera_hfov_deg) / 2)
-        velocity = ((box[1] - prev[1]) / dt - focal * self._last_yaw,  # turning left (+) moves the scene right
-                    (box[2] - prev[2]) / dt, (box[3] - prev[3]) / dt)
+        velocity = (
+            (box[1] - prev[1]) / dt - focal * self._last_yaw,  # turning left (+) moves the scene right
+            (box[2] - prev[2]) / dt,
+            (box[3] - prev[3]) / dt,
+        )
         before, self._prev_velocity = self._prev_velocity, velocity
         if before is None:
             return 0.0
@@ -267,8 +294,9 @@ class SideProfilePolicy:
             self._enter(State.ORIENT, "disturbance over: resuming")
         return 0.0, 0.0, 0.0
 
-    def _follow(self, target: TrackObservation,
-                frame: PolicyFrame) -> tuple[tuple[float, float, float], CaptureInfo | None]:
+    def _follow(
+        self, target: TrackObservation, frame: PolicyFrame
+    ) -> tuple[tuple[float, float, float], CaptureInfo | None]:
         """ORIENT/APPROACH with the target in view: transitions, capture, or the motion."""
         frames_since_lock = self._frames_total - self._lock_frame
         if self._state == State.ORIENT and self._side_view_held():
@@ -278,11 +306,16 @@ class SideProfilePolicy:
         reason = self._capture_reason(target, frame, frames_since_lock)
         if reason is not None:
             capture = CaptureInfo(
-                stamp_ns=frame.stamp_ns, frame_id=frame.frame_id, track_id=target.track_id,
-                viewpoint=target.smoothed_label, target_size_ratio=self._last_ratio, reason=reason,
+                stamp_ns=frame.stamp_ns,
+                frame_id=frame.frame_id,
+                track_id=target.track_id,
+                viewpoint=target.smoothed_label,
+                target_size_ratio=self._last_ratio,
+                reason=reason,
                 frames_to_capture=frames_since_lock,
                 flank=self._labels[-1] if self._labels and self._labels[-1] in SIDE_VIEWS else "",
-                target_size_px=self._last_size_px)
+                target_size_px=self._last_size_px,
+            )
             self._captured_ids.add(target.track_id)
             self._enter(State.CAPTURE, f"captured {target.track_id}: {reason}")
             return (0.0, 0.0, 0.0), capture
@@ -290,24 +323,39 @@ class SideProfilePolicy:
             return (0.0, 0.0, 0.0), None
         return self._motion(target, frame), None
 
-    def _output(self, frame: PolicyFrame, target: TrackObservation | None, motion: tuple[float, float, float],
-                capture: CaptureInfo | None) -> PolicyOutput:
+    def _output(
+        self,
+        frame: PolicyFrame,
+        target: TrackObservation | None,
+        motion: tuple[float, float, float],
+        capture: CaptureInfo | None,
+    ) -> PolicyOutput:
         yaw, forward, lateral = motion
         self._last_yaw = yaw
         self._last_frame_ns = frame.stamp_ns
         self._steps_in_state += 1
         has_target = bool(self._target)
         return PolicyOutput(
-            stamp_ns=frame.stamp_ns, frame_id=frame.frame_id, state=self._state,
+            stamp_ns=frame.stamp_ns,
+            frame_id=frame.frame_id,
+            state=self._state,
             target_track_id=self._target or "",
             target_viewpoint=self._last_label if has_target else "",
-            side_votes=self._side_votes(), target_size_ratio=self._last_ratio if has_target else 0.0,
-            yaw_rate=float(yaw), forward_speed=float(forward), lateral_speed=float(lateral),
-            steps_in_state=self._steps_in_state, reason=self._reason, transitioned=self._entered,
-            target_visible=target is not None, capture=capture, flank=self._flank if has_target else "",
+            side_votes=self._side_votes(),
+            target_size_ratio=self._last_ratio if has_target else 0.0,
+            yaw_rate=float(yaw),
+            forward_speed=float(forward),
+            lateral_speed=float(lateral),
+            steps_in_state=self._steps_in_state,
+            reason=self._reason,
+            transitioned=self._entered,
+            target_visible=target is not None,
+            capture=capture,
+            flank=self._flank if has_target else "",
             heading_deg=self._heading if target is not None else math.nan,
             target_size_px=self._last_size_px if has_target else 0.0,
-            label_fresh=self._label_fresh and target is not None)
+            label_fresh=self._label_fresh and target is not None,
+        )
 
     def _find_target(self, frame: PolicyFrame) -> TrackObservation | None:
         """The locked target in `frame` (locking on or losing it as needed), or None."""
@@ -320,8 +368,7 @@ class SideProfilePolicy:
             else:
                 self._missed += 1
                 self._label_fresh = False
-                lost_by_time = cfg.target_lost_s > 0 and \
-                    frame.stamp_ns - self._last_seen_ns >= cfg.target_lost_s * 1e9
+                lost_by_time = cfg.target_lost_s > 0 and frame.stamp_ns - self._last_seen_ns >= cfg.target_lost_s * 1e9
                 lost = self._missed >= cfg.target_lost_frames or lost_by_time
                 if lost and self._state != State.RETREAT:
                     old = self._target
@@ -343,9 +390,12 @@ class SideProfilePolicy:
         cfg = self.config
         if self._state == State.APPROACH:
             latest = self._labels[-1] if self._labels else ""
-            if cfg.capture_target_pixels > 0 and latest in SIDE_VIEWS and \
-                    abs(target.longer_side - cfg.capture_target_pixels) <= cfg.capture_size_band * \
-                    cfg.capture_target_pixels:
+            if (
+                cfg.capture_target_pixels > 0
+                and latest in SIDE_VIEWS
+                and abs(target.longer_side - cfg.capture_target_pixels)
+                <= cfg.capture_size_band * cfg.capture_target_pixels
+            ):
                 return "target_size"
             if cfg.capture_size_ratio > 0 and self._last_ratio >= cfg.capture_size_ratio:
                 return "size_ratio"
@@ -368,8 +418,7 @@ class SideProfilePolicy:
             return self._orient_yaw(direction), 0.0, 0.0
         yaw = self._centering_yaw(target, frame)
         lateral = self._orbit_lateral(error, direction, yaw, frame)
-        forward = self._range_speed(target) if cfg.capture_target_pixels > 0 or self._state == State.APPROACH \
-            else 0.0
+        forward = self._range_speed(target) if cfg.capture_target_pixels > 0 or self._state == State.APPROACH else 0.0
         return yaw, forward, lateral
 
     def _orbit_lateral(self, error: float, direction: int, yaw: float, frame: PolicyFrame) -> float:

@@ -13,6 +13,7 @@ and reports one row per bag (flight) so parameter sets and classifier versions c
 Outputs in DIR: ``policy_eval.csv`` and ``policy_eval.json`` (rows + parameters), and per bag
 ``<bag>.states.csv`` with the state, target and command of every frame.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,15 +30,48 @@ _logger = logging.getLogger(__name__)
 
 VIEWPOINT_ARRAY_TYPE = "pose_classifier_ros/msg/ViewpointArray"
 SUMMARY_FIELDS = (
-    "bag", "frames", "skipped_messages", "duration_s", "first_lock_frame", "frames_to_first_side_view",
-    "frames_to_approach", "frames_to_capture", "capture_frames_since_lock", "capture_reason", "capture_track_id",
-    "capture_viewpoint", "capture_flank", "capture_size_px", "capture_size_ratio", "captures", "oscillations",
-    "target_switches", "frames_search", "frames_orient", "frames_approach", "frames_capture", "frames_retreat",
+    "bag",
+    "frames",
+    "skipped_messages",
+    "duration_s",
+    "first_lock_frame",
+    "frames_to_first_side_view",
+    "frames_to_approach",
+    "frames_to_capture",
+    "capture_frames_since_lock",
+    "capture_reason",
+    "capture_track_id",
+    "capture_viewpoint",
+    "capture_flank",
+    "capture_size_px",
+    "capture_size_ratio",
+    "captures",
+    "oscillations",
+    "target_switches",
+    "frames_search",
+    "frames_orient",
+    "frames_approach",
+    "frames_capture",
+    "frames_retreat",
     "final_state",
 )
-STATE_FIELDS = ("frame", "stamp_ns", "state", "target_track_id", "target_viewpoint", "side_votes",
-                "target_size_ratio", "target_size_px", "flank", "yaw_rate", "forward_speed", "lateral_speed",
-                "label_fresh", "reason", "capture_reason")
+STATE_FIELDS = (
+    "frame",
+    "stamp_ns",
+    "state",
+    "target_track_id",
+    "target_viewpoint",
+    "side_votes",
+    "target_size_ratio",
+    "target_size_px",
+    "flank",
+    "yaw_rate",
+    "forward_speed",
+    "lateral_speed",
+    "label_fresh",
+    "reason",
+    "capture_reason",
+)
 
 
 def summarize_flight(frames: Sequence[PolicyFrame], outputs: Sequence[PolicyOutput], name: str = "") -> dict:
@@ -56,8 +90,11 @@ def summarize_flight(frames: Sequence[PolicyFrame], outputs: Sequence[PolicyOutp
     captures = [o.capture for o in outputs if o.capture is not None]
     cap = captures[0] if captures else None
     # A lock-on is a frame whose target differs from the previous frame's (and is not "none").
-    locks = [i for i, o in enumerate(outputs)
-             if o.target_track_id and (i == 0 or outputs[i - 1].target_track_id != o.target_track_id)]
+    locks = [
+        i
+        for i, o in enumerate(outputs)
+        if o.target_track_id and (i == 0 or outputs[i - 1].target_track_id != o.target_track_id)
+    ]
     duration = (frames[-1].stamp_ns - frames[0].stamp_ns) * 1e-9 if frames else 0.0
     return {
         "bag": name,
@@ -123,24 +160,45 @@ def evaluate_bag(bag: Path, topic: str, config: PolicyConfig, states_csv: Path |
             writer = csv.DictWriter(f, fieldnames=STATE_FIELDS)
             writer.writeheader()
             for i, o in enumerate(outputs):
-                writer.writerow({
-                    "frame": i, "stamp_ns": o.stamp_ns, "state": o.state.name, "target_track_id": o.target_track_id,
-                    "target_viewpoint": o.target_viewpoint, "side_votes": o.side_votes,
-                    "target_size_ratio": round(o.target_size_ratio, 4), "target_size_px": round(o.target_size_px, 1),
-                    "flank": o.flank, "yaw_rate": round(o.yaw_rate, 4), "forward_speed": round(o.forward_speed, 4),
-                    "lateral_speed": round(o.lateral_speed, 4), "label_fresh": o.label_fresh, "reason": o.reason,
-                    "capture_reason": o.capture.reason if o.capture else ""})
+                writer.writerow(
+                    {
+                        "frame": i,
+                        "stamp_ns": o.stamp_ns,
+                        "state": o.state.name,
+                        "target_track_id": o.target_track_id,
+                        "target_viewpoint": o.target_viewpoint,
+                        "side_votes": o.side_votes,
+                        "target_size_ratio": round(o.target_size_ratio, 4),
+                        "target_size_px": round(o.target_size_px, 1),
+                        "flank": o.flank,
+                        "yaw_rate": round(o.yaw_rate, 4),
+                        "forward_speed": round(o.forward_speed, 4),
+                        "lateral_speed": round(o.lateral_speed, 4),
+                        "label_fresh": o.label_fresh,
+                        "reason": o.reason,
+                        "capture_reason": o.capture.reason if o.capture else "",
+                    }
+                )
     return row
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("bags", nargs="+", type=Path, metavar="BAG",
-                        help="rosbag2 bag(s) (directory, .mcap or .db3) holding a ViewpointArray stream; one row each")
+    parser.add_argument(
+        "bags",
+        nargs="+",
+        type=Path,
+        metavar="BAG",
+        help="rosbag2 bag(s) (directory, .mcap or .db3) holding a ViewpointArray stream; one row each",
+    )
     parser.add_argument("--out", required=True, type=Path, help="output directory for the CSV/JSON reports")
     parser.add_argument("--viewpoints-topic", default="/viewpoints", help="ViewpointArray topic in the bag(s)")
-    parser.add_argument("--params", type=Path, default=None,
-                        help="policy parameter YAML (the node's format, e.g. config/side_profile_policy.yaml); "
-                             "default: the built-in defaults, which that file mirrors")
+    parser.add_argument(
+        "--params",
+        type=Path,
+        default=None,
+        help="policy parameter YAML (the node's format, e.g. config/side_profile_policy.yaml); "
+        "default: the built-in defaults, which that file mirrors",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -160,19 +218,31 @@ def run(args: argparse.Namespace) -> int:
             print(f"policy-eval: {exc}", file=sys.stderr)
             return 1
         if row["frames"] == 0:
-            print(f"policy-eval: topic {args.viewpoints_topic!r} in {str(bag)!r} has no readable messages",
-                  file=sys.stderr)
+            print(
+                f"policy-eval: topic {args.viewpoints_topic!r} in {str(bag)!r} has no readable messages",
+                file=sys.stderr,
+            )
             return 1
-        _logger.info("%s: %d frames, capture %s at frame %d, %d oscillations", bag.name, row["frames"],
-                     row["capture_reason"] or "none", row["frames_to_capture"], row["oscillations"])
+        _logger.info(
+            "%s: %d frames, capture %s at frame %d, %d oscillations",
+            bag.name,
+            row["frames"],
+            row["capture_reason"] or "none",
+            row["frames_to_capture"],
+            row["oscillations"],
+        )
         rows.append(row)
 
     with open(args.out / "policy_eval.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=SUMMARY_FIELDS)
         writer.writeheader()
         writer.writerows(rows)
-    report = {"viewpoints_topic": args.viewpoints_topic, "params_file": str(args.params) if args.params else None,
-              "config": config.to_dict(), "flights": rows}
+    report = {
+        "viewpoints_topic": args.viewpoints_topic,
+        "params_file": str(args.params) if args.params else None,
+        "config": config.to_dict(),
+        "flights": rows,
+    }
     (args.out / "policy_eval.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(rows, indent=2))
     return 0

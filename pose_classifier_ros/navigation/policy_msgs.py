@@ -1,4 +1,5 @@
 """``ViewpointArray`` -> :class:`PolicyFrame`, duck-typed (rclpy and rosbags message objects both work)."""
+
 from __future__ import annotations
 
 import math
@@ -33,11 +34,22 @@ def frame_from_msg(msg: Any, vigilance: float | None = None) -> PolicyFrame:
         cx, cy = float(bbox.center.position.x), float(bbox.center.position.y)
         w, h = float(bbox.size_x), float(bbox.size_y)
         label_stamp = getattr(vp, "label_stamp", None)
-        tracks.append(TrackObservation(
-            track_id=str(vp.track_id), box=(cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2),
-            detection_score=float(vp.detection_score), smoothed_label=_label_name(vp),
-            is_stable=bool(vp.is_stable), label_stamp_ns=stamp_to_ns(label_stamp) if label_stamp is not None else 0,
-            heading_deg=_heading(vp)))
-    return PolicyFrame(stamp_ns=stamp_to_ns(msg.header.stamp), width=int(msg.image_width),
-                       height=int(msg.image_height), tracks=tracks, frame_id=str(msg.header.frame_id),
-                       vigilance=vigilance)
+        tracks.append(
+            TrackObservation(
+                track_id=str(vp.track_id),
+                box=(cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2),
+                detection_score=float(vp.detection_score),
+                smoothed_label=_label_name(vp),
+                is_stable=bool(vp.is_stable),
+                label_stamp_ns=stamp_to_ns(label_stamp) if label_stamp is not None else 0,
+                heading_deg=_heading(vp),
+            )
+        )
+    return PolicyFrame(
+        stamp_ns=stamp_to_ns(msg.header.stamp),
+        width=int(msg.image_width),
+        height=int(msg.image_height),
+        tracks=tracks,
+        frame_id=str(msg.header.frame_id),
+        vigilance=vigilance,
+    )

@@ -1,4 +1,5 @@
 """The policy's inputs and outputs: plain dataclasses, no ROS (``policy_msgs`` converts messages)."""
+
 from __future__ import annotations
 
 import enum
@@ -27,7 +28,7 @@ class TrackObservation:
     track_id: str
     box: tuple[float, float, float, float]
     detection_score: float
-    smoothed_label: str            # viewpoint name, "" when unknown
+    smoothed_label: str  # viewpoint name, "" when unknown
     is_stable: bool = True
     label_stamp_ns: int = 0
     heading_deg: float = math.nan
@@ -73,10 +74,10 @@ class CaptureInfo:
     track_id: str
     viewpoint: str
     target_size_ratio: float
-    reason: str                    # one of CAPTURE_REASONS
-    frames_to_capture: int         # frames since lock-on
-    flank: str = ""                # "left" / "right" when the latest label is a side view, else ""
-    target_size_px: float = 0.0    # box longer side, px
+    reason: str  # one of CAPTURE_REASONS
+    frames_to_capture: int  # frames since lock-on
+    flank: str = ""  # "left" / "right" when the latest label is a side view, else ""
+    target_size_px: float = 0.0  # box longer side, px
 
 
 @dataclass
@@ -90,15 +91,15 @@ class PolicyOutput:
     target_viewpoint: str
     side_votes: int
     target_size_ratio: float
-    yaw_rate: float                # rad/s, REP-103 (+ = counter-clockwise)
-    forward_speed: float           # m/s, body x
-    steps_in_state: int            # frames in the current state, this one included
-    reason: str                    # why the last transition happened
-    transitioned: bool = False     # a transition (or a new lock-on) happened on this frame
-    target_visible: bool = False   # the target was in this frame
+    yaw_rate: float  # rad/s, REP-103 (+ = counter-clockwise)
+    forward_speed: float  # m/s, body x
+    steps_in_state: int  # frames in the current state, this one included
+    reason: str  # why the last transition happened
+    transitioned: bool = False  # a transition (or a new lock-on) happened on this frame
+    target_visible: bool = False  # the target was in this frame
     capture: CaptureInfo | None = None
-    lateral_speed: float = 0.0     # m/s, body y (REP-103: + = left)
-    flank: str = ""                # flank being reached ("left"/"right"), "" when none chosen
+    lateral_speed: float = 0.0  # m/s, body y (REP-103: + = left)
+    flank: str = ""  # flank being reached ("left"/"right"), "" when none chosen
     heading_deg: float = math.nan  # heading estimate used, degrees in [-180, 180), NaN = none
-    target_size_px: float = 0.0    # target box longer side, px
-    label_fresh: bool = False      # the target's label on this frame was known and not too old
+    target_size_px: float = 0.0  # target box longer side, px
+    label_fresh: bool = False  # the target's label on this frame was known and not too old

@@ -19,6 +19,7 @@ whose controller orbits the locked target by itself: the commanded yaw rate beco
 around the animal (positive = counter-clockwise) and the platform keeps the animal centred.
 Everything is deterministic for a given seed.
 """
+
 from __future__ import annotations
 
 import math
@@ -45,33 +46,33 @@ _RING_POS = {c: k for k, c in enumerate(_RING)}
 class SimConfig:
     """Camera, animal, platform limits and the viewpoint model of one simulation."""
 
-    dt_s: float = 0.1                # frame period (one policy step per frame)
-    substeps: int = 4                # integration steps per frame
+    dt_s: float = 0.1  # frame period (one policy step per frame)
+    substeps: int = 4  # integration steps per frame
     duration_s: float = 60.0
     image_width: int = 1920
     image_height: int = 1080
     hfov_deg: float = 30.0
-    altitude_m: float = 5.0          # camera height above the animal's centre
+    altitude_m: float = 5.0  # camera height above the animal's centre
     animal_length_m: float = 1.6
     animal_width_m: float = 0.5
     animal_height_m: float = 1.1
-    max_speed_m_s: float = 4.0       # horizontal speed limit of the drone
+    max_speed_m_s: float = 4.0  # horizontal speed limit of the drone
     max_accel_m_s2: float = 2.0
-    max_yaw_rate: float = 1.5        # rad/s
-    max_yaw_accel: float = 3.0       # rad/s^2
-    platform: str = "velocity"       # or "self-orbit"
-    p_adjacent: float = 0.05         # per-frame label one sector off (either side)
-    p_random: float = 0.01           # per-frame label drawn uniformly from all classes
-    label_latency_s: float = 0.2     # the label describes the view this long ago (its label_stamp)
-    label_period_s: float = 0.0      # classify every frame (0) or every this many seconds (labels age)
+    max_yaw_rate: float = 1.5  # rad/s
+    max_yaw_accel: float = 3.0  # rad/s^2
+    platform: str = "velocity"  # or "self-orbit"
+    p_adjacent: float = 0.05  # per-frame label one sector off (either side)
+    p_random: float = 0.01  # per-frame label drawn uniformly from all classes
+    label_latency_s: float = 0.2  # the label describes the view this long ago (its label_stamp)
+    label_period_s: float = 0.0  # classify every frame (0) or every this many seconds (labels age)
     heading_noise_deg: float = math.nan  # per-frame heading noise; the track's estimate is the circular mean
-                                         # over the voting window (NaN: no estimate published, as today)
+    # over the voting window (NaN: no estimate published, as today)
     box_noise_px: float = 2.0
     detection_score: float = 0.9
     voting_window: int = 7
     voting_min_votes: int = 3
-    min_distance_m: float = 5.0      # closer (horizontally) than this counts as disturbing the animal
-    vigilance_input: bool = False    # publish a vigilance value (1 while fleeing) to the policy
+    min_distance_m: float = 5.0  # closer (horizontally) than this counts as disturbing the animal
+    vigilance_input: bool = False  # publish a vigilance value (1 while fleeing) to the policy
 
     def __post_init__(self):
         if self.platform not in PLATFORMS:
@@ -98,8 +99,8 @@ class Animal:
     heading_deg: float = 90.0
     turn_rate_deg_s: float = 0.0
     speed_m_s: float = 0.0
-    flee_at_s: float = math.inf      # from then on it runs away from the drone at flee_speed_m_s,
-    flee_speed_m_s: float = 6.0      # in the direction "away" turned by flee_turn_deg (fixed at the start)
+    flee_at_s: float = math.inf  # from then on it runs away from the drone at flee_speed_m_s,
+    flee_speed_m_s: float = 6.0  # in the direction "away" turned by flee_turn_deg (fixed at the start)
     flee_turn_deg: float = 0.0
 
 
@@ -123,7 +124,7 @@ class Observation:
     visible: bool
     true_heading_deg: float
     true_class: int
-    distance_m: float                # horizontal drone-animal distance
+    distance_m: float  # horizontal drone-animal distance
     true_longer_side_px: float
     fleeing: bool
 
@@ -210,8 +211,11 @@ class Simulator:
         estimate = math.nan
         if math.isfinite(cfg.heading_noise_deg):  # like track_heading_deg: circular mean over the voting window
             self._headings.append(math.radians(seen_h + self._rng.gauss(0.0, cfg.heading_noise_deg)))
-            estimate = wrap_deg(math.degrees(math.atan2(sum(math.sin(a) for a in self._headings),
-                                                        sum(math.cos(a) for a in self._headings))))
+            estimate = wrap_deg(
+                math.degrees(
+                    math.atan2(sum(math.sin(a) for a in self._headings), sum(math.cos(a) for a in self._headings))
+                )
+            )
         self._label = (label, seen_t, estimate)
         probs = np.zeros(NUM_CLASSES, np.float32)
         probs[label] = 1.0
@@ -229,14 +233,28 @@ class Simulator:
             smoothed = self._smoothed
             name = VIEWPOINTS[smoothed.label] if smoothed is not None else ""
             label_stamp = int(round(self._label[1] * _NS)) + _NS if self._label else 0
-            tracks.append(TrackObservation(
-                TRACK_ID, box, cfg.detection_score, name, bool(smoothed and smoothed.is_stable),
-                label_stamp_ns=label_stamp, heading_deg=self._label[2] if self._label else math.nan))
-        frame = PolicyFrame(stamp_ns=int(round(self.t * _NS)) + _NS, width=cfg.image_width, height=cfg.image_height,
-                            tracks=tracks, frame_id="sim_camera",
-                            vigilance=(1.0 if fleeing else 0.0) if cfg.vigilance_input else None)
-        return frame, Observation(self.t, box is not None, true_h, class_of_heading(true_h), self.distance(),
-                                  longer, fleeing)
+            tracks.append(
+                TrackObservation(
+                    TRACK_ID,
+                    box,
+                    cfg.detection_score,
+                    name,
+                    bool(smoothed and smoothed.is_stable),
+                    label_stamp_ns=label_stamp,
+                    heading_deg=self._label[2] if self._label else math.nan,
+                )
+            )
+        frame = PolicyFrame(
+            stamp_ns=int(round(self.t * _NS)) + _NS,
+            width=cfg.image_width,
+            height=cfg.image_height,
+            tracks=tracks,
+            frame_id="sim_camera",
+            vigilance=(1.0 if fleeing else 0.0) if cfg.vigilance_input else None,
+        )
+        return frame, Observation(
+            self.t, box is not None, true_h, class_of_heading(true_h), self.distance(), longer, fleeing
+        )
 
     # -- dynamics --------------------------------------------------------------------------------------
     def apply(self, yaw_rate: float, forward: float, lateral: float) -> None:

@@ -14,6 +14,7 @@ to its right). A drone that keeps the animal centred circles it counter-clockwis
 right (``linear.y < 0``, REP-103) while yawing left (``angular.z > 0``): orbit direction +1 means
 "increase h", which is a positive yaw rate and a negative lateral velocity.
 """
+
 from __future__ import annotations
 
 import math
@@ -62,7 +63,8 @@ def bearing_deg(from_xy: tuple[float, float], to_xy: tuple[float, float]) -> flo
     return wrap_deg(math.degrees(math.atan2(to_xy[1] - from_xy[1], to_xy[0] - from_xy[0])))
 
 
-def relative_heading_deg(animal_xy: tuple[float, float], animal_heading_deg: float,
-                         camera_xy: tuple[float, float]) -> float:
+def relative_heading_deg(
+    animal_xy: tuple[float, float], animal_heading_deg: float, camera_xy: tuple[float, float]
+) -> float:
     """h of an animal at `animal_xy` facing `animal_heading_deg` (world, CCW from +x) seen from `camera_xy`."""
     return wrap_deg(bearing_deg(animal_xy, camera_xy) - animal_heading_deg)

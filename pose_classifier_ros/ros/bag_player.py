@@ -10,6 +10,7 @@ QoS: every publisher is reliable (REP-2003: drivers publish reliable) and volati
 topics get a short history (they are large, and sensor-data subscribers are best-effort anyway),
 other topics a longer one. Topics recorded as transient-local (e.g. LabelInfo) stay transient-local.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,16 +42,27 @@ def message_class(msgtype: str):
 def publisher_qos(msgtype: str, offered=()) -> QoSProfile:
     """Reliable, volatile keep-last; depth 5 for images, 10 otherwise; transient-local if recorded so."""
     transient = any(getattr(getattr(q, "durability", None), "name", "") == "TRANSIENT_LOCAL" for q in offered)
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5 if msgtype in IMAGE_TYPES else 10,
-                      reliability=ReliabilityPolicy.RELIABLE,
-                      durability=DurabilityPolicy.TRANSIENT_LOCAL if transient else DurabilityPolicy.VOLATILE)
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=5 if msgtype in IMAGE_TYPES else 10,
+        reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL if transient else DurabilityPolicy.VOLATILE,
+    )
 
 
 class BagPlayer:
     """Publishes one bag through ``node``; `play()` returns the number of messages published."""
 
-    def __init__(self, node, bag: Path, *, rate: float = 1.0, topics: list[str] | None = None,
-                 clock: bool = False, clock_hz: float = 40.0):
+    def __init__(
+        self,
+        node,
+        bag: Path,
+        *,
+        rate: float = 1.0,
+        topics: list[str] | None = None,
+        clock: bool = False,
+        clock_hz: float = 40.0,
+    ):
         self._node = node
         self._log = node.get_logger()
         self._bag = bag
@@ -63,8 +75,11 @@ class BagPlayer:
             missing = [t for t in wanted if t not in available]
             if missing:
                 from pose_classifier_ros.bags.bagio import format_topics
-                raise BagError(f"topics {missing} are not in bag {str(bag)!r}; its topics are:\n"
-                               + format_topics(available.values()))
+
+                raise BagError(
+                    f"topics {missing} are not in bag {str(bag)!r}; its topics are:\n"
+                    + format_topics(available.values())
+                )
             offered = {c.topic: getattr(c.ext, "offered_qos_profiles", ()) for c in reader.connections}
             for topic in wanted:
                 msgtype = available[topic].msgtype
@@ -77,6 +92,7 @@ class BagPlayer:
         self._clock_pub = None
         if clock:
             from rosgraph_msgs.msg import Clock
+
             self._clock_cls = Clock
             self._clock_pub = node.create_publisher(Clock, CLOCK_TOPIC, QoSProfile(depth=10))
 
@@ -92,8 +108,9 @@ class BagPlayer:
                 time.sleep(settle_s)
                 return True
             time.sleep(0.05)
-        self._log.warning(f"no subscriber on any of {', '.join(self.publishers)} after {timeout_s:.1f} s; "
-                          "playing anyway")
+        self._log.warning(
+            f"no subscriber on any of {', '.join(self.publishers)} after {timeout_s:.1f} s; playing anyway"
+        )
         return False
 
     def _publish_clock(self, stamp_ns: int) -> None:
@@ -138,11 +155,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clock", action="store_true", help=f"publish the bag time on {CLOCK_TOPIC} (use_sim_time)")
     parser.add_argument("--clock-hz", type=float, default=40.0, help="/clock publishing rate, Hz")
     parser.add_argument("--topics", nargs="+", default=None, help="play only these topics")
-    parser.add_argument("--wait-for-subscribers", type=float, default=0.0, metavar="SECONDS",
-                        help="wait up to this long for a subscriber on any played topic before starting (0 = no wait)")
+    parser.add_argument(
+        "--wait-for-subscribers",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait up to this long for a subscriber on any played topic before starting (0 = no wait)",
+    )
     parser.add_argument("--delay", type=float, default=0.0, help="seconds to sleep after creating publishers")
-    parser.add_argument("--linger", type=float, default=0.5,
-                        help="seconds to keep publishers alive after the last message (lets reliable delivery finish)")
+    parser.add_argument(
+        "--linger",
+        type=float,
+        default=0.5,
+        help="seconds to keep publishers alive after the last message (lets reliable delivery finish)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -154,8 +180,9 @@ def run(args: argparse.Namespace) -> int:
         with rclpy.init(args=None):
             node = rclpy.create_node("bag_player")
             try:
-                player = BagPlayer(node, args.bag, rate=args.rate, topics=args.topics, clock=args.clock,
-                                   clock_hz=args.clock_hz)
+                player = BagPlayer(
+                    node, args.bag, rate=args.rate, topics=args.topics, clock=args.clock, clock_hz=args.clock_hz
+                )
             except BagError as exc:
                 node.get_logger().error(str(exc))
                 return 1
@@ -163,9 +190,11 @@ def run(args: argparse.Namespace) -> int:
             if not player.publishers:
                 log.error("no topic of the bag can be published (message types not installed)")
                 return 1
-            log.info(f"playing {args.bag}: {player.message_count} messages on "
-                     f"{', '.join(sorted(player.publishers))} at rate {args.rate}"
-                     + (f", /clock at {args.clock_hz:g} Hz" if args.clock else ""))
+            log.info(
+                f"playing {args.bag}: {player.message_count} messages on "
+                f"{', '.join(sorted(player.publishers))} at rate {args.rate}"
+                + (f", /clock at {args.clock_hz:g} Hz" if args.clock else "")
+            )
             if args.wait_for_subscribers > 0:
                 player.wait_for_subscribers(args.wait_for_subscribers)
             if args.delay > 0:
@@ -192,8 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     from rclpy.utilities import remove_ros_args
 
     argv = remove_ros_args(list(sys.argv if argv is None else ["bag_player", *argv]))[1:]
-    parser = argparse.ArgumentParser(prog="bag_player", description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="bag_player", description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

@@ -6,6 +6,7 @@ traceback the first time a cause is seen (same place, same exception type and me
 repeats; `guard` wraps a transition or callback so that whatever escapes is reported and then re-raised
 (the node behaves as before, but the log says why). No rclpy import: the node passes its logger's error.
 """
+
 from __future__ import annotations
 
 import functools
@@ -57,6 +58,7 @@ class FailureLog:
 
     def guard(self, where: str) -> Callable:
         """Decorator: report any exception escaping the wrapped function, then re-raise it."""
+
         def wrap(fn):
             @functools.wraps(fn)
             def guarded(*args, **kwargs):
@@ -65,7 +67,9 @@ class FailureLog:
                 except Exception as exc:
                     self.report(where, exc)
                     raise
+
             return guarded
+
         return wrap
 
 

@@ -3,6 +3,7 @@
 The tables themselves are rclpy-free (pose_classifier_ros.parameters, stream/node_config.py,
 navigation/policy.py); this module only turns them into ParameterDescriptors and reads values back.
 """
+
 from __future__ import annotations
 
 import os
@@ -81,12 +82,15 @@ def resolve_path(spec: str, base: str | os.PathLike | None = None) -> Path:
     spec = str(spec).strip()
     if spec.startswith("package://"):
         from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
-        package, _, rel = spec[len("package://"):].partition("/")
+
+        package, _, rel = spec[len("package://") :].partition("/")
         try:
             share = get_package_share_directory(package)
         except (PackageNotFoundError, ValueError, LookupError):
-            raise FileNotFoundError(f"{spec}: package {package!r} is not installed (not in AMENT_PREFIX_PATH="
-                                    f"{os.environ.get('AMENT_PREFIX_PATH', '')})") from None
+            raise FileNotFoundError(
+                f"{spec}: package {package!r} is not installed (not in AMENT_PREFIX_PATH="
+                f"{os.environ.get('AMENT_PREFIX_PATH', '')})"
+            ) from None
         return Path(os.path.normpath(Path(share) / rel))
     path = Path(os.path.expandvars(os.path.expanduser(spec)))
     if not path.is_absolute():

@@ -10,6 +10,7 @@ newest published frame, decodes it and classifies the crops the scheduler picks.
 thread (``_work``) decodes the newest paired frame, runs ViewpointPipeline on every crop and publishes.
 docs/node_pose_classifier.md is the reference.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -38,12 +39,12 @@ from pose_classifier_ros.labels import VIEWPOINTS
 from pose_classifier_ros.ros import qos
 from pose_classifier_ros.ros.failure_log import FailureLog, describe
 from pose_classifier_ros.ros.params import NodeConfig, declare_parameters, read_config, resolve_path
-from pose_classifier_ros.visualization.annotations import annotation_types
 from pose_classifier_ros.stream.conversions import detections_from_msg, message_types, stamp_to_ns
 from pose_classifier_ros.stream.frame_processor import FrameDecodeError, FrameProcessor
-from pose_classifier_ros.visualization.frame_visuals import FrameVisuals, VisualsConfig
 from pose_classifier_ros.stream.frame_watchdog import FrameWatchdog, FrameWatchdogConfig
 from pose_classifier_ros.stream.pairing import StampPairer
+from pose_classifier_ros.visualization.annotations import annotation_types
+from pose_classifier_ros.visualization.frame_visuals import FrameVisuals, VisualsConfig
 
 NODE_NAME = "pose_classifier"
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
@@ -121,6 +122,7 @@ def _at_inference_priority(nice: int, build):
 def _logged(where: str):
     """Method decorator: an exception escaping it is logged (type, message, traceback; once per cause) before
     rclpy sees it (rclpy turns it into the error transition, or stops spinning, without saying why)."""
+
     def wrap(fn):
         def logged(self, *args, **kwargs):
             try:
@@ -128,8 +130,10 @@ def _logged(where: str):
             except Exception as exc:
                 self._failures.report(where, exc)
                 raise
+
         logged.__name__, logged.__doc__ = fn.__name__, fn.__doc__
         return logged
+
     return wrap
 
 
@@ -178,18 +182,23 @@ class PoseClassifierNode(LifecycleNode):
             return FAILURE
         if config.device.startswith("cuda"):
             import torch
+
             if not torch.cuda.is_available():
-                log.error(f"configure failed: model.device={config.device} but CUDA is not available here; "
-                          "use model.device cpu")
+                log.error(
+                    f"configure failed: model.device={config.device} but CUDA is not available here; "
+                    "use model.device cpu"
+                )
                 return FAILURE
         from pose_classifier_ros.model.checkpoint import CheckpointError
         from pose_classifier_ros.model.preflight import check_model_files
+
         try:  # everything activate needs (a head-only checkpoint's backbone too), then dropped again
             weights = resolve_path(config.backbone_weights) if config.backbone_weights else None
             model_config, _ = check_model_files(path, backbone_weights=weights)
         except (CheckpointError, OSError) as exc:
-            log.error(f"configure failed: cannot load checkpoint {path} (model.checkpoint={config.checkpoint!r}): "
-                      f"{exc}")
+            log.error(
+                f"configure failed: cannot load checkpoint {path} (model.checkpoint={config.checkpoint!r}): {exc}"
+            )
             return FAILURE
         if model_config is not None:
             self._class_names = tuple(model_config.class_names)
@@ -201,43 +210,72 @@ class PoseClassifierNode(LifecycleNode):
         }
         if config.publish_debug_image:
             self._pubs["debug_image"] = self._publisher(Image, "debug_image", qos.output_qos(1))
-            self._pubs["debug_image_compressed"] = self._publisher(CompressedImage, "debug_image/compressed",
-                                                                   qos.output_qos(1))
+            self._pubs["debug_image_compressed"] = self._publisher(
+                CompressedImage, "debug_image/compressed", qos.output_qos(1)
+            )
         if config.publish_annotations:
             self._pubs["annotations"] = self._publisher(ImageMarker, "annotations", qos.output_qos())
         if config.publish_track_summaries:
-            self._pubs["track_summaries"] = self._publisher(pc_msg.TrackSummary, "track_summaries",
-                                                            qos.output_qos(50))
-        log.info(f"configured: checkpoint {path}, device {config.device}, backend {config.backend}, "
-                 f"sync {config.pairing.mode}, schedule {config.schedule.mode}, policy {config.processing_policy}")
+            self._pubs["track_summaries"] = self._publisher(pc_msg.TrackSummary, "track_summaries", qos.output_qos(50))
+        log.info(
+            f"configured: checkpoint {path}, device {config.device}, backend {config.backend}, "
+            f"sync {config.pairing.mode}, schedule {config.schedule.mode}, policy {config.processing_policy}"
+        )
         return SUCCESS
 
     @_logged("activate")
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         from pose_classifier_ros.model.classifier import ViewpointClassifier
         from pose_classifier_ros.stream.pipeline import ScheduledPipeline, ViewpointPipeline
+
         cfg, log = self.config, self.get_logger()
         t0 = time.perf_counter()
         try:
             nice = cfg.schedule.inference_nice if cfg.schedule.mode == "scheduled" else 0
-            classifier = _at_inference_priority(nice, lambda: ViewpointClassifier.from_checkpoint(
-                self.checkpoint_path, device=cfg.device, backend=cfg.backend,
-                backbone_weights=str(self._backbone_weights_path) if self._backbone_weights_path else None,
-                batch_size=cfg.batch_size, crop=cfg.crop, num_threads=cfg.num_threads or None))
+            classifier = _at_inference_priority(
+                nice,
+                lambda: ViewpointClassifier.from_checkpoint(
+                    self.checkpoint_path,
+                    device=cfg.device,
+                    backend=cfg.backend,
+                    backbone_weights=str(self._backbone_weights_path) if self._backbone_weights_path else None,
+                    batch_size=cfg.batch_size,
+                    crop=cfg.crop,
+                    num_threads=cfg.num_threads or None,
+                ),
+            )
             if cfg.schedule.mode == "scheduled":
-                pipeline = ScheduledPipeline(classifier, voting=cfg.voting, iou_threshold=cfg.tracking_iou_threshold,
-                                             schedule=cfg.schedule, crop=cfg.crop, detection_filter=cfg.filter)
+                pipeline = ScheduledPipeline(
+                    classifier,
+                    voting=cfg.voting,
+                    iou_threshold=cfg.tracking_iou_threshold,
+                    schedule=cfg.schedule,
+                    crop=cfg.crop,
+                    detection_filter=cfg.filter,
+                )
             else:
-                pipeline = ViewpointPipeline(classifier, voting=cfg.voting, iou_threshold=cfg.tracking_iou_threshold,
-                                             detection_filter=cfg.filter, crop=cfg.crop)
+                pipeline = ViewpointPipeline(
+                    classifier,
+                    voting=cfg.voting,
+                    iou_threshold=cfg.tracking_iou_threshold,
+                    detection_filter=cfg.filter,
+                    crop=cfg.crop,
+                )
             self._processor = FrameProcessor(pipeline, message_types())
-            self._visuals = FrameVisuals(VisualsConfig(
-                track_summaries=cfg.publish_track_summaries, best_views_dir=cfg.best_views_dir,
-                jpeg_quality=cfg.debug_jpeg_quality, track_timeout_s=cfg.voting.track_timeout_s), annotation_types())
+            self._visuals = FrameVisuals(
+                VisualsConfig(
+                    track_summaries=cfg.publish_track_summaries,
+                    best_views_dir=cfg.best_views_dir,
+                    jpeg_quality=cfg.debug_jpeg_quality,
+                    track_timeout_s=cfg.voting.track_timeout_s,
+                ),
+                annotation_types(),
+            )
             self._count("debug_images_encoded", 0)  # listed in diagnostics from the start
         except Exception as exc:  # a model that does not load must leave the node inactive, not dead
-            log.error(f"activate failed: cannot build the model from {self.checkpoint_path} on {cfg.device}: "
-                      f"{describe(exc)}")
+            log.error(
+                f"activate failed: cannot build the model from {self.checkpoint_path} on {cfg.device}: {describe(exc)}"
+            )
             self._failures.report("activate", exc)  # the traceback
             self._release_model()
             return FAILURE
@@ -258,15 +296,22 @@ class PoseClassifierNode(LifecycleNode):
         self._create_subscriptions()
         self._watchdog = None
         if cfg.lost_frames_timeout_s > 0:
-            self._watchdog = FrameWatchdog(self._image_topic, FrameWatchdogConfig(
-                timeout_s=cfg.lost_frames_timeout_s, window_s=max(10.0, 2 * cfg.lost_frames_timeout_s)),
-                transport=cfg.image_transport)
+            self._watchdog = FrameWatchdog(
+                self._image_topic,
+                FrameWatchdogConfig(
+                    timeout_s=cfg.lost_frames_timeout_s, window_s=max(10.0, 2 * cfg.lost_frames_timeout_s)
+                ),
+                transport=cfg.image_transport,
+            )
         # Steady clock: diagnostics keep coming while a simulated clock is paused.
-        self._timer = self.create_timer(cfg.diagnostics_period_s or 1.0, self._diagnostics_cb,
-                                        clock=Clock(clock_type=ClockType.STEADY_TIME))
-        log.info(f"active: {classifier.backend} on {classifier.device} (loaded in {time.perf_counter() - t0:.1f} s), "
-                 f"schedule {cfg.schedule.mode}, "
-                 f"listening on {self._image_topic} and {self.resolve_topic_name('detections')}")
+        self._timer = self.create_timer(
+            cfg.diagnostics_period_s or 1.0, self._diagnostics_cb, clock=Clock(clock_type=ClockType.STEADY_TIME)
+        )
+        log.info(
+            f"active: {classifier.backend} on {classifier.device} (loaded in {time.perf_counter() - t0:.1f} s), "
+            f"schedule {cfg.schedule.mode}, "
+            f"listening on {self._image_topic} and {self.resolve_topic_name('detections')}"
+        )
         return SUCCESS
 
     @_logged("deactivate")
@@ -304,8 +349,12 @@ class PoseClassifierNode(LifecycleNode):
     def _publisher(self, msg_type, topic: str, profile):
         name = self.resolve_topic_name(topic)
         return self.create_lifecycle_publisher(
-            msg_type, topic, profile, qos_overriding_options=qos.overridable(),
-            event_callbacks=self._qos_reporter.publisher_callbacks(name, profile))
+            msg_type,
+            topic,
+            profile,
+            qos_overriding_options=qos.overridable(),
+            event_callbacks=self._qos_reporter.publisher_callbacks(name, profile),
+        )
 
     def _create_subscriptions(self) -> None:
         # Remapping applies to `image`; the compressed topic is the remapped name + /compressed (image_transport).
@@ -315,11 +364,19 @@ class PoseClassifierNode(LifecycleNode):
             self._image_topic += "/compressed"
             image_type = CompressedImage
         for msg_type, topic, profile, callback in (
-                (image_type, self._image_topic, qos.image_qos(), self._image_cb),
-                (Detection2DArray, self.resolve_topic_name("detections"), qos.detections_qos(), self._detections_cb)):
-            self._subs.append(self.create_subscription(
-                msg_type, topic, callback, profile, qos_overriding_options=qos.overridable(),
-                event_callbacks=self._qos_reporter.subscription_callbacks(topic, profile)))
+            (image_type, self._image_topic, qos.image_qos(), self._image_cb),
+            (Detection2DArray, self.resolve_topic_name("detections"), qos.detections_qos(), self._detections_cb),
+        ):
+            self._subs.append(
+                self.create_subscription(
+                    msg_type,
+                    topic,
+                    callback,
+                    profile,
+                    qos_overriding_options=qos.overridable(),
+                    event_callbacks=self._qos_reporter.subscription_callbacks(topic, profile),
+                )
+            )
 
     def _publish_label_info(self) -> None:
         info = LabelInfo(threshold=0.0)
@@ -352,6 +409,7 @@ class PoseClassifierNode(LifecycleNode):
         gc.collect()
         if getattr(device, "type", "cpu") == "cuda":
             import torch
+
             torch.cuda.empty_cache()
         try:  # glibc keeps freed weights mapped; hand them back so an inactive node is small again
             ctypes.CDLL("libc.so.6").malloc_trim(0)
@@ -371,16 +429,20 @@ class PoseClassifierNode(LifecycleNode):
     @_logged("image callback")
     def _image_cb(self, msg) -> None:
         if self._watchdog is not None:
-            self._watchdog.image_received(getattr(msg, "width", None), getattr(msg, "height", None),
-                                          getattr(msg, "encoding", None) or getattr(msg, "format", None))
+            self._watchdog.image_received(
+                getattr(msg, "width", None),
+                getattr(msg, "height", None),
+                getattr(msg, "encoding", None) or getattr(msg, "format", None),
+            )
         self._offer("images_received", self._pairer.add_image, msg)
 
     @_logged("detections callback")
     def _detections_cb(self, msg: Detection2DArray) -> None:
         if self._watchdog is not None:
             self._watchdog.detections_received()
-        self._offer("detections_received", lambda stamp, m: self._pairer.add_detections(stamp, detections_from_msg(m)),
-                    msg)
+        self._offer(
+            "detections_received", lambda stamp, m: self._pairer.add_detections(stamp, detections_from_msg(m)), msg
+        )
 
     def _offer(self, counter: str, add, msg) -> None:
         """Stamp (and boxes) -> pairer -> queue; nothing heavier runs in the executor thread."""
@@ -400,8 +462,10 @@ class PoseClassifierNode(LifecycleNode):
                 if published is not None:  # replaces a frame the inference thread did not take: not a drop
                     self._count("inference_frames_skipped", frames.put(published))
             else:
-                self._count("dropped_stale" if self.config.processing_policy == "latest" else "dropped_queue_full",
-                            frames.put(pair))
+                self._count(
+                    "dropped_stale" if self.config.processing_policy == "latest" else "dropped_queue_full",
+                    frames.put(pair),
+                )
 
     # -- scheduled: publishing path (executor thread) and inference path (own thread) --------------
     def _publish_scheduled(self, processor: FrameProcessor, pair):
@@ -424,8 +488,9 @@ class PoseClassifierNode(LifecycleNode):
             self._publish_summaries(self._visuals.observe(published.result, pair.image.header.frame_id))
         t2 = time.perf_counter()
         latency_ms = (self.get_clock().now().nanoseconds - pair.stamp_ns) / 1e6 if pair.stamp_ns else None
-        ages = [(pair.stamp_ns - r.label_stamp_ns) * 1e-9 for r in published.result.results
-                if r.label_stamp_ns is not None]
+        ages = [
+            (pair.stamp_ns - r.label_stamp_ns) * 1e-9 for r in published.result.results if r.label_stamp_ns is not None
+        ]
         with self._lock:
             self._counts["frames_processed"] += 1
             self._counts["crops_skipped"] += int(published.result.skipped)
@@ -496,8 +561,7 @@ class PoseClassifierNode(LifecycleNode):
         self._publish_track_summaries(frame, result, pair.image.header)
         t3 = time.perf_counter()
         latency_ms = (self.get_clock().now().nanoseconds - pair.stamp_ns) / 1e6 if pair.stamp_ns else None
-        stages = {"decode": out.decode_ms, **result.timings_ms, "publish": (t3 - t2) * 1e3,
-                  "total": (t3 - t0) * 1e3}
+        stages = {"decode": out.decode_ms, **result.timings_ms, "publish": (t3 - t2) * 1e3, "total": (t3 - t0) * 1e3}
         with self._lock:
             self._counts["frames_processed"] += 1
             self._counts["crops_skipped"] += int(result.skipped)
@@ -525,8 +589,14 @@ class PoseClassifierNode(LifecycleNode):
         annotated = visuals.debug_rgb(frame, result)
         self._count("debug_images_encoded")
         if wants_raw:
-            msg = Image(header=header, height=annotated.shape[0], width=annotated.shape[1], encoding="rgb8",
-                        is_bigendian=0, step=annotated.shape[1] * 3)
+            msg = Image(
+                header=header,
+                height=annotated.shape[0],
+                width=annotated.shape[1],
+                encoding="rgb8",
+                is_bigendian=0,
+                step=annotated.shape[1] * 3,
+            )
             msg.data = annotated.tobytes()
             raw.publish(msg)
         if wants_jpeg:
@@ -565,8 +635,12 @@ class PoseClassifierNode(LifecycleNode):
         info when they flow again."""
         if self._watchdog is None:
             return
-        publishers = sorted({f"{p.node_namespace.rstrip('/')}/{p.node_name}"
-                             for p in self.get_publishers_info_by_topic(self._image_topic)})
+        publishers = sorted(
+            {
+                f"{p.node_namespace.rstrip('/')}/{p.node_name}"
+                for p in self.get_publishers_info_by_topic(self._image_topic)
+            }
+        )
         event = self._watchdog.check(publishers)
         if event is not None and event.kind == "lost":
             self.get_logger().warning(event.message)
@@ -582,8 +656,10 @@ class PoseClassifierNode(LifecycleNode):
         problem = pairer.diagnose()
         if problem and not self._pairing_warned:
             self._pairing_warned = True  # one clear warning, not one per frame
-            self.get_logger().warning(f"image/detections pairing on {self._image_topic} and "
-                                      f"{self.resolve_topic_name('detections')}: {problem}")
+            self.get_logger().warning(
+                f"image/detections pairing on {self._image_topic} and "
+                f"{self.resolve_topic_name('detections')}: {problem}"
+            )
         if self.config.diagnostics_period_s > 0:
             self._pubs["diagnostics"].publish(self._diagnostics(pairer, problem))
 
@@ -602,20 +678,37 @@ class PoseClassifierNode(LifecycleNode):
         counts.update({f"frames_{k}" if k == "paired" else k: v for k, v in pairer.stats.items()})
         counts.setdefault("filtered", 0)
         counts["failures_repeated"] = sum(self._failures.repeats.values())
-        values = {**{k: str(v) for k, v in sorted(counts.items())},
-                  "tracks": str(self._track_count()),
-                  "processing_policy": self.config.processing_policy, "schedule_mode": self.config.schedule.mode,
-                  "qos_incompatible_events": str(self._qos_reporter.count)}
+        values = {
+            **{k: str(v) for k, v in sorted(counts.items())},
+            "tracks": str(self._track_count()),
+            "processing_policy": self.config.processing_policy,
+            "schedule_mode": self.config.schedule.mode,
+            "qos_incompatible_events": str(self._qos_reporter.count),
+        }
         if latency.size:
-            values.update({"latency_ms.median": f"{np.median(latency):.1f}",
-                           "latency_ms.p95": f"{np.percentile(latency, 95):.1f}",
-                           "latency_ms.max": f"{latency.max():.1f}", "latency_frames": str(latency.size)})
+            values.update(
+                {
+                    "latency_ms.median": f"{np.median(latency):.1f}",
+                    "latency_ms.p95": f"{np.percentile(latency, 95):.1f}",
+                    "latency_ms.max": f"{latency.max():.1f}",
+                    "latency_frames": str(latency.size),
+                }
+            )
         if ages.size:
-            values.update({"label_age_s.median": f"{np.median(ages):.3f}",
-                           "label_age_s.p95": f"{np.percentile(ages, 95):.3f}", "label_age_s.max": f"{ages.max():.3f}"})
+            values.update(
+                {
+                    "label_age_s.median": f"{np.median(ages):.3f}",
+                    "label_age_s.p95": f"{np.percentile(ages, 95):.3f}",
+                    "label_age_s.max": f"{ages.max():.3f}",
+                }
+            )
         values.update({f"stage_ms.{k}": f"{v:.2f}" for k, v in stages.items()})
-        status = DiagnosticStatus(name=f"{self.get_fully_qualified_name()}: viewpoint pipeline",
-                                  hardware_id=self.config.device, level=DiagnosticStatus.OK, message="ok")
+        status = DiagnosticStatus(
+            name=f"{self.get_fully_qualified_name()}: viewpoint pipeline",
+            hardware_id=self.config.device,
+            level=DiagnosticStatus.OK,
+            message="ok",
+        )
         errors = counts.get("dropped_undecodable", 0) + counts.get("dropped_error", 0)
         watchdog = self._watchdog
         if watchdog is not None:

@@ -10,27 +10,39 @@ A QoS mismatch is silent in ROS 2 (the most common "no output" support question)
 subscription and publisher gets an event callback that logs which topic, which policy, what each
 side has and how to fix it.
 """
+
 from __future__ import annotations
 
 import time
 
 from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
-from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSPolicyKind, QoSProfile, ReliabilityPolicy,
-                       qos_profile_sensor_data)
+from rclpy.qos import (
+    DurabilityPolicy,
+    HistoryPolicy,
+    QoSPolicyKind,
+    QoSProfile,
+    ReliabilityPolicy,
+    qos_profile_sensor_data,
+)
 from rclpy.qos_overriding_options import QoSOverridingOptions
 
 
 def image_qos(depth: int = 1) -> QoSProfile:
     """Sensor-data QoS (best effort, volatile) keeping only the newest `depth` frames."""
-    profile = QoSProfile(**{k: getattr(qos_profile_sensor_data, k) for k in
-                            ("history", "reliability", "durability")}, depth=depth)
+    profile = QoSProfile(
+        **{k: getattr(qos_profile_sensor_data, k) for k in ("history", "reliability", "durability")}, depth=depth
+    )
     return profile
 
 
 def detections_qos(depth: int = 10) -> QoSProfile:
     """Reliable, volatile: every detection array is needed to pair with its frame."""
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.RELIABLE,
-                      durability=DurabilityPolicy.VOLATILE)
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=depth,
+        reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.VOLATILE,
+    )
 
 
 def output_qos(depth: int = 10) -> QoSProfile:
@@ -40,8 +52,12 @@ def output_qos(depth: int = 10) -> QoSProfile:
 
 def latched_qos() -> QoSProfile:
     """Reliable, transient local, depth 1: a subscriber that joins later still gets the last message."""
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=1,
+        reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL,
+    )
 
 
 def overridable() -> QoSOverridingOptions:
@@ -99,11 +115,11 @@ class IncompatibleQosReporter:
 
     def subscription_callbacks(self, topic: str, profile: QoSProfile) -> SubscriptionEventCallbacks:
         return SubscriptionEventCallbacks(
-            incompatible_qos=lambda event: self._report("subscription", topic, profile, event))
+            incompatible_qos=lambda event: self._report("subscription", topic, profile, event)
+        )
 
     def publisher_callbacks(self, topic: str, profile: QoSProfile) -> PublisherEventCallbacks:
-        return PublisherEventCallbacks(
-            incompatible_qos=lambda event: self._report("publisher", topic, profile, event))
+        return PublisherEventCallbacks(incompatible_qos=lambda event: self._report("publisher", topic, profile, event))
 
     def message(self, entity: str, topic: str, profile: QoSProfile, policy) -> str:
         """The warning text for `entity` ("subscription" | "publisher") on fully qualified `topic`."""
@@ -112,18 +128,31 @@ class IncompatibleQosReporter:
         attr = _POLICY_ATTR.get(kind, name.lower())
         ours = _policy_value(profile, attr)
         if entity == "subscription":
-            peers, peer_role, our_verb, peer_verb = self._node.get_publishers_info_by_topic(topic), \
-                "publisher", "requests", "offer"
+            peers, peer_role, our_verb, peer_verb = (
+                self._node.get_publishers_info_by_topic(topic),
+                "publisher",
+                "requests",
+                "offer",
+            )
         else:
-            peers, peer_role, our_verb, peer_verb = self._node.get_subscriptions_info_by_topic(topic), \
-                "subscriber", "offers", "request"
-        theirs = sorted({_policy_value(p.qos_profile, attr) + _who(p)
-                         for p in peers if _policy_value(p.qos_profile, attr) != ours}) or ["?"]
-        text = (f"incompatible QoS on {entity} {topic}: {name} policy - this node {our_verb} {ours}, "
-                f"{peer_role}(s) {peer_verb} {', '.join(theirs)}; no messages flow between them. ")
+            peers, peer_role, our_verb, peer_verb = (
+                self._node.get_subscriptions_info_by_topic(topic),
+                "subscriber",
+                "offers",
+                "request",
+            )
+        theirs = sorted(
+            {_policy_value(p.qos_profile, attr) + _who(p) for p in peers if _policy_value(p.qos_profile, attr) != ours}
+        ) or ["?"]
+        text = (
+            f"incompatible QoS on {entity} {topic}: {name} policy - this node {our_verb} {ours}, "
+            f"{peer_role}(s) {peer_verb} {', '.join(theirs)}; no messages flow between them. "
+        )
         if entity == "subscription" and kind == QoSPolicyKind.RELIABILITY:
-            text += (f"Fix: publish {ours} or set `qos_overrides.{topic}.subscription.reliability: best_effort` "
-                     "in this node's parameters. ")
+            text += (
+                f"Fix: publish {ours} or set `qos_overrides.{topic}.subscription.reliability: best_effort` "
+                "in this node's parameters. "
+            )
         elif entity == "publisher" and kind == QoSPolicyKind.DURABILITY:
             text += f"Fix: subscribe with durability {ours}. "
         elif entity == "publisher" and kind == QoSPolicyKind.RELIABILITY:

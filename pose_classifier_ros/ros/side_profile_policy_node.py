@@ -7,6 +7,7 @@ transient local).
 All decisions are made by :class:`pose_classifier_ros.navigation.policy.SideProfilePolicy`; this node only
 converts messages, holds the parameters and stops the vehicle when viewpoints stop arriving.
 """
+
 from __future__ import annotations
 
 import sys
@@ -51,21 +52,31 @@ class SideProfilePolicyNode(Node):
         self._input_timeout_s = float(self.get_parameter("input_timeout_s").value)
         # Read once; later changes go through _on_set_parameters, which validates them as a whole.
         self._values = {p.field: self.get_parameter(p.name).value for p in POLICY_PARAMETERS}
-        config = config_from_parameters({p.name: self.get_parameter(p.name).value for p in POLICY_PARAMETERS},
-                                        source=f"parameters of {self.get_fully_qualified_name()}")
+        config = config_from_parameters(
+            {p.name: self.get_parameter(p.name).value for p in POLICY_PARAMETERS},
+            source=f"parameters of {self.get_fully_qualified_name()}",
+        )
         self._policy = SideProfilePolicy(config)
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-        latched = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        latched = QoSProfile(
+            depth=10,
+            history=HistoryPolicy.KEEP_LAST,
+            reliability=ReliabilityPolicy.RELIABLE,
+            durability=DurabilityPolicy.TRANSIENT_LOCAL,
+        )
         self._cmd_pub = self.create_publisher(Twist, "cmd_vel", reliable)
         self._state_pub = self.create_publisher(PolicyState, "policy_state", reliable)
         # Transient local: a subscriber that joins after the capture (a logger, a mission planner) still gets it.
         self._capture_pub = self.create_publisher(CaptureEvent, "capture", latched)
         self._viewpoints_sub = self.create_subscription(
-            ViewpointArray, "viewpoints", self._viewpoints_cb, reliable,
-            qos_overriding_options=QoSOverridingOptions.with_default_policies())
+            ViewpointArray,
+            "viewpoints",
+            self._viewpoints_cb,
+            reliable,
+            qos_overriding_options=QoSOverridingOptions.with_default_policies(),
+        )
         # Optional: an animal-vigilance estimate (0..1); without a publisher the policy uses the box speed only.
         self._vigilance: tuple[float, object] | None = None
         self._vigilance_sub = self.create_subscription(Float32, "vigilance", self._vigilance_cb, reliable)
@@ -78,11 +89,13 @@ class SideProfilePolicyNode(Node):
         self.get_logger().info(
             f"side-profile policy ready: K={config.approach_min_side_votes} of W={config.approach_window} side "
             f"views, capture at size ratio {config.capture_size_ratio} / {config.capture_size_px} px / "
-            f"{config.step_budget} frames; listening on {self._viewpoints_sub.topic_name}")
+            f"{config.step_budget} frames; listening on {self._viewpoints_sub.topic_name}"
+        )
         self.get_logger().info(
             f"motion: {config.motion_mode}, flank {config.flank}; capture at {config.capture_target_pixels:g} px "
             f"+-{config.capture_size_band:.0%} (longer side); viewpoints older than {config.viewpoint_max_age_s:g} s "
-            f"count as unknown; vigilance on {self._vigilance_sub.topic_name} (optional)")
+            f"count as unknown; vigilance on {self._vigilance_sub.topic_name} (optional)"
+        )
 
     @property
     def policy(self) -> SideProfilePolicy:
@@ -177,7 +190,8 @@ class SideProfilePolicyNode(Node):
             self.get_logger().info(
                 f"captured track {cap.track_id} ({cap.viewpoint}, flank {cap.flank or 'none'}, "
                 f"{cap.target_size_px:.0f} px, size ratio {cap.target_size_ratio:.3f}) "
-                f"after {cap.frames_to_capture} frames: {cap.reason}")
+                f"after {cap.frames_to_capture} frames: {cap.reason}"
+            )
 
     def _watchdog_cb(self) -> None:
         if self._stopped_for_timeout:

@@ -3,6 +3,7 @@
 Stamps that go back by more than CLOCK_RESET_S mean the clock was reset (a bag loop, a simulator
 restart), not that two messages were reordered: whoever keeps state keyed by time starts afresh.
 """
+
 from __future__ import annotations
 
 NS_PER_S = 1_000_000_000

@@ -4,6 +4,7 @@ Works on rclpy message objects *and* rosbags message dataclasses (same field nam
 node and the offline replay share them. Never imports rclpy: message classes come in through a
 `types` namespace (see `message_types`).
 """
+
 from __future__ import annotations
 
 import logging
@@ -103,10 +104,9 @@ def image_from_msg(msg) -> np.ndarray:
         return decode_compressed(msg.format, msg.data)
     if not hasattr(msg, "encoding"):
         raise UnsupportedEncodingError(f"not an image message: {type(msg).__name__}")
-    return to_rgb_uint8(msg.encoding, msg.height, msg.width, msg.step, msg.data,
-                        bool(getattr(msg, "is_bigendian", False)))
-
-
+    return to_rgb_uint8(
+        msg.encoding, msg.height, msg.width, msg.step, msg.data, bool(getattr(msg, "is_bigendian", False))
+    )
 
 
 def _label_name(label: int) -> str:
@@ -115,10 +115,23 @@ def _label_name(label: int) -> str:
 
 # Every Viewpoint field with its value for "nothing known"; rosbags dataclasses need all of them.
 _VIEWPOINT_DEFAULTS = dict(
-    track_id="", detection_score=0.0, label=UNKNOWN_LABEL, label_name="unknown", smoothed_label=UNKNOWN_LABEL,
-    smoothed_label_name="unknown", smoothed_confidence=0.0, num_votes=0, is_stable=False, fresh=False,
-    truncated=False, voted=False, heading_deg=math.nan, heading_spread_deg=math.nan, track_heading_deg=math.nan,
-    track_heading_spread_deg=math.nan)
+    track_id="",
+    detection_score=0.0,
+    label=UNKNOWN_LABEL,
+    label_name="unknown",
+    smoothed_label=UNKNOWN_LABEL,
+    smoothed_label_name="unknown",
+    smoothed_confidence=0.0,
+    num_votes=0,
+    is_stable=False,
+    fresh=False,
+    truncated=False,
+    voted=False,
+    heading_deg=math.nan,
+    heading_spread_deg=math.nan,
+    track_heading_deg=math.nan,
+    track_heading_spread_deg=math.nan,
+)
 
 
 def box_to_bbox(box, types):
@@ -126,7 +139,9 @@ def box_to_bbox(box, types):
     x1, y1, x2, y2 = (float(v) for v in box)
     return types.BoundingBox2D(
         center=types.Pose2D(position=types.Point2D(x=(x1 + x2) / 2.0, y=(y1 + y2) / 2.0), theta=0.0),
-        size_x=x2 - x1, size_y=y2 - y1)
+        size_x=x2 - x1,
+        size_y=y2 - y1,
+    )
 
 
 def make_viewpoint(types, **fields):
@@ -141,7 +156,7 @@ def make_viewpoint(types, **fields):
         values["bbox"] = box_to_bbox(box if box is not None else (0.0, 0.0, 0.0, 0.0), types)
     scores = np.zeros(8, np.float32)
     given = np.asarray(values.get("scores", scores), np.float32).reshape(-1)[:8]
-    scores[:given.size] = given
+    scores[: given.size] = given
     values["scores"] = scores
     values.setdefault("label_stamp", types.Time(sec=0, nanosec=0))
     return types.Viewpoint(**values)
@@ -157,8 +172,12 @@ def frame_result_to_msg(result: FrameResult, header, types):
     """
     viewpoints = []
     for r in result.results:
-        fields = dict(track_id=str(r.track_id), box=r.box, detection_score=float(r.detection_score),
-                      truncated=bool(getattr(r, "truncated", False)))
+        fields = dict(
+            track_id=str(r.track_id),
+            box=r.box,
+            detection_score=float(r.detection_score),
+            truncated=bool(getattr(r, "truncated", False)),
+        )
         label = int(r.label)
         if 0 <= label < len(VIEWPOINTS):
             probs = np.asarray(r.probs, np.float32).reshape(-1)[:8]
@@ -166,23 +185,38 @@ def frame_result_to_msg(result: FrameResult, header, types):
             if heading is None:
                 heading, spread = heading_from_probs(probs)
             stamp_ns = result.stamp_ns if r.label_stamp_ns is None else r.label_stamp_ns
-            fields.update(label=label, label_name=_label_name(label), scores=probs,
-                          label_stamp=ns_to_stamp(stamp_ns, types.Time), fresh=bool(r.fresh), voted=bool(r.voted),
-                          heading_deg=float(heading), heading_spread_deg=float(spread))
+            fields.update(
+                label=label,
+                label_name=_label_name(label),
+                scores=probs,
+                label_stamp=ns_to_stamp(stamp_ns, types.Time),
+                fresh=bool(r.fresh),
+                voted=bool(r.voted),
+                heading_deg=float(heading),
+                heading_spread_deg=float(spread),
+            )
         smoothed = r.smoothed
         if smoothed is not None and int(smoothed.num_votes) > 0:
             track_heading = float(getattr(smoothed, "heading_deg", math.nan))
             track_spread = float(getattr(smoothed, "heading_spread_deg", math.nan))
             if not math.isfinite(track_heading):  # a vote without its own heading: the label's heading
-                track_heading, track_spread = fields.get("heading_deg", math.nan), fields.get("heading_spread_deg",
-                                                                                              math.nan)
-            fields.update(smoothed_label=int(smoothed.label), smoothed_label_name=_label_name(int(smoothed.label)),
-                          smoothed_confidence=float(smoothed.confidence),
-                          num_votes=min(int(smoothed.num_votes), 65535), is_stable=bool(smoothed.is_stable),
-                          track_heading_deg=track_heading, track_heading_spread_deg=track_spread)
+                track_heading, track_spread = (
+                    fields.get("heading_deg", math.nan),
+                    fields.get("heading_spread_deg", math.nan),
+                )
+            fields.update(
+                smoothed_label=int(smoothed.label),
+                smoothed_label_name=_label_name(int(smoothed.label)),
+                smoothed_confidence=float(smoothed.confidence),
+                num_votes=min(int(smoothed.num_votes), 65535),
+                is_stable=bool(smoothed.is_stable),
+                track_heading_deg=track_heading,
+                track_heading_spread_deg=track_spread,
+            )
         viewpoints.append(make_viewpoint(types, **fields))
-    return types.ViewpointArray(header=header, image_width=int(result.width), image_height=int(result.height),
-                                viewpoints=viewpoints)
+    return types.ViewpointArray(
+        header=header, image_width=int(result.width), image_height=int(result.height), viewpoints=viewpoints
+    )
 
 
 def message_types(typestore=None) -> SimpleNamespace:
@@ -209,9 +243,26 @@ def message_types(typestore=None) -> SimpleNamespace:
 
     from pose_classifier_ros.msg import Viewpoint, ViewpointArray
 
-    return SimpleNamespace(ViewpointArray=ViewpointArray, Viewpoint=Viewpoint, BoundingBox2D=BoundingBox2D,
-                           Pose2D=Pose2D, Point2D=Point2D, Header=Header, Time=Time)
+    return SimpleNamespace(
+        ViewpointArray=ViewpointArray,
+        Viewpoint=Viewpoint,
+        BoundingBox2D=BoundingBox2D,
+        Pose2D=Pose2D,
+        Point2D=Point2D,
+        Header=Header,
+        Time=Time,
+    )
 
 
-__all__ = ("UNKNOWN_LABEL", "bbox_to_box", "box_to_bbox", "detections_from_msg", "frame_result_to_msg", "image_from_msg",
-           "make_viewpoint", "message_types", "ns_to_stamp", "stamp_to_ns")
+__all__ = (
+    "UNKNOWN_LABEL",
+    "bbox_to_box",
+    "box_to_bbox",
+    "detections_from_msg",
+    "frame_result_to_msg",
+    "image_from_msg",
+    "make_viewpoint",
+    "message_types",
+    "ns_to_stamp",
+    "stamp_to_ns",
+)

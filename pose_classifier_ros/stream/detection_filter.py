@@ -5,6 +5,7 @@ classifier stages, the pipeline classifies only boxes of the wanted detector cla
 marks boxes whose padded crop is cut by the frame edge (the animal is partly outside the picture, so the
 crop shows only part of it). No ROS imports; boxes are (N, 4) float32 xyxy pixels.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -10,6 +10,7 @@ both publish the same ``ViewpointArray`` for the same inputs. No rclpy: message 
   (decode, classify the scheduled crops, update the tracks); ``step(pair, max_crops)`` does both on one
   frame and then builds its message (replay's simulated compute budget).
 """
+
 from __future__ import annotations
 
 import time
@@ -88,8 +89,9 @@ class FrameProcessor:
         try:
             frame = image_from_msg(pair.image)
         except Exception as exc:  # noqa: BLE001 - UnsupportedEncodingError, bad sizes, corrupt JPEG
-            raise FrameDecodeError(f"cannot decode image (encoding {image_encoding(pair.image)!r}) at stamp "
-                                   f"{pair.stamp_ns} ns: {exc}") from exc
+            raise FrameDecodeError(
+                f"cannot decode image (encoding {image_encoding(pair.image)!r}) at stamp {pair.stamp_ns} ns: {exc}"
+            ) from exc
         self._last_size = (int(frame.shape[1]), int(frame.shape[0]))
         return frame
 
@@ -110,15 +112,21 @@ class FrameProcessor:
         decode_ms = (time.perf_counter() - t0) * 1e3
         result = self.pipeline.process(frame, pair.detections, pair.stamp_ns)
         message = frame_result_to_msg(result, pair.image.header, self.types)
-        return ProcessedFrame(stamp_ns=int(pair.stamp_ns), frame=frame, result=result, message=message,
-                              decode_ms=decode_ms)
+        return ProcessedFrame(
+            stamp_ns=int(pair.stamp_ns), frame=frame, result=result, message=message, decode_ms=decode_ms
+        )
 
     def publish(self, pair: Pair) -> PublishedFrame:
         """scheduled, publishing path: associate the detections with tracks, message from track state."""
         width, height = self.frame_size(pair)
         observed, result = self.pipeline.observe(pair.detections, pair.stamp_ns, width, height)
-        return PublishedFrame(stamp_ns=int(pair.stamp_ns), pair=pair, observed=observed, result=result,
-                              message=frame_result_to_msg(result, pair.image.header, self.types))
+        return PublishedFrame(
+            stamp_ns=int(pair.stamp_ns),
+            pair=pair,
+            observed=observed,
+            result=result,
+            message=frame_result_to_msg(result, pair.image.header, self.types),
+        )
 
     def infer(self, published: PublishedFrame, max_crops: int | None = None) -> InferredFrame:
         """scheduled, inference path: decode the frame and classify the crops the scheduler picks."""
@@ -142,8 +150,13 @@ class FrameProcessor:
             return published, None, exc
         if inferred.cycle.choices:
             result = self.pipeline.result(published.observed)
-            published = PublishedFrame(published.stamp_ns, pair, published.observed, result,
-                                       frame_result_to_msg(result, pair.image.header, self.types))
+            published = PublishedFrame(
+                published.stamp_ns,
+                pair,
+                published.observed,
+                result,
+                frame_result_to_msg(result, pair.image.header, self.types),
+            )
         return published, inferred, None
 
 

@@ -6,6 +6,7 @@ monitor turns that silence into ONE warning that names the topic, the publishers
 the likely cause and the fixes, and ONE message when frames flow again. No ROS imports: the node feeds it
 arrivals and the publisher list; time comes from an injectable monotonic clock (tests use a fake one).
 """
+
 from __future__ import annotations
 
 import time
@@ -31,8 +32,9 @@ class FrameWatchdogConfig:
 
     def __post_init__(self):
         if not self.timeout_s > 0 or not self.window_s > 0:
-            raise ValueError(f"frame watchdog timeout_s and window_s must be > 0, got {self.timeout_s}, "
-                             f"{self.window_s}")
+            raise ValueError(
+                f"frame watchdog timeout_s and window_s must be > 0, got {self.timeout_s}, {self.window_s}"
+            )
         if not 0.0 <= self.min_image_ratio <= 1.0:
             raise ValueError(f"frame watchdog min_image_ratio must be in [0, 1], got {self.min_image_ratio}")
 
@@ -58,15 +60,18 @@ class FrameInfo:
         return f"{size} {self.encoding}" if self.encoding else size
 
 
-def lost_frames_message(topic: str, publishers: Sequence[str], last_frame: FrameInfo | None, reason: str,
-                        transport: str = "raw") -> str:
+def lost_frames_message(
+    topic: str, publishers: Sequence[str], last_frame: FrameInfo | None, reason: str, transport: str = "raw"
+) -> str:
     """The warning text: topic, publishers, last frame, likely cause, fixes."""
     pubs = ", ".join(publishers) if publishers else "none seen"
     last = f"last frame received: {last_frame.describe()}" if last_frame else "no frame received yet"
-    text = (f"frames lost on {topic}: {reason}; image publisher(s): {pubs}; {last}. ")
+    text = f"frames lost on {topic}: {reason}; image publisher(s): {pubs}; {last}. "
     if transport == "compressed":
-        return text + (f"Check that the camera publishes {topic} (image_transport compressed) and that the QoS "
-                       f"matches (`ros2 topic info -v {topic}`).")
+        return text + (
+            f"Check that the camera publishes {topic} (image_transport compressed) and that the QoS "
+            f"matches (`ros2 topic info -v {topic}`)."
+        )
     return text + (
         "Likely cause: large raw frames over best-effort DDS (a 1920x1080 rgb8 frame is 6.2 MB, more than "
         "Fast DDS's default shared-memory segment, so best-effort UDP fragments are dropped). Fixes: launch "
@@ -74,7 +79,8 @@ def lost_frames_message(topic: str, publishers: Sequence[str], last_frame: Frame
         "config/fastdds_large_images.xml; the camera process needs the same variable), or "
         "`image_transport: compressed`, or a reliable override "
         f"(`qos_overrides.{topic}.subscription.reliability: reliable`). "
-        f"Compare both sides with `ros2 topic info -v {topic}`.")
+        f"Compare both sides with `ros2 topic info -v {topic}`."
+    )
 
 
 class FrameWatchdog:
@@ -88,8 +94,13 @@ class FrameWatchdog:
     again), None otherwise; `lost` and `reason` hold the current state for diagnostics.
     """
 
-    def __init__(self, topic: str, cfg: FrameWatchdogConfig | None = None,
-                 clock: Callable[[], float] = time.monotonic, transport: str = "raw"):
+    def __init__(
+        self,
+        topic: str,
+        cfg: FrameWatchdogConfig | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        transport: str = "raw",
+    ):
         self.topic = topic
         self.cfg = cfg or FrameWatchdogConfig()
         self._clock = clock
@@ -103,8 +114,7 @@ class FrameWatchdog:
         self.reason = ""
         self.images_total = 0
 
-    def image_received(self, width: int | None = None, height: int | None = None,
-                       encoding: str | None = None) -> None:
+    def image_received(self, width: int | None = None, height: int | None = None, encoding: str | None = None) -> None:
         now = self._clock()
         self._images.append(now)
         self._last_image = now
@@ -130,11 +140,15 @@ class FrameWatchdog:
             if self._last_image is None:
                 return f"{what} but no image was received in {since_image:.0f} s"
             return f"{what} but no image was received for {since_image:.0f} s"
-        if (len(self._detections) >= cfg.min_detections
-                and len(self._images) < cfg.min_image_ratio * len(self._detections)
-                and now - self._start >= cfg.window_s):
-            return (f"{len(self._images)} image(s) but {len(self._detections)} detection message(s) in the last "
-                    f"{cfg.window_s:.0f} s")
+        if (
+            len(self._detections) >= cfg.min_detections
+            and len(self._images) < cfg.min_image_ratio * len(self._detections)
+            and now - self._start >= cfg.window_s
+        ):
+            return (
+                f"{len(self._images)} image(s) but {len(self._detections)} detection message(s) in the last "
+                f"{cfg.window_s:.0f} s"
+            )
         return ""
 
     def _flowing(self, now: float) -> bool:
@@ -151,12 +165,15 @@ class FrameWatchdog:
         problem = self._problem(now, publishers)
         if problem and not self.lost:
             self.lost, self.reason = True, problem
-            return WatchdogEvent("lost", lost_frames_message(self.topic, publishers, self.last_frame, problem,
-                                                             self.transport))
+            return WatchdogEvent(
+                "lost", lost_frames_message(self.topic, publishers, self.last_frame, problem, self.transport)
+            )
         if self.lost and not problem and self._flowing(now):
             self.lost, self.reason = False, ""
-            return WatchdogEvent("recovered", f"frames flow again on {self.topic} "
-                                              f"({len(self._images)} in the last {self.cfg.window_s:.0f} s)")
+            return WatchdogEvent(
+                "recovered",
+                f"frames flow again on {self.topic} ({len(self._images)} in the last {self.cfg.window_s:.0f} s)",
+            )
         if problem:
             self.reason = problem
         return None

@@ -4,6 +4,7 @@
 give for `sensor_msgs/Image.data`. Rows may be padded (`step` > width * bytes per pixel).
 The RGB array returned is always a fresh, writable, C-contiguous copy.
 """
+
 from __future__ import annotations
 
 import io
@@ -17,18 +18,26 @@ class UnsupportedEncodingError(ValueError):
 
 # encoding -> (channels, bytes per channel) of packed pixel formats
 _PACKED = {
-    "rgb8": (3, 1), "bgr8": (3, 1), "rgba8": (4, 1), "bgra8": (4, 1),
-    "mono8": (1, 1), "8uc1": (1, 1),
+    "rgb8": (3, 1),
+    "bgr8": (3, 1),
+    "rgba8": (4, 1),
+    "bgra8": (4, 1),
+    "mono8": (1, 1),
+    "8uc1": (1, 1),
     "mono16": (1, 2),
-    "rgb16": (3, 2), "bgr16": (3, 2), "rgba16": (4, 2), "bgra16": (4, 2),
+    "rgb16": (3, 2),
+    "bgr16": (3, 2),
+    "rgba16": (4, 2),
+    "bgra16": (4, 2),
 }
 _BAYER = ("rggb", "bggr", "gbrg", "grbg")
 _YUV422 = {"yuv422": "uyvy", "uyvy": "uyvy", "yuv422_uyvy": "uyvy", "yuyv": "yuyv", "yuv422_yuy2": "yuyv"}
 _DEPTH = ("16uc1", "32fc1", "16sc1", "32sc1", "64fc1", "8sc1", "8uc2", "16uc2", "32fc2")
 _GENERIC = ("8uc3", "8uc4", "16uc3", "16uc4", "32fc3", "32fc4")
 
-SUPPORTED_ENCODINGS = tuple(sorted(
-    [e for e in _PACKED if e != "8uc1"] + [f"bayer_{p}{b}" for p in _BAYER for b in (8, 16)] + list(_YUV422)))
+SUPPORTED_ENCODINGS = tuple(
+    sorted([e for e in _PACKED if e != "8uc1"] + [f"bayer_{p}{b}" for p in _BAYER for b in (8, 16)] + list(_YUV422))
+)
 
 
 def _as_uint8_buffer(data) -> np.ndarray:
@@ -45,15 +54,15 @@ def _as_uint8_buffer(data) -> np.ndarray:
 def _rows(buf: np.ndarray, height: int, step: int, row_bytes: int) -> np.ndarray:
     """(height, row_bytes) uint8 view of the image rows, padding skipped."""
     if step < row_bytes:
-        raise UnsupportedEncodingError(
-            f"step {step} is smaller than width x bytes per pixel = {row_bytes}")
+        raise UnsupportedEncodingError(f"step {step} is smaller than width x bytes per pixel = {row_bytes}")
     needed = step * (height - 1) + row_bytes if height else 0
     if buf.size < needed:
         raise UnsupportedEncodingError(
-            f"image data is {buf.size} bytes, expected {step * height} (height {height} x step {step})")
+            f"image data is {buf.size} bytes, expected {step * height} (height {height} x step {step})"
+        )
     if buf.size < step * height:  # last row's padding left out: tolerate by padding a copy
         buf = np.concatenate([buf, np.zeros(step * height - buf.size, np.uint8)])
-    return buf[:step * height].reshape(height, step)[:, :row_bytes]
+    return buf[: step * height].reshape(height, step)[:, :row_bytes]
 
 
 def _to8(values16: np.ndarray) -> np.ndarray:
@@ -112,7 +121,7 @@ def demosaic_bilinear(raw: np.ndarray, pattern: str) -> np.ndarray:
 
             def at(dy, dx, sy=sy, sx=sx):
                 # Samples at offset (dy, dx) from every site of this sub-lattice.
-                return padded[1 + sy + dy:1 + dy + h:2, 1 + sx + dx:1 + dx + w:2]
+                return padded[1 + sy + dy : 1 + dy + h : 2, 1 + sx + dx : 1 + dx + w : 2]
 
             colour = pattern[sy * 2 + sx]
             dst = out[sy::2, sx::2]
@@ -140,10 +149,12 @@ def to_rgb_uint8(encoding: str, height: int, width: int, step: int, data, is_big
         raise UnsupportedEncodingError(f"image has no pixels ({width}x{height})")
     if enc in _DEPTH:
         raise UnsupportedEncodingError(
-            f"encoding {encoding!r} is a depth image, not a camera image; subscribe to the colour image topic")
+            f"encoding {encoding!r} is a depth image, not a camera image; subscribe to the colour image topic"
+        )
     if enc in _GENERIC:
         raise UnsupportedEncodingError(
-            f"encoding {encoding!r} does not say its channel order; publish rgb8/bgr8 instead")
+            f"encoding {encoding!r} does not say its channel order; publish rgb8/bgr8 instead"
+        )
     buf = _as_uint8_buffer(data)
     big = bool(is_bigendian)
     u16 = np.dtype(">u2" if big else "<u2")
@@ -189,7 +200,8 @@ def to_rgb_uint8(encoding: str, height: int, width: int, step: int, data, is_big
         return _yuv422_to_rgb(y, u, v)
 
     raise UnsupportedEncodingError(
-        f"unsupported image encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}")
+        f"unsupported image encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}"
+    )
 
 
 def decode_compressed(format: str, data) -> np.ndarray:  # noqa: A002 - the message field's name
@@ -200,8 +212,7 @@ def decode_compressed(format: str, data) -> np.ndarray:  # noqa: A002 - the mess
     """
     fmt = str(format).strip().lower()
     if "compresseddepth" in fmt or fmt.split(";")[0].strip() in _DEPTH:
-        raise UnsupportedEncodingError(
-            f"compressed format {format!r} is a depth image, not a camera image")
+        raise UnsupportedEncodingError(f"compressed format {format!r} is a depth image, not a camera image")
     raw = _as_uint8_buffer(data).tobytes()
     if not raw:
         raise UnsupportedEncodingError(f"compressed image ({format!r}) has no data")
@@ -217,11 +228,11 @@ def decode_compressed(format: str, data) -> np.ndarray:  # noqa: A002 - the mess
             return np.array(img.convert("RGB"), dtype=np.uint8)
     except Exception as exc:  # PIL raises OSError, SyntaxError, DecompressionBombError, ...
         raise UnsupportedEncodingError(
-            f"cannot decode compressed image (format {format!r}, {len(raw)} bytes): {exc}") from None
+            f"cannot decode compressed image (format {format!r}, {len(raw)} bytes): {exc}"
+        ) from None
 
 
-def encode_rgb(rgb: np.ndarray, encoding: str, row_padding: int = 0, is_bigendian: bool = False
-               ) -> tuple[bytes, int]:
+def encode_rgb(rgb: np.ndarray, encoding: str, row_padding: int = 0, is_bigendian: bool = False) -> tuple[bytes, int]:
     """Encode (H, W, 3) uint8 RGB as raw `Image.data` in `encoding`; returns (data, step).
 
     For tests and the synthetic bag. Mono encodings store BT.601 luma; alpha is 255; Bayer keeps
@@ -286,5 +297,12 @@ def encode_compressed(rgb: np.ndarray, format: str = "jpeg", quality: int = 90) 
     return buf.getvalue()
 
 
-__all__ = ("UnsupportedEncodingError", "to_rgb_uint8", "decode_compressed", "encode_rgb", "encode_compressed",
-           "SUPPORTED_ENCODINGS", "demosaic_bilinear")
+__all__ = (
+    "UnsupportedEncodingError",
+    "to_rgb_uint8",
+    "decode_compressed",
+    "encode_rgb",
+    "encode_compressed",
+    "SUPPORTED_ENCODINGS",
+    "demosaic_bilinear",
+)

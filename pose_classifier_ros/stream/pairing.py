@@ -5,6 +5,7 @@ Detection2DArray (as most detectors do); "arrival" mode pairs each detection mes
 recent frame, for detectors that stamp with now() or leave the stamp empty. Both buffers are bounded
 and every dropped item is counted by reason in `stats`, so a node can say *why* nothing is published.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -83,8 +84,14 @@ class StampPairer:
     arrival mode: each detection message pairs with the most recent not yet paired image.
     """
 
-    STAT_KEYS = ("paired", "dropped_image_unmatched", "dropped_detections_unmatched", "dropped_overflow",
-                 "zero_stamps", "clock_resets")
+    STAT_KEYS = (
+        "paired",
+        "dropped_image_unmatched",
+        "dropped_detections_unmatched",
+        "dropped_overflow",
+        "zero_stamps",
+        "clock_resets",
+    )
 
     def __init__(self, cfg: PairingConfig | None = None):
         self.cfg = cfg or PairingConfig()
@@ -154,14 +161,21 @@ class StampPairer:
         unmatched = self.stats["dropped_detections_unmatched"] + self._detections_overflowed
         problems = []
         if self.stats["zero_stamps"]:
-            problems.append(f"{self.stats['zero_stamps']} message(s) had a zero header stamp (publisher "
-                            "does not set header.stamp); use sync.mode arrival or fix the publisher")
+            problems.append(
+                f"{self.stats['zero_stamps']} message(s) had a zero header stamp (publisher "
+                "does not set header.stamp); use sync.mode arrival or fix the publisher"
+            )
         if unmatched >= _MIN_UNMATCHED_FOR_DIAGNOSIS and unmatched > paired:
-            head = ("detections never match any frame" if paired == 0 else
-                    f"most detections match no frame ({unmatched} unmatched, {paired} paired)")
+            head = (
+                "detections never match any frame"
+                if paired == 0
+                else f"most detections match no frame ({unmatched} unmatched, {paired} paired)"
+            )
             if self.unmatched_offsets_ms:
-                problems.append(f"{head}: offsets {_format_ms(self.unmatched_offsets_ms)}; "
-                                "raise sync.tolerance_s or use sync.mode arrival")
+                problems.append(
+                    f"{head}: offsets {_format_ms(self.unmatched_offsets_ms)}; "
+                    "raise sync.tolerance_s or use sync.mode arrival"
+                )
             else:
                 problems.append(f"{head}: no camera frame received; check the image topic and its QoS")
         return "; ".join(problems) if problems else None
@@ -174,8 +188,14 @@ class StampPairer:
         clock = self._clocks[side]
         back_s = clock.back_by_s(stamp_ns)
         if clock.update(stamp_ns):
-            _logger.info("%s stamps went back %.3f s (bag loop or clock reset): flushing %d image(s) and "
-                         "%d detection message(s)", side, back_s, len(self._images), len(self._detections))
+            _logger.info(
+                "%s stamps went back %.3f s (bag loop or clock reset): flushing %d image(s) and "
+                "%d detection message(s)",
+                side,
+                back_s,
+                len(self._images),
+                len(self._detections),
+            )
             self.stats["clock_resets"] += 1
             self.reset()
             clock.update(stamp_ns)
@@ -230,7 +250,7 @@ class StampPairer:
             return
         stamps = sorted(self._recent_image_stamps)
         i = bisect.bisect_left(stamps, det_stamp_ns)
-        nearest = min(stamps[max(i - 1, 0):i + 1], key=lambda s: abs(s - det_stamp_ns))
+        nearest = min(stamps[max(i - 1, 0) : i + 1], key=lambda s: abs(s - det_stamp_ns))
         self.unmatched_offsets_ms.append((det_stamp_ns - nearest) / 1e6)
 
     def _pair(self, image_stamp_ns: int, image: Any, det_stamp_ns: int, detections: Any) -> Pair:

@@ -11,6 +11,7 @@ Two pipelines, shared by the live node and the offline replay so both give the s
   batch, and updates those tracks (each fresh classification votes once). Thread-safe: the node calls
   observe() from its executor and classify() from an inference thread.
 """
+
 from __future__ import annotations
 
 import threading
@@ -100,8 +101,11 @@ def _check_frame(frame) -> None:
 
 def _boxes(detections: list[Detection]) -> tuple[np.ndarray, np.ndarray]:
     """((N, 4) float32 xyxy boxes, (N,) bool finite with positive size)."""
-    boxes = (np.stack([d.box for d in detections]).astype(np.float32, copy=False) if detections
-             else np.zeros((0, 4), np.float32))
+    boxes = (
+        np.stack([d.box for d in detections]).astype(np.float32, copy=False)
+        if detections
+        else np.zeros((0, 4), np.float32)
+    )
     finite = np.all(np.isfinite(boxes), axis=1) & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
     return boxes, finite
 
@@ -139,15 +143,25 @@ class ViewpointPipeline:
     classifier.crop).
     """
 
-    def __init__(self, classifier, voting: VotingConfig | None = None, iou_threshold: float = 0.3, *,
-                 detection_filter: DetectionFilterConfig | None = None, crop=None):
+    def __init__(
+        self,
+        classifier,
+        voting: VotingConfig | None = None,
+        iou_threshold: float = 0.3,
+        *,
+        detection_filter: DetectionFilterConfig | None = None,
+        crop=None,
+    ):
         self.classifier = classifier
         self.detection_filter = detection_filter or DetectionFilterConfig()
         self.crop_padding = _crop_padding(crop, classifier)
         self.voting = voting or VotingConfig()
         self.voter = TrackVoter(self.voting)
-        self.tracker = IouTracker(iou_threshold=iou_threshold, timeout_s=self.voting.track_timeout_s,
-                                  max_tracks=max(self.voting.max_tracks, 1))
+        self.tracker = IouTracker(
+            iou_threshold=iou_threshold,
+            timeout_s=self.voting.track_timeout_s,
+            max_tracks=max(self.voting.max_tracks, 1),
+        )
 
     def reset(self) -> None:
         """Forget all tracks and votes (e.g. after a bag loop or when the camera changes)."""
@@ -191,16 +205,31 @@ class ViewpointPipeline:
             if not valid[i]:
                 continue
             smoothed = self.voter.update(track_ids[i], probs[i], stamp_s, truncated=bool(truncated[i]))
-            results.append(ViewpointResult(
-                track_id=track_ids[i], box=det.box, detection_score=det.score,
-                label=int(np.argmax(probs[i])), probs=probs[i].copy(), smoothed=smoothed,
-                label_stamp_ns=int(stamp_ns), voted=bool(getattr(smoothed, "voted", True)),
-                truncated=bool(truncated[i])))
+            results.append(
+                ViewpointResult(
+                    track_id=track_ids[i],
+                    box=det.box,
+                    detection_score=det.score,
+                    label=int(np.argmax(probs[i])),
+                    probs=probs[i].copy(),
+                    smoothed=smoothed,
+                    label_stamp_ns=int(stamp_ns),
+                    voted=bool(getattr(smoothed, "voted", True)),
+                    truncated=bool(truncated[i]),
+                )
+            )
         now = time.perf_counter()
         timings["vote"] = (now - vote_start) * 1e3
         timings["total"] = (now - start) * 1e3
-        return FrameResult(stamp_ns=int(stamp_ns), width=int(width), height=int(height), results=results,
-                           skipped=n - len(results), timings_ms=timings, filtered=filtered)
+        return FrameResult(
+            stamp_ns=int(stamp_ns),
+            width=int(width),
+            height=int(height),
+            results=results,
+            skipped=n - len(results),
+            timings_ms=timings,
+            filtered=filtered,
+        )
 
 
 @dataclass
@@ -245,9 +274,16 @@ class ScheduledPipeline:
     Votes count only fresh classifications; a track not classified yet is reported with UNKNOWN_LABEL.
     """
 
-    def __init__(self, classifier, voting: VotingConfig | None = None, iou_threshold: float = 0.3,
-                 schedule: ScheduleConfig | None = None, crop=None, *,
-                 detection_filter: DetectionFilterConfig | None = None):
+    def __init__(
+        self,
+        classifier,
+        voting: VotingConfig | None = None,
+        iou_threshold: float = 0.3,
+        schedule: ScheduleConfig | None = None,
+        crop=None,
+        *,
+        detection_filter: DetectionFilterConfig | None = None,
+    ):
         from pose_classifier_ros.model.preprocess import CropConfig
 
         self.classifier = classifier
@@ -256,8 +292,11 @@ class ScheduledPipeline:
         self.schedule = schedule or ScheduleConfig()
         self.crop = crop or getattr(classifier, "crop", None) or CropConfig()
         self.voter = TrackVoter(self.voting)
-        self.tracker = IouTracker(iou_threshold=iou_threshold, timeout_s=self.voting.track_timeout_s,
-                                  max_tracks=max(self.voting.max_tracks, 1))
+        self.tracker = IouTracker(
+            iou_threshold=iou_threshold,
+            timeout_s=self.voting.track_timeout_s,
+            max_tracks=max(self.voting.max_tracks, 1),
+        )
         self.tracks = TrackTable(self.voting.track_timeout_s, self.voting.max_tracks)
         self.scheduler = CropScheduler(self.schedule)
         self.generation = 0
@@ -281,8 +320,9 @@ class ScheduledPipeline:
         self.generation += 1
 
     # -- publishing path ----------------------------------------------------------------------------
-    def observe(self, detections: list[Detection], stamp_ns: int, width: int,
-                height: int) -> tuple[ObservedFrame, FrameResult]:
+    def observe(
+        self, detections: list[Detection], stamp_ns: int, width: int, height: int
+    ) -> tuple[ObservedFrame, FrameResult]:
         """Associate a frame's detections with tracks and return its results from track state (no model).
 
         width, height: frame size, px. Boxes unusable for a crop are skipped (FrameResult.skipped)."""
@@ -306,8 +346,17 @@ class ScheduledPipeline:
                 self.tracks.see(track_ids[i], boxes[i], stamp_ns)
             for tid in self.tracks.expire(stamp_ns):
                 self.voter.discard(tid)
-            observed = ObservedFrame(stamp_ns, int(width), int(height), list(detections), track_ids, valid,
-                                     self.generation, truncated=truncated, filtered=filtered)
+            observed = ObservedFrame(
+                stamp_ns,
+                int(width),
+                int(height),
+                list(detections),
+                track_ids,
+                valid,
+                self.generation,
+                truncated=truncated,
+                filtered=filtered,
+            )
             result = self._result(observed)
         result.timings_ms["total"] = (time.perf_counter() - start) * 1e3
         return observed, result
@@ -324,18 +373,47 @@ class ScheduledPipeline:
             state = self.tracks.get(tid) if observed.generation == self.generation else None
             truncated = observed.is_truncated(i)
             if state is None or not state.classified:
-                results.append(ViewpointResult(tid, det.box, det.score, UNKNOWN_LABEL, np.zeros(8, np.float32),
-                                               None, label_stamp_ns=None, fresh=False, voted=False,
-                                               truncated=truncated))
+                results.append(
+                    ViewpointResult(
+                        tid,
+                        det.box,
+                        det.score,
+                        UNKNOWN_LABEL,
+                        np.zeros(8, np.float32),
+                        None,
+                        label_stamp_ns=None,
+                        fresh=False,
+                        voted=False,
+                        truncated=truncated,
+                    )
+                )
                 continue
             fresh = state.label_stamp_ns == observed.stamp_ns
-            results.append(ViewpointResult(tid, det.box, det.score, state.label, state.probs.copy(),
-                                           state.vote, label_stamp_ns=state.label_stamp_ns,
-                                           fresh=fresh, voted=fresh and state.voted, truncated=truncated,
-                                           heading_deg=state.heading_deg, heading_spread_deg=state.heading_spread_deg))
-        return FrameResult(stamp_ns=observed.stamp_ns, width=observed.width, height=observed.height,
-                           results=results, skipped=len(observed.detections) - len(results), timings_ms={},
-                           filtered=observed.filtered)
+            results.append(
+                ViewpointResult(
+                    tid,
+                    det.box,
+                    det.score,
+                    state.label,
+                    state.probs.copy(),
+                    state.vote,
+                    label_stamp_ns=state.label_stamp_ns,
+                    fresh=fresh,
+                    voted=fresh and state.voted,
+                    truncated=truncated,
+                    heading_deg=state.heading_deg,
+                    heading_spread_deg=state.heading_spread_deg,
+                )
+            )
+        return FrameResult(
+            stamp_ns=observed.stamp_ns,
+            width=observed.width,
+            height=observed.height,
+            results=results,
+            skipped=len(observed.detections) - len(results),
+            timings_ms={},
+            filtered=observed.filtered,
+        )
 
     # -- inference path -----------------------------------------------------------------------------
     def _candidates(self, observed: ObservedFrame) -> dict[str, tuple[int, Candidate]]:
@@ -349,8 +427,10 @@ class ScheduledPipeline:
             vote = self.voter.get(tid) if state.classified else None
             unsettled = state.classified and (vote is None or not vote.is_stable or vote.label != state.label)
             change = box_change(state.classified_box, box) if state.classified else 0.0
-            out[tid] = (int(i), Candidate(tid, w * h, state.label_stamp_ns, state.attempted_ns, bool(unsettled),
-                                          change))
+            out[tid] = (
+                int(i),
+                Candidate(tid, w * h, state.label_stamp_ns, state.attempted_ns, bool(unsettled), change),
+            )
         return out
 
     def classify(self, frame: np.ndarray, observed: ObservedFrame, max_crops: int | None = None) -> InferenceCycle:
@@ -380,8 +460,12 @@ class ScheduledPipeline:
             if observed.generation == self.generation:
                 for i, choice, box, p, ok in zip(idx, cycle.choices, boxes, probs, valid):
                     if self.tracks.record(choice.track_id, p if ok else None, observed.stamp_ns, box):
-                        vote = self.voter.update(choice.track_id, p, stamp_s,  # a fresh label votes once
-                                                 truncated=observed.is_truncated(i))
+                        vote = self.voter.update(
+                            choice.track_id,
+                            p,
+                            stamp_s,  # a fresh label votes once
+                            truncated=observed.is_truncated(i),
+                        )
                         state = self.tracks.get(choice.track_id)
                         state.voted = bool(getattr(vote, "voted", True))
                         state.vote = self.voter.get(choice.track_id)  # cached: the publishing path reads it
@@ -393,5 +477,13 @@ class ScheduledPipeline:
         return cycle
 
 
-__all__ = ("UNKNOWN_LABEL", "Detection", "ViewpointResult", "FrameResult", "ViewpointPipeline", "ObservedFrame",
-           "InferenceCycle", "ScheduledPipeline")
+__all__ = (
+    "UNKNOWN_LABEL",
+    "Detection",
+    "ViewpointResult",
+    "FrameResult",
+    "ViewpointPipeline",
+    "ObservedFrame",
+    "InferenceCycle",
+    "ScheduledPipeline",
+)

@@ -15,6 +15,7 @@ max-age promise hold when unsettled tracks alone would fill the budget: a label 
 published from the next cycle on, so a track must be picked once its age plus two cycle intervals
 (the last observed interval between cycles, in frame-stamp time) would exceed max_age_s.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -49,8 +50,11 @@ class ScheduleConfig:
             raise ValueError(f"schedule.max_age_s must be > 0 s, got {self.max_age_s!r}")
         if int(self.inference_nice) != self.inference_nice or not 0 <= self.inference_nice <= 19:
             raise ValueError(f"schedule.inference_nice must be an integer in 0..19, got {self.inference_nice!r}")
-        self.max_crops, self.box_change, self.max_age_s = int(self.max_crops), float(self.box_change), \
-            float(self.max_age_s)
+        self.max_crops, self.box_change, self.max_age_s = (
+            int(self.max_crops),
+            float(self.box_change),
+            float(self.max_age_s),
+        )
         self.inference_nice = int(self.inference_nice)
 
 

@@ -5,6 +5,7 @@ classification (probabilities, the stamp of the frame it was computed on, the bo
 are built from this state, so a track seen but not classified yet has no label (UNKNOWN), never a
 made-up one. Stamps are int nanoseconds (frame stamps). Not thread-safe: ScheduledPipeline locks it.
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict

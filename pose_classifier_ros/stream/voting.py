@@ -9,6 +9,7 @@ probability is below min_confidence does not vote. Hysteresis: once a track is s
 changes only after a new label has won switch_votes consecutive votes. The track heading is the circular
 mean of the class headings weighted by the summed probabilities of the voted window (labels.heading_from_probs).
 """
+
 from __future__ import annotations
 
 import logging
@@ -172,8 +173,11 @@ class TrackVoter:
     def _check_clock(self, stamp_s: float) -> bool:
         """Track the newest stamp; reset (and return True) when time jumped back."""
         if self._latest_s is not None and stamp_s < self._latest_s - BACKWARD_JUMP_S:
-            _logger.info("time went back %.3f s (bag loop or clock reset): forgetting %d track(s)",
-                         self._latest_s - stamp_s, len(self._tracks))
+            _logger.info(
+                "time went back %.3f s (bag loop or clock reset): forgetting %d track(s)",
+                self._latest_s - stamp_s,
+                len(self._tracks),
+            )
             self._tracks.clear()
             self._latest_s = stamp_s
             self.resets += 1
@@ -188,8 +192,9 @@ class TrackVoter:
             return False
         return float(np.max(probs)) >= self.cfg.min_confidence
 
-    def update(self, track_id: str, probs, stamp_s: float, *, truncated: bool = False,
-               vote: bool | None = None) -> SmoothedLabel:
+    def update(
+        self, track_id: str, probs, stamp_s: float, *, truncated: bool = False, vote: bool | None = None
+    ) -> SmoothedLabel:
         """Add one per-frame prediction (probs: (C,) probabilities) and return the track's vote.
 
         truncated: the box is cut by the frame edge. vote: force (True/False) whether the prediction
@@ -227,8 +232,15 @@ class TrackVoter:
     def _result(self, window: np.ndarray, raw: SmoothedLabel, shown: int, voted: bool) -> SmoothedLabel:
         heading, spread = heading_from_probs(window.sum(axis=0))
         confidence = raw.confidence if shown == raw.label else label_confidence(window, self.cfg.mode, shown)
-        return SmoothedLabel(shown, confidence, raw.num_votes, raw.is_stable, voted=voted,
-                             heading_deg=float(heading), heading_spread_deg=float(spread))
+        return SmoothedLabel(
+            shown,
+            confidence,
+            raw.num_votes,
+            raw.is_stable,
+            voted=voted,
+            heading_deg=float(heading),
+            heading_spread_deg=float(spread),
+        )
 
     def _current(self, track: _Track) -> SmoothedLabel | None:
         if not track.probs:
@@ -351,5 +363,12 @@ class IouTracker:
         return ids  # type: ignore[return-value]
 
 
-__all__: Sequence[str] = ("VotingConfig", "SmoothedLabel", "TrackVoter", "IouTracker", "iou_matrix", "label_confidence",
-                          "smooth")
+__all__: Sequence[str] = (
+    "VotingConfig",
+    "SmoothedLabel",
+    "TrackVoter",
+    "IouTracker",
+    "iou_matrix",
+    "label_confidence",
+    "smooth",
+)

@@ -6,6 +6,7 @@ facing direction, "left" and "right" are mirror images, a front view shows the f
 back view the tail over the rump. Headings follow labels.py: degrees counter-clockwise from "facing
 the camera" (0 front, 90 facing image-left, 180 back, 270 facing image-right).
 """
+
 from __future__ import annotations
 
 import math
@@ -38,12 +39,15 @@ class Sphere:
 
 
 def _chain(a, b, r0, r1, n, part) -> list[Sphere]:
-    return [Sphere(a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t, a[2] + (b[2] - a[2]) * t,
-                   r0 + (r1 - r0) * t, part) for t in np.linspace(0.0, 1.0, n)]
+    return [
+        Sphere(a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t, a[2] + (b[2] - a[2]) * t, r0 + (r1 - r0) * t, part)
+        for t in np.linspace(0.0, 1.0, n)
+    ]
 
 
-def _quadruped(body_v, body_len, body_r, leg_w, neck_a, neck_b, neck_r, head, muzzle, tail_a, tail_b,
-               horn: bool) -> tuple[Sphere, ...]:
+def _quadruped(
+    body_v, body_len, body_r, leg_w, neck_a, neck_b, neck_r, head, muzzle, tail_a, tail_b, horn: bool
+) -> tuple[Sphere, ...]:
     s: list[Sphere] = []
     s += _chain((-body_len / 2, body_v, 0), (body_len / 2, body_v + 0.05, 0), body_r * 0.92, body_r, 9, "body")
     for du in (-body_len / 2 + 0.1, body_len / 2 - 0.1):
@@ -65,12 +69,34 @@ def _quadruped(body_v, body_len, body_r, leg_w, neck_a, neck_b, neck_r, head, mu
 
 
 MODELS: dict[str, tuple[Sphere, ...]] = {
-    "zebra": _quadruped(body_v=1.0, body_len=1.5, body_r=0.36, leg_w=0.17, neck_a=(0.72, 1.12, 0),
-                        neck_b=(1.02, 1.55, 0), neck_r=0.2, head=(1.12, 1.6), muzzle=(1.42, 1.34),
-                        tail_a=(-0.95, 1.12, 0), tail_b=(-1.1, 0.62, 0), horn=False),
-    "giraffe": _quadruped(body_v=1.75, body_len=1.3, body_r=0.4, leg_w=0.2, neck_a=(0.6, 2.0, 0),
-                          neck_b=(1.1, 3.25, 0), neck_r=0.19, head=(1.2, 3.35), muzzle=(1.5, 3.15),
-                          tail_a=(-0.82, 1.85, 0), tail_b=(-0.95, 1.1, 0), horn=True),
+    "zebra": _quadruped(
+        body_v=1.0,
+        body_len=1.5,
+        body_r=0.36,
+        leg_w=0.17,
+        neck_a=(0.72, 1.12, 0),
+        neck_b=(1.02, 1.55, 0),
+        neck_r=0.2,
+        head=(1.12, 1.6),
+        muzzle=(1.42, 1.34),
+        tail_a=(-0.95, 1.12, 0),
+        tail_b=(-1.1, 0.62, 0),
+        horn=False,
+    ),
+    "giraffe": _quadruped(
+        body_v=1.75,
+        body_len=1.3,
+        body_r=0.4,
+        leg_w=0.2,
+        neck_a=(0.6, 2.0, 0),
+        neck_b=(1.1, 3.25, 0),
+        neck_r=0.19,
+        head=(1.2, 3.35),
+        muzzle=(1.5, 3.15),
+        tail_a=(-0.82, 1.85, 0),
+        tail_b=(-0.95, 1.1, 0),
+        horn=True,
+    ),
 }
 
 
@@ -118,6 +144,7 @@ def _albedo(species: str, part: str, u, v, w, seed: int) -> np.ndarray:
 @dataclass
 class Animal:
     """One animal to draw: ground point (x, y) in image pixels, pixels per metre, heading in degrees."""
+
     species: str
     x: float
     y: float
@@ -126,8 +153,9 @@ class Animal:
     seed: int = 0
 
 
-def render_animal(image: np.ndarray, animal: Animal, elevation_deg: float = 40.0,
-                  shadow: bool = True) -> np.ndarray | None:
+def render_animal(
+    image: np.ndarray, animal: Animal, elevation_deg: float = 40.0, shadow: bool = True
+) -> np.ndarray | None:
     """Draw ``animal`` into ``image`` ((H, W, 3) uint8, in place), z-buffered and Lambert-shaded.
 
     Returns the visible box ``(4,) float32 xyxy`` pixels (clipped to the image; x2/y2 exclusive),
@@ -140,7 +168,7 @@ def render_animal(image: np.ndarray, animal: Animal, elevation_deg: float = 40.0
     fwd = np.array([-math.sin(h), 0.0, -math.cos(h)])
     lat = np.array([-math.cos(h), 0.0, math.sin(h)])
     up = np.array([0.0, 1.0, 0.0])
-    view = np.array([0.0, -math.sin(e), math.cos(e)])      # camera looks forward and down
+    view = np.array([0.0, -math.sin(e), math.cos(e)])  # camera looks forward and down
     screen_up = np.array([0.0, math.cos(e), math.sin(e)])
     right = np.array([1.0, 0.0, 0.0])
     light = np.array([0.35, 0.85, -0.4])
@@ -214,9 +242,11 @@ def _shade_ellipse(image, cx, cy, rx, ry, strength):
 
 def make_ground(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
     """(H, W, 3) uint8 savannah: dry grass with green patches, speckle and a few dark bushes."""
+
     def noise(cells):
         small = rng.random((max(2, height // cells), max(2, width // cells))).astype(np.float32)
         return np.asarray(PILImage.fromarray(small, mode="F").resize((width, height), PILImage.BICUBIC))
+
     low = np.clip(0.6 * noise(90) + 0.4 * noise(30), 0, 1)[..., None]
     dry = np.array([176, 154, 98], np.float32)
     green = np.array([112, 128, 66], np.float32)

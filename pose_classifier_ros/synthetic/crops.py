@@ -1,4 +1,5 @@
 """Labelled crops for head training: one animal per image, folder-per-class (the demo's training set)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,9 +18,14 @@ def render_crop(label: int, rng: np.random.Generator, size: int = 200) -> np.nda
     heading = HEADING_DEG[label] + rng.uniform(-17.0, 17.0)
     scale = rng.uniform(0.16, 0.26) * size / (1.0 if species == "zebra" else 1.4)
     elevation = rng.uniform(28.0, 55.0)
-    animal = Animal(species, size / 2 + rng.uniform(-0.1, 0.1) * size,
-                    size * (0.62 if species == "zebra" else 0.78) + rng.uniform(-0.05, 0.05) * size,
-                    heading, scale, int(rng.integers(0, 1000)))
+    animal = Animal(
+        species,
+        size / 2 + rng.uniform(-0.1, 0.1) * size,
+        size * (0.62 if species == "zebra" else 0.78) + rng.uniform(-0.05, 0.05) * size,
+        heading,
+        scale,
+        int(rng.integers(0, 1000)),
+    )
     box = render_animal(ground, animal, elevation)
     assert box is not None
     pad = rng.uniform(0.03, 0.15)

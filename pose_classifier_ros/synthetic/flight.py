@@ -3,6 +3,7 @@
 Frame `empty_frame` shows ground only, and one animal starts partly outside the frame (its box is
 clipped to the image, as a detector's would be).
 """
+
 from __future__ import annotations
 
 import math
@@ -22,18 +23,18 @@ class FlightConfig:
     frames: int = 60
     rate_hz: float = 10.0
     seed: int = 0
-    empty_frame: int = 0        # index of the frame that shows ground only (-1: none)
+    empty_frame: int = 0  # index of the frame that shows ground only (-1: none)
     elevation_deg: float = 40.0  # camera elevation above the ground plane
-    pan_px_per_s: float = 12.0   # the drone drifts right: the scene scrolls left
+    pan_px_per_s: float = 12.0  # the drone drifts right: the scene scrolls left
 
 
 @dataclass
 class GroundTruthBox:
     track_id: str
     species: str
-    box: np.ndarray   # (4,) float32 xyxy pixels, the detector's (jittered) box
+    box: np.ndarray  # (4,) float32 xyxy pixels, the detector's (jittered) box
     score: float
-    label: int        # true class index
+    label: int  # true class index
     heading_deg: float
 
 
@@ -75,7 +76,7 @@ def generate_flight(cfg: FlightConfig):
         t = index / cfg.rate_hz
         pan = cfg.pan_px_per_s * t
         offset = int(round(pan))
-        image = np.ascontiguousarray(ground[:, offset:offset + cfg.width])
+        image = np.ascontiguousarray(ground[:, offset : offset + cfg.width])
         frame = Frame(index, START_NS + index * dt_ns, image)
         if index != cfg.empty_frame:
             animals = []
@@ -94,9 +95,16 @@ def generate_flight(cfg: FlightConfig):
                 # a detector's box: a few pixels of noise, clipped to the image
                 jitter = rng.normal(0, 0.02, 4) * np.array([box[2] - box[0], box[3] - box[1]] * 2)
                 noisy = np.clip(box + jitter, 0, [cfg.width, cfg.height, cfg.width, cfg.height])
-                frame.boxes.append(GroundTruthBox(a["track_id"], a["species"], noisy.astype(np.float32),
-                                                  float(rng.uniform(0.55, 0.98)),
-                                                  heading_to_class(animal.heading_deg), animal.heading_deg))
+                frame.boxes.append(
+                    GroundTruthBox(
+                        a["track_id"],
+                        a["species"],
+                        noisy.astype(np.float32),
+                        float(rng.uniform(0.55, 0.98)),
+                        heading_to_class(animal.heading_deg),
+                        animal.heading_deg,
+                    )
+                )
             # keep the detector's order stable (by track id), as a tracker would
             frame.boxes.sort(key=lambda g: int(g.track_id))
         yield frame

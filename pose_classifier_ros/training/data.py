@@ -15,15 +15,17 @@ Validation / evaluation images are NOT transformed here: ``ViewpointDataset`` re
 (H, W, 3) uint8 image and ``collate_eval`` batches them with ``preprocess.preprocess_images``,
 the node's own tensor path, so training, evaluation and the node cannot drift apart.
 """
+
 from __future__ import annotations
 
 import csv
 import logging
 import os
 from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -56,9 +58,10 @@ class Sample(NamedTuple):
 @dataclass
 class SampleList:
     """Samples that can be read, plus what was skipped and why."""
+
     samples: list[Sample]
     source: str = ""
-    missing: list[str] = field(default_factory=list)     # listed in a CSV but not on disk
+    missing: list[str] = field(default_factory=list)  # listed in a CSV but not on disk
     unreadable: list[str] = field(default_factory=list)  # present but not decodable as an image
 
     def __len__(self) -> int:
@@ -111,19 +114,20 @@ def _class_of_folder(name: str, root: Path) -> int:
     try:
         return normalize_label(name)
     except ValueError:
-        raise DataError(f"{root}: folder {name!r} is not a viewpoint class; expected folders named "
-                        f"{', '.join(VIEWPOINTS)}") from None
+        raise DataError(
+            f"{root}: folder {name!r} is not a viewpoint class; expected folders named {', '.join(VIEWPOINTS)}"
+        ) from None
 
 
-def _check_and_report(samples: list[Sample], missing: list[str], source: str,
-                      check_images: bool, progress: bool) -> SampleList:
+def _check_and_report(
+    samples: list[Sample], missing: list[str], source: str, check_images: bool, progress: bool
+) -> SampleList:
     unreadable: list[str] = []
     if check_images:
         from tqdm import tqdm
 
         kept = []
-        for s in tqdm(samples, desc=f"checking {Path(source).name}", unit="img", disable=not progress,
-                      leave=False):
+        for s in tqdm(samples, desc=f"checking {Path(source).name}", unit="img", disable=not progress, leave=False):
             if _readable(s.path):
                 kept.append(s)
             else:
@@ -153,8 +157,10 @@ def _load_csv(path: Path) -> tuple[list[Sample], list[str]]:
         reader = csv.DictReader(fh)
         columns = [c.strip() for c in (reader.fieldnames or [])]
         if CSV_PATH_COLUMN not in columns or CSV_LABEL_COLUMN not in columns:
-            raise DataError(f"{path}: expected a header with columns {CSV_PATH_COLUMN},{CSV_LABEL_COLUMN}; "
-                            f"got {','.join(columns) or '(empty file)'}")
+            raise DataError(
+                f"{path}: expected a header with columns {CSV_PATH_COLUMN},{CSV_LABEL_COLUMN}; "
+                f"got {','.join(columns) or '(empty file)'}"
+            )
         for line, row in enumerate(reader, start=2):
             row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
             if not row.get(CSV_PATH_COLUMN):
@@ -173,8 +179,7 @@ def _load_csv(path: Path) -> tuple[list[Sample], list[str]]:
     return samples, missing
 
 
-def load_samples(source: str | os.PathLike, *, check_images: bool = True,
-                 progress: bool = False) -> SampleList:
+def load_samples(source: str | os.PathLike, *, check_images: bool = True, progress: bool = False) -> SampleList:
     """Samples of a folder-per-class directory or an ``image_path,pose`` CSV.
 
     check_images: decode every image once and skip (with a warning and a count) those that fail.
@@ -197,8 +202,7 @@ def has_split_folders(root: str | os.PathLike) -> bool:
     return (root / "train").is_dir() and (root / "val").is_dir()
 
 
-def split_samples(samples: SampleList, val_fraction: float = 0.2, seed: int = 0
-                  ) -> tuple[SampleList, SampleList]:
+def split_samples(samples: SampleList, val_fraction: float = 0.2, seed: int = 0) -> tuple[SampleList, SampleList]:
     """Seeded stratified split: about `val_fraction` of each class goes to validation.
 
     Every class with at least two images keeps at least one on each side.
@@ -221,8 +225,10 @@ def split_samples(samples: SampleList, val_fraction: float = 0.2, seed: int = 0
     # Keep file order inside each subset: stable, and readable in reports.
     train.sort(key=lambda s: str(s.path))
     val.sort(key=lambda s: str(s.path))
-    return (SampleList(train, f"{samples.source} (train split)", samples.missing, samples.unreadable),
-            SampleList(val, f"{samples.source} (val split)"))
+    return (
+        SampleList(train, f"{samples.source} (train split)", samples.missing, samples.unreadable),
+        SampleList(val, f"{samples.source} (val split)"),
+    )
 
 
 class HorizontalFlipWithLabel:
@@ -252,18 +258,23 @@ class TrainTransform:
 
         if model_cfg is None:
             from pose_classifier_ros.model.viewpoint_model import ModelConfig
+
             model_cfg = ModelConfig()
-        self.spatial = T.Compose([
-            T.Resize(model_cfg.resize_size, interpolation=T.InterpolationMode.BILINEAR, antialias=True),
-            T.RandomCrop(model_cfg.crop_size),
-        ])
+        self.spatial = T.Compose(
+            [
+                T.Resize(model_cfg.resize_size, interpolation=T.InterpolationMode.BILINEAR, antialias=True),
+                T.RandomCrop(model_cfg.crop_size),
+            ]
+        )
         self.flip = HorizontalFlipWithLabel(flip_p)
-        self.photometric = T.Compose([
-            T.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.2),
-            T.RandomRotation(15),
-            T.ToTensor(),
-            T.Normalize(list(model_cfg.mean), list(model_cfg.std)),
-        ])
+        self.photometric = T.Compose(
+            [
+                T.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.2),
+                T.RandomRotation(15),
+                T.ToTensor(),
+                T.Normalize(list(model_cfg.mean), list(model_cfg.std)),
+            ]
+        )
 
     def __call__(self, image, label: int):
         image = self.spatial(image)
@@ -283,8 +294,7 @@ class ViewpointDataset(Dataset):
     None returns (image (H, W, 3) uint8 numpy, label) for ``collate_eval``.
     """
 
-    def __init__(self, samples: Sequence[Sample] | SampleList,
-                 transform: Callable | None = None):
+    def __init__(self, samples: Sequence[Sample] | SampleList, transform: Callable | None = None):
         self.samples = list(samples)
         self.transform = transform
 
@@ -335,8 +345,9 @@ def class_weights(labels: Sequence[int], num_classes: int = NUM_CLASSES) -> np.n
     return np.divide(1.0, counts, out=np.zeros_like(counts), where=counts > 0)
 
 
-def make_balanced_sampler(labels: Sequence[int], num_samples: int | None = None,
-                          generator: torch.Generator | None = None) -> WeightedRandomSampler:
+def make_balanced_sampler(
+    labels: Sequence[int], num_samples: int | None = None, generator: torch.Generator | None = None
+) -> WeightedRandomSampler:
     """WeightedRandomSampler drawing every present class equally often (with replacement).
 
     labels: (N,) class indices; each sample's weight is 1 / (its class count); num_samples per
@@ -346,11 +357,12 @@ def make_balanced_sampler(labels: Sequence[int], num_samples: int | None = None,
     if len(labels) == 0:
         raise DataError("cannot sample from an empty training set")
     weights = class_weights(labels)[labels]
-    return WeightedRandomSampler(torch.as_tensor(weights, dtype=torch.double),
-                                 num_samples=int(num_samples or len(labels)), replacement=True,
-                                 generator=generator)
-
-
+    return WeightedRandomSampler(
+        torch.as_tensor(weights, dtype=torch.double),
+        num_samples=int(num_samples or len(labels)),
+        replacement=True,
+        generator=generator,
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -361,10 +373,14 @@ def make_balanced_sampler(labels: Sequence[int], num_samples: int | None = None,
 # the side the animal faces. Mirroring turns "/" into "\\" and x into 1 - x: exactly flip_label's class.
 # Stripes are chiral at the scale of a ViT patch, so even a random backbone's features separate them.
 _PATTERN = {  # name: (rgb, stripe direction sign for x, marker x)
-    "front": ((220, 40, 40), 0, 0.5), "back": ((40, 70, 220), 0, 0.5),
-    "front-left": ((220, 40, 40), 1, 0.3), "front-right": ((220, 40, 40), -1, 0.7),
-    "left": ((40, 200, 60), 1, 0.15), "right": ((40, 200, 60), -1, 0.85),
-    "back-left": ((40, 70, 220), 1, 0.3), "back-right": ((40, 70, 220), -1, 0.7),
+    "front": ((220, 40, 40), 0, 0.5),
+    "back": ((40, 70, 220), 0, 0.5),
+    "front-left": ((220, 40, 40), 1, 0.3),
+    "front-right": ((220, 40, 40), -1, 0.7),
+    "left": ((40, 200, 60), 1, 0.15),
+    "right": ((40, 200, 60), -1, 0.85),
+    "back-left": ((40, 70, 220), 1, 0.3),
+    "back-right": ((40, 70, 220), -1, 0.7),
 }
 
 
@@ -392,8 +408,9 @@ def render_pattern(label: int, rng: np.random.Generator, size: int = 96) -> np.n
     return img.astype(np.uint8)
 
 
-def write_synthetic_dataset(root: str | os.PathLike, per_class: int | Sequence[int], seed: int = 0,
-                            size: int = 96) -> Path:
+def write_synthetic_dataset(
+    root: str | os.PathLike, per_class: int | Sequence[int], seed: int = 0, size: int = 96
+) -> Path:
     """Write root/<class>/<class>_NNNN.png with ``render_pattern``; per_class may be one count per class."""
     from PIL import Image
 
@@ -407,7 +424,21 @@ def write_synthetic_dataset(root: str | os.PathLike, per_class: int | Sequence[i
     return root
 
 
-__all__ = ["DataError", "Sample", "SampleList", "load_samples", "has_split_folders", "split_samples",
-           "read_image", "HorizontalFlipWithLabel", "TrainTransform", "train_transform",
-           "ViewpointDataset", "collate_eval", "class_weights", "make_balanced_sampler",
-           "render_pattern", "write_synthetic_dataset"]
+__all__ = [
+    "DataError",
+    "Sample",
+    "SampleList",
+    "load_samples",
+    "has_split_folders",
+    "split_samples",
+    "read_image",
+    "HorizontalFlipWithLabel",
+    "TrainTransform",
+    "train_transform",
+    "ViewpointDataset",
+    "collate_eval",
+    "class_weights",
+    "make_balanced_sampler",
+    "render_pattern",
+    "write_synthetic_dataset",
+]

@@ -12,6 +12,7 @@ data against targets (``--targets card``); ECE before/after the checkpoint's tem
 reliability.png; the accuracy-coverage curve (accuracy_coverage.png/.csv) and the
 ``voting.min_confidence`` that reaches ``--target-accuracy``; the share of adjacent / mirror / opposite errors.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,35 +37,56 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--csv", type=Path, default=None, help="image_path,pose CSV (same as --data FILE)")
     data.add_argument("--out", type=Path, default=Path("runs/evaluate"), help="report directory")
     groups = parser.add_argument_group("groups and targets")
-    groups.add_argument("--group-by", default=None, metavar="COL[,COL...]",
-                        help="report per value of these metadata columns (each one and their combination)")
-    groups.add_argument("--metadata", type=Path, default=None, metavar="FILE.csv",
-                        help="per-image metadata (image_path or file column + any others), joined by path "
-                             "relative to the data root, else by file name; for folder data sets")
-    groups.add_argument("--group-from-path", default=None, metavar="NAME=INDEX[,...]",
-                        help="metadata from a path component relative to the data root, e.g. site=1 "
-                             "(0-based; -2 = the image's folder); implies --group-by NAME")
-    groups.add_argument("--targets", default=None, metavar="card|NAME=ACC[,...]",
-                        help="pass/fail against targets: 'card' = overall > 85%%, front > 90%%, back > 90%%; "
-                             "or e.g. overall=0.9,left=0.8")
-    groups.add_argument("--target-accuracy", type=float, default=None, metavar="A",
-                        help="confidence threshold (voting.min_confidence) whose kept crops reach accuracy A")
+    groups.add_argument(
+        "--group-by",
+        default=None,
+        metavar="COL[,COL...]",
+        help="report per value of these metadata columns (each one and their combination)",
+    )
+    groups.add_argument(
+        "--metadata",
+        type=Path,
+        default=None,
+        metavar="FILE.csv",
+        help="per-image metadata (image_path or file column + any others), joined by path "
+        "relative to the data root, else by file name; for folder data sets",
+    )
+    groups.add_argument(
+        "--group-from-path",
+        default=None,
+        metavar="NAME=INDEX[,...]",
+        help="metadata from a path component relative to the data root, e.g. site=1 "
+        "(0-based; -2 = the image's folder); implies --group-by NAME",
+    )
+    groups.add_argument(
+        "--targets",
+        default=None,
+        metavar="card|NAME=ACC[,...]",
+        help="pass/fail against targets: 'card' = overall > 85%%, front > 90%%, back > 90%%; "
+        "or e.g. overall=0.9,left=0.8",
+    )
+    groups.add_argument(
+        "--target-accuracy",
+        type=float,
+        default=None,
+        metavar="A",
+        help="confidence threshold (voting.min_confidence) whose kept crops reach accuracy A",
+    )
     groups.add_argument("--confidence-level", type=float, default=0.95, help="confidence interval level")
     groups.add_argument("--bootstrap-resamples", type=int, default=2000, help="bootstrap resamples per interval")
     groups.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     groups.add_argument("--calibration-bins", type=int, default=15, help="equal-width bins of ECE / reliability")
     model = parser.add_argument_group("model")
     model.add_argument("--checkpoint", type=Path, required=False, default=None, help="checkpoint (.pth)")
-    model.add_argument("--backbone-weights", type=Path, default=None,
-                       help="DINOv2 weights for a head-only checkpoint")
+    model.add_argument("--backbone-weights", type=Path, default=None, help="DINOv2 weights for a head-only checkpoint")
     model.add_argument("--hub-dir", type=Path, default=None, help="torch hub directory with DINOv2 weights")
     rt = parser.add_argument_group("runtime")
     rt.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    rt.add_argument("--backend", default="eager",
-                    help="classifier backend: eager (fp32), bf16, int8, onnx, auto; fp16 on cuda")
+    rt.add_argument(
+        "--backend", default="eager", help="classifier backend: eager (fp32), bf16, int8, onnx, auto; fp16 on cuda"
+    )
     rt.add_argument("--batch-size", type=int, default=32)
-    rt.add_argument("--results-format", choices=("json", "csv"), default="json",
-                    help="format of OUT/results.<fmt>")
+    rt.add_argument("--results-format", choices=("json", "csv"), default="json", help="format of OUT/results.<fmt>")
     rt.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     _install_config_defaults(parser)
 
@@ -77,12 +99,17 @@ def analysis_options(args, path_fields: dict[str, int]):
     if args.target_accuracy is not None and not 0.0 < args.target_accuracy <= 1.0:
         raise ValueError(f"--target-accuracy must be in (0, 1], got {args.target_accuracy}")
     if not 0.0 < args.confidence_level < 1.0 or args.bootstrap_resamples < 100 or args.calibration_bins < 1:
-        raise ValueError("--confidence-level must be in (0, 1), --bootstrap-resamples >= 100, "
-                         "--calibration-bins >= 1")
+        raise ValueError("--confidence-level must be in (0, 1), --bootstrap-resamples >= 100, --calibration-bins >= 1")
     columns = parse_columns(args.group_by) + [n for n in path_fields if n not in parse_columns(args.group_by)]
-    return AnalysisOptions(factors=default_factors(columns), targets=parse_targets(args.targets),
-                           target_accuracy=args.target_accuracy, level=args.confidence_level,
-                           resamples=args.bootstrap_resamples, seed=args.seed, bins=args.calibration_bins)
+    return AnalysisOptions(
+        factors=default_factors(columns),
+        targets=parse_targets(args.targets),
+        target_accuracy=args.target_accuracy,
+        level=args.confidence_level,
+        resamples=args.bootstrap_resamples,
+        seed=args.seed,
+        bins=args.calibration_bins,
+    )
 
 
 def _predict(clf, samples, args) -> np.ndarray:
@@ -93,10 +120,9 @@ def _predict(clf, samples, args) -> np.ndarray:
     from pose_classifier_ros.training.data import read_image
 
     probs = np.empty((len(samples), len(VIEWPOINTS)), dtype=np.float32)
-    for start in tqdm(range(0, len(samples), args.batch_size), desc="evaluate", unit="batch",
-                      disable=args.no_progress):
-        chunk = samples[start:start + args.batch_size]
-        probs[start:start + len(chunk)] = clf.predict_proba([read_image(s.path) for s in chunk])
+    for start in tqdm(range(0, len(samples), args.batch_size), desc="evaluate", unit="batch", disable=args.no_progress):
+        chunk = samples[start : start + args.batch_size]
+        probs[start : start + len(chunk)] = clf.predict_proba([read_image(s.path) for s in chunk])
     return probs
 
 
@@ -108,8 +134,16 @@ def _write_predictions(path: Path, samples, probs: np.ndarray, metadata: list[di
         w = csv.writer(fh)
         w.writerow(["image_path", "pose", "predicted", "confidence", *VIEWPOINTS, *columns])
         for s, p, meta in zip(samples, probs, metadata):
-            w.writerow([s.path, VIEWPOINTS[s.label], VIEWPOINTS[int(p.argmax())], f"{float(p.max()):.4f}",
-                        *(f"{v:.5f}" for v in p), *(meta.get(c, "") for c in columns)])
+            w.writerow(
+                [
+                    s.path,
+                    VIEWPOINTS[s.label],
+                    VIEWPOINTS[int(p.argmax())],
+                    f"{float(p.max()):.4f}",
+                    *(f"{v:.5f}" for v in p),
+                    *(meta.get(c, "") for c in columns),
+                ]
+            )
 
 
 def evaluate(args) -> dict:
@@ -134,17 +168,27 @@ def evaluate(args) -> dict:
         raise DataError(f"{source}: no images to evaluate")
     metadata = G.sample_metadata(samples, G.data_root(source), args.metadata, path_fields)
     G.group_indices(metadata, options.factors)  # unknown columns fail before the slow part
-    clf = ViewpointClassifier.from_checkpoint(args.checkpoint, device=args.device, backend=args.backend,
-                                              backbone_weights=args.backbone_weights, hub_dir=args.hub_dir,
-                                              batch_size=args.batch_size)
+    clf = ViewpointClassifier.from_checkpoint(
+        args.checkpoint,
+        device=args.device,
+        backend=args.backend,
+        backbone_weights=args.backbone_weights,
+        hub_dir=args.hub_dir,
+        batch_size=args.batch_size,
+    )
     t0 = time.perf_counter()
     probs = _predict(clf, samples, args)
     seconds = time.perf_counter() - t0
     labels = samples.labels
     report = classification_report(labels, probs.argmax(1))
-    report.update(checkpoint=str(args.checkpoint), data=str(source), backend=clf.backend, device=str(clf.device),
-                  images_per_s=len(samples) / seconds if seconds > 0 else None,
-                  skipped_images={"missing": len(samples.missing), "unreadable": len(samples.unreadable)})
+    report.update(
+        checkpoint=str(args.checkpoint),
+        data=str(source),
+        backend=clf.backend,
+        device=str(clf.device),
+        images_per_s=len(samples) / seconds if seconds > 0 else None,
+        skipped_images={"missing": len(samples.missing), "unreadable": len(samples.unreadable)},
+    )
     raw = apply_temperature(probs, 1.0 / clf.temperature)  # the head's own probabilities (T = 1)
     report.update(analyse(labels, raw, temperature=clf.temperature, metadata=metadata, options=options))
     out = Path(args.out)
@@ -163,14 +207,19 @@ def summary_lines(report: dict) -> list[str]:
     targets = report.get("targets")
     if targets:
         for r in targets["rows"]:
-            lines.append(f"target {r['scope']} {r['metric']} > {r['target']:.0%}: {r['decision'].upper()} "
-                         f"({100 * r['estimate']:.1f}% [{100 * r['low']:.1f}, {100 * r['high']:.1f}], n={r['n']})"
-                         if r["n"] else f"target {r['scope']} {r['metric']} > {r['target']:.0%}: NOT ENOUGH DATA (n=0)")
+            lines.append(
+                f"target {r['scope']} {r['metric']} > {r['target']:.0%}: {r['decision'].upper()} "
+                f"({100 * r['estimate']:.1f}% [{100 * r['low']:.1f}, {100 * r['high']:.1f}], n={r['n']})"
+                if r["n"]
+                else f"target {r['scope']} {r['metric']} > {r['target']:.0%}: NOT ENOUGH DATA (n=0)"
+            )
     chosen = (report.get("selective") or {}).get("chosen")
     if chosen is not None and chosen["reached"]:
-        lines.append(f"{NODE_PARAMETER}: {chosen['min_confidence']:g}   # {chosen['target']:.0%} accuracy target: "
-                     f"keeps {chosen['coverage']:.1%} of crops at {chosen['accuracy']:.1%}"
-                     + ("" if chosen.get("supported", True) else " (WARNING: its 95% interval reaches below the target)"))
+        lines.append(
+            f"{NODE_PARAMETER}: {chosen['min_confidence']:g}   # {chosen['target']:.0%} accuracy target: "
+            f"keeps {chosen['coverage']:.1%} of crops at {chosen['accuracy']:.1%}"
+            + ("" if chosen.get("supported", True) else " (WARNING: its 95% interval reaches below the target)")
+        )
     elif chosen is not None:
         lines.append(f"no {NODE_PARAMETER} reaches {chosen['target']:.0%} accuracy on this data")
     return lines
@@ -178,8 +227,17 @@ def summary_lines(report: dict) -> list[str]:
 
 def headline(report: dict) -> dict:
     """The one-row summary echoed to stdout and written to results.json|csv."""
-    keys = ("checkpoint", "data", "num_samples", "accuracy", "coarse_accuracy", "mean_angular_error_deg",
-            "backend", "device", "images_per_s")
+    keys = (
+        "checkpoint",
+        "data",
+        "num_samples",
+        "accuracy",
+        "coarse_accuracy",
+        "mean_angular_error_deg",
+        "backend",
+        "device",
+        "images_per_s",
+    )
     row = {k: report.get(k) for k in keys}
     row.update({f"acc_{name}": pc["accuracy"] for name, pc in report["per_class"].items()})
     if report.get("intervals"):
@@ -190,8 +248,11 @@ def headline(report: dict) -> dict:
         row.update(temperature=cal["temperature"], ece=cal["ece_after"], ece_uncalibrated=cal["ece_before"])
     chosen = (report.get("selective") or {}).get("chosen")
     if chosen is not None:
-        row.update(target_accuracy=chosen["target"], min_confidence=chosen["min_confidence"] if chosen["reached"]
-                   else None, coverage=chosen["coverage"] if chosen["reached"] else None)
+        row.update(
+            target_accuracy=chosen["target"],
+            min_confidence=chosen["min_confidence"] if chosen["reached"] else None,
+            coverage=chosen["coverage"] if chosen["reached"] else None,
+        )
     return row
 
 

@@ -7,6 +7,7 @@ training image, then training only the head on the cached (N, D) features, remov
 head still sees augmentation; K trades cache-building time and memory (K * N * D * 4 bytes)
 against augmentation diversity.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -29,9 +30,14 @@ def autocast_for(device: torch.device, enabled: bool = True):
 
 
 @torch.no_grad()
-def extract_features(backbone: nn.Module, loader: DataLoader, device: str | torch.device = "cpu",
-                     amp: bool = True, desc: str = "features", progress: bool = True
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
+def extract_features(
+    backbone: nn.Module,
+    loader: DataLoader,
+    device: str | torch.device = "cpu",
+    amp: bool = True,
+    desc: str = "features",
+    progress: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Run `backbone` over every batch of `loader` ((B,3,S,S) images, (B,) labels).
 
     Returns (features (N, D) float32 on the CPU, labels (N,) int64) in loader order.
@@ -61,6 +67,7 @@ class FeatureCache:
     view carries the mirrored label); val: (M, D) float32; val_labels: (M,) int64;
     build_s: seconds it took to build.
     """
+
     train: torch.Tensor
     train_labels: torch.Tensor
     val: torch.Tensor
@@ -82,9 +89,19 @@ class FeatureCache:
         return self.train.numel() * self.train.element_size() + self.val.numel() * self.val.element_size()
 
 
-def build_feature_cache(backbone: nn.Module, train_dataset, val_loader: DataLoader, views: int, *,
-                        batch_size: int = 32, workers: int = 0, device: str | torch.device = "cpu",
-                        amp: bool = True, seed: int = 0, progress: bool = True) -> FeatureCache:
+def build_feature_cache(
+    backbone: nn.Module,
+    train_dataset,
+    val_loader: DataLoader,
+    views: int,
+    *,
+    batch_size: int = 32,
+    workers: int = 0,
+    device: str | torch.device = "cpu",
+    amp: bool = True,
+    seed: int = 0,
+    progress: bool = True,
+) -> FeatureCache:
     """Features of `views` augmented passes over `train_dataset` (a ViewpointDataset with the
     training transform, read in order) and of one pass over `val_loader`.
 
@@ -98,18 +115,30 @@ def build_feature_cache(backbone: nn.Module, train_dataset, val_loader: DataLoad
     for k in range(views):
         torch.manual_seed(seed + k)
         gen = torch.Generator().manual_seed(seed + k)
-        loader = DataLoader(train_dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
-                            generator=gen, pin_memory=torch.device(device).type == "cuda")
-        f, y = extract_features(backbone, loader, device, amp, desc=f"caching train view {k + 1}/{views}",
-                                progress=progress)
+        loader = DataLoader(
+            train_dataset,
+            batch_size=batch_size,
+            shuffle=False,
+            num_workers=workers,
+            generator=gen,
+            pin_memory=torch.device(device).type == "cuda",
+        )
+        f, y = extract_features(
+            backbone, loader, device, amp, desc=f"caching train view {k + 1}/{views}", progress=progress
+        )
         train_feats.append(f)
         train_labels.append(y)
     val_f, val_y = extract_features(backbone, val_loader, device, amp, desc="caching val", progress=progress)
-    cache = FeatureCache(torch.stack(train_feats), torch.stack(train_labels), val_f, val_y,
-                         time.perf_counter() - start)
-    logger.info("feature cache: %d train images x %d views + %d val, dim %d, %.1f MB, built in %.1f s",
-                cache.train.shape[1], views, len(val_y), cache.train.shape[-1], cache.nbytes() / 1e6,
-                cache.build_s)
+    cache = FeatureCache(torch.stack(train_feats), torch.stack(train_labels), val_f, val_y, time.perf_counter() - start)
+    logger.info(
+        "feature cache: %d train images x %d views + %d val, dim %d, %.1f MB, built in %.1f s",
+        cache.train.shape[1],
+        views,
+        len(val_y),
+        cache.train.shape[-1],
+        cache.nbytes() / 1e6,
+        cache.build_s,
+    )
     return cache
 
 

@@ -21,6 +21,7 @@ best_pose_model.pth (``checkpoint.save_checkpoint``, loadable by ViewpointClassi
 summary.csv (per epoch), metrics.json / report.txt / confusion_matrix.png of the best epoch on the
 validation set, val_predictions.csv and args.yaml (the resolved arguments; reusable with -c).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -85,37 +86,76 @@ def load_config_defaults(parser: argparse.ArgumentParser, path: str | os.PathLik
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-c", "--config", default=None, metavar="FILE.yaml",
-                        help="YAML file of option defaults (e.g. config/train.yaml); flags override it")
+    parser.add_argument(
+        "-c",
+        "--config",
+        default=None,
+        metavar="FILE.yaml",
+        help="YAML file of option defaults (e.g. config/train.yaml); flags override it",
+    )
     data = parser.add_argument_group("data")
     # Second spellings (--data_dir, --train_csv, --val_csv, --model_size, --batch_size) are the reference
     # script's flags: same dests, so both parse to the same configuration (docs/migrating.md).
-    data.add_argument("--data", "--data_dir", dest="data", type=Path, default=None,
-                      help="folder per class (split --val-split, stratified), a folder with train/ and val/, "
-                           "or an image_path,pose CSV; with --train-csv: the folder the CSVs' relative "
-                           "image paths are under (the reference's --data_dir)")
-    data.add_argument("--train-csv", "--train_csv", dest="train_csv", type=Path, default=None,
-                      help="training CSV (image_path,pose); relative paths: under --data if given, else "
-                           "next to the CSV")
-    data.add_argument("--val-csv", "--val_csv", dest="val_csv", type=Path, default=None,
-                      help="validation CSV; without it the training set is split")
+    data.add_argument(
+        "--data",
+        "--data_dir",
+        dest="data",
+        type=Path,
+        default=None,
+        help="folder per class (split --val-split, stratified), a folder with train/ and val/, "
+        "or an image_path,pose CSV; with --train-csv: the folder the CSVs' relative "
+        "image paths are under (the reference's --data_dir)",
+    )
+    data.add_argument(
+        "--train-csv",
+        "--train_csv",
+        dest="train_csv",
+        type=Path,
+        default=None,
+        help="training CSV (image_path,pose); relative paths: under --data if given, else next to the CSV",
+    )
+    data.add_argument(
+        "--val-csv",
+        "--val_csv",
+        dest="val_csv",
+        type=Path,
+        default=None,
+        help="validation CSV; without it the training set is split",
+    )
     data.add_argument("--val-split", type=float, default=0.2, help="validation fraction when splitting")
     data.add_argument("--out", type=Path, default=Path("runs/train"), help="run directory")
 
     model = parser.add_argument_group("model")
-    model.add_argument("--size", "--model_size", dest="size", choices=BACKBONE_SIZES, default="small",
-                       help="DINOv2 backbone size (test-tiny: tests only)")
+    model.add_argument(
+        "--size",
+        "--model_size",
+        dest="size",
+        choices=BACKBONE_SIZES,
+        default="small",
+        help="DINOv2 backbone size (test-tiny: tests only)",
+    )
     model.add_argument("--backbone-weights", type=Path, default=None, help="DINOv2 backbone weights file")
-    model.add_argument("--hub-dir", type=Path, default=None,
-                       help="torch hub directory holding checkpoints/dinov2_vit*14_pretrain.pth")
-    model.add_argument("--random-backbone", action="store_true",
-                       help="no pretrained weights: seeded random backbone (saved inside the checkpoint)")
+    model.add_argument(
+        "--hub-dir", type=Path, default=None, help="torch hub directory holding checkpoints/dinov2_vit*14_pretrain.pth"
+    )
+    model.add_argument(
+        "--random-backbone",
+        action="store_true",
+        help="no pretrained weights: seeded random backbone (saved inside the checkpoint)",
+    )
     model.add_argument("--head", choices=("mlp", "linear"), default="mlp", help="head type")
-    model.add_argument("--head-only-checkpoint", action="store_true",
-                       help="store only the head (~0.5 MB); loading then needs the backbone weights")
-    model.add_argument("--save-format", choices=("ours", "reference"), default="ours",
-                       help="best_pose_model.pth as ours (config, metrics, metadata) or exactly the reference "
-                            "script's file (a plain backbone.* + head.* state_dict)")
+    model.add_argument(
+        "--head-only-checkpoint",
+        action="store_true",
+        help="store only the head (~0.5 MB); loading then needs the backbone weights",
+    )
+    model.add_argument(
+        "--save-format",
+        choices=("ours", "reference"),
+        default="ours",
+        help="best_pose_model.pth as ours (config, metrics, metadata) or exactly the reference "
+        "script's file (a plain backbone.* + head.* state_dict)",
+    )
 
     opt = parser.add_argument_group("optimisation")
     opt.add_argument("--epochs", type=int, default=30)
@@ -123,17 +163,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     opt.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (cosine-annealed)")
     opt.add_argument("--weight-decay", type=float, default=0.01)
     opt.add_argument("--label-smoothing", type=float, default=0.1)
-    opt.add_argument("--mixup-alpha", type=float, default=0.0,
-                     help="> 0: manifold mixup on the MLP hidden layer with Beta(alpha, alpha)")
+    opt.add_argument(
+        "--mixup-alpha",
+        type=float,
+        default=0.0,
+        help="> 0: manifold mixup on the MLP hidden layer with Beta(alpha, alpha)",
+    )
     opt.add_argument("--no-balance", action="store_true", help="plain shuffling instead of class-balanced sampling")
 
     cache = parser.add_argument_group("feature cache")
-    cache.add_argument("--cache-features", dest="cache_features", action="store_true", default=True,
-                       help="run the backbone once and train the head on cached features")
-    cache.add_argument("--no-cache-features", dest="cache_features", action="store_false",
-                       help="the reference loop: backbone forward on every batch of every epoch")
-    cache.add_argument("--aug-views", type=int, default=8,
-                       help="augmented views cached per training image (one drawn per epoch)")
+    cache.add_argument(
+        "--cache-features",
+        dest="cache_features",
+        action="store_true",
+        default=True,
+        help="run the backbone once and train the head on cached features",
+    )
+    cache.add_argument(
+        "--no-cache-features",
+        dest="cache_features",
+        action="store_false",
+        help="the reference loop: backbone forward on every batch of every epoch",
+    )
+    cache.add_argument(
+        "--aug-views", type=int, default=8, help="augmented views cached per training image (one drawn per epoch)"
+    )
 
     rt = parser.add_argument_group("runtime")
     rt.add_argument("--seed", type=int, default=0)
@@ -141,6 +195,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     rt.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="data loader processes")
     rt.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
     from pose_classifier_ros.evaluation.validation import add_training_arguments
+
     add_training_arguments(parser)  # --fit-temperature, --group-by, --target-accuracy (validation report)
     _install_config_defaults(parser)
 
@@ -152,6 +207,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 @dataclass
 class TrainResult:
     """What `train` produced. val_*: the best epoch's predictions on the validation set, in order."""
+
     out_dir: Path
     checkpoint: Path
     best_epoch: int
@@ -196,18 +252,25 @@ def load_splits(args) -> tuple[Any, Any]:
     image_root = None
     if args.data is not None and args.train_csv is not None:
         if not Path(args.data).is_dir():
-            raise TrainError("with --train-csv, --data/--data_dir must be the image folder the CSV paths are "
-                             f"relative to; {args.data} is not a folder")
+            raise TrainError(
+                "with --train-csv, --data/--data_dir must be the image folder the CSV paths are "
+                f"relative to; {args.data} is not a folder"
+            )
         image_root = Path(args.data)
     if image_root is None and args.data is not None and Path(args.data).is_dir() and D.has_split_folders(args.data):
         train = D.load_samples(Path(args.data) / "train", progress=progress)
         val = D.load_samples(Path(args.data) / "val", progress=progress)
     else:
-        train = D.load_samples(_csv_under(args.train_csv, image_root, args.out) if image_root else
-                               (args.data if args.data is not None else args.train_csv), progress=progress)
+        train = D.load_samples(
+            _csv_under(args.train_csv, image_root, args.out)
+            if image_root
+            else (args.data if args.data is not None else args.train_csv),
+            progress=progress,
+        )
         if args.val_csv is not None:
-            val = D.load_samples(_csv_under(args.val_csv, image_root, args.out) if image_root else args.val_csv,
-                                 progress=progress)
+            val = D.load_samples(
+                _csv_under(args.val_csv, image_root, args.out) if image_root else args.val_csv, progress=progress
+            )
         else:
             train, val = D.split_samples(train, args.val_split, args.seed)
     for part, name in ((train, "training"), (val, "validation")):
@@ -257,8 +320,10 @@ def build_backbone_for(args) -> tuple[nn.Module, str]:
     try:
         bb = build_backbone(args.size, weights=args.backbone_weights, hub_dir=args.hub_dir)
     except BackboneWeightsNotFound as exc:
-        raise TrainError(f"{exc}\nPass --backbone-weights PATH or --hub-dir DIR, or --random-backbone "
-                         "for a pipeline test without pretrained weights.") from None
+        raise TrainError(
+            f"{exc}\nPass --backbone-weights PATH or --hub-dir DIR, or --random-backbone "
+            "for a pipeline test without pretrained weights."
+        ) from None
     except BackboneWeightsError as exc:
         raise TrainError(str(exc)) from None
     return bb, str(args.backbone_weights or f"torch hub cache ({args.hub_dir or torch.hub.get_dir()})")
@@ -273,8 +338,14 @@ def _hidden_split_points(head: nn.Module) -> list[int]:
     return points or [0]
 
 
-def head_loss(head: nn.Module, feats: torch.Tensor, labels: torch.Tensor, criterion: nn.Module,
-              mixup_alpha: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def head_loss(
+    head: nn.Module,
+    feats: torch.Tensor,
+    labels: torch.Tensor,
+    criterion: nn.Module,
+    mixup_alpha: float,
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(loss, logits) of one batch; with mixup_alpha > 0 manifold mixup at a random hidden layer.
 
     Mixup: lam ~ Beta(alpha, alpha), h = lam * h + (1 - lam) * h[perm] at the chosen layer,
@@ -283,8 +354,9 @@ def head_loss(head: nn.Module, feats: torch.Tensor, labels: torch.Tensor, criter
     if mixup_alpha <= 0 or len(feats) < 2:
         logits = head(feats)
         return criterion(logits, labels), logits
-    lam = float(np.random.default_rng(int(torch.randint(2**31, (1,), generator=generator))).beta(
-        mixup_alpha, mixup_alpha))
+    lam = float(
+        np.random.default_rng(int(torch.randint(2**31, (1,), generator=generator))).beta(mixup_alpha, mixup_alpha)
+    )
     points = _hidden_split_points(head)
     k = points[int(torch.randint(len(points), (1,), generator=generator))]
     perm = torch.randperm(len(feats), generator=generator).to(feats.device)
@@ -310,13 +382,17 @@ def _write_summary(path: Path, history: list[dict[str, float]]) -> None:
 
 
 def _plain_args(args) -> dict[str, Any]:
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in sorted(vars(args).items())
-            if not k.startswith("_") and not callable(v)}
+    return {
+        k: (str(v) if isinstance(v, Path) else v)
+        for k, v in sorted(vars(args).items())
+        if not k.startswith("_") and not callable(v)
+    }
 
 
 @dataclass
 class _Run:
     """What the stages of one training run share (built by ``_setup_run``)."""
+
     args: argparse.Namespace
     out: Path
     device: torch.device
@@ -342,8 +418,10 @@ def _check_args(args) -> None:
     if args.epochs < 1 or args.batch_size < 1 or args.aug_views < 1:
         raise TrainError("--epochs, --batch-size and --aug-views must be >= 1")
     if getattr(args, "save_format", "ours") == "reference" and args.head_only_checkpoint:
-        raise TrainError("--save-format reference writes the full model, as the reference script does; "
-                         "drop --head-only-checkpoint (or use --save-format ours)")
+        raise TrainError(
+            "--save-format reference writes the full model, as the reference script does; "
+            "drop --head-only-checkpoint (or use --save-format ours)"
+        )
 
 
 def _setup_run(args) -> _Run:
@@ -368,8 +446,19 @@ def _setup_run(args) -> _Run:
     torch.manual_seed(args.seed)  # the head's init does not depend on how the backbone was built
     model = ViewpointModel(backbone, build_head(args.head, backbone.embed_dim)).to(device)
     amp = device.type == "cuda"
-    return _Run(args, out, device, amp, config, model, weights_note, train_set, val_set,
-                gen=torch.Generator().manual_seed(args.seed), timings={"device": str(device), "mixed_precision": amp})
+    return _Run(
+        args,
+        out,
+        device,
+        amp,
+        config,
+        model,
+        weights_note,
+        train_set,
+        val_set,
+        gen=torch.Generator().manual_seed(args.seed),
+        timings={"device": str(device), "mixed_precision": amp},
+    )
 
 
 def _setup_data(run: _Run) -> None:
@@ -378,20 +467,41 @@ def _setup_data(run: _Run) -> None:
     from pose_classifier_ros.training.features import build_feature_cache
 
     args, device = run.args, run.device
-    run.val_loader = DataLoader(D.ViewpointDataset(run.val_set), batch_size=args.batch_size, shuffle=False,
-                                num_workers=args.workers, collate_fn=D.collate_eval(run.config),
-                                persistent_workers=args.workers > 0 and not args.cache_features)
+    run.val_loader = DataLoader(
+        D.ViewpointDataset(run.val_set),
+        batch_size=args.batch_size,
+        shuffle=False,
+        num_workers=args.workers,
+        collate_fn=D.collate_eval(run.config),
+        persistent_workers=args.workers > 0 and not args.cache_features,
+    )
     run.train_ds = D.ViewpointDataset(run.train_set, D.train_transform(run.config))
     if args.cache_features:
-        run.cache = build_feature_cache(run.model.backbone, run.train_ds, run.val_loader, args.aug_views,
-                                        batch_size=args.batch_size, workers=args.workers, device=device,
-                                        amp=run.amp, seed=args.seed, progress=run.progress)
+        run.cache = build_feature_cache(
+            run.model.backbone,
+            run.train_ds,
+            run.val_loader,
+            args.aug_views,
+            batch_size=args.batch_size,
+            workers=args.workers,
+            device=device,
+            amp=run.amp,
+            seed=args.seed,
+            progress=run.progress,
+        )
         run.timings["cache_build_s"] = run.cache.build_s
         return
     sampler = None if args.no_balance else D.make_balanced_sampler(run.train_set.labels, generator=run.gen)
-    run.train_loader = DataLoader(run.train_ds, batch_size=args.batch_size, sampler=sampler,
-                                  shuffle=sampler is None, generator=run.gen, num_workers=args.workers,
-                                  pin_memory=device.type == "cuda", persistent_workers=args.workers > 0)
+    run.train_loader = DataLoader(
+        run.train_ds,
+        batch_size=args.batch_size,
+        sampler=sampler,
+        shuffle=sampler is None,
+        generator=run.gen,
+        num_workers=args.workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=args.workers > 0,
+    )
 
 
 class _HeadTrainer:
@@ -411,8 +521,7 @@ class _HeadTrainer:
         from pose_classifier_ros.training.features import autocast_for
 
         with autocast_for(self.run.device, self.run.amp):
-            loss, logits = head_loss(self.head, feats, labels, self.criterion, self.run.args.mixup_alpha,
-                                     self.run.gen)
+            loss, logits = head_loss(self.head, feats, labels, self.criterion, self.run.args.mixup_alpha, self.run.gen)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
@@ -434,7 +543,7 @@ class _HeadTrainer:
                 order = torch.randperm(len(labels_all), generator=run.gen)
             else:
                 order = torch.as_tensor(list(D.make_balanced_sampler(run.train_set.labels, generator=run.gen)))
-            batches = [order[i:i + args.batch_size] for i in range(0, len(order), args.batch_size)]
+            batches = [order[i : i + args.batch_size] for i in range(0, len(order), args.batch_size)]
             for idx in tqdm(batches, desc=desc, unit="batch", disable=not run.progress, leave=False):
                 yield feats_all[idx].to(device, non_blocking=True), labels_all[idx].to(device, non_blocking=True)
             return
@@ -465,8 +574,9 @@ class _HeadTrainer:
         if run.cache is not None:
             feats, labels = run.cache.val.to(run.device), run.cache.val_labels
         else:
-            feats, labels = extract_features(run.model.backbone, run.val_loader, run.device, run.amp, desc="val",
-                                             progress=False)
+            feats, labels = extract_features(
+                run.model.backbone, run.val_loader, run.device, run.amp, desc="val", progress=False
+            )
             feats = feats.to(run.device)
         with autocast_for(run.device, run.amp):
             logits = self.head(feats).float().cpu()
@@ -481,8 +591,15 @@ def _save_best(run: _Run, path: Path, metrics: dict[str, Any]) -> None:
     if getattr(run.args, "save_format", "ours") == "reference":
         save_reference_checkpoint(path, run.model, run.config)
         return
-    save_checkpoint(path, run.model, run.config, metrics=metrics, include_backbone=not run.args.head_only_checkpoint,
-                    train_args=_plain_args(run.args), backbone_weights=run.weights_note)
+    save_checkpoint(
+        path,
+        run.model,
+        run.config,
+        metrics=metrics,
+        include_backbone=not run.args.head_only_checkpoint,
+        train_args=_plain_args(run.args),
+        backbone_weights=run.weights_note,
+    )
 
 
 def _fit(run: _Run, ckpt_path: Path) -> tuple[list[dict[str, float]], dict[str, Any]]:
@@ -499,15 +616,31 @@ def _fit(run: _Run, ckpt_path: Path) -> tuple[list[dict[str, float]], dict[str, 
         val_loss, val_probs, val_labels = trainer.validate()
         val_acc = float((val_probs.argmax(1) == val_labels).mean())
         epoch_s = time.perf_counter() - t0
-        history.append({"epoch": epoch, **stats, "val_loss": val_loss, "val_acc": val_acc,
-                        "train_s": round(t_train, 4), "epoch_s": round(epoch_s, 4)})
+        history.append(
+            {
+                "epoch": epoch,
+                **stats,
+                "val_loss": val_loss,
+                "val_acc": val_acc,
+                "train_s": round(t_train, 4),
+                "epoch_s": round(epoch_s, 4),
+            }
+        )
         improved = val_acc > best["acc"]
         if improved:
             best.update(acc=val_acc, epoch=epoch, probs=val_probs, labels=val_labels)
             _save_best(run, ckpt_path, {"val_acc": val_acc, "val_loss": val_loss, "epoch": epoch})
-        logger.info("epoch %d/%d  train loss %.4f acc %.3f | val loss %.4f acc %.3f%s | %.2f s", epoch,
-                    args.epochs, stats["train_loss"], stats["train_acc"], val_loss, val_acc,
-                    "  (best, saved)" if improved else "", epoch_s)
+        logger.info(
+            "epoch %d/%d  train loss %.4f acc %.3f | val loss %.4f acc %.3f%s | %.2f s",
+            epoch,
+            args.epochs,
+            stats["train_loss"],
+            stats["train_acc"],
+            val_loss,
+            val_acc,
+            "  (best, saved)" if improved else "",
+            epoch_s,
+        )
         _write_summary(run.out / "summary.csv", history)
     return history, best
 
@@ -520,14 +653,25 @@ def _write_results(run: _Run, ckpt_path: Path, best: dict[str, Any]) -> dict[str
 
     args, train_set, val_set = run.args, run.train_set, run.val_set
     report = classification_report(best["labels"], best["probs"].argmax(1))
-    report.update(best_epoch=best["epoch"], best_val_acc=best["acc"], backbone=args.size,
-                  backbone_weights=run.weights_note, head=args.head, mixup_alpha=args.mixup_alpha,
-                  cache_features=args.cache_features, aug_views=args.aug_views if args.cache_features else None,
-                  train_images=len(train_set), val_images=len(val_set),
-                  skipped_images={"missing": len(train_set.missing) + len(val_set.missing),
-                                  "unreadable": len(train_set.unreadable) + len(val_set.unreadable)},
-                  timings=run.timings)
+    report.update(
+        best_epoch=best["epoch"],
+        best_val_acc=best["acc"],
+        backbone=args.size,
+        backbone_weights=run.weights_note,
+        head=args.head,
+        mixup_alpha=args.mixup_alpha,
+        cache_features=args.cache_features,
+        aug_views=args.aug_views if args.cache_features else None,
+        train_images=len(train_set),
+        val_images=len(val_set),
+        skipped_images={
+            "missing": len(train_set.missing) + len(val_set.missing),
+            "unreadable": len(train_set.unreadable) + len(val_set.unreadable),
+        },
+        timings=run.timings,
+    )
     from pose_classifier_ros.evaluation.validation import validation_analysis
+
     # Temperature fit (stored in the checkpoint) + intervals, groups, calibration, selective prediction.
     report.update(validation_analysis(args, val_set, best["labels"], best["probs"], ckpt_path, run.out))
     title = f"Validation of {ckpt_path} (best epoch {best['epoch']})"
@@ -549,11 +693,24 @@ def train(args) -> TrainResult:
     ckpt_path = run.out / CHECKPOINT_NAME
     history, best = _fit(run, ckpt_path)
     epoch_times = [h["epoch_s"] for h in history]
-    run.timings.update(mean_epoch_s=float(np.mean(epoch_times)), total_s=time.perf_counter() - t_start,
-                       epochs_s=float(np.sum(epoch_times)))
+    run.timings.update(
+        mean_epoch_s=float(np.mean(epoch_times)),
+        total_s=time.perf_counter() - t_start,
+        epochs_s=float(np.sum(epoch_times)),
+    )
     report = _write_results(run, ckpt_path, best)
-    return TrainResult(run.out, ckpt_path, best["epoch"], best["acc"], [str(s.path) for s in run.val_set],
-                       best["labels"], best["probs"], history, run.timings, report)
+    return TrainResult(
+        run.out,
+        ckpt_path,
+        best["epoch"],
+        best["acc"],
+        [str(s.path) for s in run.val_set],
+        best["labels"],
+        best["probs"],
+        history,
+        run.timings,
+        report,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -564,8 +721,7 @@ def run(args: argparse.Namespace) -> int:
     except (TrainError, DataError) as exc:
         print(f"pose-classifier train: error: {exc}", file=sys.stderr)
         return 2
-    print(f"best val acc {result.best_val_acc:.4f} at epoch {result.best_epoch}; "
-          f"checkpoint {result.checkpoint}")
+    print(f"best val acc {result.best_val_acc:.4f} at epoch {result.best_epoch}; checkpoint {result.checkpoint}")
     return 0
 
 

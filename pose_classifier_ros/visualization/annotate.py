@@ -8,6 +8,7 @@ image has no track history, so the "voted" label is the image's own label (one v
 Writes into ``--out``: ``overlay.jpg`` (full size), ``overlay_preview.jpg`` (``--preview-width`` px wide),
 ``crops/<track>.jpg`` (the padded, clamped crop the classifier resizes to 224 px) and ``results.json``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -72,11 +73,24 @@ def classify_image(classifier, frame: np.ndarray, boxes: list[BoxRow], stamp_ns:
         if not valid:
             continue
         label = int(np.argmax(probs))
-        results.append(ViewpointResult(track_id=row.track_id, box=row.box, detection_score=0.0, label=label,
-                                       probs=probs.astype(np.float32), smoothed=SmoothedLabel(
-                                           label, float(probs[label]), 1, True)))
-    return FrameResult(stamp_ns=stamp_ns, width=frame.shape[1], height=frame.shape[0], results=results,
-                       skipped=len(boxes) - len(results), timings_ms=dict(pred.timings_ms))
+        results.append(
+            ViewpointResult(
+                track_id=row.track_id,
+                box=row.box,
+                detection_score=0.0,
+                label=label,
+                probs=probs.astype(np.float32),
+                smoothed=SmoothedLabel(label, float(probs[label]), 1, True),
+            )
+        )
+    return FrameResult(
+        stamp_ns=stamp_ns,
+        width=frame.shape[1],
+        height=frame.shape[0],
+        results=results,
+        skipped=len(boxes) - len(results),
+        timings_ms=dict(pred.timings_ms),
+    )
 
 
 def padded_crops(frame: np.ndarray, boxes: list[BoxRow], crop_cfg=None) -> dict[str, np.ndarray]:
@@ -87,13 +101,14 @@ def padded_crops(frame: np.ndarray, boxes: list[BoxRow], crop_cfg=None) -> dict[
     return {b.track_id: frame[y1:y2, x1:x2].copy() for b, (x1, y1, x2, y2), ok in zip(boxes, ints, valid) if ok}
 
 
-def annotate_image(image_path: str | Path, boxes: list[BoxRow], classifier, out_dir: str | Path,
-                   preview_width: int = 1600) -> dict:
+def annotate_image(
+    image_path: str | Path, boxes: list[BoxRow], classifier, out_dir: str | Path, preview_width: int = 1600
+) -> dict:
     """Decode `image_path` (the node's JPEG decoder), classify `boxes`, write overlay, crops and results.json."""
     from PIL import Image
 
-    from pose_classifier_ros.visualization.annotations import build_overlay, render_overlay
     from pose_classifier_ros.stream.image_codec import decode_compressed
+    from pose_classifier_ros.visualization.annotations import build_overlay, render_overlay
 
     out = Path(out_dir)
     (out / "crops").mkdir(parents=True, exist_ok=True)
@@ -105,21 +120,33 @@ def annotate_image(image_path: str | Path, boxes: list[BoxRow], classifier, out_
     Image.fromarray(drawn).save(out / "overlay.jpg", quality=90)
     preview = Image.fromarray(drawn)
     if preview.width > preview_width:
-        preview = preview.resize((preview_width, round(preview.height * preview_width / preview.width)),
-                                 Image.Resampling.LANCZOS)
+        preview = preview.resize(
+            (preview_width, round(preview.height * preview_width / preview.width)), Image.Resampling.LANCZOS
+        )
     preview.save(out / "overlay_preview.jpg", quality=90)
     crop_cfg = getattr(classifier, "crop", None)
     crops = padded_crops(frame, boxes, crop_cfg)
     for track, crop in crops.items():
         Image.fromarray(crop).save(out / "crops" / f"{track}.jpg", quality=92)
     summary = {
-        "image": str(image_path), "width": result.width, "height": result.height,
-        "overlay_segments": int(len(overlay.segments)), "line_width_px": overlay.thickness,
-        "timings_ms": result.timings_ms, "skipped": result.skipped,
-        "detections": [{"track_id": r.track_id, "box": [float(v) for v in r.box], "label": r.label_name,
-                        "confidence": float(r.probs[r.label]), "crop_size": list(crops[r.track_id].shape[1::-1]),
-                        "probs": {n: round(float(p), 4) for n, p in zip(_names(), r.probs)}}
-                       for r in result.results],
+        "image": str(image_path),
+        "width": result.width,
+        "height": result.height,
+        "overlay_segments": int(len(overlay.segments)),
+        "line_width_px": overlay.thickness,
+        "timings_ms": result.timings_ms,
+        "skipped": result.skipped,
+        "detections": [
+            {
+                "track_id": r.track_id,
+                "box": [float(v) for v in r.box],
+                "label": r.label_name,
+                "confidence": float(r.probs[r.label]),
+                "crop_size": list(crops[r.track_id].shape[1::-1]),
+                "probs": {n: round(float(p), 4) for n, p in zip(_names(), r.probs)},
+            }
+            for r in result.results
+        ],
     }
     (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
@@ -137,8 +164,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     model = parser.add_mutually_exclusive_group(required=True)
     model.add_argument("--checkpoint", type=Path, help="model checkpoint (see `pose-classifier train`)")
-    model.add_argument("--random-tiny", action="store_true",
-                       help="random-weight test-tiny model: runs the whole path offline, labels are noise")
+    model.add_argument(
+        "--random-tiny",
+        action="store_true",
+        help="random-weight test-tiny model: runs the whole path offline, labels are noise",
+    )
     parser.add_argument("--backbone-weights", type=Path, default=None, help="backbone weights (head-only ckpt)")
     parser.add_argument("--backend", default="eager", help="inference backend (see ViewpointClassifier)")
     parser.add_argument("--preview-width", type=int, default=1600, help="width of overlay_preview.jpg, px")
@@ -153,8 +183,10 @@ def run(args: argparse.Namespace) -> int:
             from pose_classifier_ros.model.classifier import ViewpointClassifier
 
             classifier = ViewpointClassifier.from_checkpoint(
-                args.checkpoint, backend=args.backend,
-                backbone_weights=str(args.backbone_weights) if args.backbone_weights else None)
+                args.checkpoint,
+                backend=args.backend,
+                backbone_weights=str(args.backbone_weights) if args.backbone_weights else None,
+            )
         summary = annotate_image(args.image, boxes, classifier, args.out, args.preview_width)
     except (OSError, ValueError) as exc:
         print(f"pose-classifier annotate: {exc}", file=sys.stderr)
@@ -165,5 +197,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ("BoxRow", "add_arguments", "annotate_image", "classify_image", "load_boxes_csv", "padded_crops",
-           "random_tiny_classifier", "run")
+__all__ = (
+    "BoxRow",
+    "add_arguments",
+    "annotate_image",
+    "classify_image",
+    "load_boxes_csv",
+    "padded_crops",
+    "random_tiny_classifier",
+    "run",
+)

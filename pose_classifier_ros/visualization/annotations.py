@@ -15,6 +15,7 @@ The core builds an ``Overlay`` (segments, colours, thickness); ``overlay_to_imag
 message from a ``types`` namespace (rclpy or rosbags classes, see ``annotation_types``) and
 ``render_overlay`` draws the very same segments with PIL (debug image, examples, tests).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -84,12 +85,21 @@ def box_segments(box) -> np.ndarray:
     return np.stack([corners, np.roll(corners, -1, axis=0)], axis=1)
 
 
-SHORT_NAMES = {"front": "F", "front-left": "FL", "front-right": "FR", "left": "L", "right": "R", "back-left": "BL",
-               "back-right": "BR", "back": "B", "unknown": "?"}
+SHORT_NAMES = {
+    "front": "F",
+    "front-left": "FL",
+    "front-right": "FR",
+    "left": "L",
+    "right": "R",
+    "back-left": "BL",
+    "back-right": "BR",
+    "back": "B",
+    "unknown": "?",
+}
 
 
 def label_text(result, short: bool = False) -> str:
-    """"<track> <voted viewpoint>" (short: "F", "FL", ... "B"), with "?" while the vote is not stable."""
+    """ "<track> <voted viewpoint>" (short: "F", "FL", ... "B"), with "?" while the vote is not stable."""
     smoothed = result.smoothed
     label = int(getattr(smoothed, "label", -1))
     name = VIEWPOINTS[label] if 0 <= label < len(VIEWPOINTS) else "unknown"
@@ -111,8 +121,10 @@ def build_overlay(result, style: OverlayStyle | None = None) -> Overlay:
     segments, colors, labels = [], [], []
     for r in result.results:
         smoothed = r.smoothed
-        rgba = (*viewpoint_color(int(getattr(smoothed, "label", -1))),
-                1.0 if getattr(smoothed, "is_stable", False) else UNSTABLE_ALPHA)
+        rgba = (
+            *viewpoint_color(int(getattr(smoothed, "label", -1))),
+            1.0 if getattr(smoothed, "is_stable", False) else UNSTABLE_ALPHA,
+        )
         text = label_text(r)
         if stroke_font.text_width(text, text_h) > float(r.box[2] - r.box[0]):  # keep labels of close boxes apart
             text = label_text(r, short=True)
@@ -122,8 +134,7 @@ def build_overlay(result, style: OverlayStyle | None = None) -> Overlay:
         colors.append(np.tile(np.asarray(rgba, np.float32), (len(segs), 1)))
         labels.append((text, x, y))
     if segments:
-        return Overlay(result.width, result.height, thickness, np.concatenate(segments), np.concatenate(colors),
-                       labels)
+        return Overlay(result.width, result.height, thickness, np.concatenate(segments), np.concatenate(colors), labels)
     return Overlay(result.width, result.height, thickness)
 
 
@@ -136,10 +147,14 @@ def annotation_types(typestore=None) -> SimpleNamespace:
     if typestore is not None:
         t = getattr(typestore, "types", typestore)
         return SimpleNamespace(
-            ImageMarker=t["visualization_msgs/msg/ImageMarker"], Point=t["geometry_msgs/msg/Point"],
-            ColorRGBA=t["std_msgs/msg/ColorRGBA"], Duration=t["builtin_interfaces/msg/Duration"],
-            Header=t["std_msgs/msg/Header"], Time=t["builtin_interfaces/msg/Time"],
-            TrackSummary=t.get("pose_classifier_ros/msg/TrackSummary"))
+            ImageMarker=t["visualization_msgs/msg/ImageMarker"],
+            Point=t["geometry_msgs/msg/Point"],
+            ColorRGBA=t["std_msgs/msg/ColorRGBA"],
+            Duration=t["builtin_interfaces/msg/Duration"],
+            Header=t["std_msgs/msg/Header"],
+            Time=t["builtin_interfaces/msg/Time"],
+            TrackSummary=t.get("pose_classifier_ros/msg/TrackSummary"),
+        )
     from builtin_interfaces.msg import Duration, Time
     from geometry_msgs.msg import Point
     from std_msgs.msg import ColorRGBA, Header
@@ -147,8 +162,15 @@ def annotation_types(typestore=None) -> SimpleNamespace:
 
     from pose_classifier_ros.msg import TrackSummary
 
-    return SimpleNamespace(ImageMarker=ImageMarker, Point=Point, ColorRGBA=ColorRGBA, Duration=Duration,
-                           Header=Header, Time=Time, TrackSummary=TrackSummary)
+    return SimpleNamespace(
+        ImageMarker=ImageMarker,
+        Point=Point,
+        ColorRGBA=ColorRGBA,
+        Duration=Duration,
+        Header=Header,
+        Time=Time,
+        TrackSummary=TrackSummary,
+    )
 
 
 LINE_LIST = 2  # visualization_msgs/ImageMarker.LINE_LIST
@@ -164,10 +186,20 @@ def overlay_to_image_marker(overlay: Overlay, header, types, ns: str = MARKER_NS
     colors = [Color(r=r, g=g, b=b, a=a) for r, g, b, a in cols.tolist()]
     first = colors[0] if colors else Color(r=1.0, g=1.0, b=1.0, a=1.0)
     return types.ImageMarker(
-        header=header, ns=ns, id=int(marker_id), type=LINE_LIST, action=ADD,
-        position=Point(x=0.0, y=0.0, z=0.0), scale=float(overlay.thickness), outline_color=first, filled=0,
-        fill_color=Color(r=0.0, g=0.0, b=0.0, a=0.0), lifetime=types.Duration(sec=0, nanosec=0),
-        points=points, outline_colors=colors)
+        header=header,
+        ns=ns,
+        id=int(marker_id),
+        type=LINE_LIST,
+        action=ADD,
+        position=Point(x=0.0, y=0.0, z=0.0),
+        scale=float(overlay.thickness),
+        outline_color=first,
+        filled=0,
+        fill_color=Color(r=0.0, g=0.0, b=0.0, a=0.0),
+        lifetime=types.Duration(sec=0, nanosec=0),
+        points=points,
+        outline_colors=colors,
+    )
 
 
 def frame_result_to_image_marker(result, header, types, style: OverlayStyle | None = None):
@@ -182,9 +214,11 @@ def image_marker_to_overlay(marker, width: int, height: int) -> Overlay:
     cols = [(c.r, c.g, c.b, c.a) for c in marker.outline_colors]
     oc = marker.outline_color
     per_point = len(cols) == 2 * n
-    colors = np.array([cols[2 * i] if per_point else cols[i] if len(cols) == n else (oc.r, oc.g, oc.b, oc.a)
-                       for i in range(n)], np.float32).reshape(-1, 4)
-    return Overlay(width, height, float(marker.scale), pts[:2 * n].reshape(n, 2, 2), colors)
+    colors = np.array(
+        [cols[2 * i] if per_point else cols[i] if len(cols) == n else (oc.r, oc.g, oc.b, oc.a) for i in range(n)],
+        np.float32,
+    ).reshape(-1, 4)
+    return Overlay(width, height, float(marker.scale), pts[: 2 * n].reshape(n, 2, 2), colors)
 
 
 def _draw_segments(draw, segments, fill, width: int, offset=(0.0, 0.0)) -> None:
@@ -233,6 +267,20 @@ def render_overlay(frame: np.ndarray, overlay: Overlay) -> np.ndarray:
     return np.asarray(image)
 
 
-__all__ = ("MARKER_NS", "Overlay", "OverlayStyle", "UNKNOWN_COLOR", "VIEWPOINT_COLORS", "annotation_types",
-           "box_segments", "build_overlay", "frame_result_to_image_marker", "image_marker_to_overlay",
-           "label_text", "overlay_to_image_marker", "render_overlay", "SHORT_NAMES", "viewpoint_color")
+__all__ = (
+    "MARKER_NS",
+    "Overlay",
+    "OverlayStyle",
+    "UNKNOWN_COLOR",
+    "VIEWPOINT_COLORS",
+    "annotation_types",
+    "box_segments",
+    "build_overlay",
+    "frame_result_to_image_marker",
+    "image_marker_to_overlay",
+    "label_text",
+    "overlay_to_image_marker",
+    "render_overlay",
+    "SHORT_NAMES",
+    "viewpoint_color",
+)

@@ -12,6 +12,7 @@ not crop size); truncated: the box touches the frame edge (the animal is probabl
 classifications (made on this frame) are candidates. When a track has not been seen for timeout_s (frame
 stamps) it expires into a ``Sighting`` (maps onto msg/TrackSummary.msg). No ROS imports.
 """
+
 from __future__ import annotations
 
 import csv
@@ -39,14 +40,14 @@ class BestViewConfig:
     weight_confidence: float = 0.4
     weight_size: float = 0.3
     weight_sharpness: float = 0.3
-    size_full_px: float = 224.0      # sqrt(box area), px, at which the size term reaches 1 (the model's input)
-    sharpness_half: float = 100.0    # Laplacian variance (grey 0..255 at 128 px) scoring 0.5
-    truncated_factor: float = 0.5    # multiplier for a box within edge_margin_px of the frame edge
+    size_full_px: float = 224.0  # sqrt(box area), px, at which the size term reaches 1 (the model's input)
+    sharpness_half: float = 100.0  # Laplacian variance (grey 0..255 at 128 px) scoring 0.5
+    truncated_factor: float = 0.5  # multiplier for a box within edge_margin_px of the frame edge
     edge_margin_px: float = 2.0
-    crop_padding: float = 0.1        # fraction of box width/height added on each side of saved crops
-    keep_crops: bool = True          # keep the crop pixels (needed to write images; summaries need only scores)
-    timeout_s: float = 2.0           # a track unseen this long (frame stamps) expires
-    max_tracks: int = 512            # memory bound: beyond it the least recently seen track expires
+    crop_padding: float = 0.1  # fraction of box width/height added on each side of saved crops
+    keep_crops: bool = True  # keep the crop pixels (needed to write images; summaries need only scores)
+    timeout_s: float = 2.0  # a track unseen this long (frame stamps) expires
+    max_tracks: int = 512  # memory bound: beyond it the least recently seen track expires
 
     def __post_init__(self):
         weights = (self.weight_confidence, self.weight_size, self.weight_sharpness)
@@ -118,8 +119,12 @@ def sharpness_of(crop: np.ndarray) -> float:
 def _clamped(box, width: int, height: int, pad: float = 0.0) -> tuple[int, int, int, int]:
     x1, y1, x2, y2 = (float(v) for v in box)
     px, py = pad * (x2 - x1), pad * (y2 - y1)
-    return (int(max(0, np.floor(x1 - px))), int(max(0, np.floor(y1 - py))),
-            int(min(width, np.ceil(x2 + px))), int(min(height, np.ceil(y2 + py))))
+    return (
+        int(max(0, np.floor(x1 - px))),
+        int(max(0, np.floor(y1 - py))),
+        int(min(width, np.ceil(x2 + px))),
+        int(min(height, np.ceil(y2 + py))),
+    )
 
 
 class BestViewTracker:
@@ -200,14 +205,18 @@ class BestViewTracker:
         m = cfg.edge_margin_px
         bx1, by1, bx2, by2 = (float(v) for v in r.box)
         truncated = bool(getattr(r, "truncated", False)) or (
-            bx1 <= m or by1 <= m or bx2 >= width - m or by2 >= height - m)
+            bx1 <= m or by1 <= m or bx2 >= width - m or by2 >= height - m
+        )
         factor = cfg.truncated_factor if truncated else 1.0
         total = cfg.weight_confidence + cfg.weight_size + cfg.weight_sharpness
         conf = {slot: float(probs[_SLOT_CLASS.get(slot, label)]) for slot in slots}
 
         def score(slot: str, sharp: float) -> float:
-            return factor * (cfg.weight_confidence * conf[slot] + cfg.weight_size * size
-                             + cfg.weight_sharpness * sharp) / total
+            return (
+                factor
+                * (cfg.weight_confidence * conf[slot] + cfg.weight_size * size + cfg.weight_sharpness * sharp)
+                / total
+            )
 
         # Sharpness costs a resize: skip it when even a perfectly sharp crop could not win a slot.
         slots = [slot for slot in slots if slot not in s.views or score(slot, 1.0) > s.views[slot].score]
@@ -223,8 +232,9 @@ class BestViewTracker:
             if crop is None and cfg.keep_crops:
                 px1, py1, px2, py2 = _clamped(r.box, width, height, cfg.crop_padding)
                 crop = frame[py1:py2, px1:px2].copy()
-            s.views[slot] = View(stamp, label, value, conf[slot], size, sharp, truncated,
-                                 np.asarray(r.box, np.float32).copy(), crop)
+            s.views[slot] = View(
+                stamp, label, value, conf[slot], size, sharp, truncated, np.asarray(r.box, np.float32).copy(), crop
+            )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -235,6 +245,7 @@ UNKNOWN_LABEL = 255
 
 def sighting_to_msg(s: Sighting, types, header=None):
     """Sighting -> TrackSummary from `types` (TrackSummary, Header, Time): header stamp = last frame."""
+
     def stamp(ns: int):
         sec, nanosec = divmod(int(ns), 1_000_000_000)
         return types.Time(sec=sec, nanosec=nanosec)
@@ -247,11 +258,21 @@ def sighting_to_msg(s: Sighting, types, header=None):
     (left_t, left_s), (right_t, right_s), (best_t, best_s) = view("left"), view("right"), view("best")
     best = s.views.get("best")
     return types.TrackSummary(
-        header=header, track_id=s.track_id, first_stamp=stamp(s.first_stamp_ns), last_stamp=stamp(s.last_stamp_ns),
-        frames=int(s.frames), classified_frames=int(s.classified_frames),
+        header=header,
+        track_id=s.track_id,
+        first_stamp=stamp(s.first_stamp_ns),
+        last_stamp=stamp(s.last_stamp_ns),
+        frames=int(s.frames),
+        classified_frames=int(s.classified_frames),
         viewpoint_histogram=np.asarray(s.histogram, np.uint32).reshape(NUM_CLASSES),
-        best_left_stamp=left_t, best_left_score=left_s, best_right_stamp=right_t, best_right_score=right_s,
-        best_stamp=best_t, best_score=best_s, best_label=int(best.label) if best is not None else UNKNOWN_LABEL)
+        best_left_stamp=left_t,
+        best_left_score=left_s,
+        best_right_stamp=right_t,
+        best_right_score=right_s,
+        best_stamp=best_t,
+        best_score=best_s,
+        best_label=int(best.label) if best is not None else UNKNOWN_LABEL,
+    )
 
 
 def safe_dir_name(track_id: str) -> str:
@@ -260,18 +281,27 @@ def safe_dir_name(track_id: str) -> str:
     return name[:100]
 
 
-SIGHTINGS_COLUMNS = (["track_id", "dir", "frame_id", "first_stamp_ns", "last_stamp_ns", "duration_s", "frames",
-                      "classified_frames"] + [f"voted_{name}" for name in VIEWPOINTS]
-                     + [f"{slot}_{key}" for slot in SLOTS for key in ("score", "stamp_ns", "label", "file")])
+SIGHTINGS_COLUMNS = (
+    ["track_id", "dir", "frame_id", "first_stamp_ns", "last_stamp_ns", "duration_s", "frames", "classified_frames"]
+    + [f"voted_{name}" for name in VIEWPOINTS]
+    + [f"{slot}_{key}" for slot in SLOTS for key in ("score", "stamp_ns", "label", "file")]
+)
 
 
 def _save_sighting(out: Path, s: Sighting, name: str, quality: int) -> dict:
     """Write s's crops into out/name/ and return its sightings.csv row."""
     from PIL import Image
 
-    row = {"track_id": s.track_id, "dir": name, "frame_id": s.frame_id, "first_stamp_ns": s.first_stamp_ns,
-           "last_stamp_ns": s.last_stamp_ns, "duration_s": f"{s.duration_s:.3f}", "frames": s.frames,
-           "classified_frames": s.classified_frames}
+    row = {
+        "track_id": s.track_id,
+        "dir": name,
+        "frame_id": s.frame_id,
+        "first_stamp_ns": s.first_stamp_ns,
+        "last_stamp_ns": s.last_stamp_ns,
+        "duration_s": f"{s.duration_s:.3f}",
+        "frames": s.frames,
+        "classified_frames": s.classified_frames,
+    }
     row.update({f"voted_{n}": int(c) for n, c in zip(VIEWPOINTS, s.histogram)})
     for slot in SLOTS:
         v = s.views.get(slot)
@@ -280,8 +310,14 @@ def _save_sighting(out: Path, s: Sighting, name: str, quality: int) -> dict:
             (out / name).mkdir(exist_ok=True)
             file = f"{name}/{slot}.jpg"
             Image.fromarray(v.crop).save(out / file, quality=quality)
-        row.update({f"{slot}_score": f"{v.score:.4f}" if v else "", f"{slot}_stamp_ns": v.stamp_ns if v else "",
-                    f"{slot}_label": VIEWPOINTS[v.label] if v else "", f"{slot}_file": file})
+        row.update(
+            {
+                f"{slot}_score": f"{v.score:.4f}" if v else "",
+                f"{slot}_stamp_ns": v.stamp_ns if v else "",
+                f"{slot}_label": VIEWPOINTS[v.label] if v else "",
+                f"{slot}_file": file,
+            }
+        )
     return row
 
 
@@ -302,8 +338,10 @@ def write_best_views(out_dir: str | Path, sightings: list[Sighting], quality: in
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     used: dict[str, int] = {}
-    rows = [_save_sighting(out, s, _free_name(out, s.track_id, used), quality)
-            for s in sorted(sightings, key=lambda s: (s.first_stamp_ns, s.track_id))]
+    rows = [
+        _save_sighting(out, s, _free_name(out, s.track_id, used), quality)
+        for s in sorted(sightings, key=lambda s: (s.first_stamp_ns, s.track_id))
+    ]
     path = out / "sightings.csv"
     with path.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=SIGHTINGS_COLUMNS)
@@ -336,5 +374,17 @@ class SightingWriter:
         return name
 
 
-__all__ = ("BestViewConfig", "BestViewTracker", "SIGHTINGS_COLUMNS", "SLOTS", "Sighting", "SightingWriter", "View",
-           "laplacian_variance", "safe_dir_name", "sharpness_of", "sighting_to_msg", "write_best_views")
+__all__ = (
+    "BestViewConfig",
+    "BestViewTracker",
+    "SIGHTINGS_COLUMNS",
+    "SLOTS",
+    "Sighting",
+    "SightingWriter",
+    "View",
+    "laplacian_variance",
+    "safe_dir_name",
+    "sharpness_of",
+    "sighting_to_msg",
+    "write_best_views",
+)

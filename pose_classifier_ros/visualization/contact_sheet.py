@@ -4,6 +4,7 @@ Left of each row: the track id, frames seen, duration and a bar of its voted vie
 image annotations: left flank cool, right flank warm). Pillow only (no matplotlib), so it is cheap enough to
 write after every replay.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -56,8 +57,12 @@ def _row(sheet: Image.Image, s, y: int, side: int, t0_ns: int, fonts) -> None:
     big, small = fonts
     draw.text((_PAD, y + 4), str(s.track_id)[:28], fill=_TEXT, font=big)
     draw.text((_PAD, y + 26), f"{s.frames} frames ({s.classified_frames} classified)", fill=_DIM, font=small)
-    draw.text((_PAD, y + 42), f"t = {(s.first_stamp_ns - t0_ns) * 1e-9:.1f} .. {(s.last_stamp_ns - t0_ns) * 1e-9:.1f} s",
-              fill=_DIM, font=small)
+    draw.text(
+        (_PAD, y + 42),
+        f"t = {(s.first_stamp_ns - t0_ns) * 1e-9:.1f} .. {(s.last_stamp_ns - t0_ns) * 1e-9:.1f} s",
+        fill=_DIM,
+        font=small,
+    )
     hist = np.asarray(s.histogram)
     _histogram_bar(draw, hist, _PAD, y + 62, _INFO_W - 2 * _PAD, 14)
     top = [(VIEWPOINTS[i], int(hist[i])) for i in np.argsort(-hist)[:3] if hist[i] > 0]
@@ -67,22 +72,28 @@ def _row(sheet: Image.Image, s, y: int, side: int, t0_ns: int, fonts) -> None:
         draw.rectangle([x, y, x + side - 1, y + side - 1], fill=_CELL_BG)
         view = s.views.get(slot)
         if view is None or view.crop is None or not view.crop.size:
-            draw.text((x + 8, y + side // 2 - 8), f"no {slot} view" if slot != "best" else "no view", fill=_DIM,
-                      font=small)
+            draw.text(
+                (x + 8, y + side // 2 - 8), f"no {slot} view" if slot != "best" else "no view", fill=_DIM, font=small
+            )
         else:
             thumb = _thumbnail(view.crop, side)
             sheet.paste(thumb, (x + (side - thumb.width) // 2, y + (side - thumb.height) // 2))
             draw.rectangle([x, y, x + side - 1, y + side - 1], outline=_rgb(view.label), width=2)
-        text = (f"{caption}: {view.score:.2f}" if view is not None else caption)
+        text = f"{caption}: {view.score:.2f}" if view is not None else caption
         draw.text((x, y + side + 2), text, fill=_TEXT, font=small)
         if view is not None:
-            draw.text((x, y + side + 17), f"{VIEWPOINTS[view.label]} {view.confidence:.2f}, t = "
-                      f"{(view.stamp_ns - t0_ns) * 1e-9:.1f} s{', cut' if view.truncated else ''}", fill=_DIM,
-                      font=small)
+            draw.text(
+                (x, y + side + 17),
+                f"{VIEWPOINTS[view.label]} {view.confidence:.2f}, t = "
+                f"{(view.stamp_ns - t0_ns) * 1e-9:.1f} s{', cut' if view.truncated else ''}",
+                fill=_DIM,
+                font=small,
+            )
 
 
-def write_contact_sheet(sightings, path: str | Path, side: int = 160, max_rows: int = 100,
-                        title: str = "best views per track") -> Path:
+def write_contact_sheet(
+    sightings, path: str | Path, side: int = 160, max_rows: int = 100, title: str = "best views per track"
+) -> Path:
     """PNG at `path`: one row per Sighting (first seen first, at most `max_rows`), thumbnails `side` px.
 
     Sightings need crops (BestViewConfig.keep_crops). Times are seconds from the first sighting's start.

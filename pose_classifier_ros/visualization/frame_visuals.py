@@ -4,6 +4,7 @@ The node's worker calls it after publishing the ViewpointArray; what is built de
 node asks its publishers' subscription counts), so nothing is drawn or encoded for nobody. Message classes
 come in through ``stream.annotations.annotation_types`` (rclpy here, rosbags in tests).
 """
+
 from __future__ import annotations
 
 import logging
@@ -12,9 +13,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pose_classifier_ros.visualization.annotations import build_overlay, frame_result_to_image_marker, render_overlay
-from pose_classifier_ros.visualization.best_views import BestViewConfig, BestViewTracker, SightingWriter, sighting_to_msg
 from pose_classifier_ros.stream.image_codec import encode_compressed
+from pose_classifier_ros.visualization.annotations import build_overlay, frame_result_to_image_marker, render_overlay
+from pose_classifier_ros.visualization.best_views import (
+    BestViewConfig,
+    BestViewTracker,
+    SightingWriter,
+    sighting_to_msg,
+)
 
 _logger = logging.getLogger(__name__)
 
@@ -37,8 +43,11 @@ class FrameVisuals:
         self.cfg = cfg
         self.types = types
         tracking = cfg.track_summaries or bool(cfg.best_views_dir)
-        self.tracker = (BestViewTracker(BestViewConfig(keep_crops=bool(cfg.best_views_dir),
-                                                       timeout_s=cfg.track_timeout_s)) if tracking else None)
+        self.tracker = (
+            BestViewTracker(BestViewConfig(keep_crops=bool(cfg.best_views_dir), timeout_s=cfg.track_timeout_s))
+            if tracking
+            else None
+        )
         self.writer = SightingWriter(cfg.best_views_dir) if cfg.best_views_dir else None
         self.debug_images_encoded = 0
         self._lock = threading.Lock()  # scheduled mode: publishing thread observes, inference thread considers

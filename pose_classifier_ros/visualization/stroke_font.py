@@ -4,6 +4,7 @@ ImageMarker has no TEXT type (CIRCLE, LINE_STRIP, LINE_LIST, POLYGON, POINTS onl
 any ImageMarker viewer (Foxglove's Image panel) must be made of lines. Glyphs are polylines on a grid 4
 units wide and 6 units tall (y down); text is upper-cased; characters without a glyph draw as a box.
 """
+
 from __future__ import annotations
 
 import functools
@@ -49,8 +50,26 @@ _GLYPHS: dict[str, tuple] = {
     "5": (((4, 0), (0, 0), (0, 3), (3, 3), (4, 4), (4, 5), (3, 6), (0, 6)),),
     "6": (((3, 0), (1, 0), (0, 1), (0, 5), (1, 6), (3, 6), (4, 5), (4, 4), (3, 3), (0, 3)),),
     "7": (((0, 0), (4, 0), (1, 6)),),
-    "8": (((1, 3), (0, 2), (0, 1), (1, 0), (3, 0), (4, 1), (4, 2), (3, 3), (1, 3), (0, 4), (0, 5), (1, 6),
-           (3, 6), (4, 5), (4, 4), (3, 3)),),
+    "8": (
+        (
+            (1, 3),
+            (0, 2),
+            (0, 1),
+            (1, 0),
+            (3, 0),
+            (4, 1),
+            (4, 2),
+            (3, 3),
+            (1, 3),
+            (0, 4),
+            (0, 5),
+            (1, 6),
+            (3, 6),
+            (4, 5),
+            (4, 4),
+            (3, 3),
+        ),
+    ),
     "9": (((4, 3), (1, 3), (0, 2), (0, 1), (1, 0), (3, 0), (4, 1), (4, 5), (3, 6), (1, 6)),),
     "-": (((1, 3), (3, 3)),),
     "_": (((0, 6), (4, 6)),),

@@ -1,4 +1,5 @@
 """`ros2` command-line calls for tests."""
+
 from __future__ import annotations
 
 import subprocess
@@ -15,8 +16,13 @@ def lifecycle(env: dict, node: str, verb: str, *args: str, timeout: float = 60) 
     its 2 s of discovery sometimes miss the node)."""
     deadline = time.monotonic() + timeout
     while True:
-        out = subprocess.run([ROS2, "lifecycle", verb, "--no-daemon", "--spin-time", "2", node, *args], env=env,
-                             capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [ROS2, "lifecycle", verb, "--no-daemon", "--spin-time", "2", node, *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         text = out.stdout + out.stderr
         if "Node not found" not in text or time.monotonic() > deadline:
             return text

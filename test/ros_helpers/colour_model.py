@@ -8,6 +8,7 @@ colours below. Class k is the colour whose (R, G, B) bits are k's bits (k = 4R +
 "front", 3 cyan "left", 4 red "right", 7 white "back". A decoder that swaps R and B (BGR read as RGB)
 turns red "right" (4) into blue "front-right" (1), so encodings are checked too.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,12 +16,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pose_classifier_ros.model.checkpoint import save_checkpoint
 from pose_classifier_ros.labels import VIEWPOINTS
+from pose_classifier_ros.model.checkpoint import save_checkpoint
 from pose_classifier_ros.model.viewpoint_model import ModelConfig, build_model
 
 LABEL_COLOURS: dict[str, tuple[int, int, int]] = {
-    name: (255 * ((k >> 2) & 1), 255 * ((k >> 1) & 1), 255 * (k & 1)) for k, name in enumerate(VIEWPOINTS)}
+    name: (255 * ((k >> 2) & 1), 255 * ((k >> 1) & 1), 255 * (k & 1)) for k, name in enumerate(VIEWPOINTS)
+}
 BACKGROUND = (110, 110, 110)
 _OFFSET = 10.0  # constant feature that keeps the per-token LayerNorm nearly linear (no amplification of grey)
 
@@ -61,11 +63,11 @@ def build_colour_model(config: ModelConfig | None = None):
         p.zero_()
     head[0].weight.fill_(1.0)
     colours = list(LABEL_COLOURS.values())
-    feats = head[0](bb(_solid_batch(config, colours)))          # (8, D) templates after the head's LayerNorm
+    feats = head[0](bb(_solid_batch(config, colours)))  # (8, D) templates after the head's LayerNorm
     templates = feats / feats.norm(dim=1, keepdim=True)
-    sims = templates @ feats.T                                     # [k, j]: template k on colour j
+    sims = templates @ feats.T  # [k, j]: template k on colour j
     for k in range(len(colours)):
-        others = torch.cat([sims[k, :k], sims[k, k + 1:]])
+        others = torch.cat([sims[k, :k], sims[k, k + 1 :]])
         threshold = 0.5 * (sims[k, k] + others.max())
         scale = 6.0 / float(sims[k, k] - threshold)
         head[1].weight[k] = templates[k] * scale

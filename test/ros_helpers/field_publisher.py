@@ -8,6 +8,7 @@ Waits for the node's detections subscription to match (the image one may never m
 that is the point), publishes `count` frames, each with the DETECTIONS below, records every ViewpointArray
 and the latest diagnostics, rewrites OUT.json (atomically) every second and once at the end.
 """
+
 import argparse
 import json
 import os
@@ -30,9 +31,9 @@ from pose_classifier_ros.stream.image_codec import encode_rgb  # noqa: E402
 # (track id, class id, detector score, xyxy as fractions of the frame, label = colour)
 DETECTIONS = (
     ("elk-1", "elk", 0.9, (0.30, 0.30, 0.45, 0.60), "left"),
-    ("person-1", "person", 0.95, (0.60, 0.30, 0.70, 0.70), "right"),   # another class
-    ("elk-2", "elk", 0.2, (0.10, 0.60, 0.20, 0.80), "back"),           # a weak detection
-    ("elk-3", "elk", 0.8, (0.0, 0.20, 0.10, 0.40), "front"),           # cut by the left edge
+    ("person-1", "person", 0.95, (0.60, 0.30, 0.70, 0.70), "right"),  # another class
+    ("elk-2", "elk", 0.2, (0.10, 0.60, 0.20, 0.80), "back"),  # a weak detection
+    ("elk-3", "elk", 0.8, (0.0, 0.20, 0.10, 0.40), "front"),  # cut by the left edge
 )
 
 
@@ -59,24 +60,45 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=1.0)
     parser.add_argument("--count", type=int, default=20)
     parser.add_argument("--image-reliability", choices=("reliable", "best_effort"), default="reliable")
-    parser.add_argument("--fix-after", type=int, default=0,
-                        help="after this many frames, publish images reliable (a best-effort publisher that a "
-                             "reliable subscription cannot hear is fixed: frames flow again)")
+    parser.add_argument(
+        "--fix-after",
+        type=int,
+        default=0,
+        help="after this many frames, publish images reliable (a best-effort publisher that a "
+        "reliable subscription cannot hear is fixed: frames flow again)",
+    )
     args = parser.parse_args()
     ns = args.ns.rstrip("/")
     rec = {"viewpoints": [], "diagnostics": {}, "published": 0, "done": False}
 
     def on_viewpoints(m):
-        rec["viewpoints"].append({"stamp": [m.header.stamp.sec, m.header.stamp.nanosec], "viewpoints": [
-            {"track_id": v.track_id, "label": v.label_name, "smoothed": v.smoothed_label_name, "votes": v.num_votes,
-             "truncated": v.truncated, "voted": v.voted, "heading": v.heading_deg,
-             "track_heading": v.track_heading_deg, "score": v.detection_score} for v in m.viewpoints]})
+        rec["viewpoints"].append(
+            {
+                "stamp": [m.header.stamp.sec, m.header.stamp.nanosec],
+                "viewpoints": [
+                    {
+                        "track_id": v.track_id,
+                        "label": v.label_name,
+                        "smoothed": v.smoothed_label_name,
+                        "votes": v.num_votes,
+                        "truncated": v.truncated,
+                        "voted": v.voted,
+                        "heading": v.heading_deg,
+                        "track_heading": v.track_heading_deg,
+                        "score": v.detection_score,
+                    }
+                    for v in m.viewpoints
+                ],
+            }
+        )
 
     def on_diagnostics(m):
         for s in m.status:
-            rec["diagnostics"] = {"level": int.from_bytes(s.level, "little") if isinstance(s.level, bytes)
-                                  else int(s.level), "message": s.message,
-                                  "values": {kv.key: kv.value for kv in s.values}}
+            rec["diagnostics"] = {
+                "level": int.from_bytes(s.level, "little") if isinstance(s.level, bytes) else int(s.level),
+                "message": s.message,
+                "values": {kv.key: kv.value for kv in s.values},
+            }
 
     def save():
         tmp = args.out.with_suffix(".tmp")
@@ -98,8 +120,9 @@ def main() -> int:
             return 1
     time.sleep(0.5)
     w, h = args.width, args.height
-    rgb = colour_frame(w, h, [((fx1 * w, fy1 * h, fx2 * w, fy2 * h), label)
-                              for _, _, _, (fx1, fy1, fx2, fy2), label in DETECTIONS])
+    rgb = colour_frame(
+        w, h, [((fx1 * w, fy1 * h, fx2 * w, fy2 * h), label) for _, _, _, (fx1, fy1, fx2, fy2), label in DETECTIONS]
+    )
     data, step = encode_rgb(rgb, "rgb8")
     data = bytes(data)
     period = 1.0 / args.rate
@@ -107,8 +130,9 @@ def main() -> int:
     for k in range(args.count):
         if args.fix_after and k == args.fix_after:
             node.destroy_publisher(image_pub)
-            image_pub = node.create_publisher(Image, f"{ns}/image",
-                                              QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
+            image_pub = node.create_publisher(
+                Image, f"{ns}/image", QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+            )
             wait = time.monotonic() + 10
             while image_pub.get_subscription_count() < 1 and time.monotonic() < wait:
                 rclpy.spin_once(node, timeout_sec=0.05)

@@ -7,6 +7,7 @@ Waits until the node's subscriptions match, publishes every frame, prints "done"
 --best-effort-detections also opens a best-effort publisher on the detections topic: incompatible with
 the node's reliable subscription, so the node must warn about it (it carries no data).
 """
+
 import argparse
 import os
 import sys
@@ -17,12 +18,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 import rclpy  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
+from ros_helpers import scenario  # noqa: E402
+from ros_helpers.colour_model import colour_frame  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose  # noqa: E402
 
 from pose_classifier_ros.stream.image_codec import encode_rgb  # noqa: E402
-from ros_helpers import scenario  # noqa: E402
-from ros_helpers.colour_model import colour_frame  # noqa: E402
 
 
 def stamp(msg, ns: int) -> None:
@@ -66,7 +67,7 @@ def main() -> int:
     parser.add_argument("--period", type=float, default=0.1)
     parser.add_argument("--best-effort-detections", action="store_true")
     args = parser.parse_args()
-    frames, orphans = (scenario.main_scenario() if args.scenario == "main" else scenario.zero_stamp_scenario())
+    frames, orphans = scenario.main_scenario() if args.scenario == "main" else scenario.zero_stamp_scenario()
 
     rclpy.init()
     node = rclpy.create_node("frame_player")
@@ -74,8 +75,9 @@ def main() -> int:
     image_pub = node.create_publisher(Image, args.image, reliable)
     det_pub = node.create_publisher(Detection2DArray, args.detections, reliable)
     if args.best_effort_detections:
-        node.create_publisher(Detection2DArray, args.detections,
-                              QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT))
+        node.create_publisher(
+            Detection2DArray, args.detections, QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
+        )
     deadline = time.monotonic() + 60
     while image_pub.get_subscription_count() < 1 or det_pub.get_subscription_count() < 1:
         rclpy.spin_once(node, timeout_sec=0.05)

@@ -8,6 +8,7 @@ label_info (transient local), diagnostics and debug_image until N viewpoint mess
 transient-local subscription on viewpoints (incompatible with the volatile publisher: the node
 must warn about it).
 """
+
 import argparse
 import json
 import time
@@ -34,30 +35,61 @@ def main() -> None:
     rec = {"viewpoints": [], "label_info": [], "diagnostics": [], "debug_images": []}
 
     def on_viewpoints(m):
-        rec["viewpoints"].append({
-            "stamp": [m.header.stamp.sec, m.header.stamp.nanosec], "frame_id": m.header.frame_id,
-            "width": m.image_width, "height": m.image_height,
-            "viewpoints": [{"track_id": v.track_id, "label": v.label_name, "smoothed": v.smoothed_label_name,
-                            "stable": v.is_stable, "votes": v.num_votes, "score": v.detection_score,
-                            "bbox": [v.bbox.center.position.x, v.bbox.center.position.y, v.bbox.size_x,
-                                     v.bbox.size_y], "prob_sum": float(sum(v.scores))}
-                           for v in m.viewpoints]})
+        rec["viewpoints"].append(
+            {
+                "stamp": [m.header.stamp.sec, m.header.stamp.nanosec],
+                "frame_id": m.header.frame_id,
+                "width": m.image_width,
+                "height": m.image_height,
+                "viewpoints": [
+                    {
+                        "track_id": v.track_id,
+                        "label": v.label_name,
+                        "smoothed": v.smoothed_label_name,
+                        "stable": v.is_stable,
+                        "votes": v.num_votes,
+                        "score": v.detection_score,
+                        "bbox": [v.bbox.center.position.x, v.bbox.center.position.y, v.bbox.size_x, v.bbox.size_y],
+                        "prob_sum": float(sum(v.scores)),
+                    }
+                    for v in m.viewpoints
+                ],
+            }
+        )
 
     def on_diagnostics(m):
-        rec["diagnostics"].append([{"name": s.name, "level": int.from_bytes(s.level, "little")
-                                    if isinstance(s.level, bytes) else int(s.level), "message": s.message,
-                                    "values": {kv.key: kv.value for kv in s.values}} for s in m.status])
+        rec["diagnostics"].append(
+            [
+                {
+                    "name": s.name,
+                    "level": int.from_bytes(s.level, "little") if isinstance(s.level, bytes) else int(s.level),
+                    "message": s.message,
+                    "values": {kv.key: kv.value for kv in s.values},
+                }
+                for s in m.status
+            ]
+        )
 
     rclpy.init()
     node = rclpy.create_node("viewpoint_recorder")
     reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
     latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
     vp_sub = node.create_subscription(ViewpointArray, f"{ns}/viewpoints", on_viewpoints, reliable)
-    node.create_subscription(LabelInfo, f"{ns}/label_info", lambda m: rec["label_info"].append(
-        [(c.class_id, c.class_name) for c in m.class_map]), latched)
+    node.create_subscription(
+        LabelInfo,
+        f"{ns}/label_info",
+        lambda m: rec["label_info"].append([(c.class_id, c.class_name) for c in m.class_map]),
+        latched,
+    )
     node.create_subscription(DiagnosticArray, f"{ns}/diagnostics", on_diagnostics, reliable)
-    node.create_subscription(Image, f"{ns}/debug_image", lambda m: rec["debug_images"].append(
-        [m.width, m.height, m.encoding, [m.header.stamp.sec, m.header.stamp.nanosec]]), reliable)
+    node.create_subscription(
+        Image,
+        f"{ns}/debug_image",
+        lambda m: rec["debug_images"].append(
+            [m.width, m.height, m.encoding, [m.header.stamp.sec, m.header.stamp.nanosec]]
+        ),
+        reliable,
+    )
     if args.durable_viewpoints:
         node.create_subscription(ViewpointArray, f"{ns}/viewpoints", lambda m: None, latched)
     ready, done_at, diagnostics_at_done = False, None, 0

@@ -8,6 +8,7 @@ debug image). Writes OUT.json.ready once matched to the annotations publisher, t
 annotation messages arrived, or none for --idle s after the first (a best-effort frame lost under load), plus
 1.5 s and one more diagnostics message, or the timeout, and writes OUT.json.
 """
+
 import argparse
 import io
 import json
@@ -44,23 +45,39 @@ def main() -> None:
 
     def on_marker(m):
         last_marker[0] = time.monotonic()
-        rec["annotations"].append({"stamp": _stamp(m.header), "frame_id": m.header.frame_id, "type": m.type,
-                                   "points": [[p.x, p.y] for p in m.points], "scale": m.scale,
-                                   "colors": [[c.r, c.g, c.b, c.a] for c in m.outline_colors]})
+        rec["annotations"].append(
+            {
+                "stamp": _stamp(m.header),
+                "frame_id": m.header.frame_id,
+                "type": m.type,
+                "points": [[p.x, p.y] for p in m.points],
+                "scale": m.scale,
+                "colors": [[c.r, c.g, c.b, c.a] for c in m.outline_colors],
+            }
+        )
 
     def on_summary(m):
-        rec["summaries"].append({"stamp": _stamp(m.header), "track_id": m.track_id, "frames": m.frames,
-                                 "classified_frames": m.classified_frames,
-                                 "histogram": [int(v) for v in m.viewpoint_histogram],
-                                 "first": [m.first_stamp.sec, m.first_stamp.nanosec],
-                                 "last": [m.last_stamp.sec, m.last_stamp.nanosec],
-                                 "best_left_score": m.best_left_score, "best_right_score": m.best_right_score,
-                                 "best_score": m.best_score, "best_label": m.best_label})
+        rec["summaries"].append(
+            {
+                "stamp": _stamp(m.header),
+                "track_id": m.track_id,
+                "frames": m.frames,
+                "classified_frames": m.classified_frames,
+                "histogram": [int(v) for v in m.viewpoint_histogram],
+                "first": [m.first_stamp.sec, m.first_stamp.nanosec],
+                "last": [m.last_stamp.sec, m.last_stamp.nanosec],
+                "best_left_score": m.best_left_score,
+                "best_right_score": m.best_right_score,
+                "best_score": m.best_score,
+                "best_label": m.best_label,
+            }
+        )
 
     def on_debug(m):
         size = Image.open(io.BytesIO(bytes(m.data))).size
-        rec["debug_jpegs"].append({"stamp": _stamp(m.header), "format": m.format, "size": list(size),
-                                   "bytes": len(m.data)})
+        rec["debug_jpegs"].append(
+            {"stamp": _stamp(m.header), "format": m.format, "size": list(size), "bytes": len(m.data)}
+        )
 
     def on_diagnostics(m):
         rec["diagnostics"].append([{kv.key: kv.value for kv in s.values} for s in m.status])
@@ -71,14 +88,20 @@ def main() -> None:
     marker_sub = node.create_subscription(ImageMarker, f"{ns}/annotations", on_marker, reliable)
     node.create_subscription(TrackSummary, f"{ns}/track_summaries", on_summary, reliable)
     node.create_subscription(DiagnosticArray, f"{ns}/diagnostics", on_diagnostics, reliable)
-    debug_sub = (node.create_subscription(CompressedImage, f"{ns}/debug_image/compressed", on_debug, reliable)
-                 if args.debug else None)
+    debug_sub = (
+        node.create_subscription(CompressedImage, f"{ns}/debug_image/compressed", on_debug, reliable)
+        if args.debug
+        else None
+    )
     ready, done_at, diagnostics_at_done = False, None, 0
     deadline = time.monotonic() + args.timeout
     while time.monotonic() < deadline:
         rclpy.spin_once(node, timeout_sec=0.05)
-        if not ready and marker_sub.get_publisher_count() >= 1 and (
-                debug_sub is None or debug_sub.get_publisher_count() >= 1):
+        if (
+            not ready
+            and marker_sub.get_publisher_count() >= 1
+            and (debug_sub is None or debug_sub.get_publisher_count() >= 1)
+        ):
             ready = True
             (args.out.parent / (args.out.name + ".ready")).write_text("1")
         idle = last_marker[0] is not None and time.monotonic() - last_marker[0] > args.idle

@@ -6,6 +6,7 @@ id), a track whose per-frame label flickers, boxes partly and fully outside the 
 bgra8 and mono8 frames, an undecodable encoding, a frame without detections message, a detections
 message without frame and one frame whose detections arrive before the image.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -18,10 +19,10 @@ FLICKER = {2, 6, 11}  # frames where elk-1 shows "right" instead of "left"
 
 @dataclass
 class Box:
-    track_id: str          # "" = the detector sets no id (the node assigns "iou-<n>")
-    xyxy: tuple            # pixels
-    label: str             # colour drawn in the box = per-frame label the test model predicts
-    inside: bool = True    # False: entirely outside the frame, the pipeline skips it
+    track_id: str  # "" = the detector sets no id (the node assigns "iou-<n>")
+    xyxy: tuple  # pixels
+    label: str  # colour drawn in the box = per-frame label the test model predicts
+    inside: bool = True  # False: entirely outside the frame, the pipeline skips it
 
 
 @dataclass

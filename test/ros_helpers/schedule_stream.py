@@ -7,6 +7,7 @@ Publishes colour frames (ros_helpers.colour_model: the label is the colour of th
 every ViewpointArray with the fields that say how fresh each label is. Writes OUT.json.ready when matched
 and OUT.json when all frames' messages arrived (or after --timeout).
 """
+
 import argparse
 import json
 import os
@@ -52,19 +53,34 @@ def main() -> int:
 
     def on_viewpoints(m):
         with lock:
-            received.append({"stamp": m.header.stamp.sec * 10**9 + m.header.stamp.nanosec, "viewpoints": [
-                {"track_id": v.track_id, "label": int(v.label), "label_name": v.label_name,
-                 "label_stamp": v.label_stamp.sec * 10**9 + v.label_stamp.nanosec, "fresh": bool(v.fresh),
-                 "voted": bool(v.voted), "num_votes": int(v.num_votes), "smoothed": v.smoothed_label_name,
-                 "score_sum": float(sum(v.scores))} for v in m.viewpoints]})
+            received.append(
+                {
+                    "stamp": m.header.stamp.sec * 10**9 + m.header.stamp.nanosec,
+                    "viewpoints": [
+                        {
+                            "track_id": v.track_id,
+                            "label": int(v.label),
+                            "label_name": v.label_name,
+                            "label_stamp": v.label_stamp.sec * 10**9 + v.label_stamp.nanosec,
+                            "fresh": bool(v.fresh),
+                            "voted": bool(v.voted),
+                            "num_votes": int(v.num_votes),
+                            "smoothed": v.smoothed_label_name,
+                            "score_sum": float(sum(v.scores)),
+                        }
+                        for v in m.viewpoints
+                    ],
+                }
+            )
 
     sub = node.create_subscription(ViewpointArray, f"{ns}/viewpoints", on_viewpoints, reliable)
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     threading.Thread(target=executor.spin, daemon=True).start()
     deadline = time.monotonic() + args.timeout
-    while (image_pub.get_subscription_count() < 1 or det_pub.get_subscription_count() < 1
-           or sub.get_publisher_count() < 1):
+    while (
+        image_pub.get_subscription_count() < 1 or det_pub.get_subscription_count() < 1 or sub.get_publisher_count() < 1
+    ):
         if time.monotonic() > deadline:
             print("node never matched", flush=True)
             return 1

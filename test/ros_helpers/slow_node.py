@@ -5,6 +5,7 @@
 The real node executable and data path; only ViewpointClassifier.predict_frame is wrapped, so a test can
 show that publishing keeps the input rate while the inference path lags.
 """
+
 import sys
 import time
 
