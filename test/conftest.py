@@ -93,3 +93,11 @@ def wait_for(predicate, timeout: float, interval: float = 0.1, message: str = "c
             return value
         time.sleep(interval)
     pytest.fail(f"timed out after {timeout:.0f} s waiting for {message}")
+
+
+@pytest.fixture(scope="module")
+def colour_checkpoint(tmp_path_factory):
+    """A test-tiny checkpoint whose label is the colour of the crop (ros_helpers/colour_model)."""
+    from ros_helpers.colour_model import save_colour_checkpoint
+
+    return save_colour_checkpoint(tmp_path_factory.mktemp("ckpt") / "colour_test_tiny.pt")

@@ -8,45 +8,17 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 
 import pytest
 import torch
 from conftest import REPO, wait_for
-from ros_helpers.cli import lifecycle
-from ros_helpers.colour_model import build_colour_model, save_colour_checkpoint
+from ros_helpers.cli import classifier_node_args, lifecycle
+from ros_helpers.colour_model import build_colour_model
 
 from pose_classifier_ros.model.checkpoint import save_checkpoint
 
-NODE_CMD = [sys.executable, "-m", "pose_classifier_ros.ros.pose_classifier_node"]
-PARAMS = REPO / "config" / "pose_classifier.yaml"
 HELPERS = REPO / "test" / "ros_helpers"
 LOST = "frames lost on "
-
-
-@pytest.fixture(scope="module")
-def colour_checkpoint(tmp_path_factory):
-    return save_colour_checkpoint(tmp_path_factory.mktemp("ckpt") / "colour_test_tiny.pt")
-
-
-def _node_args(ns: str, checkpoint, *params: str) -> list[str]:
-    args = [
-        *NODE_CMD,
-        "--ros-args",
-        "-r",
-        f"__ns:={ns}",
-        "--params-file",
-        str(PARAMS),
-        "-p",
-        f"model.checkpoint:={checkpoint}",
-        "-p",
-        "model.backend:=eager",
-        "-p",
-        "model.num_threads:=1",
-    ]
-    for p in params:
-        args += ["-p", p]
-    return args
 
 
 def _record(path) -> dict:
@@ -63,7 +35,7 @@ def _env_without_profile(ros_env: dict) -> dict:
 def test_lost_1080p_frames_over_default_transport_warn_once(ros_env, processes, tmp_path, colour_checkpoint):
     """A reliable 1 Hz 1920x1080 rgb8 camera, the node's best-effort subscription, no Fast DDS profile."""
     env = _env_without_profile(ros_env)
-    node = processes.start(_node_args("/field", colour_checkpoint, "diagnostics_period_s:=0.5"), env, "node")
+    node = processes.start(classifier_node_args("/field", colour_checkpoint, "diagnostics_period_s:=0.5"), env, "node")
     out = tmp_path / "field.json"
     pub = processes.python(
         [str(HELPERS / "field_publisher.py"), str(out), "/field", "--rate", "1", "--count", "16"], env, "camera"
@@ -96,7 +68,7 @@ def test_forced_frame_loss_warns_recovers_and_filters(ros_env, processes, tmp_pa
     """Images a reliable subscription cannot hear (best-effort publisher) while detections flow, then fixed."""
     ns = "/forced"
     node = processes.start(
-        _node_args(
+        classifier_node_args(
             ns,
             colour_checkpoint,
             "diagnostics_period_s:=0.5",
@@ -171,10 +143,12 @@ def test_broken_model_files_say_why(ros_env, processes, tmp_path):
     torch.save(model.backbone.state_dict(), weights)
 
     # A head-only checkpoint without backbone weights fails configure (not activate), naming the fix.
-    nobackbone = processes.start(_node_args("/nobb", head_only), ros_env, "nobackbone")
+    nobackbone = processes.start(classifier_node_args("/nobb", head_only), ros_env, "nobackbone")
     # One whose backbone file vanishes between configure and activate: activate fails, the cause is logged.
     vanishing = processes.start(
-        _node_args("/vanish", head_only, f"model.backbone_weights:={weights}", "autostart:=false"), ros_env, "vanishing"
+        classifier_node_args("/vanish", head_only, f"model.backbone_weights:={weights}", "autostart:=false"),
+        ros_env,
+        "vanishing",
     )
     _wait_state(ros_env, "/vanish/pose_classifier", "unconfigured")
     assert "Transitioning successful" in lifecycle(ros_env, "/vanish/pose_classifier", "set", "configure")

@@ -8,43 +8,14 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 import time
 
 import pytest
 from conftest import REPO, wait_for
 from ros_helpers import scenario
-from ros_helpers.cli import lifecycle
-from ros_helpers.colour_model import save_colour_checkpoint
+from ros_helpers.cli import classifier_node_args, lifecycle
 
-NODE_CMD = [sys.executable, "-m", "pose_classifier_ros.ros.pose_classifier_node"]
-PARAMS = REPO / "config" / "pose_classifier.yaml"
 HELPERS = REPO / "test" / "ros_helpers"
-
-
-@pytest.fixture(scope="module")
-def colour_checkpoint(tmp_path_factory):
-    return save_colour_checkpoint(tmp_path_factory.mktemp("ckpt") / "colour_test_tiny.pt")
-
-
-def _node_args(ns: str, checkpoint, *params: str) -> list[str]:
-    args = [
-        *NODE_CMD,
-        "--ros-args",
-        "-r",
-        f"__ns:={ns}",
-        "--params-file",
-        str(PARAMS),
-        "-p",
-        f"model.checkpoint:={checkpoint}",
-        "-p",
-        "model.backend:=eager",
-        "-p",
-        "model.num_threads:=1",
-    ]
-    for p in params:
-        args += ["-p", p]
-    return args
 
 
 def _wait_record(out, recorder, timeout: float, processes, node) -> dict:
@@ -72,7 +43,7 @@ def test_end_to_end_stream(ros_env, processes, tmp_path, colour_checkpoint):
     # processing.policy all with a reliable image reader, as the docs say for offline use: the test checks every
     # frame's output, and a best-effort depth-1 reader loses frames whenever a loaded machine stalls the executor.
     node = processes.start(
-        _node_args(
+        classifier_node_args(
             ns,
             colour_checkpoint,
             "schedule.mode:=every_frame",
@@ -175,9 +146,11 @@ def _wait_state(env, node: str, state: str, timeout: float = 60) -> None:
 
 
 def test_lifecycle_with_ros2_cli_and_failed_configure(ros_env, processes, tmp_path, colour_checkpoint):
-    managed = processes.start(_node_args("/lc", colour_checkpoint, "autostart:=false"), ros_env, "managed")
-    missing = processes.start(_node_args("/broken", "models/missing.pt"), ros_env, "missing")
-    invalid = processes.start(_node_args("/invalid", colour_checkpoint, "voting.min_votes:=9"), ros_env, "invalid")
+    managed = processes.start(classifier_node_args("/lc", colour_checkpoint, "autostart:=false"), ros_env, "managed")
+    missing = processes.start(classifier_node_args("/broken", "models/missing.pt"), ros_env, "missing")
+    invalid = processes.start(
+        classifier_node_args("/invalid", colour_checkpoint, "voting.min_votes:=9"), ros_env, "invalid"
+    )
     node = "/lc/pose_classifier"
 
     _wait_state(ros_env, node, "unconfigured")

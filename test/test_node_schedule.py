@@ -11,17 +11,10 @@ from __future__ import annotations
 import json
 import time
 
-import pytest
 from conftest import REPO, wait_for
-from ros_helpers.colour_model import save_colour_checkpoint
 
 HELPERS = REPO / "test" / "ros_helpers"
 FRAMES, NEW_TRACK_AT, BASE_NS, PERIOD_NS = 50, 25, 2000 * 10**9, 100_000_000
-
-
-@pytest.fixture(scope="module")
-def colour_checkpoint(tmp_path_factory):
-    return save_colour_checkpoint(tmp_path_factory.mktemp("ckpt") / "colour_test_tiny.pt")
 
 
 def test_scheduled_node_publishes_every_frame_with_a_slow_model(ros_env, processes, tmp_path, colour_checkpoint):

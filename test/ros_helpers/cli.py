@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 
-from conftest import VENV
+from conftest import REPO, VENV
 
 ROS2 = str(VENV / "bin" / "ros2")
 
@@ -26,3 +27,16 @@ def lifecycle(env: dict, node: str, verb: str, *args: str, timeout: float = 60) 
         text = out.stdout + out.stderr
         if "Node not found" not in text or time.monotonic() > deadline:
             return text
+
+
+CLASSIFIER_NODE = [sys.executable, "-m", "pose_classifier_ros.ros.pose_classifier_node"]
+CLASSIFIER_PARAMS = REPO / "config" / "pose_classifier.yaml"
+
+
+def classifier_node_args(ns: str, checkpoint, *params: str) -> list[str]:
+    """Command line of pose_classifier_node in namespace `ns` with the shipped YAML, `checkpoint`, the exact
+    eager backend on one thread, and `params` ("name:=value") on top."""
+    args = [*CLASSIFIER_NODE, "--ros-args", "-r", f"__ns:={ns}", "--params-file", str(CLASSIFIER_PARAMS)]
+    for p in (f"model.checkpoint:={checkpoint}", "model.backend:=eager", "model.num_threads:=1", *params):
+        args += ["-p", p]
+    return args
