@@ -11,7 +11,9 @@ import pytest
 from test_replay import PERIOD, PRED, START, ColourClassifier, write_bag, write_gt_csv
 
 from pose_classifier_ros.bags.bagio import open_reader
-from pose_classifier_ros.bags.replay import build_report, format_replay_report, load_ground_truth_csv, replay_bag
+from pose_classifier_ros.bags.ground_truth import load_ground_truth_csv
+from pose_classifier_ros.bags.replay import replay_bag
+from pose_classifier_ros.bags.replay_report import build_report, format_replay_report
 from pose_classifier_ros.stream.pipeline import ScheduledPipeline, ViewpointPipeline
 from pose_classifier_ros.stream.scheduler import ScheduleConfig
 from pose_classifier_ros.stream.voting import VotingConfig
