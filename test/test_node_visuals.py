@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from conftest import wait_for
 from ros_helpers import scenario
-from test_node_pose_classifier import HELPERS, _node_args, _stamp, colour_checkpoint  # noqa: F401
+from ros_helpers.cli import classifier_node_args
+from test_node_pose_classifier import HELPERS, _stamp
 
 from pose_classifier_ros.labels import INDEX
 from pose_classifier_ros.visualization.annotations import VIEWPOINT_COLORS
@@ -55,11 +56,11 @@ def _last_value(rec, key):
     return values[-1] if values else None
 
 
-def test_annotations_summaries_and_lazy_debug_images(ros_env, processes, tmp_path, colour_checkpoint):  # noqa: F811
+def test_annotations_summaries_and_lazy_debug_images(ros_env, processes, tmp_path, colour_checkpoint):
     ns = "/vis"
     views = tmp_path / "views"
     node = processes.start(
-        _node_args(
+        classifier_node_args(
             ns,
             colour_checkpoint,
             "schedule.mode:=every_frame",
