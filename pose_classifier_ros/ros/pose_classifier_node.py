@@ -427,6 +427,17 @@ class PoseClassifierNode(LifecycleNode):
             self._counts[key] += n
 
     @_logged("image callback")
+    def _record(self, counts: dict, stages_ms: dict, latency_ms: float | None = None, label_ages_s=()) -> None:
+        """Add to the diagnostics counters and rolling windows (called by the executor and the worker threads)."""
+        with self._lock:
+            for key, n in counts.items():
+                self._counts[key] += int(n)
+            self._label_age_s.extend(label_ages_s)
+            if latency_ms is not None:
+                self._latency_ms.append(latency_ms)
+            for key, value in stages_ms.items():
+                self._stage_ms.setdefault(key, deque(maxlen=200)).append(float(value))
+
     def _image_cb(self, msg) -> None:
         if self._watchdog is not None:
             self._watchdog.image_received(
@@ -491,16 +502,14 @@ class PoseClassifierNode(LifecycleNode):
         ages = [
             (pair.stamp_ns - r.label_stamp_ns) * 1e-9 for r in published.result.results if r.label_stamp_ns is not None
         ]
-        with self._lock:
-            self._counts["frames_processed"] += 1
-            self._counts["crops_skipped"] += int(published.result.skipped)
-            self._counts["filtered"] += int(getattr(published.result, "filtered", 0))
-            self._counts["viewpoints_unknown"] += sum(r.label_stamp_ns is None for r in published.result.results)
-            self._label_age_s.extend(ages)
-            if latency_ms is not None:
-                self._latency_ms.append(latency_ms)
-            for key, value in (("track", (t1 - t0) * 1e3), ("publish", (t2 - t1) * 1e3)):
-                self._stage_ms.setdefault(key, deque(maxlen=200)).append(value)
+        result = published.result
+        counts = {
+            "frames_processed": 1,
+            "crops_skipped": result.skipped,
+            "filtered": getattr(result, "filtered", 0),
+            "viewpoints_unknown": sum(r.label_stamp_ns is None for r in result.results),
+        }
+        self._record(counts, {"track": (t1 - t0) * 1e3, "publish": (t2 - t1) * 1e3}, latency_ms, ages)
         return published
 
     def _infer_loop(self) -> None:
@@ -527,11 +536,7 @@ class PoseClassifierNode(LifecycleNode):
         if self._visuals is not None:
             self._visuals.consider(inferred.frame, result)  # best views from this inference's fresh labels
         stages = {"decode": inferred.decode_ms, **{f"inference.{k}": v for k, v in cycle.timings_ms.items()}}
-        with self._lock:
-            self._counts["inference_cycles"] += 1
-            self._counts["crops_classified"] += int(cycle.classified)
-            for key, value in stages.items():
-                self._stage_ms.setdefault(key, deque(maxlen=200)).append(float(value))
+        self._record({"inference_cycles": 1, "crops_classified": cycle.classified}, stages)
 
     def _work(self) -> None:
         frames = self._frames
@@ -562,14 +567,8 @@ class PoseClassifierNode(LifecycleNode):
         t3 = time.perf_counter()
         latency_ms = (self.get_clock().now().nanoseconds - pair.stamp_ns) / 1e6 if pair.stamp_ns else None
         stages = {"decode": out.decode_ms, **result.timings_ms, "publish": (t3 - t2) * 1e3, "total": (t3 - t0) * 1e3}
-        with self._lock:
-            self._counts["frames_processed"] += 1
-            self._counts["crops_skipped"] += int(result.skipped)
-            self._counts["filtered"] += int(getattr(result, "filtered", 0))
-            if latency_ms is not None:
-                self._latency_ms.append(latency_ms)
-            for key, value in stages.items():
-                self._stage_ms.setdefault(key, deque(maxlen=200)).append(float(value))
+        counts = {"frames_processed": 1, "crops_skipped": result.skipped, "filtered": getattr(result, "filtered", 0)}
+        self._record(counts, stages, latency_ms)
 
     # -- visual outputs: annotations, debug images (only while subscribed), track summaries ----------
     def _publish_annotations(self, result, header) -> None:
