@@ -219,39 +219,39 @@ def frame_result_to_msg(result: FrameResult, header, types):
     )
 
 
-def message_types(typestore=None) -> SimpleNamespace:
-    """The `types` namespace for frame_result_to_msg.
+def message_namespace(names: dict[str, str], typestore=None, optional: tuple[str, ...] = ()) -> SimpleNamespace:
+    """Message classes by full type name, as attributes: ``{"Time": "builtin_interfaces/msg/Time", ...}``.
 
-    With a rosbags typestore (e.g. bagio.make_typestore()) or its ``types`` mapping: its dataclasses, plus
-    Header and Time.
-    Without: the generated rclpy message classes (imports the message modules, not rclpy).
+    From a rosbags typestore (or its ``types`` mapping) when given, else the generated rclpy message modules
+    (imports ``<pkg>.msg``, not rclpy). `optional` attributes are None where the typestore lacks the type.
     """
     if typestore is not None:
         t = getattr(typestore, "types", typestore)
-        return SimpleNamespace(
-            ViewpointArray=t["pose_classifier_ros/msg/ViewpointArray"],
-            Viewpoint=t["pose_classifier_ros/msg/Viewpoint"],
-            BoundingBox2D=t["vision_msgs/msg/BoundingBox2D"],
-            Pose2D=t["vision_msgs/msg/Pose2D"],
-            Point2D=t["vision_msgs/msg/Point2D"],
-            Header=t["std_msgs/msg/Header"],
-            Time=t["builtin_interfaces/msg/Time"],
-        )
-    from builtin_interfaces.msg import Time
-    from std_msgs.msg import Header
-    from vision_msgs.msg import BoundingBox2D, Point2D, Pose2D
+        return SimpleNamespace(**{attr: t.get(name) if attr in optional else t[name] for attr, name in names.items()})
+    import importlib
 
-    from pose_classifier_ros.msg import Viewpoint, ViewpointArray
+    classes = {}
+    for attr, name in names.items():
+        package, _, cls = name.split("/")
+        classes[attr] = getattr(importlib.import_module(f"{package}.msg"), cls)
+    return SimpleNamespace(**classes)
 
-    return SimpleNamespace(
-        ViewpointArray=ViewpointArray,
-        Viewpoint=Viewpoint,
-        BoundingBox2D=BoundingBox2D,
-        Pose2D=Pose2D,
-        Point2D=Point2D,
-        Header=Header,
-        Time=Time,
-    )
+
+VIEWPOINT_TYPES = {
+    "ViewpointArray": "pose_classifier_ros/msg/ViewpointArray",
+    "Viewpoint": "pose_classifier_ros/msg/Viewpoint",
+    "BoundingBox2D": "vision_msgs/msg/BoundingBox2D",
+    "Pose2D": "vision_msgs/msg/Pose2D",
+    "Point2D": "vision_msgs/msg/Point2D",
+    "Header": "std_msgs/msg/Header",
+    "Time": "builtin_interfaces/msg/Time",
+}
+
+
+def message_types(typestore=None) -> SimpleNamespace:
+    """The `types` namespace for frame_result_to_msg (VIEWPOINT_TYPES): rosbags classes with a typestore
+    (e.g. bagio.make_typestore()) or its ``types`` mapping, else the generated rclpy classes."""
+    return message_namespace(VIEWPOINT_TYPES, typestore)
 
 
 __all__ = (
@@ -262,6 +262,7 @@ __all__ = (
     "frame_result_to_msg",
     "image_from_msg",
     "make_viewpoint",
+    "message_namespace",
     "message_types",
     "ns_to_stamp",
     "stamp_to_ns",

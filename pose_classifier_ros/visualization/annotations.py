@@ -24,6 +24,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from pose_classifier_ros.labels import VIEWPOINTS
+from pose_classifier_ros.stream.conversions import message_namespace
 from pose_classifier_ros.visualization import stroke_font
 
 # RGB 0..1 per viewpoint: left flank cool (blues/purple), right flank warm (yellow/orange/red), front white,
@@ -141,36 +142,21 @@ def build_overlay(result, style: OverlayStyle | None = None) -> Overlay:
 # ---------------------------------------------------------------------------------------------
 # Messages
 # ---------------------------------------------------------------------------------------------
+ANNOTATION_TYPES = {
+    "ImageMarker": "visualization_msgs/msg/ImageMarker",
+    "Point": "geometry_msgs/msg/Point",
+    "ColorRGBA": "std_msgs/msg/ColorRGBA",
+    "Duration": "builtin_interfaces/msg/Duration",
+    "Header": "std_msgs/msg/Header",
+    "Time": "builtin_interfaces/msg/Time",
+    "TrackSummary": "pose_classifier_ros/msg/TrackSummary",
+}
+
+
 def annotation_types(typestore=None) -> SimpleNamespace:
-    """Message classes for this module and best_views: ImageMarker, Point, ColorRGBA, Duration, Header, Time,
-    TrackSummary. From a rosbags typestore (or its ``types`` mapping), else the generated rclpy classes."""
-    if typestore is not None:
-        t = getattr(typestore, "types", typestore)
-        return SimpleNamespace(
-            ImageMarker=t["visualization_msgs/msg/ImageMarker"],
-            Point=t["geometry_msgs/msg/Point"],
-            ColorRGBA=t["std_msgs/msg/ColorRGBA"],
-            Duration=t["builtin_interfaces/msg/Duration"],
-            Header=t["std_msgs/msg/Header"],
-            Time=t["builtin_interfaces/msg/Time"],
-            TrackSummary=t.get("pose_classifier_ros/msg/TrackSummary"),
-        )
-    from builtin_interfaces.msg import Duration, Time
-    from geometry_msgs.msg import Point
-    from std_msgs.msg import ColorRGBA, Header
-    from visualization_msgs.msg import ImageMarker
-
-    from pose_classifier_ros.msg import TrackSummary
-
-    return SimpleNamespace(
-        ImageMarker=ImageMarker,
-        Point=Point,
-        ColorRGBA=ColorRGBA,
-        Duration=Duration,
-        Header=Header,
-        Time=Time,
-        TrackSummary=TrackSummary,
-    )
+    """Message classes for this module and best_views (ANNOTATION_TYPES). From a rosbags typestore (or its
+    ``types`` mapping; TrackSummary may be missing there), else the generated rclpy classes."""
+    return message_namespace(ANNOTATION_TYPES, typestore, optional=("TrackSummary",))
 
 
 LINE_LIST = 2  # visualization_msgs/ImageMarker.LINE_LIST
