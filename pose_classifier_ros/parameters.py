@@ -17,6 +17,8 @@ from typing import Any
 
 # Parameters every rclpy node has (or that launch adds); never "unknown".
 ROS_BUILTIN_PARAMETERS = frozenset({"use_sim_time", "start_type_description_service"})
+# ROS QoS overrides (`qos_overrides./topic.subscription.reliability: reliable`) are rclpy's, never "unknown".
+ROS_BUILTIN_PREFIXES = ("qos_overrides.",)
 
 
 class ParameterError(ValueError):
@@ -77,7 +79,7 @@ class ParameterSchema:
         """
         errors = []
         for key in values:
-            if key in self.by_name or key in ROS_BUILTIN_PARAMETERS:
+            if key in self.by_name or key in ROS_BUILTIN_PARAMETERS or key.startswith(ROS_BUILTIN_PREFIXES):
                 continue
             close = difflib.get_close_matches(key, self.by_name, n=1)
             errors.append(f"unknown parameter {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))

@@ -40,6 +40,7 @@ def test_schema_checks_unknown_keys_types_ranges_and_choices(tmp_path):
     ):
         assert part in text, text
     assert schema.check({"use_sim_time": True})["on"] is True  # rclpy's own parameters are never unknown
+    assert schema.check({"qos_overrides./camera/image_raw.subscription.reliability": "reliable"})["on"] is True
 
 
 def test_wildcard_and_namespaced_sections_apply(tmp_path):
