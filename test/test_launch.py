@@ -54,6 +54,14 @@ def test_ros2_launch_activates_remaps_and_warns_once_on_zero_stamps(ros_env, pro
     if not (VENV / "share" / "pose_classifier_ros" / "launch" / LAUNCH.name).exists():
         pytest.fail("launch file not installed: run `bash scripts/setup.sh`")
     checkpoint = save_colour_checkpoint(tmp_path / "colour.pt")
+    # The shipped parameters plus a reliable image reader: the test counts every frame, and a best-effort
+    # reader may lose one on a loaded machine (qos_overrides in a params file, as a user would write it).
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        (REPO / "config" / "pose_classifier.yaml").read_text()
+        + "    qos_overrides:\n      /camera/image_raw:\n        subscription:\n"
+        + "          reliability: reliable\n          depth: 20\n"
+    )
     launch = processes.start(
         [
             ROS2,
@@ -61,6 +69,7 @@ def test_ros2_launch_activates_remaps_and_warns_once_on_zero_stamps(ros_env, pro
             "pose_classifier_ros",
             "pose_classifier.launch.py",
             f"checkpoint:={checkpoint}",
+            f"params_file:={params}",
             "namespace:=drone1",
             "backend:=eager",
             "image_topic:=/camera/image_raw",
