@@ -200,6 +200,30 @@ def test_plan_skips_matching_markers_only(tmp_path):
     (bag / "metadata.yaml").write_text("changed\n")
     assert plan_inputs(specs, base, out)[0].reason == "input changed"
     assert plan_inputs(specs, base, out, in_flight={"f1": "7_0 RUNNING"})[0].action == "in_flight"
+    # a finished flight archived away keeps its result (the same configuration), never a failure over it
+    plan = plan_inputs(specs, base, out)
+    M.write_json(out / "f1" / M.SUCCESS, M.Marker("done", "f1", str(bag), "old", plan[0].task.config_hash).to_dict())
+    shutil.rmtree(bag)
+    kept = plan_inputs(specs, base, out)[0]
+    assert kept.action == "skip" and "gone" in kept.reason and M.read_marker(out / "f1").status == "done"
+    assert plan_inputs(specs, dict(base, backend="int8"), out)[0].action == "failed"
+
+
+def test_replay_options_cover_every_replay_option():
+    """batch passes the replay parser's processing options as ReplayOptions fields: a new replay option needs
+    its field (and then works per input and in the manifest at once)."""
+    import argparse
+    import dataclasses
+
+    from pose_classifier_ros.bags.replay_cli import ReplayOptions, add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    dests = {a.dest for a in parser._actions if a.dest != "help"}
+    assert dests == {f.name for f in dataclasses.fields(ReplayOptions)}
+    args = parser.parse_args(["bag", "--checkpoint", "c.pth", "--schedule", "scheduled", "--max-crops", "3"])
+    options = ReplayOptions.from_args(args)
+    assert options.schedule == "scheduled" and options.max_crops == 3 and options.no_out is False
 
 
 def test_time_limits_and_threads():

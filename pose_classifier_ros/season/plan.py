@@ -2,7 +2,8 @@
 
 An input is skipped when DIR/<name>/_SUCCESS.json carries the same input hash and config hash (markers);
 it runs when it is new, failed before, or its input or configuration changed, and always with --force.
-An input whose files are missing fails here, with its _FAILED.json, without reaching a worker.
+An input whose files are missing fails here, with its _FAILED.json, without reaching a worker; unless it
+was finished with the same configuration before (the bag was archived after processing): its result is kept.
 """
 
 from __future__ import annotations
@@ -69,26 +70,21 @@ def plan_inputs(
                     "reader, which this version does not have"
                 )
             files = {k: options.get(k) for k in FILE_OPTIONS}
-            in_h = input_hash([spec.path] + [options.get(k) for k in INPUT_FILE_OPTIONS] + [spec.tracks])
             hashed = {k: v for k, v in options.items() if k not in INPUT_FILE_OPTIONS}
             cfg_h = config_hash(dict(hashed, write_bag=write_bag), files)
+            marker = read_marker(out_dir / spec.name)
+            if not spec.path.exists() and marker is not None and marker.status == "done" and not force:
+                if marker.config_hash == cfg_h:  # the flight was archived after it was processed: keep its result
+                    task = _task(spec, options, marker.input_hash, cfg_h, out_dir, write_bag, job)
+                    planned.append(PlannedInput(spec, "skip", "finished; its input is gone (kept)", task, marker))
+                    continue
+            in_h = input_hash([spec.path] + [options.get(k) for k in INPUT_FILE_OPTIONS] + [spec.tracks])
         except (OSError, ValueError) as exc:
             if record:
                 record_failure(out_dir, spec.name, str(spec.path), str(exc), error_type=type(exc).__name__, job=job)
             planned.append(PlannedInput(spec, "failed", str(exc), marker=read_marker(out_dir / spec.name)))
             continue
-        marker = read_marker(out_dir / spec.name)
-        task = InputTask(
-            name=spec.name,
-            path=str(spec.path),
-            out_dir=str(out_dir),
-            options=options,
-            input_hash=in_h,
-            config_hash=cfg_h,
-            metadata=dict(spec.metadata),
-            write_bag=write_bag,
-            job=job,
-        )
+        task = _task(spec, options, in_h, cfg_h, out_dir, write_bag, job)
         if marker is not None and marker.matches(in_h, cfg_h) and not force:
             planned.append(PlannedInput(spec, "skip", "finished, hashes match", task, marker))
             continue
@@ -104,6 +100,20 @@ def plan_inputs(
             reason = "configuration changed"
         planned.append(PlannedInput(spec, "run", reason, task, marker))
     return planned
+
+
+def _task(spec: InputSpec, options, in_h: str, cfg_h: str, out_dir: Path, write_bag: bool, job) -> InputTask:
+    return InputTask(
+        name=spec.name,
+        path=str(spec.path),
+        out_dir=str(out_dir),
+        options=options,
+        input_hash=in_h,
+        config_hash=cfg_h,
+        metadata=dict(spec.metadata),
+        write_bag=write_bag,
+        job=job,
+    )
 
 
 __all__ = ("FILE_OPTIONS", "PlannedInput", "effective_options", "plan_inputs")
