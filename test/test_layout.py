@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from helpers.paths import REPO
 
 PACKAGE = REPO / "pose_classifier_ros"
 ROS_ONLY = ("rclpy", "rcl_interfaces", "launch", "launch_ros", "ament_index_python")
@@ -88,6 +88,7 @@ def test_subpackage_import_boundaries(subpackage, forbidden):
     assert not offenders, offenders
 
 
+@pytest.mark.process
 def test_core_modules_load_without_rclpy():
     """Run-time check of the same rule: importing every core module pulls in no rclpy."""
     modules = sorted(
