@@ -34,6 +34,7 @@ def _env_without_profile(ros_env: dict) -> dict:
     return env
 
 
+@pytest.mark.slow
 def test_lost_1080p_frames_over_default_transport_warn_once(ros_env, processes, tmp_path, colour_checkpoint):
     """A reliable 1 Hz 1920x1080 rgb8 camera, the node's best-effort subscription, no Fast DDS profile."""
     env = _env_without_profile(ros_env)
@@ -66,6 +67,7 @@ def test_lost_1080p_frames_over_default_transport_warn_once(ros_env, processes, 
     assert processes.stop(node) == 0
 
 
+@pytest.mark.slow
 def test_forced_frame_loss_warns_recovers_and_filters(ros_env, processes, tmp_path, colour_checkpoint):
     """Images a reliable subscription cannot hear (best-effort publisher) while detections flow, then fixed."""
     ns = "/forced"
@@ -132,6 +134,7 @@ def test_forced_frame_loss_warns_recovers_and_filters(ros_env, processes, tmp_pa
     assert node.poll() is None and processes.stop(node) == 0, log
 
 
+@pytest.mark.slow
 def test_broken_model_files_say_why(ros_env, processes, tmp_path):
     model, config = build_colour_model()
     head_only = save_checkpoint(tmp_path / "head_only.pt", model, config, include_backbone=False)

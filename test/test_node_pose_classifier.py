@@ -136,6 +136,7 @@ def test_end_to_end_stream(ros_env, processes, tmp_path, colour_checkpoint):
     assert processes.stop(node) == 0, processes.output(node)
 
 
+@pytest.mark.slow
 def test_lifecycle_with_ros2_cli_and_failed_configure(ros_env, processes, tmp_path, colour_checkpoint):
     managed = processes.start(classifier_node_args("/lc", colour_checkpoint, "autostart:=false"), ros_env, "managed")
     missing = processes.start(classifier_node_args("/broken", "models/missing.pt"), ros_env, "missing")

@@ -57,6 +57,7 @@ def _last_value(rec, key):
     return values[-1] if values else None
 
 
+@pytest.mark.slow
 def test_annotations_summaries_and_lazy_debug_images(ros_env, processes, tmp_path, colour_checkpoint):
     ns = "/vis"
     views = tmp_path / "views"

@@ -130,6 +130,7 @@ def test_params_file_matches_declared_defaults():
 
 
 @pytest.mark.ros
+@pytest.mark.slow
 def test_live_stream_orients_approaches_and_captures(ros_env, processes, tmp_path):
     ns = "/drone1"
     # Yaw-only mode, capture at 10 % of the frame's shorter side (the scripted boxes stay small).
@@ -308,6 +309,7 @@ def test_launch_policy_alone_remaps_topics(ros_env, processes, tmp_path):
 
 
 @pytest.mark.ros
+@pytest.mark.slow
 def test_launch_classifier_and_policy_together(ros_env, processes, tmp_path):
     """Full bring-up with a test-tiny checkpoint: the policy subscribes to the classifier's viewpoints."""
     classifier_exe = VENV / "lib" / "pose_classifier_ros" / "pose_classifier_node"
