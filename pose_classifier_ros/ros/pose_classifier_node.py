@@ -180,15 +180,13 @@ class PoseClassifierNode(LifecycleNode):
         except FileNotFoundError as exc:
             log.error(f"configure failed: model.checkpoint: {exc}")
             return FAILURE
-        if config.device.startswith("cuda"):
-            import torch
+        from pose_classifier_ros.model.device import DeviceError, resolve_device
 
-            if not torch.cuda.is_available():
-                log.error(
-                    f"configure failed: model.device={config.device} but CUDA is not available here; "
-                    "use model.device cpu"
-                )
-                return FAILURE
+        try:
+            resolve_device(config.device)
+        except DeviceError as exc:
+            log.error(f"configure failed: model.device: {exc}")
+            return FAILURE
         from pose_classifier_ros.model.checkpoint import CheckpointError
         from pose_classifier_ros.model.preflight import check_model_files
 

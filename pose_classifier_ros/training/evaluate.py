@@ -258,12 +258,13 @@ def headline(report: dict) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from pose_classifier_ros.model.checkpoint import CheckpointError
+    from pose_classifier_ros.model.device import DeviceError
     from pose_classifier_ros.report import to_jsonable
     from pose_classifier_ros.training.data import DataError
 
     try:
         report = evaluate(args)
-    except (DataError, CheckpointError, FileNotFoundError, ValueError) as exc:
+    except (DataError, CheckpointError, DeviceError, FileNotFoundError, ValueError) as exc:
         print(f"pose-classifier evaluate: error: {exc}", file=sys.stderr)
         return 2
     row = to_jsonable(headline(report))
