@@ -223,7 +223,8 @@ def run(args: argparse.Namespace) -> int:
         f"and {summary['ground_truth']}"
     )
     if args.crops_dir is not None:
-        n = write_crops(args.crops_dir, args.crops_per_class, seed=args.seed, progress=not args.no_progress)
+        crops_seed = args.seed + 1_000_003  # a stream of its own, not the flight's
+        n = write_crops(args.crops_dir, args.crops_per_class, seed=crops_seed, progress=not args.no_progress)
         print(f"wrote {n} labelled crops into {args.crops_dir}/<class>/")
     return 0
 
