@@ -108,7 +108,7 @@ def _at_inference_priority(nice: int, build):
         _lower_thread_priority(nice)
         try:
             out["value"] = build()
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+        except BaseException as exc:  # re-raised in the caller's thread
             out["error"] = exc
 
     thread = threading.Thread(target=run, name="pose_classifier_model_build")
@@ -622,7 +622,7 @@ class PoseClassifierNode(LifecycleNode):
             if pub is not None:
                 try:
                     pub.publish(msg)
-                except Exception as exc:  # noqa: BLE001 - shutting down: the context may be gone already
+                except Exception as exc:  # shutting down: the context may be gone already
                     self.get_logger().debug(f"track summary not published at shutdown: {exc}")
                     break
 

@@ -106,7 +106,7 @@ def _readable(path: Path) -> bool:
         with Image.open(path) as im:
             im.load()
             return im.width > 0 and im.height > 0
-    except Exception:  # noqa: BLE001 - PIL raises many types for bad files
+    except Exception:  # PIL raises many types for bad files
         return False
 
 
