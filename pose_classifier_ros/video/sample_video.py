@@ -108,7 +108,14 @@ class VideoEncoder:
         self._stream.codec_context.time_base = TIME_BASE
         if self.codec == "libx264":
             self._stream.options = {"crf": str(crf), "preset": "veryfast", "g": str(gop)}
-        else:
+        elif self.codec == "libx265":
+            self._stream.options = {
+                "crf": str(crf),
+                "preset": "veryfast",
+                "x265-params": f"keyint={gop}:log-level=error",
+            }
+        else:  # e.g. mpeg4, whose time base denominator must fit 16 bits: half the MPEG clock
+            self._stream.codec_context.time_base = Fraction(1, 45_000)
             self._stream.codec_context.gop_size = gop
             self._stream.bit_rate = max(2_000_000, int(width * height * rate_hz * 0.4))
 
@@ -204,7 +211,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same flight as the bag)")
     parser.add_argument("--empty-frame", type=int, default=0, help="index of the frame with no animals (-1: none)")
     parser.add_argument("--codec", default="libx264", help="encoder (libx264, mpeg4, libx265, ...)")
-    parser.add_argument("--crf", type=int, default=18, help="libx264 quality (lower = better, larger)")
+    parser.add_argument("--crf", type=int, default=18, help="libx264/libx265 quality (lower = better, larger)")
     parser.add_argument("--gop", type=int, default=12, help="frames between keyframes")
     parser.add_argument("--vfr", action="store_true", help="irregular frame durations (variable frame rate)")
     parser.add_argument("--frame-code", action="store_true", help="draw each frame's index as a block code (track 100)")
