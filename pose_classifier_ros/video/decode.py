@@ -405,7 +405,7 @@ class VideoReader:
 
     def _configure_decoder(self) -> None:
         ctx = self._stream.codec_context
-        self._stream.thread_type = self.options.thread_type
+        ctx.thread_type = self.options.thread_type
         ctx.thread_count = self.options.threads
 
     def _reopen(self) -> None:
