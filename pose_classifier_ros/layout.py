@@ -127,10 +127,21 @@ ROOMS: tuple[Room, ...] = (
         ("labels", "parameters", "stream.conversions", "stream.voting", "bags"),
     ),
     Room(
+        "video/",
+        "field footage without ROS: `decode` (PyAV: frames numbered as CVAT/MOT number them, stamped from "
+        "presentation times, start/end/stride, decode-ahead thread), `tracks` (the one `Tracks` structure, "
+        "`load_tracks`, `fit_to_video`), `cvat` (CVAT for video 1.1 read with CVAT's interpolation, and write), "
+        "`mot` (MOTChallenge read/write), `detections_csv`, `viewpoint_truth` (ground truth from a per-box "
+        "attribute, alias table), `sample_video` (`pose-classifier make-sample-video`); from `stream` only "
+        "`Detection`",
+        ("labels", "stream", "synthetic"),
+    ),
+    Room(
         "synthetic/",
         "renderers for the demo and the tests: `animals`, `flight` (a drone flight with ground truth), `crops` "
         "(labelled crops; `write_crops` writes any renderer's folder-per-class set), `patterns` (stripe "
-        "patterns a random backbone already separates)",
+        "patterns a random backbone already separates), `frame_code` (a frame's index drawn as a block code, "
+        "for frame-accuracy tests)",
         ("labels",),
     ),
     Room(
