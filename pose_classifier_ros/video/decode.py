@@ -384,7 +384,7 @@ class VideoReader:
             self._put(_END)
         except VideoError as exc:
             self._put(_Failure(exc))
-        except Exception as exc:  # noqa: BLE001 - FFmpeg errors mid-stream: report after the good frames
+        except Exception as exc:  # FFmpeg errors mid-stream: report after the good frames
             self._put(_Failure(self._truncated(f"decoding failed: {exc}")))
         finally:
             if self._container is not None:
@@ -472,7 +472,7 @@ class VideoReader:
                 numbering.add(packet.pts)
             try:
                 frames = packet.decode()
-            except Exception as exc:  # noqa: BLE001 - av.error.*: corrupt data
+            except Exception as exc:  # av.error.*: corrupt data
                 raise self._truncated(f"cannot decode a packet at byte {packet.pos}: {exc}") from None
             for frame in frames:
                 self.stats.decode_s += time.perf_counter() - t0
