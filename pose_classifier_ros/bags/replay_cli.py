@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import logging
 import shutil
-import sys
 from pathlib import Path
 
 from pose_classifier_ros.bags.bagio import BagError, open_reader
@@ -270,9 +269,3 @@ def _run(args: argparse.Namespace) -> int:
     else:
         print_summary(report)
     return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    from pose_classifier_ros.cli import main
-
-    sys.exit(main(["replay", *sys.argv[1:]]))

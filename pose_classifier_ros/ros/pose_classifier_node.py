@@ -108,7 +108,7 @@ def _at_inference_priority(nice: int, build):
         _lower_thread_priority(nice)
         try:
             out["value"] = build()
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+        except BaseException as exc:  # re-raised in the caller's thread
             out["error"] = exc
 
     thread = threading.Thread(target=run, name="pose_classifier_model_build")
@@ -180,15 +180,13 @@ class PoseClassifierNode(LifecycleNode):
         except FileNotFoundError as exc:
             log.error(f"configure failed: model.checkpoint: {exc}")
             return FAILURE
-        if config.device.startswith("cuda"):
-            import torch
+        from pose_classifier_ros.model.device import DeviceError, resolve_device
 
-            if not torch.cuda.is_available():
-                log.error(
-                    f"configure failed: model.device={config.device} but CUDA is not available here; "
-                    "use model.device cpu"
-                )
-                return FAILURE
+        try:
+            resolve_device(config.device)
+        except DeviceError as exc:
+            log.error(f"configure failed: model.device: {exc}")
+            return FAILURE
         from pose_classifier_ros.model.checkpoint import CheckpointError
         from pose_classifier_ros.model.preflight import check_model_files
 
@@ -624,7 +622,7 @@ class PoseClassifierNode(LifecycleNode):
             if pub is not None:
                 try:
                     pub.publish(msg)
-                except Exception as exc:  # noqa: BLE001 - shutting down: the context may be gone already
+                except Exception as exc:  # shutting down: the context may be gone already
                     self.get_logger().debug(f"track summary not published at shutdown: {exc}")
                     break
 
