@@ -10,7 +10,7 @@ from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from helpers.paths import REPO
 
 from pose_classifier_ros.layout import BY_NAME, EVERYTHING, GENERATED, ROOMS, TABLE_BEGIN, TABLE_END, markdown_table
 
@@ -150,6 +150,7 @@ def test_nothing_outside_ros_imports_rclpy():
     assert not offenders, offenders
 
 
+@pytest.mark.process
 def test_core_modules_load_without_rclpy():
     """Run-time check of the same rule: importing every core module pulls in no rclpy."""
     modules = sorted(

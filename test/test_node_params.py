@@ -6,7 +6,7 @@ import threading
 
 import pytest
 import yaml
-from conftest import REPO, VENV
+from helpers.paths import REPO, VENV
 from rclpy.qos import QoSPolicyKind, ReliabilityPolicy
 
 from pose_classifier_ros.ros.params import descriptor, resolve_path

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import VENV
+from helpers.paths import VENV
 
 from pose_classifier_ros.navigation.policy import load_params_file
 from pose_classifier_ros.parameters import Parameter, ParameterError, ParameterSchema, params_files_from_args
@@ -60,6 +60,7 @@ def _run(cmd, env, timeout=90):
     return result.returncode, result.stdout + result.stderr
 
 
+@pytest.mark.ros
 def test_misspelt_key_fails_the_same_for_classifier_node_and_replay(ros_env, tmp_path):
     params = tmp_path / "typo.yaml"
     params.write_text(CLASSIFIER_TYPO)
@@ -106,6 +107,7 @@ def test_misspelt_key_fails_the_same_for_classifier_node_and_replay(ros_env, tmp
     assert "configure failed" in out and expected in out, out
 
 
+@pytest.mark.ros
 def test_misspelt_key_fails_the_same_for_policy_node_and_policy_eval(ros_env, tmp_path):
     params = tmp_path / "typo.yaml"
     params.write_text(POLICY_TYPO)

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, VENV, wait_for
+from helpers.paths import REPO, VENV
+from helpers.waiting import wait_for
 
 NODE_EXE = VENV / "lib" / "pose_classifier_ros" / "side_profile_policy_node"
 # The module runs the same main() as the installed executable; used so these tests do not depend on the
@@ -128,6 +129,8 @@ def test_params_file_matches_declared_defaults():
     assert lookup("input_timeout_s") == 1.0
 
 
+@pytest.mark.ros
+@pytest.mark.slow
 def test_live_stream_orients_approaches_and_captures(ros_env, processes, tmp_path):
     ns = "/drone1"
     # Yaw-only mode, capture at 10 % of the frame's shorter side (the scripted boxes stay small).
@@ -227,6 +230,7 @@ def test_live_stream_orients_approaches_and_captures(ros_env, processes, tmp_pat
     assert processes.stop(node) == 0, log
 
 
+@pytest.mark.ros
 @pytest.mark.parametrize(
     "override, message",
     [
@@ -248,6 +252,7 @@ def test_invalid_parameters_exit_non_zero_with_a_clear_error(ros_env, override, 
     assert message in output and "Traceback" not in output, output
 
 
+@pytest.mark.ros
 def test_launch_show_args_lists_policy_and_classifier_arguments(ros_env):
     result = subprocess.run(
         [
@@ -271,6 +276,7 @@ def test_launch_show_args_lists_policy_and_classifier_arguments(ros_env):
             assert f"'{arg}'" in output, output
 
 
+@pytest.mark.ros
 def test_launch_policy_alone_remaps_topics(ros_env, processes, tmp_path):
     assert os.access(NODE_EXE, os.X_OK), f"{NODE_EXE} is not executable: run scripts/setup.sh"
     launch = processes.start(
@@ -302,6 +308,8 @@ def test_launch_policy_alone_remaps_topics(ros_env, processes, tmp_path):
     assert launch.poll() is None, processes.output(launch)
 
 
+@pytest.mark.ros
+@pytest.mark.slow
 def test_launch_classifier_and_policy_together(ros_env, processes, tmp_path):
     """Full bring-up with a test-tiny checkpoint: the policy subscribes to the classifier's viewpoints."""
     classifier_exe = VENV / "lib" / "pose_classifier_ros" / "pose_classifier_node"
@@ -350,6 +358,7 @@ def test_launch_classifier_and_policy_together(ros_env, processes, tmp_path):
     assert launch.poll() is None, processes.output(launch)
 
 
+@pytest.mark.ros
 def test_orbit_example_launch_overrides_the_params_file(ros_env, processes):
     assert os.access(NODE_EXE, os.X_OK), f"{NODE_EXE} is not executable: run scripts/setup.sh"
     ros2 = str(VENV / "bin" / "ros2")
@@ -397,6 +406,7 @@ def test_orbit_example_launch_overrides_the_params_file(ros_env, processes):
     assert launch.poll() is None, processes.output(launch)
 
 
+@pytest.mark.ros
 def test_vigilance_input_makes_the_node_retreat(ros_env, processes, tmp_path):
     ns = "/drone3"
     node = processes.start(

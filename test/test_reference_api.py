@@ -297,6 +297,7 @@ def test_data_dir_with_csvs_roots_relative_image_paths(dataset, tmp_path):
         T.train(parse("--data", dataset, "--save-format", "reference", "--head-only-checkpoint", "--out", tmp_path))
 
 
+@pytest.mark.process
 def test_importing_the_package_does_not_load_torch():
     code = (
         "import sys, pose_classifier_ros as p; assert 'torch' not in sys.modules; "

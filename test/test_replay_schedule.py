@@ -8,7 +8,8 @@ import subprocess
 import sys
 
 import pytest
-from test_replay import PERIOD, PRED, START, ColourClassifier, write_bag, write_gt_csv
+from helpers.fake_classifier import ColourClassifier
+from helpers.replay_bag import PERIOD, PRED, START, write_bag, write_gt_csv
 
 from pose_classifier_ros.bags.bagio import open_reader
 from pose_classifier_ros.bags.ground_truth import load_ground_truth_csv
@@ -100,6 +101,7 @@ def test_undecodable_frame_still_published_in_scheduled_mode(tmp_path):
     assert len(_messages(tmp_path / "out")) == 10
 
 
+@pytest.mark.process
 @pytest.mark.slow
 def test_cli_scheduled_report(tmp_path):
     bag = tmp_path / "in"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import REPO
+from helpers.paths import REPO
 
 from pose_classifier_ros.stream.pipeline import Detection
 from pose_classifier_ros.synthetic.flight import FlightConfig, generate_flight

@@ -5,7 +5,7 @@ video's CVAT attributes, MOT/CSV files and ground_truth.csv all say the same."""
 from __future__ import annotations
 
 import pytest
-from conftest import REPO
+from helpers.paths import REPO
 
 from pose_classifier_ros.bags.ground_truth import load_ground_truth_csv
 from pose_classifier_ros.cli import main as cli_main
