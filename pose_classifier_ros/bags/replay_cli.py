@@ -172,10 +172,10 @@ def _run(args: argparse.Namespace) -> int:
     try:
         classifier = ViewpointClassifier.from_checkpoint(
             args.checkpoint,
-            device=args.device or settings.device,
-            backend=args.backend or settings.backend,
-            backbone_weights=args.backbone_weights or settings.backbone_weights or None,
-            batch_size=int(args.batch_size or settings.batch_size),
+            device=args.device or settings.model.device,
+            backend=args.backend or settings.model.backend,
+            backbone_weights=args.backbone_weights or settings.model.backbone_weights or None,
+            batch_size=int(args.batch_size or settings.model.batch_size),
             crop=settings.crop,
         )
     except CheckpointError as exc:
@@ -185,7 +185,7 @@ def _run(args: argparse.Namespace) -> int:
         classifier,
         voting=settings.voting,
         detection_filter=settings.filter,
-        iou_threshold=settings.tracking_iou_threshold,
+        iou_threshold=settings.tracking.iou_threshold,
     )
     if args.schedule == "scheduled":
         from dataclasses import replace
@@ -200,7 +200,7 @@ def _run(args: argparse.Namespace) -> int:
         pipeline = ScheduledPipeline(
             classifier,
             voting=settings.voting,
-            iou_threshold=settings.tracking_iou_threshold,
+            iou_threshold=settings.tracking.iou_threshold,
             detection_filter=settings.filter,
             schedule=schedule,
             crop=settings.crop,
@@ -217,7 +217,7 @@ def _run(args: argparse.Namespace) -> int:
         image_topic=args.image_topic,
         detections_topic=args.detections_topic,
         viewpoints_topic=args.viewpoints_topic,
-        pairing=settings.pairing,
+        pairing=settings.sync,
         ground_truth=ground_truth,
         ground_truth_topic=gt_topic,
         storage=args.storage,
