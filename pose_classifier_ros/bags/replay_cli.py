@@ -58,7 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--params",
         type=Path,
         default=None,
-        help="the node's YAML parameters (config/pose_classifier.yaml): voting, crop, sync",
+        help="the node's YAML parameters (config/pose_classifier.yaml): model, crop, filter, sync, voting, "
+        "tracking, schedule (schedule.mode unless --schedule is given)",
     )
     parser.add_argument(
         "--backend",
@@ -81,9 +82,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--schedule",
         choices=("every_frame", "scheduled"),
-        default="every_frame",
-        help="every_frame: classify every crop of every frame (default); scheduled: the node's "
-        "per-track scheduler (schedule.* from --params) under --crops-per-second",
+        default=None,
+        help="every_frame: classify every crop of every frame; scheduled: the node's per-track scheduler "
+        "(schedule.* from --params) under --crops-per-second. Default: schedule.mode of --params, else every_frame",
     )
     parser.add_argument(
         "--crops-per-second",
@@ -132,6 +133,20 @@ def _default_out(args) -> Path | None:
     return args.bag.parent / f"{args.bag.name.split('.')[0]}_viewpoints"
 
 
+def schedule_mode(args: argparse.Namespace, settings) -> tuple[str, str]:
+    """(schedule mode, where it came from): --schedule, else --params' schedule.mode, else every_frame."""
+    if args.schedule is not None:
+        return args.schedule, "from --schedule"
+    if args.params is None:
+        return "every_frame", "replay's default without --params"
+    from pose_classifier_ros.parameters import read_params_file
+    from pose_classifier_ros.stream.node_config import NODE_NAME
+
+    if "schedule.mode" in read_params_file(args.params, NODE_NAME):
+        return settings.schedule.mode, f"from {args.params}"
+    return settings.schedule.mode, f"the node's default; {args.params} does not set schedule.mode"
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         return _run(args)
@@ -145,6 +160,13 @@ def _run(args: argparse.Namespace) -> int:
 
     # The node's own YAML with the node's meaning: unknown keys, wrong types and ranges fail as in the node.
     settings = load_node_config(args.params) if args.params is not None else NodeConfig()
+    mode, why = schedule_mode(args, settings)
+    print(f"schedule: {mode} ({why})")
+    if mode != "scheduled" and (args.crops_per_second is not None or args.max_crops is not None):
+        raise ValueError(
+            f"--crops-per-second and --max-crops need schedule mode scheduled (--schedule scheduled, or "
+            f"schedule.mode in --params); it is {mode} ({why})"
+        )
     ground_truth = load_ground_truth_csv(args.ground_truth) if args.ground_truth is not None else None
 
     out_path = _default_out(args)
@@ -187,7 +209,7 @@ def _run(args: argparse.Namespace) -> int:
         detection_filter=settings.filter,
         iou_threshold=settings.tracking.iou_threshold,
     )
-    if args.schedule == "scheduled":
+    if mode == "scheduled":
         from dataclasses import replace
 
         from pose_classifier_ros.stream.pipeline import ScheduledPipeline
@@ -207,8 +229,6 @@ def _run(args: argparse.Namespace) -> int:
         )
         if args.no_baseline:
             baseline = None
-    elif args.crops_per_second is not None or args.max_crops is not None:
-        raise ValueError("--crops-per-second and --max-crops need --schedule scheduled")
 
     result = replay_bag(
         args.bag,
