@@ -161,7 +161,7 @@ def test_lifecycle_with_ros2_cli_and_failed_configure(ros_env, processes, tmp_pa
     assert f"cannot load checkpoint {resolved}" in processes.output(missing)
     assert lifecycle(ros_env, "/broken/pose_classifier", "get").startswith("unconfigured")
     wait_for(lambda: "configure failed" in processes.output(invalid), 30, message="invalid parameters logged")
-    assert "voting.min_votes=9 exceeds voting.window=7" in processes.output(invalid)
+    assert "voting.min_votes: must be <= voting.window (7), got 9" in processes.output(invalid)
     for proc in (managed, missing, invalid):
         assert proc.poll() is None, processes.output(proc)
         assert processes.stop(proc) == 0, processes.output(proc)

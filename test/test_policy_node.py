@@ -111,8 +111,7 @@ def _write(tmp_path: Path, name: str, code: str) -> str:
 
 
 def test_params_file_matches_declared_defaults():
-    from pose_classifier_ros.navigation.policy import POLICY_PARAMETERS as DECLARED
-    from pose_classifier_ros.navigation.policy import PolicyConfig
+    from pose_classifier_ros.navigation.policy import policy_schema
 
     values = yaml.safe_load(PARAMS.read_text())["side_profile_policy"]["ros__parameters"]
 
@@ -122,11 +121,9 @@ def test_params_file_matches_declared_defaults():
             node = node[part]
         return node
 
-    defaults = PolicyConfig().to_dict()
-    for p in DECLARED:
+    for p in policy_schema().parameters:
         value = lookup(p.name)
-        assert type(value) is type(defaults[p.field]) and value == defaults[p.field], p.name
-    assert lookup("input_timeout_s") == 1.0
+        assert type(value) is type(p.default) and value == p.default, p.name
 
 
 @pytest.mark.ros
@@ -226,7 +223,7 @@ def test_live_stream_orients_approaches_and_captures(ros_env, processes, tmp_pat
         text=True,
         timeout=60,
     )
-    assert "approach.min_side_votes=9" in result.stdout + result.stderr
+    assert "approach.min_side_votes: must be <= approach.window" in result.stdout + result.stderr
     assert processes.stop(node) == 0, log
 
 
@@ -234,9 +231,9 @@ def test_live_stream_orients_approaches_and_captures(ros_env, processes, tmp_pat
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("approach.min_side_votes:=9", "approach.min_side_votes=9 must be in [1, approach.window=7]"),
+        ("approach.min_side_votes:=9", "approach.min_side_votes: must be <= approach.window (7), got 9"),
         ("capture.size_ratio:=1.5", "capture.size_ratio"),
-        ("orient.scan_direction:=up", "orient.scan_direction='up'"),
+        ("orient.scan_direction:=up", "orient.scan_direction: must be one of left, right, got 'up'"),
     ],
 )
 def test_invalid_parameters_exit_non_zero_with_a_clear_error(ros_env, override, message):

@@ -141,7 +141,7 @@ def test_settings_from_node_params_file(tmp_path):
 
     repo_yaml = Path(__file__).resolve().parents[1] / "config" / "pose_classifier.yaml"
     settings = load_node_config(repo_yaml)
-    assert settings.voting.window >= 1 and settings.pairing.mode in ("stamp", "arrival")
+    assert settings.voting.window >= 1 and settings.sync.mode in ("stamp", "arrival")
     params = tmp_path / "p.yaml"
     params.write_text(
         "pose_classifier:\n  ros__parameters:\n    voting: {window: 3, min_votes: 2, mode: mean}\n"
@@ -150,8 +150,8 @@ def test_settings_from_node_params_file(tmp_path):
     )
     s = load_node_config(params)
     assert (s.voting.window, s.voting.min_votes, s.voting.mode) == (3, 2, "mean")
-    assert (s.pairing.tolerance_s, s.pairing.queue_size) == (0.02, 5)
-    assert s.crop.padding == 0.2 and s.tracking_iou_threshold == 0.5 and s.backend == "eager"
+    assert (s.sync.tolerance_s, s.sync.queue_size) == (0.02, 5)
+    assert s.crop.padding == 0.2 and s.tracking.iou_threshold == 0.5 and s.model.backend == "eager"
     (tmp_path / "bad.yaml").write_text("other_node:\n  ros__parameters: {}\n")
     with pytest.raises(ValueError, match="pose_classifier"):
         load_node_config(tmp_path / "bad.yaml")
@@ -171,8 +171,8 @@ def test_node_yaml_is_read_with_the_node_meaning_no_aliases(tmp_path):
         str(bad),
         "unknown parameter 'voting.windw' (did you mean 'voting.window'?)",
         "unknown parameter 'sync.slop'",
-        "crop.padding has type str, expected float",
-        "tracking.iou_threshold=2.0 is outside [0.0, 1.0]",
+        "crop.padding: expected float, got str 'fast'",
+        "tracking.iou_threshold: must be in [0.0, 1.0], got 2.0",
     ):
         assert part in text, text
 

@@ -57,7 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--params",
         type=Path,
         default=None,
-        help="the node's YAML parameters (config/pose_classifier.yaml): voting, crop, sync",
+        help="the node's YAML parameters (config/pose_classifier.yaml): model, crop, filter, sync, voting, "
+        "tracking, schedule (schedule.mode unless --schedule is given)",
     )
     parser.add_argument(
         "--backend",
@@ -80,9 +81,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--schedule",
         choices=("every_frame", "scheduled"),
-        default="every_frame",
-        help="every_frame: classify every crop of every frame (default); scheduled: the node's "
-        "per-track scheduler (schedule.* from --params) under --crops-per-second",
+        default=None,
+        help="every_frame: classify every crop of every frame; scheduled: the node's per-track scheduler "
+        "(schedule.* from --params) under --crops-per-second. Default: schedule.mode of --params, else every_frame",
     )
     parser.add_argument(
         "--crops-per-second",
@@ -131,6 +132,20 @@ def _default_out(args) -> Path | None:
     return args.bag.parent / f"{args.bag.name.split('.')[0]}_viewpoints"
 
 
+def schedule_mode(args: argparse.Namespace, settings) -> tuple[str, str]:
+    """(schedule mode, where it came from): --schedule, else --params' schedule.mode, else every_frame."""
+    if args.schedule is not None:
+        return args.schedule, "from --schedule"
+    if args.params is None:
+        return "every_frame", "replay's default without --params"
+    from pose_classifier_ros.parameters import read_params_file
+    from pose_classifier_ros.stream.node_config import NODE_NAME
+
+    if "schedule.mode" in read_params_file(args.params, NODE_NAME):
+        return settings.schedule.mode, f"from {args.params}"
+    return settings.schedule.mode, f"the node's default; {args.params} does not set schedule.mode"
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         return _run(args)
@@ -144,6 +159,13 @@ def _run(args: argparse.Namespace) -> int:
 
     # The node's own YAML with the node's meaning: unknown keys, wrong types and ranges fail as in the node.
     settings = load_node_config(args.params) if args.params is not None else NodeConfig()
+    mode, why = schedule_mode(args, settings)
+    print(f"schedule: {mode} ({why})")
+    if mode != "scheduled" and (args.crops_per_second is not None or args.max_crops is not None):
+        raise ValueError(
+            f"--crops-per-second and --max-crops need schedule mode scheduled (--schedule scheduled, or "
+            f"schedule.mode in --params); it is {mode} ({why})"
+        )
     ground_truth = load_ground_truth_csv(args.ground_truth) if args.ground_truth is not None else None
 
     out_path = _default_out(args)
@@ -171,10 +193,10 @@ def _run(args: argparse.Namespace) -> int:
     try:
         classifier = ViewpointClassifier.from_checkpoint(
             args.checkpoint,
-            device=args.device or settings.device,
-            backend=args.backend or settings.backend,
-            backbone_weights=args.backbone_weights or settings.backbone_weights or None,
-            batch_size=int(args.batch_size or settings.batch_size),
+            device=args.device or settings.model.device,
+            backend=args.backend or settings.model.backend,
+            backbone_weights=args.backbone_weights or settings.model.backbone_weights or None,
+            batch_size=int(args.batch_size or settings.model.batch_size),
             crop=settings.crop,
         )
     except CheckpointError as exc:
@@ -184,9 +206,9 @@ def _run(args: argparse.Namespace) -> int:
         classifier,
         voting=settings.voting,
         detection_filter=settings.filter,
-        iou_threshold=settings.tracking_iou_threshold,
+        iou_threshold=settings.tracking.iou_threshold,
     )
-    if args.schedule == "scheduled":
+    if mode == "scheduled":
         from dataclasses import replace
 
         from pose_classifier_ros.stream.pipeline import ScheduledPipeline
@@ -199,15 +221,13 @@ def _run(args: argparse.Namespace) -> int:
         pipeline = ScheduledPipeline(
             classifier,
             voting=settings.voting,
-            iou_threshold=settings.tracking_iou_threshold,
+            iou_threshold=settings.tracking.iou_threshold,
             detection_filter=settings.filter,
             schedule=schedule,
             crop=settings.crop,
         )
         if args.no_baseline:
             baseline = None
-    elif args.crops_per_second is not None or args.max_crops is not None:
-        raise ValueError("--crops-per-second and --max-crops need --schedule scheduled")
 
     result = replay_bag(
         args.bag,
@@ -216,7 +236,7 @@ def _run(args: argparse.Namespace) -> int:
         image_topic=args.image_topic,
         detections_topic=args.detections_topic,
         viewpoints_topic=args.viewpoints_topic,
-        pairing=settings.pairing,
+        pairing=settings.sync,
         ground_truth=ground_truth,
         ground_truth_topic=gt_topic,
         storage=args.storage,
