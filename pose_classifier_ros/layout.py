@@ -116,7 +116,7 @@ ROOMS: tuple[Room, ...] = (
         "(`pose-classifier replay`), `ground_truth` (CSV or bag topic), `replay_report` (metrics.json, "
         "report.txt, figures), `schedule_report` (label age, published-label accuracy), `replay_visuals` "
         "(annotation and summary topics, best views), `sample_bag` (writes the synthetic flight as a bag)",
-        ("labels", "metrics", "plotting", "report", "model", "stream", "visualization", "synthetic"),
+        ("labels", "parameters", "metrics", "plotting", "report", "model", "stream", "visualization", "synthetic"),
     ),
     Room(
         "navigation/",
