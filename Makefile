@@ -1,7 +1,9 @@
 # The two commands that matter:
 #   make demo   set up (if needed) and run the demo: generate a sample bag, replay + evaluate it
-#   make test   set up (if needed), lint (ruff), then run the whole test suite
-.PHONY: setup lint test demo bench clean
+#   make test   set up (if needed), lint (ruff), then run the whole test suite (what CI runs: .ci/run)
+# and, while editing:
+#   make test-fast   lint + the ROS-free core tier: tests that start no process (about a minute)
+.PHONY: setup lint test test-fast demo bench clean
 
 setup:
 	bash scripts/setup.sh
@@ -12,6 +14,10 @@ lint: setup
 test: setup
 	bash scripts/lint.sh
 	bash scripts/run_tests.sh
+
+test-fast: setup
+	bash scripts/lint.sh
+	bash scripts/run_tests.sh --fast
 
 demo: setup
 	bash scripts/demo.sh

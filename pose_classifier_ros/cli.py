@@ -21,6 +21,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     ),
     "play": ("pose_classifier_ros.ros.bag_player", "publish a bag live (with /clock) for the node"),
     "make-sample-bag": ("pose_classifier_ros.bags.sample_bag", "generate the synthetic sample flight bag"),
+    "make-sample-video": (
+        "pose_classifier_ros.video.sample_video",
+        "generate the synthetic flight as an MP4 with CVAT, MOT and CSV tracks",
+    ),
     "policy-eval": (
         "pose_classifier_ros.navigation.policy_eval",
         "run the side-profile policy over a bag's viewpoints",

@@ -8,7 +8,7 @@ front-right 315 (-45). "left" means the animal's left flank is seen (it faces im
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -24,6 +24,8 @@ VIEWPOINTS: tuple[str, ...] = (
 )
 NUM_CLASSES = len(VIEWPOINTS)
 INDEX: dict[str, int] = {name: i for i, name in enumerate(VIEWPOINTS)}
+UNKNOWN_LABEL = 255  # Viewpoint.UNKNOWN: no class (a track seen but not classified yet)
+UNKNOWN_NAME = "unknown"  # Viewpoint.label_name with UNKNOWN
 
 # Mirror image of each class (horizontal flip): left <-> right, front/back unchanged.
 _FLIP_NAME = {
@@ -68,6 +70,13 @@ def normalize_label(label: str | int) -> int:
     return INDEX[key]
 
 
+def label_name(label: int) -> str:
+    """Name of a class index; UNKNOWN_NAME ("unknown", as messages spell it) for any index outside 0..7
+    (UNKNOWN_LABEL included)."""
+    label = int(label)
+    return VIEWPOINTS[label] if 0 <= label < NUM_CLASSES else UNKNOWN_NAME
+
+
 def flip_label(label: int) -> int:
     """Class index seen after a horizontal flip of the image."""
     return FLIP_INDEX[label]
@@ -87,12 +96,6 @@ def angular_error_deg(pred: Iterable[int] | int, true: Iterable[int] | int) -> n
     heading = np.asarray(HEADING_DEG)
     diff = np.abs(heading[np.asarray(pred)] - heading[np.asarray(true)]) % 360.0
     return np.minimum(diff, 360.0 - diff)
-
-
-def check_class_names(names: Sequence[str]) -> None:
-    """Raise ValueError unless `names` is exactly the supported class order."""
-    if tuple(names) != VIEWPOINTS:
-        raise ValueError(f"class list {list(names)} differs from the supported order {list(VIEWPOINTS)}")
 
 
 def heading_from_probs(probs) -> tuple[np.ndarray, np.ndarray]:

@@ -1,4 +1,9 @@
-"""Shared fixtures: an isolated ROS 2 environment per test and managed child processes."""
+"""Shared fixtures (an isolated ROS 2 environment per test, managed child processes, small checkpoints) and
+the tier guard: a test that starts a process must carry @pytest.mark.ros or @pytest.mark.process
+(helpers/process_guard.py), so that `make test-fast` (`-m "not ros and not process"`) starts none.
+
+Shared code that is not a fixture lives in helpers/ (ROS-free) and ros_helpers/ (ROS processes); test
+modules import it from there, never from conftest.py or another test module."""
 
 from __future__ import annotations
 
@@ -6,13 +11,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from helpers.paths import REPO, VENV
+from helpers.process_guard import fixture_problem, process_markers, refuse_processes
 
-REPO = Path(__file__).resolve().parents[1]
-VENV = Path(os.environ.get("VENV", REPO / ".venv"))
+pytest_plugins = ["pytester"]  # test_suite_rules.py runs this conftest in a separate pytest session
+
 # Domain ids 1..100 are valid on Linux for Fast DDS' default port mapping. Spread by pid so
 # parallel test runs on one machine do not hear each other.
 _domain_counter = [os.getpid() % 50]
@@ -84,20 +90,46 @@ def processes(tmp_path):
     group.stop_all()
 
 
-def wait_for(predicate, timeout: float, interval: float = 0.1, message: str = "condition"):
-    """Poll `predicate` until truthy; fail the test with `message` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {message}")
-
-
 @pytest.fixture(scope="module")
 def colour_checkpoint(tmp_path_factory):
     """A test-tiny checkpoint whose label is the colour of the crop (ros_helpers/colour_model)."""
     from ros_helpers.colour_model import save_colour_checkpoint
 
     return save_colour_checkpoint(tmp_path_factory.mktemp("ckpt") / "colour_test_tiny.pt")
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path) -> Path:
+    """A test-tiny checkpoint in our format (random head, seed 0) at tmp_path/tiny.pth."""
+    import torch
+
+    from pose_classifier_ros.model.backbone import build_backbone
+    from pose_classifier_ros.model.checkpoint import save_checkpoint
+    from pose_classifier_ros.model.head import build_head
+    from pose_classifier_ros.model.viewpoint_model import ModelConfig, ViewpointModel
+
+    torch.manual_seed(0)
+    model = ViewpointModel(build_backbone("test-tiny", pretrained=False), build_head("mlp", 64)).eval()
+    path = tmp_path / "tiny.pth"
+    save_checkpoint(path, model, ModelConfig(backbone="test-tiny"))
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# Tier guard (helpers/process_guard.py), in every run, not only the fast tier.
+# ---------------------------------------------------------------------------------------------
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """A test that requests `ros_env` / `processes` without the matching marker fails before set-up."""
+    problem = fixture_problem(item)
+    if problem:
+        pytest.fail(problem, pytrace=False)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Set-up, call and teardown of a test without a process marker cannot start a process."""
+    if process_markers(item):
+        return (yield)
+    with refuse_processes(item.nodeid):
+        return (yield)

@@ -8,7 +8,7 @@ import textwrap
 
 import numpy as np
 import pytest
-from conftest import wait_for
+from helpers.waiting import wait_for
 
 from pose_classifier_ros.bags.bagio import open_writer
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+from helpers.best_view_flight import FLIGHT, PERIOD, R, run_flight
 from PIL import Image
-from test_best_views import FLIGHT, PERIOD, R, run_flight
 
 from pose_classifier_ros.visualization.best_views import BestViewTracker
 from pose_classifier_ros.visualization.contact_sheet import write_contact_sheet

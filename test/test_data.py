@@ -12,12 +12,16 @@ from PIL import Image
 
 from pose_classifier_ros.labels import INDEX, NUM_CLASSES, VIEWPOINTS, flip_label
 from pose_classifier_ros.model.viewpoint_model import ModelConfig
+from pose_classifier_ros.synthetic.crops import write_crops
+from pose_classifier_ros.synthetic.patterns import render_pattern
 from pose_classifier_ros.training import data as D
 
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
-    return D.write_synthetic_dataset(tmp_path_factory.mktemp("syn") / "data", 5, seed=1, size=40)
+    root = tmp_path_factory.mktemp("syn") / "data"
+    write_crops(root, 5, seed=1, render=render_pattern, size=40, progress=False)
+    return root
 
 
 def test_load_folder_and_stratified_split(folder):
@@ -101,9 +105,9 @@ def test_synthetic_pattern_mirrors_to_flipped_class():
     """The generated data is mirror-consistent: a mirrored image has the stripe chirality of flip_label."""
     rng = np.random.default_rng(5)
     for label in range(NUM_CLASSES):
-        img = D.render_pattern(label, rng, size=96)
+        img = render_pattern(label, rng, size=96)
         mirrored = _stripe_chirality(img[:, ::-1])
-        other = _stripe_chirality(D.render_pattern(flip_label(label), rng, size=96))
+        other = _stripe_chirality(render_pattern(flip_label(label), rng, size=96))
         if flip_label(label) == label:  # front / back: vertical stripes
             assert abs(mirrored) < 0.05 and abs(other) < 0.05
         else:
@@ -112,7 +116,7 @@ def test_synthetic_pattern_mirrors_to_flipped_class():
 
 def test_train_transform_shapes_and_flip():
     cfg = ModelConfig(backbone="test-tiny")
-    image = Image.fromarray(D.render_pattern(INDEX["left"], np.random.default_rng(0), 80))
+    image = Image.fromarray(render_pattern(INDEX["left"], np.random.default_rng(0), 80))
     torch.manual_seed(0)
     x, label = D.train_transform(cfg, flip_p=1.0)(image, INDEX["left"])
     assert x.shape == (3, 224, 224) and x.dtype == torch.float32 and label == INDEX["right"]

@@ -12,7 +12,9 @@ import torch
 
 from pose_classifier_ros.cli import main as cli_main
 from pose_classifier_ros.labels import NUM_CLASSES, VIEWPOINTS
-from pose_classifier_ros.training.data import load_samples, read_image, write_synthetic_dataset
+from pose_classifier_ros.synthetic.crops import write_crops
+from pose_classifier_ros.synthetic.patterns import render_pattern
+from pose_classifier_ros.training.data import load_samples, read_image
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 PER_CLASS = 10
@@ -22,7 +24,7 @@ PER_CLASS = 10
 def csv_set(tmp_path_factory):
     """root/set.csv (image_path,pose,species,site) over a synthetic folder set; site empty for one image."""
     root = tmp_path_factory.mktemp("groups")
-    write_synthetic_dataset(root / "img", PER_CLASS, seed=0)
+    write_crops(root / "img", PER_CLASS, seed=0, render=render_pattern, progress=False)
     rows = []
     for name in VIEWPOINTS:
         for i in range(PER_CLASS):

@@ -6,7 +6,7 @@ import inspect
 import json
 import re
 
-from conftest import REPO
+from helpers.paths import REPO
 
 from pose_classifier_ros.bags.replay import replay_bag
 from pose_classifier_ros.bags.replay_visuals import ReplayVisualsConfig

@@ -9,11 +9,13 @@ from pose_classifier_ros.labels import (
     FLIP_INDEX,
     INDEX,
     NUM_CLASSES,
+    UNKNOWN_LABEL,
     VIEWPOINTS,
     angular_error_deg,
     coarse_label,
     flip_label,
     is_side_view,
+    label_name,
     normalize_label,
 )
 
@@ -83,3 +85,10 @@ def test_normalize_label_and_side_views():
     with pytest.raises(ValueError):
         normalize_label(8)
     assert is_side_view("left") and is_side_view(INDEX["right"]) and not is_side_view("front-left")
+
+
+def test_label_name_has_one_answer_for_every_index_outside_the_classes():
+    assert [label_name(i) for i in range(NUM_CLASSES)] == list(VIEWPOINTS)
+    assert label_name(np.int64(3)) == "left"
+    # UNKNOWN (a track not classified yet), a negative sentinel and any other byte: the message's "unknown"
+    assert {label_name(i) for i in (UNKNOWN_LABEL, -1, NUM_CLASSES, 254)} == {"unknown"}

@@ -12,13 +12,13 @@ import json
 import re
 
 import pytest
-from conftest import REPO, VENV, wait_for
-from ros_helpers import scenario
+from helpers.paths import REPO, VENV
+from helpers.waiting import wait_for
+from ros_helpers import HELPERS, scenario
 from ros_helpers.cli import ROS2, lifecycle
 from ros_helpers.colour_model import save_colour_checkpoint
 
 LAUNCH = REPO / "launch" / "pose_classifier.launch.py"
-HELPERS = REPO / "test" / "ros_helpers"
 
 
 def test_launch_file_arguments_are_documented():
@@ -50,6 +50,7 @@ def test_launch_file_arguments_are_documented():
     assert {c.value for c in declared["autostart"]["choices"].elts} == {"true", "false"}
 
 
+@pytest.mark.ros
 def test_ros2_launch_activates_remaps_and_warns_once_on_zero_stamps(ros_env, processes, tmp_path):
     if not (VENV / "share" / "pose_classifier_ros" / "launch" / LAUNCH.name).exists():
         pytest.fail("launch file not installed: run `bash scripts/setup.sh`")

@@ -6,9 +6,12 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import REPO, VENV, wait_for
+from helpers.paths import REPO, VENV
+from helpers.waiting import wait_for
 from ros_helpers.cli import ROS2
 from ros_helpers.colour_model import save_colour_checkpoint
+
+pytestmark = pytest.mark.ros  # every test here starts ROS processes
 
 LAUNCH = REPO / "launch" / "pose_classifier.launch.py"
 PROFILE = VENV / "share" / "pose_classifier_ros" / "config" / "fastdds_large_images.xml"

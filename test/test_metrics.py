@@ -1,4 +1,4 @@
-"""metrics.py and report.py on hand-computed examples."""
+"""metrics.py, report.py and plotting.py on hand-computed examples."""
 
 from __future__ import annotations
 
@@ -9,12 +9,8 @@ import pytest
 
 from pose_classifier_ros.labels import INDEX, VIEWPOINTS
 from pose_classifier_ros.metrics import classification_report, flip_rate
-from pose_classifier_ros.report import (
-    format_text_report,
-    plot_confusion_matrix,
-    plot_track_timeline,
-    write_report,
-)
+from pose_classifier_ros.plotting import plot_confusion_matrix, plot_track_timeline
+from pose_classifier_ros.report import format_text_report, write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -10,7 +10,7 @@ import pytest
 from pose_classifier_ros import cli
 from pose_classifier_ros.labels import HEADING_DEG, VIEWPOINTS
 from pose_classifier_ros.navigation.nav_sim import Scenario, make_simulator, policy_config_for, run_episode
-from pose_classifier_ros.navigation.policy import PolicyConfig, SideProfilePolicy, State
+from pose_classifier_ros.navigation.policy import PolicyConfig, SideProfilePolicy, State, config_from_parameters
 from pose_classifier_ros.navigation.sim import Animal, Drone, SimConfig, Simulator, drone_facing
 from pose_classifier_ros.navigation.viewpoint_geometry import class_of_heading, relative_heading_deg
 
@@ -208,7 +208,11 @@ def test_fleeing_animal_triggers_the_retreat():
     animal = Animal(heading_deg=90.0, flee_at_s=3.0, flee_speed_m_s=6.0)
     drone = drone_facing(animal, 45.0, 15.0)
     sim = Simulator(SimConfig(vigilance_input=True, **EXACT), animal, drone, seed=0)
-    policy = SideProfilePolicy(PolicyConfig(retreat_speed=1.0, retreat_s=2.0, retreat_hold_s=3.0))
+    policy = SideProfilePolicy(
+        config_from_parameters(
+            {"disturbance.retreat_speed": 1.0, "disturbance.retreat_s": 2.0, "disturbance.hold_s": 3.0}
+        )
+    )
     states, forward = [], []
     for _ in range(60):
         frame, _ = sim.observe()
@@ -256,7 +260,7 @@ def test_nav_sim_cli_writes_the_json_report(tmp_path, capsys):
             "met": True,
         }
     ]
-    assert report["policy"]["motion_mode"] == "orbit" and report["sim"]["hfov_deg"] == 30.0
+    assert report["policy"]["orient"]["mode"] == "orbit" and report["sim"]["hfov_deg"] == 30.0
     printed = capsys.readouterr().out
     assert "target MET" in printed and "orbit" in printed and "yaw" in printed
 

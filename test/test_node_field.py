@@ -11,13 +11,15 @@ import re
 
 import pytest
 import torch
-from conftest import REPO, wait_for
-from ros_helpers.cli import classifier_node_args, lifecycle
+from helpers.waiting import wait_for
+from ros_helpers import HELPERS
+from ros_helpers.cli import classifier_node_args, lifecycle, wait_state
 from ros_helpers.colour_model import build_colour_model
 
 from pose_classifier_ros.model.checkpoint import save_checkpoint
 
-HELPERS = REPO / "test" / "ros_helpers"
+pytestmark = pytest.mark.ros  # every test here starts ROS processes
+
 LOST = "frames lost on "
 
 
@@ -32,6 +34,7 @@ def _env_without_profile(ros_env: dict) -> dict:
     return env
 
 
+@pytest.mark.slow
 def test_lost_1080p_frames_over_default_transport_warn_once(ros_env, processes, tmp_path, colour_checkpoint):
     """A reliable 1 Hz 1920x1080 rgb8 camera, the node's best-effort subscription, no Fast DDS profile."""
     env = _env_without_profile(ros_env)
@@ -64,6 +67,7 @@ def test_lost_1080p_frames_over_default_transport_warn_once(ros_env, processes, 
     assert processes.stop(node) == 0
 
 
+@pytest.mark.slow
 def test_forced_frame_loss_warns_recovers_and_filters(ros_env, processes, tmp_path, colour_checkpoint):
     """Images a reliable subscription cannot hear (best-effort publisher) while detections flow, then fixed."""
     ns = "/forced"
@@ -130,12 +134,7 @@ def test_forced_frame_loss_warns_recovers_and_filters(ros_env, processes, tmp_pa
     assert node.poll() is None and processes.stop(node) == 0, log
 
 
-def _wait_state(env, node: str, state: str, timeout: float = 60) -> None:
-    wait_for(
-        lambda: lifecycle(env, node, "get").startswith(state), timeout, interval=0.5, message=f"{node} in state {state}"
-    )
-
-
+@pytest.mark.slow
 def test_broken_model_files_say_why(ros_env, processes, tmp_path):
     model, config = build_colour_model()
     head_only = save_checkpoint(tmp_path / "head_only.pt", model, config, include_backbone=False)
@@ -150,7 +149,7 @@ def test_broken_model_files_say_why(ros_env, processes, tmp_path):
         ros_env,
         "vanishing",
     )
-    _wait_state(ros_env, "/vanish/pose_classifier", "unconfigured")
+    wait_state(ros_env, "/vanish/pose_classifier", "unconfigured")
     assert "Transitioning successful" in lifecycle(ros_env, "/vanish/pose_classifier", "set", "configure")
     weights.unlink()
     lifecycle(ros_env, "/vanish/pose_classifier", "set", "activate")

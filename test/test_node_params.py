@@ -6,7 +6,7 @@ import threading
 
 import pytest
 import yaml
-from conftest import REPO, VENV
+from helpers.paths import REPO, VENV
 from rclpy.qos import QoSPolicyKind, ReliabilityPolicy
 
 from pose_classifier_ros.ros.params import descriptor, resolve_path
@@ -42,8 +42,8 @@ def test_yaml_lists_every_parameter_with_its_default_and_type():
 
 def test_config_is_typed_and_invalid_values_are_all_named():
     cfg = config_from_values({**VALID, "voting.window": 5, "sync.mode": "arrival", "crop.padding": 0.2})
-    assert (cfg.voting.window, cfg.pairing.mode, cfg.crop.padding) == (5, "arrival", 0.2)
-    assert cfg.processing_policy == "latest" and cfg.autostart is True
+    assert (cfg.voting.window, cfg.sync.mode, cfg.crop.padding) == (5, "arrival", 0.2)
+    assert cfg.processing.policy == "latest" and cfg.autostart is True and cfg.model.checkpoint == "/models/m.pt"
     with pytest.raises(ValueError) as err:
         config_from_values(
             {
@@ -52,17 +52,19 @@ def test_config_is_typed_and_invalid_values_are_all_named():
                 "processing.policy": "newest",
                 "model.device": "gpu0",
                 "model.backend": "fp16",
+                "filter.class_ids": [0, 1],
             }
         )
     text = str(err.value)
     for part in (
-        "model.checkpoint is empty",
-        "processing.policy='newest' is not one of latest, all",
-        "model.device='gpu0'",
-        "voting.min_votes=9 exceeds voting.window=7",
+        "model.checkpoint: is empty",
+        "processing.policy: must be one of latest, all, got 'newest'",
+        "model.device: must be cpu, cuda or cuda:<index>, got 'gpu0'",
+        "voting.min_votes: must be <= voting.window (7), got 9",
+        "filter.class_ids: expected a list of strings (quote numeric ones), got [0, 1]",
     ):
         assert part in text, text
-    with pytest.raises(ValueError, match="model.backend='fp16'.*does not run on cpu"):
+    with pytest.raises(ValueError, match="model.backend: backend 'fp16' does not run on cpu"):
         config_from_values({**VALID, "model.backend": "fp16"})
     config_from_values({**VALID, "model.backend": "fp16", "model.device": "cuda:0"})  # valid for cuda
 

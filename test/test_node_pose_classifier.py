@@ -11,11 +11,12 @@ import re
 import time
 
 import pytest
-from conftest import REPO, wait_for
-from ros_helpers import scenario
-from ros_helpers.cli import classifier_node_args, lifecycle
+from helpers.paths import REPO
+from helpers.waiting import wait_for
+from ros_helpers import HELPERS, scenario
+from ros_helpers.cli import classifier_node_args, lifecycle, wait_state
 
-HELPERS = REPO / "test" / "ros_helpers"
+pytestmark = pytest.mark.ros  # every test here starts ROS processes
 
 
 def _wait_record(out, recorder, timeout: float, processes, node) -> dict:
@@ -32,10 +33,6 @@ def _wait_record(out, recorder, timeout: float, processes, node) -> dict:
         f"{[m['stamp'] for m in so_far.get('viewpoints', [])]}\nrecorder: {processes.output(recorder)[-2000:]}"
         f"\nnode: {processes.output(node)[-4000:]}"
     )
-
-
-def _stamp(ns: int) -> list[int]:
-    return list(divmod(ns, 10**9))
 
 
 def test_end_to_end_stream(ros_env, processes, tmp_path, colour_checkpoint):
@@ -89,7 +86,7 @@ def test_end_to_end_stream(ros_env, processes, tmp_path, colour_checkpoint):
     # One ViewpointArray per paired frame, with the image's header, in order; nothing for the frame with an
     # unknown encoding, the frame without detections or the detections without frame.
     got = rec["viewpoints"]
-    assert [m["stamp"] for m in got] == [_stamp(f.stamp_ns) for f in expected], log
+    assert [m["stamp"] for m in got] == [scenario.sec_nanosec(f.stamp_ns) for f in expected], log
     assert all(
         m["frame_id"] == scenario.FRAME_ID and (m["width"], m["height"]) == (scenario.WIDTH, scenario.HEIGHT)
         for m in got
@@ -139,12 +136,7 @@ def test_end_to_end_stream(ros_env, processes, tmp_path, colour_checkpoint):
     assert processes.stop(node) == 0, processes.output(node)
 
 
-def _wait_state(env, node: str, state: str, timeout: float = 60) -> None:
-    wait_for(
-        lambda: lifecycle(env, node, "get").startswith(state), timeout, interval=0.5, message=f"{node} in state {state}"
-    )
-
-
+@pytest.mark.slow
 def test_lifecycle_with_ros2_cli_and_failed_configure(ros_env, processes, tmp_path, colour_checkpoint):
     managed = processes.start(classifier_node_args("/lc", colour_checkpoint, "autostart:=false"), ros_env, "managed")
     missing = processes.start(classifier_node_args("/broken", "models/missing.pt"), ros_env, "missing")
@@ -153,7 +145,7 @@ def test_lifecycle_with_ros2_cli_and_failed_configure(ros_env, processes, tmp_pa
     )
     node = "/lc/pose_classifier"
 
-    _wait_state(ros_env, node, "unconfigured")
+    wait_state(ros_env, node, "unconfigured")
     assert "Transitioning successful" in lifecycle(ros_env, node, "set", "configure")  # -> inactive
     assert "Transitioning successful" in lifecycle(ros_env, node, "set", "activate")
     assert lifecycle(ros_env, node, "get").startswith("active")
@@ -169,7 +161,7 @@ def test_lifecycle_with_ros2_cli_and_failed_configure(ros_env, processes, tmp_pa
     assert f"cannot load checkpoint {resolved}" in processes.output(missing)
     assert lifecycle(ros_env, "/broken/pose_classifier", "get").startswith("unconfigured")
     wait_for(lambda: "configure failed" in processes.output(invalid), 30, message="invalid parameters logged")
-    assert "voting.min_votes=9 exceeds voting.window=7" in processes.output(invalid)
+    assert "voting.min_votes: must be <= voting.window (7), got 9" in processes.output(invalid)
     for proc in (managed, missing, invalid):
         assert proc.poll() is None, processes.output(proc)
         assert processes.stop(proc) == 0, processes.output(proc)

@@ -11,9 +11,13 @@ from __future__ import annotations
 import json
 import time
 
-from conftest import REPO, wait_for
+import pytest
+from helpers.paths import REPO
+from helpers.waiting import wait_for
+from ros_helpers import HELPERS
 
-HELPERS = REPO / "test" / "ros_helpers"
+pytestmark = pytest.mark.ros  # every test here starts ROS processes
+
 FRAMES, NEW_TRACK_AT, BASE_NS, PERIOD_NS = 50, 25, 2000 * 10**9, 100_000_000
 
 

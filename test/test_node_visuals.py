@@ -12,13 +12,14 @@ import time
 
 import numpy as np
 import pytest
-from conftest import wait_for
-from ros_helpers import scenario
+from helpers.waiting import wait_for
+from ros_helpers import HELPERS, scenario
 from ros_helpers.cli import classifier_node_args
-from test_node_pose_classifier import HELPERS, _stamp
 
 from pose_classifier_ros.labels import INDEX
 from pose_classifier_ros.visualization.annotations import VIEWPOINT_COLORS
+
+pytestmark = pytest.mark.ros  # every test here starts ROS processes
 
 
 def _record(processes, ros_env, tmp_path, name, ns, expect, debug):
@@ -56,6 +57,7 @@ def _last_value(rec, key):
     return values[-1] if values else None
 
 
+@pytest.mark.slow
 def test_annotations_summaries_and_lazy_debug_images(ros_env, processes, tmp_path, colour_checkpoint):
     ns = "/vis"
     views = tmp_path / "views"
@@ -74,7 +76,9 @@ def test_annotations_summaries_and_lazy_debug_images(ros_env, processes, tmp_pat
         "node",
     )
     frames, _ = scenario.main_scenario()
-    expected = {tuple(_stamp(f.stamp_ns)): f for f in frames if f.expect_output}  # (sec, nanosec) -> frame
+    expected = {
+        tuple(scenario.sec_nanosec(f.stamp_ns)): f for f in frames if f.expect_output
+    }  # (sec, nanosec) -> frame
 
     # 1. nobody subscribes to a debug image: annotations for every processed frame, no debug image drawn.
     # (Under load a best-effort camera frame can be lost: compare with what the node says it processed.)
@@ -105,7 +109,10 @@ def test_annotations_summaries_and_lazy_debug_images(ros_env, processes, tmp_pat
         mono = {s["track_id"]: s for s in summaries if s["track_id"].startswith("mono")}
         assert set(mono) == {"mono-1", "mono-2"}, summaries
         assert (
-            mono["mono-1"]["stamp"] == _stamp(frames[7].stamp_ns) == mono["mono-1"]["first"] == mono["mono-1"]["last"]
+            mono["mono-1"]["stamp"]
+            == scenario.sec_nanosec(frames[7].stamp_ns)
+            == mono["mono-1"]["first"]
+            == mono["mono-1"]["last"]
         )
         assert mono["mono-1"]["frames"] == 1 and mono["mono-1"]["histogram"][INDEX["back"]] == 1
         assert mono["mono-1"]["best_label"] == INDEX["back"] and mono["mono-1"]["best_score"] > 0

@@ -13,21 +13,25 @@ import pytest
 from pose_classifier_ros.navigation.policy import (
     PolicyConfig,
     PolicyFrame,
+    PolicyNodeConfig,
     SideProfilePolicy,
     State,
     TrackObservation,
+    config_from_parameters,
     frame_from_msg,
     run_policy,
 )
+from pose_classifier_ros.navigation.policy_config import OrientConfig
+from pose_classifier_ros.parameters import ParameterError, replace_values
 
 W, H = 1000, 500  # shorter side 500 px: capture_size_ratio 0.1 -> a box with shorter side >= 50 px
 DT_NS = 100_000_000  # 10 Hz
-LEGACY = {"motion_mode": "yaw", "capture_target_pixels": 0.0, "capture_size_ratio": 0.1, "approach_speed": 0.5}
+LEGACY = {"orient.mode": "yaw", "capture.target_pixels": 0.0, "capture.size_ratio": 0.1, "approach.speed": 0.5}
 
 
-def legacy(**kwargs) -> PolicyConfig:
-    """Yaw-only mode, capture at a size ratio of 0.1, constant approach speed."""
-    return PolicyConfig(**{**LEGACY, **kwargs})
+def legacy(values: dict | None = None) -> PolicyConfig:
+    """Yaw-only mode, capture at a size ratio of 0.1, constant approach speed; `values` by parameter name."""
+    return config_from_parameters({**LEGACY, **(values or {})})
 
 
 def track(
@@ -47,7 +51,7 @@ def frame(i: int, *tracks: TrackObservation) -> PolicyFrame:
 
 
 def test_front_left_turns_to_left_orients_approaches_and_captures_by_size():
-    policy = SideProfilePolicy(legacy(orient_yaw_rate=0.3))
+    policy = SideProfilePolicy(legacy({"orient.yaw_rate": 0.3}))
     outs = []
     # 4 frames of a front-left view (h = +45): lock on, ORIENT; the left flank (h = +90) is reached by circling
     # counter-clockwise, which a self-orbiting platform does on a positive yaw rate (REP-103).
@@ -89,7 +93,7 @@ def test_front_left_turns_to_left_orients_approaches_and_captures_by_size():
 def test_yaw_mode_turns_the_short_way_to_the_nearer_flank(label, flank, sign):
     # h: front-left +45 -> left +90 is +45 (counter-clockwise, + yaw); back-left +135 -> +90 is -45; front-right -45
     # -> right -90 is -45; back-right -135 -> -90 is +45.
-    out = run_policy([frame(0, track("a", label))], legacy(orient_yaw_rate=0.4))[0]
+    out = run_policy([frame(0, track("a", label))], legacy({"orient.yaw_rate": 0.4}))[0]
     assert out.state == State.ORIENT and out.yaw_rate == pytest.approx(sign * 0.4) and out.flank == flank
 
 
@@ -112,7 +116,7 @@ def test_flickering_classifier_never_approaches_then_oscillates_when_views_hold_
 
 
 def test_lost_target_reselects_largest_box_above_score():
-    cfg = PolicyConfig(target_lost_frames=3, min_detection_score=0.5)
+    cfg = config_from_parameters({"target.lost_frames": 3, "target.min_detection_score": 0.5})
     policy = SideProfilePolicy(cfg)
     first = policy.step(frame(0, track("a", "front-left", size=40), track("b", "front", size=30)))
     assert first.target_track_id == "a"  # largest
@@ -137,7 +141,7 @@ def test_lost_target_reselects_largest_box_above_score():
 
 
 def test_target_lost_by_time():
-    policy = SideProfilePolicy(PolicyConfig(target_lost_frames=100, target_lost_s=0.25))
+    policy = SideProfilePolicy(config_from_parameters({"target.lost_frames": 100, "target.lost_s": 0.25}))
     policy.step(frame(0, track("a", "front")))
     assert policy.step(frame(2)).state == State.ORIENT  # 0.2 s unseen
     assert policy.step(frame(3)).state == State.SEARCH  # 0.3 s unseen
@@ -146,14 +150,14 @@ def test_target_lost_by_time():
 def test_no_candidate_above_score_stays_in_search():
     outs = run_policy(
         [frame(i, track("a", "left", score=0.1)) for i in range(3)],
-        PolicyConfig(min_detection_score=0.3, search_yaw_rate=0.1),
+        config_from_parameters({"target.min_detection_score": 0.3, "search.yaw_rate": 0.1}),
     )
     assert all(o.state == State.SEARCH and o.target_track_id == "" for o in outs)
     assert all(o.yaw_rate == pytest.approx(0.1) and o.forward_speed == 0.0 for o in outs)
 
 
 def test_step_budget_captures_best_effort():
-    outs = run_policy([frame(i, track("a", "front-left")) for i in range(12)], legacy(step_budget=8))
+    outs = run_policy([frame(i, track("a", "front-left")) for i in range(12)], legacy({"capture.step_budget": 8}))
     captures = [(i, o.capture) for i, o in enumerate(outs) if o.capture is not None]
     assert len(captures) == 1
     i, cap = captures[0]
@@ -162,7 +166,9 @@ def test_step_budget_captures_best_effort():
 
 
 def test_capture_by_pixel_size_when_ratio_is_off():
-    cfg = PolicyConfig(capture_size_ratio=0.0, capture_size_px=60.0, approach_min_side_votes=2, approach_window=3)
+    cfg = config_from_parameters(
+        {"capture.size_ratio": 0.0, "capture.size_px": 60.0, "approach.min_side_votes": 2, "approach.window": 3}
+    )
     outs = run_policy([frame(i, track("a", "right", size=s)) for i, s in enumerate([50, 55, 59, 60])], cfg)
     assert [o.state for o in outs] == [State.ORIENT, State.APPROACH, State.APPROACH, State.CAPTURE]
     assert outs[-1].capture.reason == "size_pixels"
@@ -174,7 +180,9 @@ def test_size_alone_does_not_capture_without_side_view():
 
 
 def test_front_view_scans_and_alternates_direction_without_improvement():
-    policy = SideProfilePolicy(legacy(scan_flip_frames=3, scan_yaw_rate=0.2, scan_direction="left"))
+    policy = SideProfilePolicy(
+        legacy({"orient.scan_flip_frames": 3, "orient.scan_yaw_rate": 0.2, "orient.scan_direction": "left"})
+    )
     yaws = [policy.step(frame(i, track("a", "front"))).yaw_rate for i in range(8)]
     assert yaws == pytest.approx([0.2, 0.2, 0.2, -0.2, -0.2, -0.2, 0.2, 0.2])
     # An improvement (a diagonal view) gives a direct hint and restarts the flip counter: front-right (h = -45) is
@@ -185,12 +193,12 @@ def test_front_view_scans_and_alternates_direction_without_improvement():
 
 
 def test_scan_direction_right_starts_clockwise():
-    out = run_policy([frame(0, track("a", "back"))], legacy(scan_direction="right"))[0]
+    out = run_policy([frame(0, track("a", "back"))], legacy({"orient.scan_direction": "right"}))[0]
     assert out.yaw_rate == pytest.approx(-0.2)
 
 
 def test_recapture_searches_for_a_new_target():
-    cfg = legacy(recapture=True, approach_min_side_votes=1, approach_window=1)
+    cfg = legacy({"capture.recapture": True, "approach.min_side_votes": 1, "approach.window": 1})
     policy = SideProfilePolicy(cfg)
     first = policy.step(frame(0, track("a", "left", size=60), track("b", "left", size=55)))
     assert first.state == State.CAPTURE and first.capture.track_id == "a"
@@ -210,7 +218,9 @@ def test_unstable_labels_do_not_count_as_side_views():
 
 
 def test_approach_centering_correction_sign_and_cap():
-    cfg = legacy(approach_min_side_votes=1, approach_window=1, centering_gain=0.5, centering_max_yaw_rate=0.1)
+    cfg = legacy(
+        {"approach.min_side_votes": 1, "approach.window": 1, "centering.gain": 0.5, "centering.max_yaw_rate": 0.1}
+    )
     right_of_centre = run_policy([frame(0, track("a", "left", cx=600))], cfg)[0]
     assert right_of_centre.state == State.APPROACH and right_of_centre.yaw_rate == pytest.approx(-0.1)
     slightly_left = run_policy([frame(0, track("a", "left", cx=450))], cfg)[0]
@@ -218,31 +228,35 @@ def test_approach_centering_correction_sign_and_cap():
 
 
 @pytest.mark.parametrize(
-    "kwargs, word",
+    "values, message",
     [
-        ({"approach_min_side_votes": 8}, "approach_min_side_votes"),
-        ({"capture_size_ratio": 1.5}, "capture_size_ratio"),
-        ({"scan_direction": "up"}, "scan_direction"),
-        ({"orient_yaw_rate": -0.1}, "orient_yaw_rate"),
-        ({"target_lost_frames": 0}, "target_lost_frames"),
+        ({"approach.min_side_votes": 8}, "approach.min_side_votes: must be <= approach.window (7), got 8"),
+        ({"capture.size_ratio": 1.5}, "capture.size_ratio: must be in [0.0, 1.0], got 1.5"),
+        ({"orient.scan_direction": "up"}, "orient.scan_direction: must be one of left, right, got 'up'"),
+        ({"orient.yaw_rate": -0.1}, "orient.yaw_rate: must be in [0.0, 3.0], got -0.1"),
+        ({"target.lost_frames": 0}, "target.lost_frames: must be in [1, 100000], got 0"),
         (
-            {"capture_target_pixels": 0.0, "capture_size_ratio": 0.0, "capture_size_px": 0.0, "step_budget": 0},
+            {"capture.target_pixels": 0.0, "capture.size_ratio": 0.0, "capture.size_px": 0.0, "capture.step_budget": 0},
             "never capture",
         ),
-        ({"motion_mode": "fly"}, "motion_mode"),
-        ({"flank": "top"}, "flank"),
-        ({"capture_size_band": 0.0}, "capture_size_band"),
+        ({"orient.mode": "fly"}, "orient.mode: must be one of orbit, yaw, got 'fly'"),
+        ({"orient.flank": "top"}, "orient.flank"),
+        ({"capture.size_band": 0.0}, "capture.size_band"),
+        ({"capture.step_buget": 5}, "unknown parameter 'capture.step_buget' (did you mean 'capture.step_budget'?)"),
     ],
 )
-def test_invalid_config_is_rejected_with_the_parameter_named(kwargs, word):
-    with pytest.raises(ValueError, match=word):
-        PolicyConfig(**kwargs)
+def test_invalid_config_is_rejected_with_the_parameter_named(values, message):
+    with pytest.raises(ParameterError) as err:
+        config_from_parameters(values)
+    assert message in str(err.value)
 
 
-def test_config_from_dict_rejects_unknown_keys():
-    assert PolicyConfig.from_dict({"step_budget": 5}).step_budget == 5
-    with pytest.raises(ValueError, match="step_buget"):
-        PolicyConfig.from_dict({"step_buget": 5})
+def test_config_built_in_code_is_checked_like_parameters():
+    assert config_from_parameters({"capture.step_budget": 5}).capture.step_budget == 5
+    with pytest.raises(ValueError, match=r"orient.scan_direction: must be one of left, right, got 'up'"):
+        PolicyConfig(orient=OrientConfig(scan_direction="up"))
+    with pytest.raises(ValueError, match=r"approach.min_side_votes: must be <= approach.window \(3\), got 5"):
+        replace_values(PolicyConfig(), {"approach.window": 3})
 
 
 def _bbox(cx, cy, w, h):
@@ -303,4 +317,4 @@ def test_every_parameter_is_documented_and_in_the_yaml():
     doc = (repo / "docs" / "node_side_profile_policy.md").read_text()
     missing = [p.name for p in policy_schema().parameters if f"- `{p.name}` (" not in doc]
     assert missing == []
-    assert load_params_file(repo / "config" / "side_profile_policy.yaml") == PolicyConfig()
+    assert load_params_file(repo / "config" / "side_profile_policy.yaml") == PolicyNodeConfig()

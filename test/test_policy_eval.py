@@ -108,7 +108,7 @@ def test_policy_eval_cli_on_bags(tmp_path, capsys):
     rows = list(csv.DictReader((out / "policy_eval.csv").open()))
     assert [r["bag"] for r in rows] == ["flight_a", "flight_b"]
     report = json.loads((out / "policy_eval.json").read_text())
-    assert report["config"]["step_budget"] == 30 and report["viewpoints_topic"] == "/viewpoints"
+    assert report["config"]["capture"]["step_budget"] == 30 and report["viewpoints_topic"] == "/viewpoints"
     a, b = report["flights"]
     # Flight A: the flicker (4..9) alone never approaches; with the steady lefts from frame 10, 5 of the last 7
     # are side views at frame 11 -> APPROACH; the front dip at 16..18 drops to 4 of 7 -> ORIENT (one oscillation);
@@ -152,7 +152,7 @@ def test_policy_eval_invalid_params_file(tmp_path, capsys):
     params = tmp_path / "bad.yaml"
     params.write_text("side_profile_policy:\n  ros__parameters:\n    approach:\n      window: 3\n")
     assert cli.main(["policy-eval", str(bag), "--out", str(tmp_path / "e"), "--params", str(params)]) == 2
-    assert "approach.min_side_votes=5 must be in [1, approach.window=3]" in capsys.readouterr().err
+    assert "approach.min_side_votes: must be <= approach.window (3), got 5" in capsys.readouterr().err
 
 
 def test_repository_params_file_is_accepted(tmp_path):

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, VENV, wait_for
+from helpers.paths import REPO, VENV
+from helpers.waiting import wait_for
 
 NODE_EXE = VENV / "lib" / "pose_classifier_ros" / "side_profile_policy_node"
 # The module runs the same main() as the installed executable; used so these tests do not depend on the
@@ -110,8 +111,7 @@ def _write(tmp_path: Path, name: str, code: str) -> str:
 
 
 def test_params_file_matches_declared_defaults():
-    from pose_classifier_ros.navigation.policy import POLICY_PARAMETERS as DECLARED
-    from pose_classifier_ros.navigation.policy import PolicyConfig
+    from pose_classifier_ros.navigation.policy import policy_schema
 
     values = yaml.safe_load(PARAMS.read_text())["side_profile_policy"]["ros__parameters"]
 
@@ -121,13 +121,13 @@ def test_params_file_matches_declared_defaults():
             node = node[part]
         return node
 
-    defaults = PolicyConfig().to_dict()
-    for p in DECLARED:
+    for p in policy_schema().parameters:
         value = lookup(p.name)
-        assert type(value) is type(defaults[p.field]) and value == defaults[p.field], p.name
-    assert lookup("input_timeout_s") == 1.0
+        assert type(value) is type(p.default) and value == p.default, p.name
 
 
+@pytest.mark.ros
+@pytest.mark.slow
 def test_live_stream_orients_approaches_and_captures(ros_env, processes, tmp_path):
     ns = "/drone1"
     # Yaw-only mode, capture at 10 % of the frame's shorter side (the scripted boxes stay small).
@@ -223,16 +223,17 @@ def test_live_stream_orients_approaches_and_captures(ros_env, processes, tmp_pat
         text=True,
         timeout=60,
     )
-    assert "approach.min_side_votes=9" in result.stdout + result.stderr
+    assert "approach.min_side_votes: must be <= approach.window" in result.stdout + result.stderr
     assert processes.stop(node) == 0, log
 
 
+@pytest.mark.ros
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("approach.min_side_votes:=9", "approach.min_side_votes=9 must be in [1, approach.window=7]"),
+        ("approach.min_side_votes:=9", "approach.min_side_votes: must be <= approach.window (7), got 9"),
         ("capture.size_ratio:=1.5", "capture.size_ratio"),
-        ("orient.scan_direction:=up", "orient.scan_direction='up'"),
+        ("orient.scan_direction:=up", "orient.scan_direction: must be one of left, right, got 'up'"),
     ],
 )
 def test_invalid_parameters_exit_non_zero_with_a_clear_error(ros_env, override, message):
@@ -248,6 +249,7 @@ def test_invalid_parameters_exit_non_zero_with_a_clear_error(ros_env, override, 
     assert message in output and "Traceback" not in output, output
 
 
+@pytest.mark.ros
 def test_launch_show_args_lists_policy_and_classifier_arguments(ros_env):
     result = subprocess.run(
         [
@@ -271,6 +273,7 @@ def test_launch_show_args_lists_policy_and_classifier_arguments(ros_env):
             assert f"'{arg}'" in output, output
 
 
+@pytest.mark.ros
 def test_launch_policy_alone_remaps_topics(ros_env, processes, tmp_path):
     assert os.access(NODE_EXE, os.X_OK), f"{NODE_EXE} is not executable: run scripts/setup.sh"
     launch = processes.start(
@@ -302,6 +305,8 @@ def test_launch_policy_alone_remaps_topics(ros_env, processes, tmp_path):
     assert launch.poll() is None, processes.output(launch)
 
 
+@pytest.mark.ros
+@pytest.mark.slow
 def test_launch_classifier_and_policy_together(ros_env, processes, tmp_path):
     """Full bring-up with a test-tiny checkpoint: the policy subscribes to the classifier's viewpoints."""
     classifier_exe = VENV / "lib" / "pose_classifier_ros" / "pose_classifier_node"
@@ -350,6 +355,7 @@ def test_launch_classifier_and_policy_together(ros_env, processes, tmp_path):
     assert launch.poll() is None, processes.output(launch)
 
 
+@pytest.mark.ros
 def test_orbit_example_launch_overrides_the_params_file(ros_env, processes):
     assert os.access(NODE_EXE, os.X_OK), f"{NODE_EXE} is not executable: run scripts/setup.sh"
     ros2 = str(VENV / "bin" / "ros2")
@@ -397,6 +403,7 @@ def test_orbit_example_launch_overrides_the_params_file(ros_env, processes):
     assert launch.poll() is None, processes.output(launch)
 
 
+@pytest.mark.ros
 def test_vigilance_input_makes_the_node_retreat(ros_env, processes, tmp_path):
     ns = "/drone3"
     node = processes.start(

@@ -12,6 +12,7 @@ from pose_classifier_ros.navigation.policy import (
     SideProfilePolicy,
     State,
     TrackObservation,
+    config_from_parameters,
     run_policy,
 )
 from pose_classifier_ros.navigation.viewpoint_geometry import (
@@ -20,6 +21,7 @@ from pose_classifier_ros.navigation.viewpoint_geometry import (
     nearest_flank,
     wrap_deg,
 )
+from pose_classifier_ros.parameters import replace_values
 
 W, H = 1920, 1080
 DT_NS = 100_000_000  # 10 Hz
@@ -72,26 +74,28 @@ def run_labels(labels, config=None, **kw):
 )
 def test_orbit_goes_the_short_way_round_to_the_nearer_flank(label, flank, direction):
     # direction +1 = increase h = circle counter-clockwise = fly right (linear.y < 0) while yawing left.
-    out = run_labels([label], PolicyConfig(orbit_speed=2.5))[0]
+    out = run_labels([label], config_from_parameters({"orient.orbit_speed": 2.5}))[0]
     assert out.state == State.ORIENT and out.flank == flank and out.label_fresh
     assert out.lateral_speed == pytest.approx(-direction * 2.5)
     assert out.yaw_rate == 0.0  # box centred: no centering correction
 
 
 def test_orbit_scan_direction_right_and_fixed_flank():
-    assert run_labels(["front"], PolicyConfig(scan_direction="right"))[0].flank == "right"
-    out = run_labels(["front-right"], PolicyConfig(flank="left", orbit_speed=1.0))[0]
+    assert run_labels(["front"], config_from_parameters({"orient.scan_direction": "right"}))[0].flank == "right"
+    out = run_labels(["front-right"], config_from_parameters({"orient.flank": "left", "orient.orbit_speed": 1.0}))[0]
     assert out.flank == "left" and out.lateral_speed == pytest.approx(-1.0)  # the long way, as asked: h -45 -> +90
 
 
 def test_flank_is_kept_on_front_back_views_and_switched_when_the_other_is_clearly_nearer():
-    outs = run_labels(["front-left", "front", "front", "front-right"], PolicyConfig(orbit_speed=2.0))
+    outs = run_labels(
+        ["front-left", "front", "front", "front-right"], config_from_parameters({"orient.orbit_speed": 2.0})
+    )
     assert [o.flank for o in outs] == ["left", "left", "left", "right"]
     assert [o.lateral_speed for o in outs] == pytest.approx([-2.0, -2.0, -2.0, 2.0])
 
 
 def test_centering_yaw_keeps_the_target_in_the_middle():
-    cfg = PolicyConfig(centering_gain=1.0, centering_max_yaw_rate=0.3)
+    cfg = config_from_parameters({"centering.gain": 1.0, "centering.max_yaw_rate": 0.3})
     right_of_centre = run_policy([frame(0, track("front-left", cx=W / 2 + 0.2 * W / 2))], cfg)[0]
     assert right_of_centre.yaw_rate == pytest.approx(-0.2)  # box right of centre: turn right (REP-103)
     far_left = run_policy([frame(0, track("front-left", cx=10.0))], cfg)[0]
@@ -99,7 +103,7 @@ def test_centering_yaw_keeps_the_target_in_the_middle():
 
 
 def test_heading_estimate_is_used_and_slows_the_orbit_near_the_flank():
-    cfg = PolicyConfig(orbit_speed=2.0, orbit_slowdown_deg=20.0)
+    cfg = config_from_parameters({"orient.orbit_speed": 2.0, "orient.orbit_slowdown_deg": 20.0})
     far = run_labels(["front-left"], cfg, heading=30.0)[0]
     near = run_labels(["left"], cfg, heading=80.0)[0]
     assert far.heading_deg == 30.0 and far.lateral_speed == pytest.approx(-2.0)
@@ -110,7 +114,14 @@ def test_heading_estimate_is_used_and_slows_the_orbit_near_the_flank():
 
 def test_label_only_orbit_overshoots_into_the_side_sector_by_the_centering_yaw():
     # Off-centre box: the centering yaw (0.5 rad/s, what keeps an orbiting camera on target) measures the orbit.
-    cfg = PolicyConfig(orbit_speed=2.0, side_overshoot_deg=10.0, centering_gain=1.0, centering_max_yaw_rate=0.5)
+    cfg = config_from_parameters(
+        {
+            "orient.orbit_speed": 2.0,
+            "orient.side_overshoot_deg": 10.0,
+            "centering.gain": 1.0,
+            "centering.max_yaw_rate": 0.5,
+        }
+    )
     frames = [frame(i, track("front-left" if i < 3 else "left", i=i, cx=10.0)) for i in range(10)]
     lateral = [o.lateral_speed for o in run_policy(frames, cfg)]
     # 0.5 rad/s = 2.86 deg per frame: 10 deg are done after 4 frames of the side view (the first one included).
@@ -119,13 +130,15 @@ def test_label_only_orbit_overshoots_into_the_side_sector_by_the_centering_yaw()
 
 
 def test_range_control_closes_in_backs_off_and_captures_in_band_with_the_flank():
-    cfg = PolicyConfig(
-        capture_target_pixels=500.0,
-        capture_size_band=0.1,
-        approach_speed=2.0,
-        approach_speed_gain=3.0,
-        approach_min_side_votes=2,
-        approach_window=3,
+    cfg = config_from_parameters(
+        {
+            "capture.target_pixels": 500.0,
+            "capture.size_band": 0.1,
+            "approach.speed": 2.0,
+            "approach.speed_gain": 3.0,
+            "approach.min_side_votes": 2,
+            "approach.window": 3,
+        }
     )
     small = run_policy([frame(0, track("left", size=250.0))], cfg)[0]
     assert small.forward_speed == pytest.approx(1.5) and small.lateral_speed == 0.0  # 3 * (1 - 250/500)
@@ -141,7 +154,7 @@ def test_range_control_closes_in_backs_off_and_captures_in_band_with_the_flank()
 
 
 def test_no_capture_in_band_without_a_side_view_as_latest_label():
-    cfg = PolicyConfig(approach_min_side_votes=2, approach_window=3)
+    cfg = config_from_parameters({"approach.min_side_votes": 2, "approach.window": 3})
     script = [("left", 300.0), ("left", 300.0), ("back-left", 500.0), ("left", 500.0)]
     outs = run_policy([frame(i, track(lab, size=size, i=i)) for i, (lab, size) in enumerate(script)], cfg)
     assert [o.state for o in outs] == [State.ORIENT, State.APPROACH, State.APPROACH, State.CAPTURE]
@@ -158,13 +171,15 @@ def test_no_capture_in_band_without_a_side_view_as_latest_label():
 )
 def test_stale_or_unstable_viewpoints_hold_all_motion(kwargs):
     for mode in ("orbit", "yaw"):
-        outs = run_labels(["front-left"] * 3, PolicyConfig(motion_mode=mode), cx=100.0, size=100.0, **kwargs)
+        outs = run_labels(
+            ["front-left"] * 3, config_from_parameters({"orient.mode": mode}), cx=100.0, size=100.0, **kwargs
+        )
         assert all(o.state == State.ORIENT and not o.label_fresh for o in outs)
         assert all((o.yaw_rate, o.forward_speed, o.lateral_speed) == (0.0, 0.0, 0.0) for o in outs)
 
 
 def test_unknown_label_and_missing_target_hold_and_fresh_label_moves_again():
-    cfg = PolicyConfig(approach_min_side_votes=1, approach_window=1)
+    cfg = config_from_parameters({"approach.min_side_votes": 1, "approach.window": 1})
     frames = [
         frame(0, track("left", size=200.0, i=0)),  # APPROACH, moving forward
         frame(1, track("", size=200.0, i=1)),  # UNKNOWN (255) -> ""
@@ -178,14 +193,21 @@ def test_unknown_label_and_missing_target_hold_and_fresh_label_moves_again():
 
 
 def test_max_age_zero_turns_the_age_check_off_and_zero_label_stamp_counts_as_fresh():
-    old = run_labels(["front-left"], PolicyConfig(viewpoint_max_age_s=0.0), label_age_s=100.0)[0]
+    old = run_labels(["front-left"], config_from_parameters({"viewpoint.max_age_s": 0.0}), label_age_s=100.0)[0]
     assert old.label_fresh and old.lateral_speed != 0.0
     no_stamp = SideProfilePolicy().step(frame(0, TrackObservation("a", (900, 500, 1000, 550), 0.9, "front-left")))
     assert no_stamp.label_fresh and no_stamp.lateral_speed != 0.0
 
 
 def test_vigilance_retreats_holds_and_resumes():
-    cfg = PolicyConfig(retreat_speed=1.5, retreat_s=0.3, retreat_hold_s=0.5, vigilance_threshold=0.5)
+    cfg = config_from_parameters(
+        {
+            "disturbance.retreat_speed": 1.5,
+            "disturbance.retreat_s": 0.3,
+            "disturbance.hold_s": 0.5,
+            "disturbance.vigilance_threshold": 0.5,
+        }
+    )
     policy = SideProfilePolicy(cfg)
     assert policy.step(frame(0, track("front-left", i=0), vigilance=0.2)).state == State.ORIENT
     alarm = policy.step(frame(1, track("front-left", i=1), vigilance=0.9))
@@ -200,14 +222,21 @@ def test_vigilance_retreats_holds_and_resumes():
 
 
 def test_vigilance_while_holding_extends_the_hold():
-    cfg = PolicyConfig(retreat_s=0.0, retreat_hold_s=0.3)
+    cfg = config_from_parameters({"disturbance.retreat_s": 0.0, "disturbance.hold_s": 0.3})
     policy = SideProfilePolicy(cfg)
     states = [policy.step(frame(i, track("front", i=i), vigilance=1.0 if i in (1, 3) else 0.0)).state for i in range(9)]
     assert states == [State.ORIENT] + [State.RETREAT] * 5 + [State.ORIENT] * 3
 
 
 def test_box_speed_jump_retreats_without_vigilance_input():
-    cfg = PolicyConfig(box_speed_jump=2.0, retreat_s=1.0, retreat_hold_s=1.0, centering_gain=0.0)
+    cfg = config_from_parameters(
+        {
+            "disturbance.box_speed_jump": 2.0,
+            "disturbance.retreat_s": 1.0,
+            "disturbance.hold_s": 1.0,
+            "centering.gain": 0.0,
+        }
+    )
     policy = SideProfilePolicy(cfg)
     # 200 px box: a steady 40 px per frame (the drone's own smooth motion) is no jump; then the box suddenly moves
     # 100 px per frame: its velocity changes by 600 px/s = 3 box sizes/s.
@@ -221,7 +250,14 @@ def test_box_speed_jump_discounts_the_own_yaw():
     # Frames 0-1: stale labels, the policy holds (yaw 0) with the box left of centre. Frame 2: a fresh label, the
     # centering yaw starts (0.479 rad/s); with a 60 deg camera (focal 1663 px) the scene then moves right by
     # 80 px per frame: the box doing just that is the drone's own motion, not a jump.
-    cfg = PolicyConfig(box_speed_jump=2.0, camera_hfov_deg=60.0, centering_gain=1.0, centering_max_yaw_rate=0.5)
+    cfg = config_from_parameters(
+        {
+            "disturbance.box_speed_jump": 2.0,
+            "disturbance.camera_hfov_deg": 60.0,
+            "centering.gain": 1.0,
+            "centering.max_yaw_rate": 0.5,
+        }
+    )
     focal = W / 2 / math.tan(math.radians(30.0))
     yaw = (W / 2 - 500.0) / (W / 2)
     script = [(500.0, 2.5), (500.0, 2.5), (500.0, 0.0), (500.0 + focal * yaw * 0.1, 0.0)]
@@ -235,7 +271,7 @@ def test_box_speed_jump_discounts_the_own_yaw():
     assert [o.yaw_rate for o in outs[:3]] == pytest.approx([0.0, 0.0, yaw])
     assert all(o.state == State.ORIENT for o in outs)
     # Without the correction (a 170 deg lens makes the yaw's image motion negligible) the same start is a jump.
-    assert run(cfg.replace(camera_hfov_deg=170.0))[3].state == State.RETREAT
+    assert run(replace_values(cfg, {"disturbance.camera_hfov_deg": 170.0}))[3].state == State.RETREAT
 
 
 def test_geometry_helpers_are_consistent_with_labels():

@@ -22,8 +22,11 @@ from pose_classifier_ros.model.checkpoint import CheckpointError, load_checkpoin
 from pose_classifier_ros.model.classifier import ViewPointClassifier, ViewpointClassifier
 from pose_classifier_ros.model.preprocess import pil_preprocess, preprocess_images
 from pose_classifier_ros.model.viewpoint_model import ModelConfig, build_model
+from pose_classifier_ros.synthetic.crops import write_crops
+from pose_classifier_ros.synthetic.patterns import render_pattern
 from pose_classifier_ros.training import train as T
-from pose_classifier_ros.training.data import read_image, write_synthetic_dataset
+from pose_classifier_ros.training.data import read_image
+from pose_classifier_ros.training.train_setup import load_splits
 
 TINY = ModelConfig(backbone="test-tiny")
 COMMON = ("--workers", "0", "--no-progress", "--aug-views", "2", "--epochs", "4")
@@ -49,7 +52,9 @@ def reference_transform(cfg: ModelConfig = TINY) -> transforms.Compose:
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    return write_synthetic_dataset(tmp_path_factory.mktemp("syn") / "data", 10, seed=0)
+    root = tmp_path_factory.mktemp("syn") / "data"
+    write_crops(root, 10, seed=0, render=render_pattern, progress=False)
+    return root
 
 
 @pytest.fixture(scope="module")
@@ -269,13 +274,13 @@ def test_data_dir_with_csvs_roots_relative_image_paths(dataset, tmp_path):
         tmp_path / "run",
         "--no-progress",
     )
-    train_set, val_set = T.load_splits(args)
+    train_set, val_set = load_splits(args)
     assert (len(train_set), len(val_set)) == (40, 40) and not train_set.missing and not val_set.missing
     assert {Path(s.path) for s in val_set} == {(dataset / p).resolve() for p in images[1::2]}
     assert (tmp_path / "run" / "val.resolved.csv").is_file()
     # Without --data_dir the same CSV resolves next to itself, where the images are not.
     with pytest.raises(T.TrainError, match="empty"):
-        T.load_splits(
+        load_splits(
             parse(
                 "--train_csv",
                 csv_dir / "train.csv",
@@ -287,11 +292,12 @@ def test_data_dir_with_csvs_roots_relative_image_paths(dataset, tmp_path):
             )
         )
     with pytest.raises(T.TrainError, match="not a folder"):
-        T.load_splits(parse("--data_dir", csv_dir / "train.csv", "--train_csv", csv_dir / "train.csv"))
+        load_splits(parse("--data_dir", csv_dir / "train.csv", "--train_csv", csv_dir / "train.csv"))
     with pytest.raises(T.TrainError, match="--save-format reference writes the full model"):
         T.train(parse("--data", dataset, "--save-format", "reference", "--head-only-checkpoint", "--out", tmp_path))
 
 
+@pytest.mark.process
 def test_importing_the_package_does_not_load_torch():
     code = (
         "import sys, pose_classifier_ros as p; assert 'torch' not in sys.modules; "

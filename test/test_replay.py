@@ -10,123 +10,33 @@ import csv
 import json
 import subprocess
 import sys
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from helpers.replay_bag import (
+    PERIOD,
+    PRED,
+    START,
+    TRUTH,
+    B,
+    F,
+    H,
+    L,
+    R,
+    W,
+    colour_pipeline,
+    replay_cli,
+    write_bag,
+    write_gt_csv,
+)
 
 from pose_classifier_ros.bags.bagio import BagError, open_reader, open_writer
 from pose_classifier_ros.bags.ground_truth import GroundTruth, load_ground_truth_csv
 from pose_classifier_ros.bags.replay import replay_bag
 from pose_classifier_ros.bags.replay_report import build_report
-from pose_classifier_ros.labels import INDEX, VIEWPOINTS
+from pose_classifier_ros.labels import VIEWPOINTS
 from pose_classifier_ros.parameters import ParameterError
 from pose_classifier_ros.stream.node_config import load_node_config
-from pose_classifier_ros.stream.pipeline import ViewpointPipeline
-from pose_classifier_ros.stream.voting import VotingConfig
-
-START = 1_700_000_000_000_000_000
-PERIOD = 100_000_000
-W, H = 64, 48
-BOXES = {"a": (4.0, 8.0, 28.0, 40.0), "b": (36.0, 8.0, 60.0, 40.0)}
-L, R, F, B = INDEX["left"], INDEX["right"], INDEX["front"], INDEX["back"]
-# per frame: track -> predicted class painted into its box. Truth: a = left, b = front.
-PRED = [
-    {"a": L, "b": B},
-    {"a": L, "b": B},
-    {"a": L, "b": B},
-    {"a": R, "b": B},
-    {"a": L, "b": B},
-    {"a": L, "b": B},
-    {"a": R, "b": B},
-    {"a": L, "b": B},
-    {"a": L, "b": B},
-    {"a": L, "b": B},
-]
-TRUTH = {"a": L, "b": F}
-
-
-class ColourClassifier:
-    """predict_frame: 0.9 on class red//20 at each box centre, the rest spread evenly."""
-
-    def __init__(self):
-        self.calls = 0
-
-    def predict_frame(self, frame, boxes):
-        self.calls += 1
-        probs = np.full((len(boxes), 8), 0.1 / 7, np.float32)
-        for i, (x1, y1, x2, y2) in enumerate(np.asarray(boxes)):
-            probs[i, int(frame[int((y1 + y2) / 2), int((x1 + x2) / 2), 0]) // 20 % 8] = 0.9
-        return SimpleNamespace(probs=probs, valid=np.ones(len(boxes), bool), timings_ms={})
-
-
-def write_bag(path, storage="mcap", pred=PRED, encodings=None, empty_frames=(), extra_topic=False):
-    """Image + Detection2DArray bag; frame i has stamp START + i*PERIOD, detections 5 ms later."""
-    with open_writer(path, storage=storage) as writer:
-        t = writer.typestore.types
-
-        def header(stamp):
-            return t["std_msgs/msg/Header"](
-                stamp=t["builtin_interfaces/msg/Time"](sec=stamp // 10**9, nanosec=stamp % 10**9), frame_id="cam"
-            )
-
-        writer.add_topic("/camera/image_raw", "sensor_msgs/msg/Image")
-        writer.add_topic("/detections", "vision_msgs/msg/Detection2DArray")
-        if extra_topic:
-            writer.add_topic("/chatter", "std_msgs/msg/String")
-        for i, frame_pred in enumerate(pred):
-            stamp = START + i * PERIOD
-            img = np.zeros((H, W, 3), np.uint8)
-            for track, cls in frame_pred.items():
-                x1, y1, x2, y2 = (int(v) for v in BOXES[track])
-                img[y1:y2, x1:x2, 0] = cls * 20
-            encoding = (encodings or {}).get(i, "rgb8")
-            writer.write(
-                "/camera/image_raw",
-                stamp,
-                t["sensor_msgs/msg/Image"](
-                    header=header(stamp),
-                    height=H,
-                    width=W,
-                    encoding=encoding,
-                    is_bigendian=0,
-                    step=W * 3,
-                    data=img.reshape(-1),
-                ),
-            )
-            dets = []
-            if i not in empty_frames:
-                for track in frame_pred:
-                    x1, y1, x2, y2 = BOXES[track]
-                    bbox = t["vision_msgs/msg/BoundingBox2D"](
-                        center=t["vision_msgs/msg/Pose2D"](
-                            position=t["vision_msgs/msg/Point2D"](x=(x1 + x2) / 2, y=(y1 + y2) / 2), theta=0.0
-                        ),
-                        size_x=x2 - x1,
-                        size_y=y2 - y1,
-                    )
-                    dets.append(t["vision_msgs/msg/Detection2D"](header=header(stamp), results=[], bbox=bbox, id=track))
-            writer.write(
-                "/detections",
-                stamp + 5_000_000,
-                t["vision_msgs/msg/Detection2DArray"](header=header(stamp), detections=dets),
-            )
-            if extra_topic:
-                writer.write("/chatter", stamp + 1, t["std_msgs/msg/String"](data=f"hello {i}"))
-
-
-def write_gt_csv(path, by="stamp_ns", frames=None):
-    frames = len(PRED) if frames is None else frames
-    with path.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["stamp_ns", "frame_index", "track_id", "pose"])
-        for i in range(frames):
-            for track, cls in TRUTH.items():
-                w.writerow([START + i * PERIOD if by == "stamp_ns" else "", i, track, VIEWPOINTS[cls]])
-
-
-def _pipeline():
-    return ViewpointPipeline(ColourClassifier(), voting=VotingConfig(window=7, min_votes=3))
 
 
 @pytest.mark.parametrize("storage,gt_by", [("mcap", "stamp_ns"), ("sqlite3", "frame_index")])
@@ -135,7 +45,7 @@ def test_replay_output_bag_and_exact_metrics(tmp_path, storage, gt_by):
     write_bag(bag, storage, extra_topic=True)
     write_gt_csv(tmp_path / "gt.csv", by=gt_by)
     gt = load_ground_truth_csv(tmp_path / "gt.csv")
-    result = replay_bag(bag, _pipeline(), out_path=out, ground_truth=gt, storage=storage, progress=False)
+    result = replay_bag(bag, colour_pipeline(), out_path=out, ground_truth=gt, storage=storage, progress=False)
 
     assert result.stats["frames_processed"] == 10 and result.stats["frames_skipped"] == 0
     assert len(result.records) == 20 and all(r.true is not None for r in result.records)
@@ -182,7 +92,7 @@ def test_ground_truth_from_bag_topic(tmp_path):
     write_bag(truth_bag, pred=[dict(TRUTH)] * len(PRED))
     replay_bag(
         truth_bag,
-        _pipeline(),
+        colour_pipeline(),
         out_path=tmp_path / "truth_out",
         viewpoints_topic="/ground_truth/viewpoints",
         progress=False,
@@ -197,7 +107,7 @@ def test_ground_truth_from_bag_topic(tmp_path):
             dst.write(topic, ts, raw)
         for topic, ts, raw, _ in gt_src.messages(["/ground_truth/viewpoints"]):
             dst.write(topic, ts, raw)
-    result = replay_bag(combined, _pipeline(), ground_truth_topic="/ground_truth/viewpoints", progress=False)
+    result = replay_bag(combined, colour_pipeline(), ground_truth_topic="/ground_truth/viewpoints", progress=False)
     assert result.stats["ground_truth_matched"] == 20
     assert build_report(result)["per_frame"]["accuracy"] == pytest.approx(0.4)
 
@@ -206,7 +116,7 @@ def test_unsupported_encoding_and_empty_detections(tmp_path, caplog):
     bag = tmp_path / "in"
     write_bag(bag, encodings={2: "32FC1"}, empty_frames=(5,))
     with caplog.at_level("WARNING"):
-        result = replay_bag(bag, _pipeline(), out_path=tmp_path / "out", progress=False)
+        result = replay_bag(bag, colour_pipeline(), out_path=tmp_path / "out", progress=False)
     assert result.stats["frames_skipped"] == 1 and result.stats["frames_processed"] == 9
     assert any("32FC1" in rec.getMessage() for rec in caplog.records)
     assert sorted({r.stamp_ns for r in result.records}) == [START + i * PERIOD for i in range(10) if i not in (2, 5)]
@@ -221,7 +131,7 @@ def test_missing_topic_raises_with_topic_list(tmp_path):
     bag = tmp_path / "in"
     write_bag(bag)
     with pytest.raises(BagError) as err:
-        replay_bag(bag, _pipeline(), detections_topic="/detector/detections", progress=False)
+        replay_bag(bag, colour_pipeline(), detections_topic="/detector/detections", progress=False)
     assert "/detector/detections" in str(err.value) and "/detections" in str(err.value)
     assert "vision_msgs/msg/Detection2DArray" in str(err.value)
 
@@ -231,7 +141,7 @@ def test_settings_from_node_params_file(tmp_path):
 
     repo_yaml = Path(__file__).resolve().parents[1] / "config" / "pose_classifier.yaml"
     settings = load_node_config(repo_yaml)
-    assert settings.voting.window >= 1 and settings.pairing.mode in ("stamp", "arrival")
+    assert settings.voting.window >= 1 and settings.sync.mode in ("stamp", "arrival")
     params = tmp_path / "p.yaml"
     params.write_text(
         "pose_classifier:\n  ros__parameters:\n    voting: {window: 3, min_votes: 2, mode: mean}\n"
@@ -240,8 +150,8 @@ def test_settings_from_node_params_file(tmp_path):
     )
     s = load_node_config(params)
     assert (s.voting.window, s.voting.min_votes, s.voting.mode) == (3, 2, "mean")
-    assert (s.pairing.tolerance_s, s.pairing.queue_size) == (0.02, 5)
-    assert s.crop.padding == 0.2 and s.tracking_iou_threshold == 0.5 and s.backend == "eager"
+    assert (s.sync.tolerance_s, s.sync.queue_size) == (0.02, 5)
+    assert s.crop.padding == 0.2 and s.tracking.iou_threshold == 0.5 and s.model.backend == "eager"
     (tmp_path / "bad.yaml").write_text("other_node:\n  ros__parameters: {}\n")
     with pytest.raises(ValueError, match="pose_classifier"):
         load_node_config(tmp_path / "bad.yaml")
@@ -261,8 +171,8 @@ def test_node_yaml_is_read_with_the_node_meaning_no_aliases(tmp_path):
         str(bad),
         "unknown parameter 'voting.windw' (did you mean 'voting.window'?)",
         "unknown parameter 'sync.slop'",
-        "crop.padding has type str, expected float",
-        "tracking.iou_threshold=2.0 is outside [0.0, 1.0]",
+        "crop.padding: expected float, got str 'fast'",
+        "tracking.iou_threshold: must be in [0.0, 1.0], got 2.0",
     ):
         assert part in text, text
 
@@ -279,46 +189,23 @@ def test_ground_truth_csv_errors(tmp_path):
 # ---------------------------------------------------------------------------------------------
 # The real CLI, end to end (subprocess)
 # ---------------------------------------------------------------------------------------------
-def _cli(*args, timeout=300):
-    return subprocess.run(
-        [sys.executable, "-m", "pose_classifier_ros.cli", "replay", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-@pytest.fixture
-def tiny_checkpoint(tmp_path):
-    import torch
-
-    from pose_classifier_ros.model.backbone import build_backbone
-    from pose_classifier_ros.model.checkpoint import save_checkpoint
-    from pose_classifier_ros.model.head import build_head
-    from pose_classifier_ros.model.viewpoint_model import ModelConfig, ViewpointModel
-
-    torch.manual_seed(0)
-    model = ViewpointModel(build_backbone("test-tiny", pretrained=False), build_head("mlp", 64)).eval()
-    path = tmp_path / "tiny.pth"
-    save_checkpoint(path, model, ModelConfig(backbone="test-tiny"))
-    return path
-
-
+@pytest.mark.process
 def test_cli_errors_are_clear(tmp_path, tiny_checkpoint):
     bag = tmp_path / "in"
     write_bag(bag)
-    proc = _cli(bag, "--checkpoint", tiny_checkpoint, "--detections-topic", "/nope", "--no-out")
+    proc = replay_cli(bag, "--checkpoint", tiny_checkpoint, "--detections-topic", "/nope", "--no-out")
     assert proc.returncode == 1
     assert "/nope" in proc.stderr and "/camera/image_raw" in proc.stderr and "Traceback" not in proc.stderr
     (data,) = [p for p in bag.iterdir() if p.suffix == ".mcap"]
     with data.open("r+b") as fh:
         fh.truncate(data.stat().st_size // 2)
-    proc = _cli(bag, "--checkpoint", tiny_checkpoint, "--no-out")
+    proc = replay_cli(bag, "--checkpoint", tiny_checkpoint, "--no-out")
     assert proc.returncode == 1 and "truncated" in proc.stderr and "Traceback" not in proc.stderr
-    proc = _cli(tmp_path / "missing_bag", "--checkpoint", tiny_checkpoint)
+    proc = replay_cli(tmp_path / "missing_bag", "--checkpoint", tiny_checkpoint)
     assert proc.returncode == 1 and "does not exist" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.process
 @pytest.mark.slow
 def test_cli_replays_sample_bag_end_to_end(tmp_path, tiny_checkpoint):
     sample = tmp_path / "sample"
@@ -343,7 +230,7 @@ def test_cli_replays_sample_bag_end_to_end(tmp_path, tiny_checkpoint):
     )
     assert gen.returncode == 0, gen.stderr
     report_dir = tmp_path / "report"
-    proc = _cli(
+    proc = replay_cli(
         sample / "flight",
         "--checkpoint",
         tiny_checkpoint,
@@ -391,7 +278,7 @@ def test_replay_compressed_image_topic(tmp_path):
     sb.write_flight_bag(out, cfg, compressed=True, progress=False)
     result = replay_bag(
         out / "flight",
-        _pipeline(),
+        colour_pipeline(),
         image_topic=sb.COMPRESSED_TOPIC,
         ground_truth_topic=sb.GROUND_TRUTH_TOPIC,
         progress=False,

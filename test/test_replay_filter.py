@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from helpers.fake_classifier import ColourClassifier
 
 from pose_classifier_ros.bags.bagio import open_reader, open_writer
 from pose_classifier_ros.bags.replay import replay_bag
@@ -28,16 +28,6 @@ TRACKS = {
     "edge": ("zebra", 0.8, (1.0, 10.0, 25.0, 40.0), F),
 }
 FRAMES = 6
-
-
-class ColourClassifier:
-    """0.9 on class red//20 at each box centre."""
-
-    def predict_frame(self, frame, boxes):
-        probs = np.full((len(boxes), 8), 0.1 / 7, np.float32)
-        for i, (x1, y1, x2, y2) in enumerate(np.asarray(boxes)):
-            probs[i, int(frame[int((y1 + y2) / 2), int((x1 + x2) / 2), 0]) // 20 % 8] = 0.9
-        return SimpleNamespace(probs=probs, valid=np.ones(len(boxes), bool), timings_ms={})
 
 
 def write_bag(path):
@@ -122,6 +112,7 @@ def test_replay_filters_by_class_and_score_and_flags_truncated(tmp_path):
     assert int(msgs[-1].viewpoints[0].num_votes) == 5
 
 
+@pytest.mark.process
 def test_replay_cli_reads_the_filter_from_the_params_file(tmp_path):
     from ros_helpers.colour_model import save_colour_checkpoint
 

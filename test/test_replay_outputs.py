@@ -7,9 +7,9 @@ import csv
 
 import numpy as np
 import pytest
+from helpers.mcap_messages import read_mcap
+from helpers.replay_bag import PRED, colour_pipeline, replay_cli, write_bag
 from PIL import Image
-from test_replay import PRED, _cli, _pipeline, tiny_checkpoint, write_bag  # noqa: F401
-from test_replay_visuals import read_mcap
 
 from pose_classifier_ros.bags.bagio import BagError, open_writer
 from pose_classifier_ros.bags.replay import replay_bag
@@ -25,7 +25,7 @@ def _stamp_ns(header) -> int:
 def test_output_bag_has_one_annotation_per_frame_and_a_summary_per_track(tmp_path):
     write_bag(tmp_path / "in", empty_frames=(4,))
     result = replay_bag(
-        tmp_path / "in", _pipeline(), out_path=tmp_path / "out", progress=False, visuals=ReplayVisualsConfig()
+        tmp_path / "in", colour_pipeline(), out_path=tmp_path / "out", progress=False, visuals=ReplayVisualsConfig()
     )
     messages = read_mcap(tmp_path / "out")
     viewpoints = [m for m in messages if m[0] == "/viewpoints"]
@@ -57,14 +57,15 @@ def test_an_input_topic_is_never_overwritten(tmp_path):
         writer.add_topic("/annotations", "std_msgs/msg/String")
     with pytest.raises(BagError, match="/annotations"):
         replay_bag(
-            tmp_path / "in", _pipeline(), out_path=tmp_path / "out", progress=False, visuals=ReplayVisualsConfig()
+            tmp_path / "in", colour_pipeline(), out_path=tmp_path / "out", progress=False, visuals=ReplayVisualsConfig()
         )
 
 
-def test_cli_best_views_and_contact_sheet(tmp_path, tiny_checkpoint):  # noqa: F811
+@pytest.mark.process
+def test_cli_best_views_and_contact_sheet(tmp_path, tiny_checkpoint):
     write_bag(tmp_path / "in")
     views, report = tmp_path / "views", tmp_path / "report"
-    proc = _cli(
+    proc = replay_cli(
         tmp_path / "in",
         "--checkpoint",
         tiny_checkpoint,

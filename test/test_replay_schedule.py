@@ -3,17 +3,22 @@ label-age / published-accuracy report beside every_frame on the same frames."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
 
 import pytest
-from test_replay import PERIOD, PRED, START, ColourClassifier, write_bag, write_gt_csv
+from helpers.fake_classifier import ColourClassifier
+from helpers.paths import REPO
+from helpers.replay_bag import PERIOD, PRED, START, write_bag, write_gt_csv
 
 from pose_classifier_ros.bags.bagio import open_reader
 from pose_classifier_ros.bags.ground_truth import load_ground_truth_csv
 from pose_classifier_ros.bags.replay import replay_bag
+from pose_classifier_ros.bags.replay_cli import add_arguments, schedule_mode
 from pose_classifier_ros.bags.replay_report import build_report, format_replay_report
+from pose_classifier_ros.stream.node_config import NodeConfig, load_node_config
 from pose_classifier_ros.stream.pipeline import ScheduledPipeline, ViewpointPipeline
 from pose_classifier_ros.stream.scheduler import ScheduleConfig
 from pose_classifier_ros.stream.voting import VotingConfig
@@ -100,6 +105,7 @@ def test_undecodable_frame_still_published_in_scheduled_mode(tmp_path):
     assert len(_messages(tmp_path / "out")) == 10
 
 
+@pytest.mark.process
 @pytest.mark.slow
 def test_cli_scheduled_report(tmp_path):
     bag = tmp_path / "in"
@@ -122,8 +128,8 @@ def test_cli_scheduled_report(tmp_path):
             str(bag),
             "--checkpoint",
             str(ckpt),
-            "--schedule",
-            "scheduled",
+            "--params",
+            _params(tmp_path / "scheduled.yaml", "    schedule: {mode: scheduled, max_crops: 4}\n"),
             "--crops-per-second",
             "12",
             "--ground-truth",
@@ -139,6 +145,7 @@ def test_cli_scheduled_report(tmp_path):
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
+    assert f"schedule: scheduled (from {tmp_path / 'scheduled.yaml'})" in proc.stdout
     metrics = json.loads((tmp_path / "rep" / "metrics.json").read_text())
     assert metrics["schedule"]["crops_per_second"] == 12.0 and "every_frame" in metrics["schedule"]
     assert "label age" in proc.stdout
@@ -154,9 +161,36 @@ def test_cli_scheduled_report(tmp_path):
             "--crops-per-second",
             "12",
             "--no-out",
+            "--params",
+            _params(tmp_path / "every.yaml", "    schedule: {mode: every_frame}\n"),
         ],
         capture_output=True,
         text=True,
         timeout=300,
     )
-    assert bad.returncode == 1 and "--schedule scheduled" in bad.stderr
+    assert bad.returncode == 1 and "--schedule scheduled" in bad.stderr, bad.stderr
+    assert f"it is every_frame (from {tmp_path / 'every.yaml'})" in bad.stderr
+
+
+def _params(path, body: str):
+    path.write_text("pose_classifier:\n  ros__parameters:\n" + body)
+    return path
+
+
+def _schedule_of(*argv):
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["bag", "--checkpoint", "model.pt", *map(str, argv)])
+    return schedule_mode(args, load_node_config(args.params) if args.params else NodeConfig())
+
+
+def test_schedule_mode_comes_from_params_unless_schedule_overrides_it(tmp_path):
+    repo_yaml = REPO / "config" / "pose_classifier.yaml"  # says scheduled, as the node runs live
+    assert _schedule_of("--params", repo_yaml) == ("scheduled", f"from {repo_yaml}")
+    assert _schedule_of("--params", repo_yaml, "--schedule", "every_frame") == ("every_frame", "from --schedule")
+    every = _params(tmp_path / "every.yaml", "    schedule: {mode: every_frame}\n")
+    assert _schedule_of("--params", every) == ("every_frame", f"from {every}")
+    assert _schedule_of("--params", every, "--schedule", "scheduled") == ("scheduled", "from --schedule")
+    bare = _params(tmp_path / "bare.yaml", "    voting: {window: 5}\n")
+    assert _schedule_of("--params", bare) == ("scheduled", f"the node's default; {bare} does not set schedule.mode")
+    assert _schedule_of() == ("every_frame", "replay's default without --params")

@@ -1,12 +1,11 @@
 """Replay's visual outputs: the annotation topic and track summaries in an MCAP bag, read back with the
-independent `mcap` + `mcap_ros2` readers (not rosbags, which wrote them)."""
+independent `mcap` + `mcap_ros2` readers (helpers.mcap_messages; not rosbags, which wrote them)."""
 
 from __future__ import annotations
 
 import numpy as np
-from mcap.reader import make_reader
-from mcap_ros2.decoder import DecoderFactory
-from test_best_views import PERIOD, H, L, W, result, striped_frame
+from helpers.best_view_flight import PERIOD, H, L, W, result, striped_frame
+from helpers.mcap_messages import read_mcap
 
 from pose_classifier_ros.bags.bagio import make_typestore, open_writer
 from pose_classifier_ros.bags.replay_visuals import ReplayVisuals, ReplayVisualsConfig
@@ -14,17 +13,6 @@ from pose_classifier_ros.stream.pipeline import FrameResult
 from pose_classifier_ros.visualization.annotations import build_overlay
 
 T0 = 1_700_000_000 * 10**9
-
-
-def read_mcap(bag_dir):
-    (path,) = bag_dir.glob("*.mcap")
-    out = []
-    with path.open("rb") as fh:
-        for schema, channel, message, decoded in make_reader(
-            fh, decoder_factories=[DecoderFactory()]
-        ).iter_decoded_messages():
-            out.append((channel.topic, schema.name, message.log_time, decoded))
-    return out
 
 
 def test_annotations_and_summaries_in_the_bag(tmp_path):

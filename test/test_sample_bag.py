@@ -78,6 +78,7 @@ def test_flight_frames_and_ground_truth():
     assert all(np.array_equal(a.image, b.image) for a, b in zip(frames, again))
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
 def test_cli_writes_consistent_bag_csv_and_crops(tmp_path, storage):
     out = tmp_path / "sample"

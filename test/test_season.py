@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 import pytest
-from season_helpers import write_manifest
+from helpers.season_inputs import write_manifest
 
 from pose_classifier_ros.bags.replay_cli import add_processing_arguments
 from pose_classifier_ros.evaluation.uncertainty import accuracy_interval
@@ -233,6 +233,7 @@ def test_time_limits_and_threads():
     assert threads_per_worker(2, cores=16) == 8 and threads_per_worker(3, cores=2) == 1
 
 
+@pytest.mark.process
 def test_season_modules_do_not_import_torch():
     """Pool workers and SLURM tasks set their threads before torch loads: the modules they unpickle from must
     not import it."""

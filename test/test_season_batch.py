@@ -16,8 +16,8 @@ import time
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from conftest import REPO
-from season_helpers import (
+from helpers.paths import REPO
+from helpers.season_inputs import (
     SITES,
     SPECIES,
     batch_command,

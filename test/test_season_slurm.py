@@ -14,8 +14,16 @@ import subprocess
 import time
 
 import pytest
-from conftest import REPO
-from season_helpers import batch_command, batch_env, make_flights, read_csv, run_batch, tiny_checkpoint, write_manifest
+from helpers.paths import REPO
+from helpers.season_inputs import (
+    batch_command,
+    batch_env,
+    make_flights,
+    read_csv,
+    run_batch,
+    tiny_checkpoint,
+    write_manifest,
+)
 
 from pose_classifier_ros.season.markers import FAILED, PARTIAL_DIR, SUCCESS
 

@@ -12,8 +12,11 @@ import yaml
 
 from pose_classifier_ros.cli import main as cli_main
 from pose_classifier_ros.labels import NUM_CLASSES
+from pose_classifier_ros.synthetic.crops import write_crops
+from pose_classifier_ros.synthetic.patterns import render_pattern
+from pose_classifier_ros.training import head_trainer
 from pose_classifier_ros.training import train as T
-from pose_classifier_ros.training.data import read_image, write_synthetic_dataset
+from pose_classifier_ros.training.data import read_image
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -24,7 +27,9 @@ def parse(*argv: str) -> argparse.Namespace:
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    return write_synthetic_dataset(tmp_path_factory.mktemp("syn") / "data", 16, seed=0)
+    root = tmp_path_factory.mktemp("syn") / "data"
+    write_crops(root, 16, seed=0, render=render_pattern, progress=False)
+    return root
 
 
 COMMON = ("--size", "test-tiny", "--workers", "0", "--no-progress", "--aug-views", "2")
@@ -98,12 +103,12 @@ def test_manifold_mixup_mixes_hidden_layer():
     from pose_classifier_ros.model.head import ViewpointHead
 
     head = ViewpointHead(16).eval()
-    assert T._hidden_split_points(head) == [4, 7]
+    assert head_trainer.hidden_split_points(head) == [4, 7]
     feats, labels = torch.randn(6, 16), torch.tensor([0, 1, 2, 3, 4, 5])
     ce = torch.nn.CrossEntropyLoss()
-    plain, logits = T.head_loss(head, feats, labels, ce, 0.0, torch.Generator().manual_seed(0))
+    plain, logits = head_trainer.head_loss(head, feats, labels, ce, 0.0, torch.Generator().manual_seed(0))
     assert torch.allclose(logits, head(feats)) and torch.allclose(plain, ce(head(feats), labels))
-    mixed, mlogits = T.head_loss(head, feats, labels, ce, 1.0, torch.Generator().manual_seed(0))
+    mixed, mlogits = head_trainer.head_loss(head, feats, labels, ce, 1.0, torch.Generator().manual_seed(0))
     assert mlogits.shape == (6, NUM_CLASSES) and not torch.allclose(mlogits, logits)
 
 

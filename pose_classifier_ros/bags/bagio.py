@@ -145,7 +145,7 @@ class BagReader:
             self._reader.open()
         except BagError:
             raise
-        except Exception as exc:  # noqa: BLE001 - rosbags raises many kinds on corrupt input
+        except Exception as exc:  # rosbags raises many kinds on corrupt input
             hint = (
                 " (an MCAP file cut off during recording lacks its summary; `mcap recover` can repair it)"
                 if "end magic" in str(exc)
@@ -171,10 +171,6 @@ class BagReader:
     @property
     def connections(self) -> list:
         return list(self._connections)
-
-    @property
-    def start_time_ns(self) -> int:
-        return int(self._reader.start_time)
 
     @property
     def message_count(self) -> int:
@@ -228,7 +224,7 @@ class BagReader:
                 f"bag {str(self.path)!r} is corrupt or truncated: reading failed after {count} "
                 f"messages: {type(exc).__name__}: {exc}"
             ) from None
-        except Exception as exc:  # noqa: BLE001 - e.g. zstd/lz4 errors from a damaged chunk
+        except Exception as exc:  # e.g. zstd/lz4 errors from a damaged chunk
             raise BagError(
                 f"bag {str(self.path)!r} could not be read after {count} messages: {type(exc).__name__}: {exc}"
             ) from None
@@ -239,7 +235,7 @@ class BagReader:
             return self.typestore.deserialize_cdr(raw, msgtype)
         except KeyError:
             raise BagError(f"message type {msgtype} is unknown to the type store") from None
-        except Exception as exc:  # noqa: BLE001 - malformed CDR
+        except Exception as exc:  # malformed CDR
             raise BagError(
                 f"a {msgtype} message in {str(self.path)!r} does not decode: {type(exc).__name__}: {exc}"
             ) from None
@@ -304,7 +300,7 @@ class BagWriter:
     def _hash_or_none(self, msgtype: str) -> str | None:
         try:
             return self.typestore.hash_rihs01(msgtype)
-        except Exception:  # noqa: BLE001 - type not in our store
+        except Exception:  # type not in our store
             return None
 
     def write(self, topic: str, timestamp_ns: int, data: bytes | Any) -> None:

@@ -194,7 +194,7 @@ def replay_bag(
                     try:
                         msg = reader.deserialize(raw, msgtype)
                         detections = detections_from_msg(msg)
-                    except Exception as exc:  # noqa: BLE001 - malformed message: skip, as the node does
+                    except Exception as exc:  # malformed message: skip, as the node does
                         _logger.warning("skipping a detections message: %s", exc)
                         stats["bad_messages"] += 1
                         continue

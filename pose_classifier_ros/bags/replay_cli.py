@@ -9,7 +9,7 @@ loaded once per worker::
     options = ReplayOptions.from_args(args)          # or ReplayOptions(bag=..., checkpoint=..., ...)
     summary = run_replay(options, classifier=None)   # -> ReplaySummary; raises ReplayError & co.
 
-Seams: ``load_settings`` (the --params YAML), ``load_classifier`` / ``classifier_key`` (the model and
+Seams: ``load_settings`` (the --params YAML), ``schedule_mode`` (--schedule or schedule.mode), ``load_classifier`` / ``classifier_key`` (the model and
 what it depends on), ``check_bag`` (topics before the model load), ``build_pipelines`` (pipeline and
 baseline from the settings), ``run_replay`` (replay_bag + best views + report files).
 """
@@ -20,7 +20,6 @@ import argparse
 import dataclasses
 import logging
 import shutil
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,7 +58,8 @@ def add_processing_arguments(parser: argparse.ArgumentParser) -> None:
         "--params",
         type=Path,
         default=None,
-        help="the node's YAML parameters (config/pose_classifier.yaml): voting, crop, sync",
+        help="the node's YAML parameters (config/pose_classifier.yaml): model, crop, filter, sync, voting, "
+        "tracking, schedule (schedule.mode unless --schedule is given)",
     )
     parser.add_argument(
         "--backend",
@@ -82,9 +82,9 @@ def add_processing_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--schedule",
         choices=("every_frame", "scheduled"),
-        default="every_frame",
-        help="every_frame: classify every crop of every frame (default); scheduled: the node's "
-        "per-track scheduler (schedule.* from --params) under --crops-per-second",
+        default=None,
+        help="every_frame: classify every crop of every frame; scheduled: the node's per-track scheduler "
+        "(schedule.* from --params) under --crops-per-second. Default: schedule.mode of --params, else every_frame",
     )
     parser.add_argument(
         "--crops-per-second",
@@ -159,7 +159,7 @@ class ReplayOptions:
     device: str | None = None
     batch_size: int | None = None
     backbone_weights: Path | None = None
-    schedule: str = "every_frame"
+    schedule: str | None = None  # None: schedule.mode of --params, else every_frame (schedule_mode)
     crops_per_second: float | None = None
     max_crops: int | None = None
     no_baseline: bool = False
@@ -181,7 +181,8 @@ class ReplaySummary:
     """What one run did. frames: frames classified; crops: crops through the model (scheduled: the
     budget's crops, plus the every_frame baseline's); tracks: distinct track ids; seconds: wall time of the
     replay and its outputs, model load excluded (load_seconds, 0.0 when a classifier was passed in);
-    accuracy / smoothed_accuracy: per-frame / voted label accuracy (None without ground truth)."""
+    accuracy / smoothed_accuracy: per-frame / voted label accuracy (None without ground truth); schedule /
+    schedule_source: the mode that ran and where it came from (schedule_mode)."""
 
     bag: str
     images: int
@@ -193,6 +194,8 @@ class ReplaySummary:
     accuracy: float | None = None
     smoothed_accuracy: float | None = None
     ground_truth_matched: int | None = None
+    schedule: str = "every_frame"
+    schedule_source: str = ""
     out_bag: str | None = None
     best_views_csv: str | None = None
     metrics_path: str | None = None
@@ -242,14 +245,29 @@ def load_settings(options: ReplayOptions):
     return load_node_config(options.params) if options.params is not None else NodeConfig()
 
 
+def schedule_mode(options, settings) -> tuple[str, str]:
+    """(schedule mode, where it came from): --schedule, else --params' schedule.mode, else every_frame.
+    options: ReplayOptions or parsed arguments (.schedule, .params)."""
+    if options.schedule is not None:
+        return options.schedule, "from --schedule"
+    if options.params is None:
+        return "every_frame", "replay's default without --params"
+    from pose_classifier_ros.parameters import read_params_file
+    from pose_classifier_ros.stream.node_config import NODE_NAME
+
+    if "schedule.mode" in read_params_file(options.params, NODE_NAME):
+        return settings.schedule.mode, f"from {options.params}"
+    return settings.schedule.mode, f"the node's default; {options.params} does not set schedule.mode"
+
+
 def classifier_key(options: ReplayOptions, settings) -> tuple:
     """What load_classifier's result depends on: two runs with equal keys can share one classifier."""
     return (
         str(options.checkpoint),
-        options.device or settings.device,
-        options.backend or settings.backend,
-        str(options.backbone_weights or settings.backbone_weights or ""),
-        int(options.batch_size or settings.batch_size),
+        options.device or settings.model.device,
+        options.backend or settings.model.backend,
+        str(options.backbone_weights or settings.model.backbone_weights or ""),
+        int(options.batch_size or settings.model.batch_size),
         settings.crop,
     )
 
@@ -262,10 +280,10 @@ def load_classifier(options: ReplayOptions, settings, num_threads: int | None = 
         raise FileNotFoundError(f"checkpoint {str(options.checkpoint)!r} does not exist")
     return ViewpointClassifier.from_checkpoint(
         options.checkpoint,
-        device=options.device or settings.device,
-        backend=options.backend or settings.backend,
-        backbone_weights=options.backbone_weights or settings.backbone_weights or None,
-        batch_size=int(options.batch_size or settings.batch_size),
+        device=options.device or settings.model.device,
+        backend=options.backend or settings.model.backend,
+        backbone_weights=options.backbone_weights or settings.model.backbone_weights or None,
+        batch_size=int(options.batch_size or settings.model.batch_size),
         crop=settings.crop,
         num_threads=num_threads,
     )
@@ -283,18 +301,18 @@ def check_bag(options: ReplayOptions, has_csv_ground_truth: bool) -> str | None:
     return None
 
 
-def build_pipelines(options: ReplayOptions, settings, classifier) -> tuple[Any, Any]:
-    """(pipeline, baseline): the every_frame ViewpointPipeline, or a ScheduledPipeline with an every_frame
-    baseline on the same frames (None with --no-baseline or in every_frame mode)."""
+def build_pipelines(options: ReplayOptions, settings, classifier, mode: str) -> tuple[Any, Any]:
+    """(pipeline, baseline): the every_frame ViewpointPipeline, or (mode "scheduled") a ScheduledPipeline with an
+    every_frame baseline on the same frames (None with --no-baseline or in every_frame mode)."""
     from pose_classifier_ros.stream.pipeline import ViewpointPipeline
 
     pipeline = baseline = ViewpointPipeline(
         classifier,
         voting=settings.voting,
         detection_filter=settings.filter,
-        iou_threshold=settings.tracking_iou_threshold,
+        iou_threshold=settings.tracking.iou_threshold,
     )
-    if options.schedule == "scheduled":
+    if mode == "scheduled":
         from pose_classifier_ros.stream.pipeline import ScheduledPipeline
 
         schedule = dataclasses.replace(
@@ -305,15 +323,13 @@ def build_pipelines(options: ReplayOptions, settings, classifier) -> tuple[Any, 
         pipeline = ScheduledPipeline(
             classifier,
             voting=settings.voting,
-            iou_threshold=settings.tracking_iou_threshold,
+            iou_threshold=settings.tracking.iou_threshold,
             detection_filter=settings.filter,
             schedule=schedule,
             crop=settings.crop,
         )
         if options.no_baseline:
             baseline = None
-    elif options.crops_per_second is not None or options.max_crops is not None:
-        raise ValueError("--crops-per-second and --max-crops need --schedule scheduled")
     return pipeline, (baseline if pipeline is not baseline else None)
 
 
@@ -348,6 +364,13 @@ def run_replay(options: ReplayOptions, classifier=None) -> ReplaySummary:
     could be classified or the ground truth matched no detection.
     """
     settings = load_settings(options)
+    mode, why = schedule_mode(options, settings)
+    _logger.info("schedule: %s (%s)", mode, why)
+    if mode != "scheduled" and (options.crops_per_second is not None or options.max_crops is not None):
+        raise ValueError(
+            f"--crops-per-second and --max-crops need schedule mode scheduled (--schedule scheduled, or "
+            f"schedule.mode in --params); it is {mode} ({why})"
+        )
     ground_truth = load_ground_truth_csv(options.ground_truth) if options.ground_truth is not None else None
     out_path = _default_out(options)
     if out_path is not None and out_path.exists():
@@ -361,7 +384,7 @@ def run_replay(options: ReplayOptions, classifier=None) -> ReplaySummary:
         started = time.perf_counter()
         classifier = load_classifier(options, settings)
         load_seconds = time.perf_counter() - started
-    pipeline, baseline = build_pipelines(options, settings, classifier)
+    pipeline, baseline = build_pipelines(options, settings, classifier, mode)
 
     from pose_classifier_ros.bags.replay_visuals import ReplayVisualsConfig
 
@@ -373,7 +396,7 @@ def run_replay(options: ReplayOptions, classifier=None) -> ReplaySummary:
         image_topic=options.image_topic,
         detections_topic=options.detections_topic,
         viewpoints_topic=options.viewpoints_topic,
-        pairing=settings.pairing,
+        pairing=settings.sync,
         ground_truth=ground_truth,
         ground_truth_topic=gt_topic,
         storage=options.storage,
@@ -388,6 +411,7 @@ def run_replay(options: ReplayOptions, classifier=None) -> ReplaySummary:
         ),
     )
     summary = _summary(options, result, time.perf_counter() - started, load_seconds)
+    summary.schedule, summary.schedule_source = mode, why
     if summary.frames == 0:
         raise ReplayError(
             "no frame could be classified: no image was paired with detections (header stamps "
@@ -422,6 +446,7 @@ def _title(options: ReplayOptions) -> str:
 
 def _print_counts(summary: ReplaySummary) -> None:
     stats = summary.result.stats
+    print(f"schedule: {summary.schedule} ({summary.schedule_source})")
     print(
         f"replayed {stats['images']} images: {stats['frames_processed']} frames classified "
         f"({stats['detections_classified']} detections), {stats['frames_skipped']} skipped, "
@@ -467,9 +492,3 @@ def run(args: argparse.Namespace) -> int:
         f"{summary.crops} crops ({rate or 0.0:.1f} crops/s)"
     )
     return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    from pose_classifier_ros.cli import main
-
-    sys.exit(main(["replay", *sys.argv[1:]]))

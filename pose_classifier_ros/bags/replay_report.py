@@ -71,16 +71,17 @@ def write_replay_report(report_dir: str | Path, report: dict, result: ReplayResu
     """metrics.json, report.txt, confusion_matrix.png (+ _smoothed) and track_timeline.png in report_dir."""
     import json
 
-    from pose_classifier_ros import report as report_mod
+    from pose_classifier_ros.plotting import plot_confusion_matrix, plot_track_timeline
+    from pose_classifier_ros.report import to_jsonable
 
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
     paths = [report_dir / "metrics.json", report_dir / "report.txt"]
-    paths[0].write_text(json.dumps(report_mod.to_jsonable(dict(report, title=title)), indent=2) + "\n")
+    paths[0].write_text(json.dumps(to_jsonable(dict(report, title=title)), indent=2) + "\n")
     paths[1].write_text(format_replay_report(report, title))
     if "per_frame" in report:
         paths.append(
-            report_mod.plot_confusion_matrix(
+            plot_confusion_matrix(
                 report["per_frame"]["confusion_matrix"],
                 report_dir / "confusion_matrix.png",
                 title="per-frame viewpoint",
@@ -88,7 +89,7 @@ def write_replay_report(report_dir: str | Path, report: dict, result: ReplayResu
         )
     if "smoothed" in report:
         paths.append(
-            report_mod.plot_confusion_matrix(
+            plot_confusion_matrix(
                 report["smoothed"]["confusion_matrix"],
                 report_dir / "confusion_matrix_smoothed.png",
                 title="smoothed viewpoint (track vote)",
@@ -97,7 +98,7 @@ def write_replay_report(report_dir: str | Path, report: dict, result: ReplayResu
     recs = [r for r in result.records if r.label is not None and r.smoothed is not None]
     if recs:
         paths.append(
-            report_mod.plot_track_timeline(
+            plot_track_timeline(
                 [r.track_id for r in recs],
                 [r.stamp_ns * 1e-9 for r in recs],
                 [r.label for r in recs],

@@ -35,8 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pose_classifier_ros.labels import VIEWPOINTS, heading_from_probs
-from pose_classifier_ros.stream.conversions import box_to_bbox, make_viewpoint, message_types
+from pose_classifier_ros.labels import VIEWPOINTS, heading_from_probs, label_name
+from pose_classifier_ros.stream.conversions import box_to_bbox, make_viewpoint, message_types, ns_to_stamp
 from pose_classifier_ros.synthetic.animals import SPECIES, Animal, heading_to_class, render_animal
 from pose_classifier_ros.synthetic.crops import render_crop, write_crops
 from pose_classifier_ros.synthetic.flight import START_NS, FlightConfig, Frame, GroundTruthBox, generate_flight
@@ -53,7 +53,7 @@ DETECTOR_LATENCY_NS = 30_000_000
 
 def _header(types, stamp_ns: int):
     return types["std_msgs/msg/Header"](
-        stamp=types["builtin_interfaces/msg/Time"](sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000),
+        stamp=ns_to_stamp(stamp_ns, types["builtin_interfaces/msg/Time"]),
         frame_id=FRAME_ID,
     )
 
@@ -121,14 +121,14 @@ def ground_truth_msg(types, frame: Frame):
                 box=g.box,
                 detection_score=g.score,
                 label=g.label,
-                label_name=VIEWPOINTS[g.label],
+                label_name=label_name(g.label),
                 scores=scores,
                 smoothed_label=g.label,
-                smoothed_label_name=VIEWPOINTS[g.label],
+                smoothed_label_name=label_name(g.label),
                 smoothed_confidence=1.0,
                 num_votes=1,
                 is_stable=True,
-                label_stamp=msg_types.Time(sec=frame.stamp_ns // 1_000_000_000, nanosec=frame.stamp_ns % 1_000_000_000),
+                label_stamp=ns_to_stamp(frame.stamp_ns, msg_types.Time),
                 fresh=True,
                 voted=True,
                 heading_deg=float(heading),
@@ -223,7 +223,8 @@ def run(args: argparse.Namespace) -> int:
         f"and {summary['ground_truth']}"
     )
     if args.crops_dir is not None:
-        n = write_crops(args.crops_dir, args.crops_per_class, seed=args.seed, progress=not args.no_progress)
+        crops_seed = args.seed + 1_000_003  # a stream of its own, not the flight's
+        n = write_crops(args.crops_dir, args.crops_per_class, seed=crops_seed, progress=not args.no_progress)
         print(f"wrote {n} labelled crops into {args.crops_dir}/<class>/")
     return 0
 

@@ -159,9 +159,9 @@ def calibration_summary(raw_probs, labels, temperature: float = 1.0, n_bins: int
 
 def plot_reliability(summary: dict[str, Any], path: str | os.PathLike, title: str = "Reliability diagram") -> Path:
     """PNG: accuracy vs confidence per bin before / after temperature scaling, with bin counts below."""
-    from pose_classifier_ros.report import _pyplot, _save_figure
+    from pose_classifier_ros.plotting import pyplot, save_figure
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, (ax, axc) = plt.subplots(2, 1, figsize=(5.5, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     try:
         ax.plot([0, 1], [0, 1], "--", color="gray", lw=1, label="perfectly calibrated")
@@ -197,7 +197,7 @@ def plot_reliability(summary: dict[str, Any], path: str | os.PathLike, title: st
         ax.grid(alpha=0.3)
         axc.set_xlabel("confidence (top probability)")
         axc.set_ylabel("crops")
-        return _save_figure(fig, path, dpi=110)
+        return save_figure(fig, path, dpi=110)
     finally:
         plt.close(fig)
 

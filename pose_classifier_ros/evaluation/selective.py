@@ -118,9 +118,9 @@ def plot_accuracy_coverage(
     title: str = "Accuracy vs coverage",
 ) -> Path:
     """PNG of the curve; `chosen` (a threshold_for_accuracy result) is marked with the target line."""
-    from pose_classifier_ros.report import _pyplot, _save_figure
+    from pose_classifier_ros.plotting import pyplot, save_figure
 
-    plt = _pyplot()
+    plt = pyplot()
     curve = accuracy_coverage(confidence, correct)
     fig, ax = plt.subplots(figsize=(6, 4.5))
     try:
@@ -144,7 +144,7 @@ def plot_accuracy_coverage(
         ax.set_title(title)
         ax.grid(alpha=0.3)
         ax.legend(loc="lower left", fontsize=8)
-        return _save_figure(fig, path, dpi=110)
+        return save_figure(fig, path, dpi=110)
     finally:
         plt.close(fig)
 

@@ -1,5 +1,6 @@
 """report.txt sections for the keys ``analysis.analyse`` adds (intervals, targets, groups, calibration,
-selective prediction, error structure, per-group appendix)."""
+selective prediction, error structure); ``report.format_text_report`` places them (and appends the
+per-group reports)."""
 
 from __future__ import annotations
 
@@ -136,16 +137,6 @@ def errors_lines(sec: Mapping[str, Any]) -> list[str]:
     return lines + [f"  by angle: {by}"]
 
 
-def group_appendix_lines(sec: Mapping[str, Any]) -> list[str]:
-    from pose_classifier_ros.report import format_text_report
-
-    lines = []
-    for factor, rows in sec.items():
-        for value, r in rows.items():
-            lines += ["", format_text_report(r["report"], f"Group {factor} = {value}").rstrip("\n")]
-    return lines
-
-
 def format_sections(report: Mapping[str, Any]) -> list[str]:
     """Lines for every analysis section present in `report` (empty list when none is)."""
     lines: list[str] = []
@@ -162,11 +153,4 @@ def format_sections(report: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def format_appendix(report: Mapping[str, Any]) -> list[str]:
-    """The full report of every group (end of report.txt); empty without groups."""
-    if not report.get("groups"):
-        return []
-    return ["", "Per-group reports", "================="] + group_appendix_lines(report["groups"])
-
-
-__all__ = ["format_sections", "format_appendix"]
+__all__ = ["format_sections"]

@@ -386,7 +386,7 @@ def load_weights_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Backbone state_dict from a weights file (tensors only, never unpickles code)."""
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for bad files
+    except Exception as exc:  # torch raises many types for bad files
         raise BackboneWeightsError(f"cannot read backbone weights {path}: {exc}") from exc
     try:
         return extract_backbone_state_dict(obj)

@@ -71,12 +71,12 @@ def torch_load(path: Path) -> Any:
     """The object stored in `path` (CPU tensors), read with weights_only; CheckpointError if unreadable."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for bad files
+    except Exception as exc:  # torch raises many types for bad files
         first_error = exc
     # weights_only refused some globals: allow a small list of harmless ones, refuse the rest.
     try:
         needed = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-    except Exception:  # noqa: BLE001 - not even a readable torch file
+    except Exception:  # not even a readable torch file
         needed = None
     if not needed:
         raise CheckpointError(
@@ -100,7 +100,7 @@ def torch_load(path: Path) -> Any:
     try:
         with torch.serialization.safe_globals(allowed):
             return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise CheckpointError(f"cannot read checkpoint {path}: {first_line(exc)}") from exc
 
 

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .device import resolve_device
 from .preprocess import CropConfig, crop_batch, preprocess_mixed
 
 logger = logging.getLogger(__name__)
@@ -83,18 +84,6 @@ def resolve_backend(backend: str, device: str | torch.device = "cpu") -> str:
     except ImportError:
         return "int8"
     return "onnx-int8"
-
-
-def _resolve_device(device: str | torch.device) -> torch.device:
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(
-            f"device {str(device)!r} was requested but CUDA is not available here "
-            "(torch.cuda.is_available() is False); use device='cpu'"
-        )
-    if dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"unsupported device {str(device)!r}; use 'cpu' or 'cuda'")
-    return dev
 
 
 def _quiet_quantization_warnings():
@@ -281,7 +270,7 @@ class ViewpointClassifier:
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.device = _resolve_device(device)
+        self.device = resolve_device(device)
         model, config = _model_and_config(
             model, config, weight_path, model_size, backbone_weights, hub_dir, self.device
         )

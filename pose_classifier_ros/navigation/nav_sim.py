@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from ..labels import HEADING_DEG, SIDE_VIEWS, VIEWPOINTS
+from ..parameters import replace_values
 from .policy import SideProfilePolicy, State
 from .policy_config import PolicyConfig, load_params_file
 from .sim import Animal, SimConfig, Simulator, drone_facing
@@ -49,7 +50,7 @@ CONDITIONS = {
     "box_speed": _NOMINAL,
 }
 # Policy changes per condition (on top of the configured policy).
-POLICY_CHANGES = {"box_speed": {"box_speed_jump": 2.0, "camera_hfov_deg": SimConfig().hfov_deg}}
+POLICY_CHANGES = {"box_speed": {"disturbance.box_speed_jump": 2.0, "disturbance.camera_hfov_deg": SimConfig().hfov_deg}}
 RETREAT_WITHIN_S = 1.0  # disturbance suite: success = RETREAT within this of the flight start, no false alarm
 MODES = {"orbit": ("orbit", "velocity"), "yaw": ("yaw", "velocity"), "yaw-self-orbit": ("yaw", "self-orbit")}
 RANGES_M = (15.0, 25.0, 40.0)
@@ -158,9 +159,9 @@ def run_episode(
         prev_state = out.state
         # Direction reversals of the orbit command (ignoring creeping below 10 % of the orbit speed / yaw rate).
         value, floor = (
-            (out.lateral_speed, 0.1 * cfg.orbit_speed)
-            if cfg.motion_mode == "orbit"
-            else (out.yaw_rate, 0.1 * cfg.orient_yaw_rate)
+            (out.lateral_speed, 0.1 * cfg.orient.orbit_speed)
+            if cfg.orient.mode == "orbit"
+            else (out.yaw_rate, 0.1 * cfg.orient.yaw_rate)
         )
         sign = (value > floor) - (value < -floor)
         if sign and last_sign and sign != last_sign:
@@ -168,7 +169,7 @@ def run_episode(
         last_sign = sign or last_sign
         if out.capture is not None:
             # The band, widened by the detector's pixel noise (3 sigma of a box side's two edges).
-            band = cfg.capture_size_band * cfg.capture_target_pixels + 3 * math.sqrt(2) * sim.cfg.box_noise_px
+            band = cfg.capture.size_band * cfg.capture.target_pixels + 3 * math.sqrt(2) * sim.cfg.box_noise_px
             result.update(
                 captured=True,
                 capture_reason=out.capture.reason,
@@ -177,8 +178,8 @@ def run_episode(
                 true_heading_at_capture_deg=round(obs.true_heading_deg, 1),
                 true_view_at_capture=VIEWPOINTS[obs.true_class],
                 side_held_s=round(obs.t_s - side_since, 2) if side_since is not None else 0.0,
-                size_in_band=cfg.capture_target_pixels > 0
-                and abs(obs.true_longer_side_px - cfg.capture_target_pixels) <= band,
+                size_in_band=cfg.capture.target_pixels > 0
+                and abs(obs.true_longer_side_px - cfg.capture.target_pixels) <= band,
             )
             break
         drone = sim.drone
@@ -213,7 +214,7 @@ def run_episode(
 def policy_config_for(mode: str, base: PolicyConfig, condition: str = "") -> PolicyConfig:
     """The suite's policy: `base` (as configured; a best-effort step-budget capture counts as a failure) in the
     scenario's motion mode, with the condition's POLICY_CHANGES."""
-    return base.replace(motion_mode=MODES[mode][0], **POLICY_CHANGES.get(condition, {}))
+    return replace_values(base, {"orient.mode": MODES[mode][0], **POLICY_CHANGES.get(condition, {})})
 
 
 def score_disturbance(sc: Scenario, row: dict) -> dict:

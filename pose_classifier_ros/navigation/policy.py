@@ -33,12 +33,9 @@ from collections.abc import Iterable
 from ..labels import SIDE_VIEWS
 from .policy_config import (
     CAPTURE_REASONS,
-    NODE_ONLY_PARAMETERS,
     POLICY_NODE_NAME,
-    POLICY_PARAMETERS,
     PolicyConfig,
-    PolicyParameter,
-    config_from_fields,
+    PolicyNodeConfig,
     config_from_parameters,
     load_params_file,
     policy_schema,
@@ -49,18 +46,15 @@ from .viewpoint_geometry import LABEL_HEADING_DEG, heading_error_deg, nearest_fl
 
 __all__ = [
     "CAPTURE_REASONS",
-    "NODE_ONLY_PARAMETERS",
     "POLICY_NODE_NAME",
-    "POLICY_PARAMETERS",
     "CaptureInfo",
     "PolicyConfig",
     "PolicyFrame",
+    "PolicyNodeConfig",
     "PolicyOutput",
-    "PolicyParameter",
     "SideProfilePolicy",
     "State",
     "TrackObservation",
-    "config_from_fields",
     "config_from_parameters",
     "frame_from_msg",
     "load_params_file",
@@ -96,11 +90,11 @@ class SideProfilePolicy:
 
     def _clear_target(self) -> None:
         self._target: str | None = None
-        self._labels: deque[str] = deque(maxlen=self.config.approach_window)
+        self._labels: deque[str] = deque(maxlen=self.config.approach.window)
         self._missed = 0
         self._last_seen_ns = 0
         self._lock_frame = 0
-        self._scan_sign = _SCAN_SIGN[self.config.scan_direction]
+        self._scan_sign = _SCAN_SIGN[self.config.orient.scan_direction]
         self._scan_frames = 0
         self._last_label = ""
         self._last_ratio = 0.0
@@ -128,7 +122,7 @@ class SideProfilePolicy:
     def update_config(self, config: PolicyConfig) -> None:
         """Apply new parameters without losing the target (the label history keeps its newest labels)."""
         self.config = config
-        self._labels = deque(self._labels, maxlen=config.approach_window)
+        self._labels = deque(self._labels, maxlen=config.approach.window)
 
     # -- helpers ---------------------------------------------------------------------------------------
     def _side_votes(self) -> int:
@@ -136,8 +130,8 @@ class SideProfilePolicy:
 
     def _side_view_held(self) -> bool:
         return (
-            len(self._labels) >= self.config.approach_min_side_votes
-            and self._side_votes() >= self.config.approach_min_side_votes
+            len(self._labels) >= self.config.approach.min_side_votes
+            and self._side_votes() >= self.config.approach.min_side_votes
         )
 
     def _enter(self, state: State, reason: str) -> None:
@@ -153,7 +147,7 @@ class SideProfilePolicy:
         candidates = [
             t
             for t in frame.tracks
-            if t.detection_score >= self.config.min_detection_score
+            if t.detection_score >= self.config.target.min_detection_score
             and t.area > 0
             and t.track_id not in self._captured_ids
         ]
@@ -175,12 +169,12 @@ class SideProfilePolicy:
     def _usable_label(self, target: TrackObservation, frame: PolicyFrame) -> str:
         """The target's smoothed label, or "" when unknown, not yet stable (if required) or too old."""
         cfg = self.config
-        if not target.smoothed_label or (cfg.require_stable and not target.is_stable):
+        if not target.smoothed_label or (cfg.target.require_stable and not target.is_stable):
             return ""
         if (
-            cfg.viewpoint_max_age_s > 0
+            cfg.viewpoint.max_age_s > 0
             and target.label_stamp_ns > 0
-            and frame.stamp_ns - target.label_stamp_ns > cfg.viewpoint_max_age_s * 1e9
+            and frame.stamp_ns - target.label_stamp_ns > cfg.viewpoint.max_age_s * 1e9
         ):
             return ""
         return target.smoothed_label
@@ -201,11 +195,11 @@ class SideProfilePolicy:
 
     def _choose_flank(self, label: str) -> None:
         cfg = self.config
-        if cfg.flank != "nearest":
-            self._flank = cfg.flank
+        if cfg.orient.flank != "nearest":
+            self._flank = cfg.orient.flank
         elif not self._flank and label in _SCAN_VIEWS and self._heading in (0.0, -180.0):
             # Exactly between the flanks: go the way orient.scan_direction turns the camera.
-            sign = _SCAN_SIGN[cfg.scan_direction]
+            sign = _SCAN_SIGN[cfg.orient.scan_direction]
             self._flank = "left" if heading_error_deg(self._heading, "left") * sign > 0 else "right"
         else:
             self._flank = nearest_flank(self._heading, self._flank, FLANK_SWITCH_MARGIN_DEG)
@@ -213,12 +207,12 @@ class SideProfilePolicy:
     def _disturbed(self, target: TrackObservation | None, frame: PolicyFrame) -> str:
         """Why the animal counts as disturbed on this frame, or ""."""
         cfg = self.config
-        if frame.vigilance is not None and frame.vigilance > cfg.vigilance_threshold:
-            return f"vigilance {frame.vigilance:.2f} > {cfg.vigilance_threshold}"
-        if target is None or cfg.box_speed_jump <= 0:
+        if frame.vigilance is not None and frame.vigilance > cfg.disturbance.vigilance_threshold:
+            return f"vigilance {frame.vigilance:.2f} > {cfg.disturbance.vigilance_threshold}"
+        if target is None or cfg.disturbance.box_speed_jump <= 0:
             return ""
         jump = self._box_velocity_change(target, frame)
-        return f"box speed jump {jump:.1f} box sizes/s" if jump > cfg.box_speed_jump else ""
+        return f"box speed jump {jump:.1f} box sizes/s" if jump > cfg.disturbance.box_speed_jump else ""
 
     def _box_velocity_change(self, target: TrackObservation, frame: PolicyFrame) -> float:
         """Change of the target box's image velocity (centre x, centre y, longer side; px/s) since the previous
@@ -234,7 +228,7 @@ class SideProfilePolicy:
             self._prev_velocity = None
             return 0.0
         dt = (box[0] - prev[0]) * 1e-9
-        focal = frame.width / 2 / math.tan(math.radians(self.config.camera_hfov_deg) / 2)
+        focal = frame.width / 2 / math.tan(math.radians(self.config.disturbance.camera_hfov_deg) / 2)
         velocity = (
             (box[1] - prev[1]) / dt - focal * self._last_yaw,  # turning left (+) moves the scene right
             (box[2] - prev[2]) / dt,
@@ -251,7 +245,7 @@ class SideProfilePolicy:
         cfg = self.config
         self._frames_total += 1
         self._entered = False
-        if self._state == State.CAPTURE and cfg.recapture and self._steps_in_state >= 1:
+        if self._state == State.CAPTURE and cfg.capture.recapture and self._steps_in_state >= 1:
             self._clear_target()
             self._enter(State.SEARCH, "recapture: searching for a new target")
 
@@ -268,7 +262,7 @@ class SideProfilePolicy:
         elif self._state in (State.ORIENT, State.APPROACH) and target is not None:
             motion, capture = self._follow(target, frame)
         elif self._state == State.SEARCH:
-            motion = (cfg.search_yaw_rate, 0.0, 0.0)
+            motion = (cfg.search.yaw_rate, 0.0, 0.0)
         # ORIENT/APPROACH with the target out of sight for a few frames: hold still until it is back or lost.
         return self._output(frame, target, motion, capture)
 
@@ -279,16 +273,16 @@ class SideProfilePolicy:
         if not disturbed:
             return
         if self._state == State.RETREAT:
-            self._hold_until_ns = max(self._hold_until_ns, frame.stamp_ns + int(cfg.retreat_hold_s * 1e9))
+            self._hold_until_ns = max(self._hold_until_ns, frame.stamp_ns + int(cfg.disturbance.hold_s * 1e9))
             return
-        self._retreat_until_ns = frame.stamp_ns + int(cfg.retreat_s * 1e9)
-        self._hold_until_ns = self._retreat_until_ns + int(cfg.retreat_hold_s * 1e9)
+        self._retreat_until_ns = frame.stamp_ns + int(cfg.disturbance.retreat_s * 1e9)
+        self._hold_until_ns = self._retreat_until_ns + int(cfg.disturbance.hold_s * 1e9)
         self._enter(State.RETREAT, f"disturbed: {disturbed}")
 
     def _retreat(self, frame: PolicyFrame) -> tuple[float, float, float]:
         """Back off, then hold, then ORIENT again (frame stamps)."""
         if frame.stamp_ns < self._retreat_until_ns:
-            return 0.0, -self.config.retreat_speed, 0.0
+            return 0.0, -self.config.disturbance.retreat_speed, 0.0
         if frame.stamp_ns >= self._hold_until_ns:
             self._labels.clear()  # the animal may have turned meanwhile
             self._enter(State.ORIENT, "disturbance over: resuming")
@@ -368,8 +362,8 @@ class SideProfilePolicy:
             else:
                 self._missed += 1
                 self._label_fresh = False
-                lost_by_time = cfg.target_lost_s > 0 and frame.stamp_ns - self._last_seen_ns >= cfg.target_lost_s * 1e9
-                lost = self._missed >= cfg.target_lost_frames or lost_by_time
+                lost_by_time = cfg.target.lost_s > 0 and frame.stamp_ns - self._last_seen_ns >= cfg.target.lost_s * 1e9
+                lost = self._missed >= cfg.target.lost_frames or lost_by_time
                 if lost and self._state != State.RETREAT:
                     old = self._target
                     new = self._select(frame)
@@ -391,17 +385,17 @@ class SideProfilePolicy:
         if self._state == State.APPROACH:
             latest = self._labels[-1] if self._labels else ""
             if (
-                cfg.capture_target_pixels > 0
+                cfg.capture.target_pixels > 0
                 and latest in SIDE_VIEWS
-                and abs(target.longer_side - cfg.capture_target_pixels)
-                <= cfg.capture_size_band * cfg.capture_target_pixels
+                and abs(target.longer_side - cfg.capture.target_pixels)
+                <= cfg.capture.size_band * cfg.capture.target_pixels
             ):
                 return "target_size"
-            if cfg.capture_size_ratio > 0 and self._last_ratio >= cfg.capture_size_ratio:
+            if cfg.capture.size_ratio > 0 and self._last_ratio >= cfg.capture.size_ratio:
                 return "size_ratio"
-            if cfg.capture_size_px > 0 and target.shorter_side >= cfg.capture_size_px:
+            if cfg.capture.size_px > 0 and target.shorter_side >= cfg.capture.size_px:
                 return "size_pixels"
-        if cfg.step_budget > 0 and frames_since_lock >= cfg.step_budget:
+        if cfg.capture.step_budget > 0 and frames_since_lock >= cfg.capture.step_budget:
             return "step_budget"
         return None
 
@@ -412,13 +406,13 @@ class SideProfilePolicy:
         if self._heading_estimated and abs(error) < HEADING_DEADBAND_DEG:
             error = 0.0
         direction = (error > 0) - (error < 0)  # +1: increase h (circle counter-clockwise)
-        if cfg.motion_mode == "yaw":
+        if cfg.orient.mode == "yaw":
             if self._state == State.APPROACH:
                 return self._centering_yaw(target, frame), self._range_speed(target), 0.0
             return self._orient_yaw(direction), 0.0, 0.0
         yaw = self._centering_yaw(target, frame)
         lateral = self._orbit_lateral(error, direction, yaw, frame)
-        forward = self._range_speed(target) if cfg.capture_target_pixels > 0 or self._state == State.APPROACH else 0.0
+        forward = self._range_speed(target) if cfg.capture.target_pixels > 0 or self._state == State.APPROACH else 0.0
         return yaw, forward, lateral
 
     def _orbit_lateral(self, error: float, direction: int, yaw: float, frame: PolicyFrame) -> float:
@@ -431,46 +425,46 @@ class SideProfilePolicy:
         cfg = self.config
         if direction:
             self._orbit_dir = direction
-            self._overshoot_left_deg = 0.0 if self._heading_estimated else cfg.side_overshoot_deg
-            ramp = 1.0 if cfg.orbit_slowdown_deg <= 0 else min(1.0, abs(error) / cfg.orbit_slowdown_deg)
-            return -direction * cfg.orbit_speed * ramp  # counter-clockwise orbit = fly to the right
+            self._overshoot_left_deg = 0.0 if self._heading_estimated else cfg.orient.side_overshoot_deg
+            ramp = 1.0 if cfg.orient.orbit_slowdown_deg <= 0 else min(1.0, abs(error) / cfg.orient.orbit_slowdown_deg)
+            return -direction * cfg.orient.orbit_speed * ramp  # counter-clockwise orbit = fly to the right
         if self._overshoot_left_deg > 0 and self._orbit_dir and self._last_frame_ns is not None:
             # Count the yaw commanded now over one frame period (the last one's length).
             period = max(0.0, (frame.stamp_ns - self._last_frame_ns) * 1e-9)
             self._overshoot_left_deg -= math.degrees(abs(yaw)) * period
-            return -self._orbit_dir * cfg.orbit_speed * 0.5
+            return -self._orbit_dir * cfg.orient.orbit_speed * 0.5
         return 0.0
 
     def _range_speed(self, target: TrackObservation) -> float:
         """Forward (+) or backward (-) speed toward the target size; constant approach.speed without one."""
         cfg = self.config
-        if cfg.capture_target_pixels <= 0:
-            return cfg.approach_speed
-        error = 1.0 - target.longer_side / cfg.capture_target_pixels  # > 0: too small, close in
-        return max(-cfg.approach_speed, min(cfg.approach_speed, cfg.approach_speed_gain * error))
+        if cfg.capture.target_pixels <= 0:
+            return cfg.approach.speed
+        error = 1.0 - target.longer_side / cfg.capture.target_pixels  # > 0: too small, close in
+        return max(-cfg.approach.speed, min(cfg.approach.speed, cfg.approach.speed_gain * error))
 
     def _orient_yaw(self, direction: int) -> float:
         """Yaw mode: the yaw rate that makes a self-orbiting platform circle toward the flank."""
         cfg = self.config
         label = self._labels[-1] if self._labels else ""
-        if label in _SCAN_VIEWS and cfg.flank == "nearest":
+        if label in _SCAN_VIEWS and cfg.orient.flank == "nearest":
             # Front or back: either way round works; keep going one way, and turn back if it does not help.
-            if self._scan_frames >= cfg.scan_flip_frames:
+            if self._scan_frames >= cfg.orient.scan_flip_frames:
                 self._scan_sign = -self._scan_sign
                 self._scan_frames = 0
             self._scan_frames += 1
-            return self._scan_sign * cfg.scan_yaw_rate
+            return self._scan_sign * cfg.orient.scan_yaw_rate
         self._scan_frames = 0
-        return direction * cfg.orient_yaw_rate
+        return direction * cfg.orient.yaw_rate
 
     def _centering_yaw(self, target: TrackObservation, frame: PolicyFrame) -> float:
         cfg = self.config
-        if cfg.centering_gain <= 0 or frame.width <= 0:
+        if cfg.centering.gain <= 0 or frame.width <= 0:
             return 0.0
         # Box right of centre -> turn right (negative yaw, REP-103).
         offset = (target.center_x - frame.width / 2) / (frame.width / 2)
-        yaw = -cfg.centering_gain * offset
-        return max(-cfg.centering_max_yaw_rate, min(cfg.centering_max_yaw_rate, yaw))
+        yaw = -cfg.centering.gain * offset
+        return max(-cfg.centering.max_yaw_rate, min(cfg.centering.max_yaw_rate, yaw))
 
 
 def run_policy(frames: Iterable[PolicyFrame], config: PolicyConfig | None = None) -> list[PolicyOutput]:

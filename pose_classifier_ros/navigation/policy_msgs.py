@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..labels import NUM_CLASSES, VIEWPOINTS
+from ..labels import UNKNOWN_LABEL, UNKNOWN_NAME, VIEWPOINTS, label_name
 from ..stream.conversions import stamp_to_ns
 from .policy_types import PolicyFrame, TrackObservation
 
@@ -14,8 +14,8 @@ def _label_name(vp: Any) -> str:
     name = str(getattr(vp, "smoothed_label_name", "") or "").strip().lower()
     if name in VIEWPOINTS:
         return name
-    index = int(getattr(vp, "smoothed_label", 255))
-    return VIEWPOINTS[index] if 0 <= index < NUM_CLASSES else ""
+    name = label_name(getattr(vp, "smoothed_label", UNKNOWN_LABEL))
+    return "" if name == UNKNOWN_NAME else name  # the policy's "no label"
 
 
 def _heading(vp: Any) -> float:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import random
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -299,12 +299,3 @@ class Simulator:
             speed = a.speed_m_s
         a.x += speed * math.cos(math.radians(a.heading_deg)) * dt
         a.y += speed * math.sin(math.radians(a.heading_deg)) * dt
-
-
-@dataclass
-class SimTrace:
-    """Per-frame record of a run: policy outputs and ground truth (for scoring and tests)."""
-
-    outputs: list = field(default_factory=list)
-    observations: list[Observation] = field(default_factory=list)
-    drone_xy: list[tuple[float, float]] = field(default_factory=list)

@@ -25,6 +25,7 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from pose_classifier_ros.bags.bagio import BagError, open_reader
+from pose_classifier_ros.stream.conversions import ns_to_stamp
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 CLOCK_TOPIC = "/clock"
@@ -115,7 +116,7 @@ class BagPlayer:
 
     def _publish_clock(self, stamp_ns: int) -> None:
         msg = self._clock_cls()
-        msg.clock.sec, msg.clock.nanosec = divmod(int(stamp_ns), 1_000_000_000)
+        msg.clock = ns_to_stamp(stamp_ns, type(msg.clock))
         self._clock_pub.publish(msg)
 
     def play(self) -> int:

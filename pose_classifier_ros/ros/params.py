@@ -1,7 +1,8 @@
 """ROS side of the parameter schema: declare parameters with descriptors, read them once, resolve paths.
 
-The tables themselves are rclpy-free (pose_classifier_ros.parameters, stream/node_config.py,
-navigation/policy.py); this module only turns them into ParameterDescriptors and reads values back.
+The schemas themselves are rclpy-free (pose_classifier_ros.parameters, stream/node_config.py,
+navigation/policy_config.py); this module only turns them into ParameterDescriptors and reads the values
+back into the schema's config (``ParameterSchema.build``), as the offline tools read the YAML.
 """
 
 from __future__ import annotations
@@ -65,12 +66,16 @@ def check_params_files(schema: ParameterSchema, argv: list[str] | None = None) -
                     raise
 
 
+def parameter_values(node, schema: ParameterSchema) -> dict:
+    """``{name: value}`` of every parameter of `schema`, read once from `node` (`.value`)."""
+    return {p.name: node.get_parameter(p.name).value for p in schema.parameters}
+
+
 def read_config(node) -> NodeConfig:
-    """Read every declared parameter once (`.value`) and validate; ParameterError on invalid values."""
+    """The classifier node's NodeConfig from its declared parameters; ParameterError on invalid values."""
     schema = node_schema()
     check_params_files(schema)
-    values = {p.name: node.get_parameter(p.name).value for p in schema.parameters}
-    return config_from_values(values, source=f"parameters of {node.get_fully_qualified_name()}")
+    return config_from_values(parameter_values(node, schema), source=f"parameters of {node.get_fully_qualified_name()}")
 
 
 def resolve_path(spec: str, base: str | os.PathLike | None = None) -> Path:

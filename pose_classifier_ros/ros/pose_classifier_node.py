@@ -108,7 +108,7 @@ def _at_inference_priority(nice: int, build):
         _lower_thread_priority(nice)
         try:
             out["value"] = build()
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+        except BaseException as exc:  # re-raised in the caller's thread
             out["error"] = exc
 
     thread = threading.Thread(target=run, name="pose_classifier_model_build")
@@ -176,28 +176,26 @@ class PoseClassifierNode(LifecycleNode):
             log.error(f"configure failed: invalid parameters: {exc}")
             return FAILURE
         try:
-            path = resolve_path(config.checkpoint)
+            path = resolve_path(config.model.checkpoint)
         except FileNotFoundError as exc:
             log.error(f"configure failed: model.checkpoint: {exc}")
             return FAILURE
-        if config.device.startswith("cuda"):
-            import torch
+        from pose_classifier_ros.model.device import DeviceError, resolve_device
 
-            if not torch.cuda.is_available():
-                log.error(
-                    f"configure failed: model.device={config.device} but CUDA is not available here; "
-                    "use model.device cpu"
-                )
-                return FAILURE
+        try:
+            resolve_device(config.model.device)
+        except DeviceError as exc:
+            log.error(f"configure failed: model.device: {exc}")
+            return FAILURE
         from pose_classifier_ros.model.checkpoint import CheckpointError
         from pose_classifier_ros.model.preflight import check_model_files
 
         try:  # everything activate needs (a head-only checkpoint's backbone too), then dropped again
-            weights = resolve_path(config.backbone_weights) if config.backbone_weights else None
+            weights = resolve_path(config.model.backbone_weights) if config.model.backbone_weights else None
             model_config, _ = check_model_files(path, backbone_weights=weights)
         except (CheckpointError, OSError) as exc:
             log.error(
-                f"configure failed: cannot load checkpoint {path} (model.checkpoint={config.checkpoint!r}): {exc}"
+                f"configure failed: cannot load checkpoint {path} (model.checkpoint={config.model.checkpoint!r}): {exc}"
             )
             return FAILURE
         if model_config is not None:
@@ -218,8 +216,8 @@ class PoseClassifierNode(LifecycleNode):
         if config.publish_track_summaries:
             self._pubs["track_summaries"] = self._publisher(pc_msg.TrackSummary, "track_summaries", qos.output_qos(50))
         log.info(
-            f"configured: checkpoint {path}, device {config.device}, backend {config.backend}, "
-            f"sync {config.pairing.mode}, schedule {config.schedule.mode}, policy {config.processing_policy}"
+            f"configured: checkpoint {path}, device {config.model.device}, backend {config.model.backend}, "
+            f"sync {config.sync.mode}, schedule {config.schedule.mode}, policy {config.processing.policy}"
         )
         return SUCCESS
 
@@ -236,19 +234,19 @@ class PoseClassifierNode(LifecycleNode):
                 nice,
                 lambda: ViewpointClassifier.from_checkpoint(
                     self.checkpoint_path,
-                    device=cfg.device,
-                    backend=cfg.backend,
+                    device=cfg.model.device,
+                    backend=cfg.model.backend,
                     backbone_weights=str(self._backbone_weights_path) if self._backbone_weights_path else None,
-                    batch_size=cfg.batch_size,
+                    batch_size=cfg.model.batch_size,
                     crop=cfg.crop,
-                    num_threads=cfg.num_threads or None,
+                    num_threads=cfg.model.num_threads or None,
                 ),
             )
             if cfg.schedule.mode == "scheduled":
                 pipeline = ScheduledPipeline(
                     classifier,
                     voting=cfg.voting,
-                    iou_threshold=cfg.tracking_iou_threshold,
+                    iou_threshold=cfg.tracking.iou_threshold,
                     schedule=cfg.schedule,
                     crop=cfg.crop,
                     detection_filter=cfg.filter,
@@ -257,7 +255,7 @@ class PoseClassifierNode(LifecycleNode):
                 pipeline = ViewpointPipeline(
                     classifier,
                     voting=cfg.voting,
-                    iou_threshold=cfg.tracking_iou_threshold,
+                    iou_threshold=cfg.tracking.iou_threshold,
                     detection_filter=cfg.filter,
                     crop=cfg.crop,
                 )
@@ -265,8 +263,8 @@ class PoseClassifierNode(LifecycleNode):
             self._visuals = FrameVisuals(
                 VisualsConfig(
                     track_summaries=cfg.publish_track_summaries,
-                    best_views_dir=cfg.best_views_dir,
-                    jpeg_quality=cfg.debug_jpeg_quality,
+                    best_views_dir=cfg.best_views.save_dir,
+                    jpeg_quality=cfg.debug_image.jpeg_quality,
                     track_timeout_s=cfg.voting.track_timeout_s,
                 ),
                 annotation_types(),
@@ -274,12 +272,12 @@ class PoseClassifierNode(LifecycleNode):
             self._count("debug_images_encoded", 0)  # listed in diagnostics from the start
         except Exception as exc:  # a model that does not load must leave the node inactive, not dead
             log.error(
-                f"activate failed: cannot build the model from {self.checkpoint_path} on {cfg.device}: {describe(exc)}"
+                f"activate failed: cannot build the model from {self.checkpoint_path} on {cfg.model.device}: {describe(exc)}"
             )
             self._failures.report("activate", exc)  # the traceback
             self._release_model()
             return FAILURE
-        self._pairer = StampPairer(cfg.pairing)
+        self._pairer = StampPairer(cfg.sync)
         self._pairing_warned = False
         super().on_activate(state)  # enables the lifecycle publishers
         self._publish_label_info()
@@ -290,7 +288,7 @@ class PoseClassifierNode(LifecycleNode):
             self._frames = FrameQueue("latest", 1)
             self._worker = threading.Thread(target=self._infer_loop, name="pose_classifier_inference", daemon=True)
         else:
-            self._frames = FrameQueue(cfg.processing_policy, cfg.processing_queue_size)
+            self._frames = FrameQueue(cfg.processing.policy, cfg.processing.queue_size)
             self._worker = threading.Thread(target=self._work, name="pose_classifier_worker", daemon=True)
         self._worker.start()
         self._create_subscriptions()
@@ -474,7 +472,7 @@ class PoseClassifierNode(LifecycleNode):
                     self._count("inference_frames_skipped", frames.put(published))
             else:
                 self._count(
-                    "dropped_stale" if self.config.processing_policy == "latest" else "dropped_queue_full",
+                    "dropped_stale" if self.config.processing.policy == "latest" else "dropped_queue_full",
                     frames.put(pair),
                 )
 
@@ -624,7 +622,7 @@ class PoseClassifierNode(LifecycleNode):
             if pub is not None:
                 try:
                     pub.publish(msg)
-                except Exception as exc:  # noqa: BLE001 - shutting down: the context may be gone already
+                except Exception as exc:  # shutting down: the context may be gone already
                     self.get_logger().debug(f"track summary not published at shutdown: {exc}")
                     break
 
@@ -680,7 +678,7 @@ class PoseClassifierNode(LifecycleNode):
         values = {
             **{k: str(v) for k, v in sorted(counts.items())},
             "tracks": str(self._track_count()),
-            "processing_policy": self.config.processing_policy,
+            "processing_policy": self.config.processing.policy,
             "schedule_mode": self.config.schedule.mode,
             "qos_incompatible_events": str(self._qos_reporter.count),
         }
@@ -704,7 +702,7 @@ class PoseClassifierNode(LifecycleNode):
         values.update({f"stage_ms.{k}": f"{v:.2f}" for k, v in stages.items()})
         status = DiagnosticStatus(
             name=f"{self.get_fully_qualified_name()}: viewpoint pipeline",
-            hardware_id=self.config.device,
+            hardware_id=self.config.model.device,
             level=DiagnosticStatus.OK,
             message="ok",
         )

@@ -24,21 +24,14 @@ from std_msgs.msg import Float32
 
 from pose_classifier_ros.msg import CaptureEvent, PolicyState, ViewpointArray
 from pose_classifier_ros.navigation.policy import SideProfilePolicy
-from pose_classifier_ros.navigation.policy_config import (
-    POLICY_NODE_NAME,
-    POLICY_PARAMETERS,
-    config_from_fields,
-    config_from_parameters,
-    policy_schema,
-)
+from pose_classifier_ros.navigation.policy_config import POLICY_NODE_NAME, policy_schema
 from pose_classifier_ros.navigation.policy_msgs import frame_from_msg
 from pose_classifier_ros.navigation.policy_types import PolicyOutput
-from pose_classifier_ros.ros.params import check_params_files, declare_parameters
+from pose_classifier_ros.ros.params import check_params_files, declare_parameters, parameter_values
 
 NODE_NAME = POLICY_NODE_NAME
 # A vigilance value older than this (receipt time) is ignored: the animal's state is then unknown.
 VIGILANCE_MAX_AGE_S = 2.0
-_BY_NAME = {p.name: p for p in POLICY_PARAMETERS}
 
 
 class SideProfilePolicyNode(Node):
@@ -46,16 +39,13 @@ class SideProfilePolicyNode(Node):
 
     def __init__(self, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
-        schema = policy_schema()
+        self._schema = schema = policy_schema()
         declare_parameters(self, schema)
         check_params_files(schema)  # a misspelt key in the YAML fails here as in the offline tools
-        self._input_timeout_s = float(self.get_parameter("input_timeout_s").value)
         # Read once; later changes go through _on_set_parameters, which validates them as a whole.
-        self._values = {p.field: self.get_parameter(p.name).value for p in POLICY_PARAMETERS}
-        config = config_from_parameters(
-            {p.name: self.get_parameter(p.name).value for p in POLICY_PARAMETERS},
-            source=f"parameters of {self.get_fully_qualified_name()}",
-        )
+        self._values = parameter_values(self, schema)
+        config = schema.build(self._values, source=f"parameters of {self.get_fully_qualified_name()}")
+        self._input_timeout_s = config.input_timeout_s
         self._policy = SideProfilePolicy(config)
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
@@ -87,13 +77,13 @@ class SideProfilePolicyNode(Node):
         if self._input_timeout_s > 0:
             self._watchdog = self.create_timer(min(0.1, self._input_timeout_s / 2), self._watchdog_cb)
         self.get_logger().info(
-            f"side-profile policy ready: K={config.approach_min_side_votes} of W={config.approach_window} side "
-            f"views, capture at size ratio {config.capture_size_ratio} / {config.capture_size_px} px / "
-            f"{config.step_budget} frames; listening on {self._viewpoints_sub.topic_name}"
+            f"side-profile policy ready: K={config.approach.min_side_votes} of W={config.approach.window} side "
+            f"views, capture at size ratio {config.capture.size_ratio} / {config.capture.size_px} px / "
+            f"{config.capture.step_budget} frames; listening on {self._viewpoints_sub.topic_name}"
         )
         self.get_logger().info(
-            f"motion: {config.motion_mode}, flank {config.flank}; capture at {config.capture_target_pixels:g} px "
-            f"+-{config.capture_size_band:.0%} (longer side); viewpoints older than {config.viewpoint_max_age_s:g} s "
+            f"motion: {config.orient.mode}, flank {config.orient.flank}; capture at {config.capture.target_pixels:g} px "
+            f"+-{config.capture.size_band:.0%} (longer side); viewpoints older than {config.viewpoint.max_age_s:g} s "
             f"count as unknown; vigilance on {self._vigilance_sub.topic_name} (optional)"
         )
 
@@ -106,10 +96,10 @@ class SideProfilePolicyNode(Node):
         for param in params:
             if param.name == "input_timeout_s":
                 return SetParametersResult(successful=False, reason="input_timeout_s is read at start only")
-            if param.name in _BY_NAME:
-                values[_BY_NAME[param.name].field] = param.value
+            if param.name in values:
+                values[param.name] = param.value
         try:
-            config = config_from_fields(values)
+            config = self._schema.build(values)
         except ValueError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
         self._values = values

@@ -315,9 +315,3 @@ def _merge(args, manifest, hashes, in_flight: dict[str, str], wall_s: float, que
         print(f"{queued} input(s) queued on SLURM: rerun this command (or --merge-only) when the job has ended")
         return 0 if not failed else 1
     return 0 if counts["done"] == len(states) else 1
-
-
-if __name__ == "__main__":  # pragma: no cover
-    from pose_classifier_ros.cli import main
-
-    sys.exit(main(["batch", *sys.argv[1:]]))

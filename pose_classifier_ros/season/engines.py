@@ -129,7 +129,7 @@ def _outcome(future, task: InputTask) -> tuple[Outcome, bool]:
         return future.result(), False
     except BrokenProcessPool:
         return _failed(task, "worker process died (killed or out of memory) while this input ran", "WorkerDied"), True
-    except Exception as exc:  # noqa: BLE001 - e.g. the commit failed (disk full): this row only
+    except Exception as exc:
         return _failed(task, f"worker error: {exc}", type(exc).__name__), False
 
 

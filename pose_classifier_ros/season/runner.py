@@ -93,7 +93,7 @@ def init_worker(threads: int | None, preload: dict[str, Any] | None = None) -> N
 
         try:
             _WORKER.pending_load_s += _ensure_classifier(ReplayOptions(bag=Path(""), **preload))
-        except Exception as exc:  # noqa: BLE001 - the first input that needs the model reports it
+        except Exception as exc:
             _logger.warning("could not preload the model: %s", exc)
 
 
@@ -207,7 +207,7 @@ def run_input(task: InputTask) -> dict[str, Any]:
         marker.status = "done"
         marker.summary = dict(summary.to_dict(), wall_seconds=time.perf_counter() - started, threads=_WORKER.threads)
         marker.summary = {k: _rel(v, partial) for k, v in marker.summary.items()}
-    except Exception as exc:  # noqa: BLE001 - fault isolation: one bad input fails its row only
+    except Exception as exc:
         _logger.error("input %s failed: %s", task.name, exc)
         marker.status = "failed"
         marker.error = str(exc) or type(exc).__name__

@@ -83,7 +83,7 @@ def input_states(
     out_dir: Path,
     specs: Sequence[InputSpec],
     hashes: Mapping[str, tuple[str, str] | None],
-    running: Mapping[str, str] = {},  # noqa: B006 - read only
+    running: Mapping[str, str] = {},
 ) -> list[InputState]:
     """Each row's state from its marker, the hashes this run expects, and the SLURM tasks still on it."""
     states = []
@@ -339,11 +339,9 @@ def plot_throughput(states: Sequence[InputState], path: Path) -> Path | None:
     done = [s for s in states if s.status == "done" and s.summary.get("crops_per_second")]
     if not done:
         return None
-    import matplotlib
+    from pose_classifier_ros.plotting import pyplot, save_figure
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     names = [s.spec.name for s in done]
     rates = [float(s.summary["crops_per_second"]) for s in done]
     fig, ax = plt.subplots(figsize=(8, 1.0 + 0.32 * len(done)))
@@ -361,8 +359,7 @@ def plot_throughput(states: Sequence[InputState], path: Path) -> Path | None:
             fontsize=7,
         )
     ax.set_xlim(0, max(rates) * 1.35)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    path = save_figure(fig, path, dpi=110)
     plt.close(fig)
     return path
 

@@ -14,9 +14,9 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from pose_classifier_ros.labels import VIEWPOINTS, heading_from_probs
+from pose_classifier_ros.labels import NUM_CLASSES, UNKNOWN_LABEL, UNKNOWN_NAME, heading_from_probs, label_name
 from pose_classifier_ros.stream.image_codec import UnsupportedEncodingError, decode_compressed, to_rgb_uint8
-from pose_classifier_ros.stream.pipeline import UNKNOWN_LABEL, Detection, FrameResult
+from pose_classifier_ros.stream.pipeline import Detection, FrameResult
 
 _logger = logging.getLogger(__name__)
 _NS = 1_000_000_000
@@ -109,18 +109,14 @@ def image_from_msg(msg) -> np.ndarray:
     )
 
 
-def _label_name(label: int) -> str:
-    return VIEWPOINTS[label] if 0 <= label < len(VIEWPOINTS) else "unknown"
-
-
 # Every Viewpoint field with its value for "nothing known"; rosbags dataclasses need all of them.
 _VIEWPOINT_DEFAULTS = dict(
     track_id="",
     detection_score=0.0,
     label=UNKNOWN_LABEL,
-    label_name="unknown",
+    label_name=UNKNOWN_NAME,
     smoothed_label=UNKNOWN_LABEL,
-    smoothed_label_name="unknown",
+    smoothed_label_name=UNKNOWN_NAME,
     smoothed_confidence=0.0,
     num_votes=0,
     is_stable=False,
@@ -158,7 +154,7 @@ def make_viewpoint(types, **fields):
     given = np.asarray(values.get("scores", scores), np.float32).reshape(-1)[:8]
     scores[: given.size] = given
     values["scores"] = scores
-    values.setdefault("label_stamp", types.Time(sec=0, nanosec=0))
+    values.setdefault("label_stamp", ns_to_stamp(0, types.Time))
     return types.Viewpoint(**values)
 
 
@@ -179,7 +175,7 @@ def frame_result_to_msg(result: FrameResult, header, types):
             truncated=bool(getattr(r, "truncated", False)),
         )
         label = int(r.label)
-        if 0 <= label < len(VIEWPOINTS):
+        if 0 <= label < NUM_CLASSES:
             probs = np.asarray(r.probs, np.float32).reshape(-1)[:8]
             heading, spread = getattr(r, "heading_deg", None), getattr(r, "heading_spread_deg", None)
             if heading is None:
@@ -187,7 +183,7 @@ def frame_result_to_msg(result: FrameResult, header, types):
             stamp_ns = result.stamp_ns if r.label_stamp_ns is None else r.label_stamp_ns
             fields.update(
                 label=label,
-                label_name=_label_name(label),
+                label_name=label_name(label),
                 scores=probs,
                 label_stamp=ns_to_stamp(stamp_ns, types.Time),
                 fresh=bool(r.fresh),
@@ -206,7 +202,7 @@ def frame_result_to_msg(result: FrameResult, header, types):
                 )
             fields.update(
                 smoothed_label=int(smoothed.label),
-                smoothed_label_name=_label_name(int(smoothed.label)),
+                smoothed_label_name=label_name(smoothed.label),
                 smoothed_confidence=float(smoothed.confidence),
                 num_votes=min(int(smoothed.num_votes), 65535),
                 is_stable=bool(smoothed.is_stable),

@@ -88,7 +88,7 @@ class FrameProcessor:
         """(H, W, 3) uint8 RGB of the pair's image; FrameDecodeError when it cannot be decoded."""
         try:
             frame = image_from_msg(pair.image)
-        except Exception as exc:  # noqa: BLE001 - UnsupportedEncodingError, bad sizes, corrupt JPEG
+        except Exception as exc:  # UnsupportedEncodingError, bad sizes, corrupt JPEG
             raise FrameDecodeError(
                 f"cannot decode image (encoding {image_encoding(pair.image)!r}) at stamp {pair.stamp_ns} ns: {exc}"
             ) from exc

@@ -204,7 +204,7 @@ def to_rgb_uint8(encoding: str, height: int, width: int, step: int, data, is_big
     )
 
 
-def decode_compressed(format: str, data) -> np.ndarray:  # noqa: A002 - the message field's name
+def decode_compressed(format: str, data) -> np.ndarray:  # `format`: the message field's name
     """Decode `sensor_msgs/CompressedImage` (JPEG/PNG) into (H, W, 3) uint8 RGB.
 
     `format` as image_transport writes it: "jpeg", "png", "rgb8; jpeg compressed bgr8", ...
@@ -283,7 +283,7 @@ def encode_rgb(rgb: np.ndarray, encoding: str, row_padding: int = 0, is_bigendia
     return rows.tobytes(), int(rows.shape[1])
 
 
-def encode_compressed(rgb: np.ndarray, format: str = "jpeg", quality: int = 90) -> bytes:  # noqa: A002
+def encode_compressed(rgb: np.ndarray, format: str = "jpeg", quality: int = 90) -> bytes:
     """Encode (H, W, 3) uint8 RGB as JPEG or PNG bytes (`CompressedImage.data`)."""
     from PIL import Image
 

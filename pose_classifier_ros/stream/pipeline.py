@@ -20,14 +20,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pose_classifier_ros.labels import VIEWPOINTS
+from pose_classifier_ros.labels import UNKNOWN_LABEL, label_name
 from pose_classifier_ros.stream.clock import ClockResetDetector
 from pose_classifier_ros.stream.detection_filter import DetectionFilterConfig, keep_mask, truncated_mask
 from pose_classifier_ros.stream.scheduler import Candidate, CropScheduler, ScheduleConfig
 from pose_classifier_ros.stream.track_state import TrackTable, box_change
 from pose_classifier_ros.stream.voting import IouTracker, SmoothedLabel, TrackVoter, VotingConfig
-
-UNKNOWN_LABEL = 255  # Viewpoint.UNKNOWN: a track seen but not classified yet
 
 
 @dataclass
@@ -71,7 +69,7 @@ class ViewpointResult:
 
     @property
     def label_name(self) -> str:
-        return VIEWPOINTS[self.label] if 0 <= self.label < len(VIEWPOINTS) else "unknown"
+        return label_name(self.label)
 
     @property
     def known(self) -> bool:

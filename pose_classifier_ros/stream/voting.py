@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from pose_classifier_ros.labels import VIEWPOINTS, heading_from_probs
+from pose_classifier_ros.labels import heading_from_probs, label_name
 from pose_classifier_ros.stream.clock import CLOCK_RESET_S
 
 _logger = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ class SmoothedLabel:
 
     @property
     def name(self) -> str:
-        return VIEWPOINTS[self.label] if 0 <= self.label < len(VIEWPOINTS) else str(self.label)
+        return label_name(self.label)
 
 
 class _Track:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -37,22 +39,33 @@ def render_crop(label: int, rng: np.random.Generator, size: int = 200) -> np.nda
     return np.clip(crop.astype(np.float32) * gain, 0, 255).astype(np.uint8)
 
 
-def write_crops(crops_dir: Path, per_class: int, seed: int = 0, progress: bool = True) -> int:
-    """Write ``per_class`` PNG crops into ``crops_dir/<class name>/``; returns the number written."""
+def write_crops(
+    crops_dir: str | os.PathLike,
+    per_class: int | Sequence[int],
+    seed: int = 0,
+    progress: bool = True,
+    *,
+    render: Callable[..., np.ndarray] = render_crop,
+    size: int | None = None,
+) -> int:
+    """Write labelled PNGs ``crops_dir/<class>/<class>_NNNN.png``: ``per_class`` of each class (one count, or
+    one per class in VIEWPOINTS order), drawn by ``render(label, rng[, size])`` from one generator seeded
+    with ``seed`` (``size`` None: the renderer's default). Returns the number written.
+
+    render: ``render_crop`` (an animal: the demo's training set) or ``patterns.render_pattern``.
+    """
     from tqdm import tqdm
 
-    rng = np.random.default_rng(seed + 1_000_003)
-    total = 0
-    with tqdm(total=per_class * len(VIEWPOINTS), desc="rendering crops", unit="crop", disable=not progress) as bar:
+    crops_dir = Path(crops_dir)
+    counts = [per_class] * len(VIEWPOINTS) if isinstance(per_class, int) else [int(n) for n in per_class]
+    if len(counts) != len(VIEWPOINTS):
+        raise ValueError(f"per_class: one count, or one per class ({len(VIEWPOINTS)}); got {len(counts)}")
+    rng = np.random.default_rng(seed)
+    extra = {} if size is None else {"size": size}
+    with tqdm(total=sum(counts), desc="rendering crops", unit="crop", disable=not progress) as bar:
         for label, name in enumerate(VIEWPOINTS):
             (crops_dir / name).mkdir(parents=True, exist_ok=True)
-            for i in range(per_class):
-                PILImage.fromarray(render_crop(label, rng)).save(crops_dir / name / f"{name}_{i:04d}.png")
-                total += 1
+            for i in range(counts[label]):
+                PILImage.fromarray(render(label, rng, **extra)).save(crops_dir / name / f"{name}_{i:04d}.png")
                 bar.update()
-    return total
-
-
-# ---------------------------------------------------------------------------------------------
-# CLI
-# ---------------------------------------------------------------------------------------------
+    return sum(counts)

@@ -106,7 +106,7 @@ def _readable(path: Path) -> bool:
         with Image.open(path) as im:
             im.load()
             return im.width > 0 and im.height > 0
-    except Exception:  # noqa: BLE001 - PIL raises many types for bad files
+    except Exception:  # PIL raises many types for bad files
         return False
 
 
@@ -365,65 +365,6 @@ def make_balanced_sampler(
     )
 
 
-# ------------------------------------------------------------------------------------------------
-# Synthetic data with a mirror-consistent class pattern (tests, demos, recipe comparisons)
-
-# Per class: body stripe colour (red = facing the camera, green = side, blue = facing away), stripe
-# direction ("|" for front/back, "/" facing left, "\\" facing right) and the x of a head marker on
-# the side the animal faces. Mirroring turns "/" into "\\" and x into 1 - x: exactly flip_label's class.
-# Stripes are chiral at the scale of a ViT patch, so even a random backbone's features separate them.
-_PATTERN = {  # name: (rgb, stripe direction sign for x, marker x)
-    "front": ((220, 40, 40), 0, 0.5),
-    "back": ((40, 70, 220), 0, 0.5),
-    "front-left": ((220, 40, 40), 1, 0.3),
-    "front-right": ((220, 40, 40), -1, 0.7),
-    "left": ((40, 200, 60), 1, 0.15),
-    "right": ((40, 200, 60), -1, 0.85),
-    "back-left": ((40, 70, 220), 1, 0.3),
-    "back-right": ((40, 70, 220), -1, 0.7),
-}
-
-
-def render_pattern(label: int, rng: np.random.Generator, size: int = 96) -> np.ndarray:
-    """(size, size, 3) uint8 image whose class is readable from a striped body and a head marker.
-
-    ``np.fliplr(render_pattern(c))`` is a valid image of ``flip_label(c)`` (see _PATTERN).
-    """
-    rgb, sign, marker_x = _PATTERN[VIEWPOINTS[label]]
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
-    img = rng.normal(110, 18, (size, size, 3)).clip(0, 255)
-    body = ((xx - 0.5) / 0.42) ** 2 + ((yy - 0.55) / 0.3) ** 2 <= 1.0
-    period = rng.uniform(0.07, 0.1)
-    phase = rng.uniform(0, 1)
-    # sign 0: vertical stripes (mirror-symmetric); +1: "/" ; -1: "\\"
-    coord = xx + sign * yy if sign else xx
-    stripe = ((coord / period + phase) % 1.0) < 0.5
-    colour = np.clip(np.array(rgb) + rng.normal(0, 15, 3), 0, 255)
-    img[body & stripe] = colour
-    img[body & ~stripe] = colour * 0.35
-    cx = marker_x + rng.uniform(-0.03, 0.03)
-    cy = 0.3 + rng.uniform(-0.04, 0.04)
-    r = 0.1 + rng.uniform(-0.015, 0.015)
-    img[(xx - cx) ** 2 + (yy - cy) ** 2 <= r * r] = (235, 225, 200)
-    return img.astype(np.uint8)
-
-
-def write_synthetic_dataset(
-    root: str | os.PathLike, per_class: int | Sequence[int], seed: int = 0, size: int = 96
-) -> Path:
-    """Write root/<class>/<class>_NNNN.png with ``render_pattern``; per_class may be one count per class."""
-    from PIL import Image
-
-    root = Path(root)
-    counts = [per_class] * NUM_CLASSES if isinstance(per_class, int) else list(per_class)
-    rng = np.random.default_rng(seed)
-    for label, name in enumerate(VIEWPOINTS):
-        (root / name).mkdir(parents=True, exist_ok=True)
-        for i in range(counts[label]):
-            Image.fromarray(render_pattern(label, rng, size)).save(root / name / f"{name}_{i:04d}.png")
-    return root
-
-
 __all__ = [
     "DataError",
     "Sample",
@@ -439,6 +380,4 @@ __all__ = [
     "collate_eval",
     "class_weights",
     "make_balanced_sampler",
-    "render_pattern",
-    "write_synthetic_dataset",
 ]

@@ -29,9 +29,9 @@ logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from pose_classifier_ros.training.train import _install_config_defaults
+    from pose_classifier_ros.training.config_file import add_config_option
 
-    parser.add_argument("-c", "--config", default=None, metavar="FILE.yaml", help="YAML file of option defaults")
+    add_config_option(parser)
     data = parser.add_argument_group("data")
     data.add_argument("--data", type=Path, default=None, help="folder per class, or an image_path,pose CSV")
     data.add_argument("--csv", type=Path, default=None, help="image_path,pose CSV (same as --data FILE)")
@@ -88,7 +88,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     rt.add_argument("--batch-size", type=int, default=32)
     rt.add_argument("--results-format", choices=("json", "csv"), default="json", help="format of OUT/results.<fmt>")
     rt.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
-    _install_config_defaults(parser)
 
 
 def analysis_options(args, path_fields: dict[str, int]):
@@ -258,12 +257,13 @@ def headline(report: dict) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from pose_classifier_ros.model.checkpoint import CheckpointError
+    from pose_classifier_ros.model.device import DeviceError
     from pose_classifier_ros.report import to_jsonable
     from pose_classifier_ros.training.data import DataError
 
     try:
         report = evaluate(args)
-    except (DataError, CheckpointError, FileNotFoundError, ValueError) as exc:
+    except (DataError, CheckpointError, DeviceError, FileNotFoundError, ValueError) as exc:
         print(f"pose-classifier evaluate: error: {exc}", file=sys.stderr)
         return 2
     row = to_jsonable(headline(report))

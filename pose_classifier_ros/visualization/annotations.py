@@ -23,7 +23,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from pose_classifier_ros.labels import VIEWPOINTS
+from pose_classifier_ros.labels import label_name
 from pose_classifier_ros.stream.conversions import message_namespace
 from pose_classifier_ros.visualization import stroke_font
 
@@ -47,7 +47,7 @@ MARKER_NS = "pose_classifier/viewpoints"
 def viewpoint_color(label) -> tuple[float, float, float]:
     """RGB 0..1 of a class index or name (grey for unknown)."""
     if isinstance(label, (int, np.integer)):
-        label = VIEWPOINTS[int(label)] if 0 <= int(label) < len(VIEWPOINTS) else ""
+        label = label_name(label)
     return VIEWPOINT_COLORS.get(str(label), UNKNOWN_COLOR)
 
 
@@ -102,8 +102,7 @@ SHORT_NAMES = {
 def label_text(result, short: bool = False) -> str:
     """ "<track> <voted viewpoint>" (short: "F", "FL", ... "B"), with "?" while the vote is not stable."""
     smoothed = result.smoothed
-    label = int(getattr(smoothed, "label", -1))
-    name = VIEWPOINTS[label] if 0 <= label < len(VIEWPOINTS) else "unknown"
+    name = label_name(getattr(smoothed, "label", -1))
     name = SHORT_NAMES[name] if short else name
     return f"{result.track_id} {name}{'' if getattr(smoothed, 'is_stable', False) else '?'}"
 

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pose_classifier_ros.labels import INDEX, NUM_CLASSES, VIEWPOINTS
+from pose_classifier_ros.labels import INDEX, NUM_CLASSES, UNKNOWN_LABEL, VIEWPOINTS
+from pose_classifier_ros.stream.conversions import ns_to_stamp
 
 _logger = logging.getLogger(__name__)
 
@@ -240,28 +241,24 @@ class BestViewTracker:
 # ---------------------------------------------------------------------------------------------
 # Output: TrackSummary messages, crops and sightings.csv
 # ---------------------------------------------------------------------------------------------
-UNKNOWN_LABEL = 255
 
 
 def sighting_to_msg(s: Sighting, types, header=None):
     """Sighting -> TrackSummary from `types` (TrackSummary, Header, Time): header stamp = last frame."""
 
-    def stamp(ns: int):
-        sec, nanosec = divmod(int(ns), 1_000_000_000)
-        return types.Time(sec=sec, nanosec=nanosec)
-
-    def view(slot: str) -> tuple:
+    def view(slot: str) -> tuple:  # (stamp, score); zero stamp and score for an empty slot
         v = s.views.get(slot)
-        return (stamp(v.stamp_ns), float(v.score)) if v is not None else (stamp(0), 0.0)
+        stamp_ns, score = (v.stamp_ns, float(v.score)) if v is not None else (0, 0.0)
+        return ns_to_stamp(stamp_ns, types.Time), score
 
-    header = header or types.Header(stamp=stamp(s.last_stamp_ns), frame_id=s.frame_id)
+    header = header or types.Header(stamp=ns_to_stamp(s.last_stamp_ns, types.Time), frame_id=s.frame_id)
     (left_t, left_s), (right_t, right_s), (best_t, best_s) = view("left"), view("right"), view("best")
     best = s.views.get("best")
     return types.TrackSummary(
         header=header,
         track_id=s.track_id,
-        first_stamp=stamp(s.first_stamp_ns),
-        last_stamp=stamp(s.last_stamp_ns),
+        first_stamp=ns_to_stamp(s.first_stamp_ns, types.Time),
+        last_stamp=ns_to_stamp(s.last_stamp_ns, types.Time),
         frames=int(s.frames),
         classified_frames=int(s.classified_frames),
         viewpoint_histogram=np.asarray(s.histogram, np.uint32).reshape(NUM_CLASSES),

@@ -1,1 +1,6 @@
-"""Helper code for the ROS process tests: a colour-coded test model and publisher/recorder scripts."""
+"""Helper code for the ROS process tests: a colour-coded test model, publisher/recorder scripts (run as child
+processes from HELPERS) and `ros2` CLI calls."""
+
+from pathlib import Path
+
+HELPERS = Path(__file__).resolve().parent  # the scripts' folder: str(HELPERS / "play_frames.py")

@@ -6,7 +6,8 @@ import subprocess
 import sys
 import time
 
-from conftest import REPO, VENV
+from helpers.paths import REPO, VENV
+from helpers.waiting import wait_for
 
 ROS2 = str(VENV / "bin" / "ros2")
 
@@ -27,6 +28,13 @@ def lifecycle(env: dict, node: str, verb: str, *args: str, timeout: float = 60) 
         text = out.stdout + out.stderr
         if "Node not found" not in text or time.monotonic() > deadline:
             return text
+
+
+def wait_state(env: dict, node: str, state: str, timeout: float = 60) -> None:
+    """Poll `ros2 lifecycle get NODE` until it reports `state` (e.g. "unconfigured"); fail after `timeout` s."""
+    wait_for(
+        lambda: lifecycle(env, node, "get").startswith(state), timeout, interval=0.5, message=f"{node} in state {state}"
+    )
 
 
 CLASSIFIER_NODE = [sys.executable, "-m", "pose_classifier_ros.ros.pose_classifier_node"]

@@ -18,15 +18,15 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import rclpy  # noqa: E402
-from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
-from ros_helpers.colour_model import colour_frame  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
-from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose  # noqa: E402
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from ros_helpers.colour_model import colour_frame
+from sensor_msgs.msg import Image
+from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
 
-from pose_classifier_ros.msg import ViewpointArray  # noqa: E402
-from pose_classifier_ros.stream.image_codec import encode_rgb  # noqa: E402
+from pose_classifier_ros.msg import ViewpointArray
+from pose_classifier_ros.stream.image_codec import encode_rgb
 
 # (track id, class id, detector score, xyxy as fractions of the frame, label = colour)
 DETECTIONS = (

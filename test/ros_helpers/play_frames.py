@@ -15,15 +15,15 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # noqa: E402
-import rclpy  # noqa: E402
-from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
-from ros_helpers import scenario  # noqa: E402
-from ros_helpers.colour_model import colour_frame  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
-from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose  # noqa: E402
+import numpy as np
+import rclpy
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from ros_helpers import scenario
+from ros_helpers.colour_model import colour_frame
+from sensor_msgs.msg import Image
+from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
 
-from pose_classifier_ros.stream.image_codec import encode_rgb  # noqa: E402
+from pose_classifier_ros.stream.image_codec import encode_rgb
 
 
 def stamp(msg, ns: int) -> None:

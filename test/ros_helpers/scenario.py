@@ -76,3 +76,8 @@ def main_scenario() -> tuple[list[Frame], list[int]]:
 def zero_stamp_scenario(n: int = 6) -> tuple[list[Frame], list[int]]:
     """A camera and detector that never set header.stamp."""
     return [Frame(i, 0, boxes=[Box("elk-1", (100, 100, 200, 200), "left")]) for i in range(n)], []
+
+
+def sec_nanosec(stamp_ns: int) -> list[int]:
+    """A stamp as the recorder scripts write it to JSON: [sec, nanosec]."""
+    return list(divmod(stamp_ns, 10**9))

@@ -18,15 +18,15 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import rclpy  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
-from ros_helpers.colour_model import colour_frame  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
-from vision_msgs.msg import Detection2D, Detection2DArray  # noqa: E402
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from ros_helpers.colour_model import colour_frame
+from sensor_msgs.msg import Image
+from vision_msgs.msg import Detection2D, Detection2DArray
 
-from pose_classifier_ros.msg import ViewpointArray  # noqa: E402
-from pose_classifier_ros.stream.image_codec import encode_rgb  # noqa: E402
+from pose_classifier_ros.msg import ViewpointArray
+from pose_classifier_ros.stream.image_codec import encode_rgb
 
 WIDTH, HEIGHT, BASE_NS = 320, 240, 2000 * 10**9
 TRACKS = [("elk-1", (20, 40, 90, 110), "left"), ("deer-2", (200, 130, 280, 200), "back")]

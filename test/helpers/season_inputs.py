@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REPO
+from helpers.paths import REPO
 
 SITES = ("OPC", "OPC", "Mpala", "Mpala")
 SPECIES = ("zebra", "giraffe", "zebra", "giraffe")
