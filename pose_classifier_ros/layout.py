@@ -113,10 +113,21 @@ ROOMS: tuple[Room, ...] = (
         "bags/",
         "rosbag tools without rclpy: `bagio` (rosbags type store incl. our msgs), `replay` (`replay_bag`: "
         "offline replay through the node's processing path, simulated compute budget), `replay_cli` "
-        "(`pose-classifier replay`), `ground_truth` (CSV or bag topic), `replay_report` (metrics.json, "
+        "(`pose-classifier replay`; the run as a function: `ReplayOptions` → `run_replay` → `ReplaySummary`, "
+        "which `season/` calls per input), `ground_truth` (CSV or bag topic), `replay_report` (metrics.json, "
         "report.txt, figures), `schedule_report` (label age, published-label accuracy), `replay_visuals` "
         "(annotation and summary topics, best views), `sample_bag` (writes the synthetic flight as a bag)",
         ("labels", "parameters", "metrics", "plotting", "report", "model", "stream", "visualization", "synthetic"),
+    ),
+    Room(
+        "season/",
+        "a field season at scale (`pose-classifier batch`): `manifest` (CSV/YAML rows: path, metadata, per-input "
+        "replay options), `markers` (input / config hashes, `_SUCCESS.json` / `_FAILED.json`, partial folder and "
+        "atomic commit), `plan` (skip / run / failed per row), `runner` (one input in a worker: "
+        "`replay_cli.run_replay`, the model loaded once per worker), `engines` (local process pool; SLURM job "
+        "arrays through submitit), `season_report` (metrics merged as confusion matrices, sightings, contact "
+        "sheet, throughput), `batch_cli`",
+        ("labels", "metrics", "plotting", "report", "evaluation", "visualization", "bags"),
     ),
     Room(
         "navigation/",

@@ -63,14 +63,31 @@ def classification_report(y_true: Sequence, y_pred: Sequence) -> dict[str, Any]:
       coarse_accuracy: accuracy on the front/side/back bins
       coarse_bins, coarse_confusion_matrix: 3x3 list, rows = true, cols = predicted
     """
+    return classification_report_from_confusion(_confusion_of(y_true, y_pred))
+
+
+def _confusion_of(y_true: Sequence, y_pred: Sequence) -> np.ndarray:
     t = _as_indices(y_true, "y_true")
     p = _as_indices(y_pred, "y_pred")
     if t.shape != p.shape:
         raise ValueError(f"y_true has {len(t)} labels but y_pred has {len(p)}")
-    n = int(len(t))
-    cm = confusion_matrix(t, p, NUM_CLASSES)
+    return confusion_matrix(t, p, NUM_CLASSES)
+
+
+def _angle_matrix() -> np.ndarray:
+    """(8, 8) heading difference in degrees between true class (row) and predicted class (column)."""
+    idx = np.arange(NUM_CLASSES)
+    return angular_error_deg(idx[None, :], idx[:, None])
+
+
+def classification_report_from_confusion(cm) -> dict[str, Any]:
+    """classification_report of the samples an (8, 8) confusion matrix counts (rows = true, cols =
+    predicted): the same dict, so reports over many runs can be summed as matrices (season reports)."""
+    cm = np.asarray(cm, dtype=np.int64).reshape(NUM_CLASSES, NUM_CLASSES)
+    n = int(cm.sum())
     coarse = np.asarray(COARSE_INDEX, dtype=np.int64)
-    coarse_cm = confusion_matrix(coarse[t], coarse[p], len(COARSE_BINS))
+    coarse_cm = np.zeros((len(COARSE_BINS), len(COARSE_BINS)), dtype=np.int64)
+    np.add.at(coarse_cm, (coarse[:, None], coarse[None, :]), cm)
     support = cm.sum(axis=1)
     predicted = cm.sum(axis=0)
     per_class = {
@@ -87,7 +104,7 @@ def classification_report(y_true: Sequence, y_pred: Sequence) -> dict[str, Any]:
         "per_class": per_class,
         "class_names": list(VIEWPOINTS),
         "confusion_matrix": cm.tolist(),
-        "mean_angular_error_deg": float(angular_error_deg(p, t).mean()) if n else None,
+        "mean_angular_error_deg": float((cm * _angle_matrix()).sum() / n) if n else None,
         "coarse_accuracy": _ratio(np.trace(coarse_cm), n),
         "coarse_bins": list(COARSE_BINS),
         "coarse_confusion_matrix": coarse_cm.tolist(),
@@ -104,22 +121,25 @@ def error_structure(y_true: Sequence, y_pred: Sequence) -> dict[str, Any]:
       expected: adjacent or flip_symmetric; unexpected: every other error (90 / 135 / 180 deg non-mirror)
       by_angle_deg: {"45", "90", "135", "180"} counts and shares
     """
-    t = _as_indices(y_true, "y_true")
-    p = _as_indices(y_pred, "y_pred")
-    if t.shape != p.shape:
-        raise ValueError(f"y_true has {len(t)} labels but y_pred has {len(p)}")
-    wrong = t != p
+    return error_structure_from_confusion(_confusion_of(y_true, y_pred))
+
+
+def error_structure_from_confusion(cm) -> dict[str, Any]:
+    """error_structure of the samples an (8, 8) confusion matrix counts (rows = true, cols = predicted)."""
+    cm = np.asarray(cm, dtype=np.int64).reshape(NUM_CLASSES, NUM_CLASSES)
+    wrong = cm * (1 - np.eye(NUM_CLASSES, dtype=np.int64))
     n_err = int(wrong.sum())
-    angle = np.rint(angular_error_deg(p[wrong], t[wrong])).astype(int) if n_err else np.zeros(0, dtype=int)
-    flip = np.asarray(FLIP_INDEX, dtype=np.int64)[t[wrong]] == p[wrong]
+    angle = np.rint(_angle_matrix()).astype(int)
+    flip = np.asarray(FLIP_INDEX, dtype=np.int64)[:, None] == np.arange(NUM_CLASSES)[None, :]
     adjacent, opposite = angle == 45, angle == 180
     expected = adjacent | flip
 
     def part(mask: np.ndarray) -> dict[str, Any]:
-        return {"count": int(mask.sum()), "share": _ratio(mask.sum(), n_err)}
+        count = int(wrong[mask].sum())
+        return {"count": count, "share": _ratio(count, n_err)}
 
     return {
-        "num_samples": int(len(t)),
+        "num_samples": int(cm.sum()),
         "errors": n_err,
         "adjacent": part(adjacent),
         "flip_symmetric": part(flip),
@@ -195,4 +215,13 @@ def flip_rate(track_ids: Sequence[Hashable], stamps_s: Sequence[float], labels: 
     }
 
 
-__all__ = ["classification_report", "confusion_matrix", "error_structure", "class_accuracy", "summary_row", "flip_rate"]
+__all__ = [
+    "classification_report",
+    "classification_report_from_confusion",
+    "confusion_matrix",
+    "error_structure",
+    "error_structure_from_confusion",
+    "class_accuracy",
+    "summary_row",
+    "flip_rate",
+]

@@ -281,7 +281,7 @@ def safe_dir_name(track_id: str) -> str:
 SIGHTINGS_COLUMNS = (
     ["track_id", "dir", "frame_id", "first_stamp_ns", "last_stamp_ns", "duration_s", "frames", "classified_frames"]
     + [f"voted_{name}" for name in VIEWPOINTS]
-    + [f"{slot}_{key}" for slot in SLOTS for key in ("score", "stamp_ns", "label", "file")]
+    + [f"{slot}_{key}" for slot in SLOTS for key in ("score", "stamp_ns", "label", "file", "confidence", "truncated")]
 )
 
 
@@ -313,6 +313,8 @@ def _save_sighting(out: Path, s: Sighting, name: str, quality: int) -> dict:
                 f"{slot}_stamp_ns": v.stamp_ns if v else "",
                 f"{slot}_label": VIEWPOINTS[v.label] if v else "",
                 f"{slot}_file": file,
+                f"{slot}_confidence": f"{v.confidence:.4f}" if v else "",
+                f"{slot}_truncated": int(v.truncated) if v else "",
             }
         )
     return row

@@ -92,13 +92,19 @@ def _row(sheet: Image.Image, s, y: int, side: int, t0_ns: int, fonts) -> None:
 
 
 def write_contact_sheet(
-    sightings, path: str | Path, side: int = 160, max_rows: int = 100, title: str = "best views per track"
+    sightings,
+    path: str | Path,
+    side: int = 160,
+    max_rows: int = 100,
+    title: str = "best views per track",
+    sort: bool = True,
 ) -> Path:
     """PNG at `path`: one row per Sighting (first seen first, at most `max_rows`), thumbnails `side` px.
+    sort=False keeps the given order (a season sheet: flight after flight).
 
     Sightings need crops (BestViewConfig.keep_crops). Times are seconds from the first sighting's start.
     """
-    rows = sorted(sightings, key=lambda s: (s.first_stamp_ns, str(s.track_id)))
+    rows = sorted(sightings, key=lambda s: (s.first_stamp_ns, str(s.track_id))) if sort else list(sightings)
     shown = rows[:max_rows]
     row_h = side + _CAPTION + _PAD
     width = _INFO_W + len(_CELLS) * (side + _PAD)
