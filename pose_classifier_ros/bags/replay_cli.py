@@ -63,7 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backend",
         default=None,
-        help="inference backend: auto, eager, bf16, int8, onnx (default: --params model.backend, else auto)",
+        help="inference backend: auto, eager, bf16, int8, onnx, onnx-int8 (default: --params model.backend, else "
+        "auto; auto measures the candidates on the bag's first crops, cached in --params model.backend_cache_dir)",
     )
     parser.add_argument("--device", default=None, help="torch device (default: --params model.device, else cpu)")
     parser.add_argument(
@@ -169,14 +170,25 @@ def _run(args: argparse.Namespace) -> int:
 
     if not args.checkpoint.is_file():
         raise FileNotFoundError(f"checkpoint {str(args.checkpoint)!r} does not exist")
+    backend = args.backend or settings.backend
+    calibration = None
+    if backend == "auto":  # the first frames' crops: what auto measures on (and caches its choice for)
+        from pose_classifier_ros.bags.replay import calibration_crops
+
+        calibration = (
+            calibration_crops(args.bag, args.image_topic, args.detections_topic, settings.pairing, settings.crop)
+            or None
+        )
     try:
         classifier = ViewpointClassifier.from_checkpoint(
             args.checkpoint,
             device=args.device or settings.device,
-            backend=args.backend or settings.backend,
+            backend=backend,
             backbone_weights=args.backbone_weights or settings.backbone_weights or None,
             batch_size=int(args.batch_size or settings.batch_size),
             crop=settings.crop,
+            backend_cache_dir=settings.backend_cache_dir or None,
+            calibration_crops=calibration,
         )
     except CheckpointError as exc:
         _logger.error("cannot load checkpoint %s: %s", args.checkpoint, exc)
