@@ -56,9 +56,16 @@ def node_parameters() -> tuple[Parameter, ...]:
         P(
             "model.backend",
             default_backend,
-            "Inference backend of ViewpointClassifier (auto: fp16 on cuda, bf16 "
-            "or onnx on cpu; the device must support it).",
+            "Inference backend of ViewpointClassifier (auto: on the first activation with a checkpoint on a "
+            "machine, the fastest candidate that agrees with fp32 eager is measured and cached; the device "
+            "must support a fixed one).",
             choices=backends,
+        ),
+        P(
+            "model.backend_cache_dir",
+            "",
+            "Where backend auto caches its measured choice and ONNX exports (empty: "
+            "$XDG_CACHE_HOME/pose_classifier_ros, else ~/.cache/pose_classifier_ros).",
         ),
         P("model.batch_size", 32, "Maximum crops per forward pass.", 1, 4096),
         P("model.num_threads", 0, "torch intra-op CPU threads; 0 keeps torch's default.", 0, 1024),
@@ -271,6 +278,7 @@ class NodeConfig:
     backbone_weights: str = ""
     device: str = "cpu"
     backend: str = "auto"
+    backend_cache_dir: str = ""
     batch_size: int = 32
     num_threads: int = 0
     image_transport: str = "raw"
@@ -365,6 +373,7 @@ def config_from_values(values: dict[str, Any], source: str = "", require_checkpo
         backbone_weights=str(v["model.backbone_weights"]).strip(),
         device=str(v["model.device"]),
         backend=str(v["model.backend"]),
+        backend_cache_dir=str(v["model.backend_cache_dir"]).strip(),
         batch_size=int(v["model.batch_size"]),
         num_threads=int(v["model.num_threads"]),
         image_transport=str(v["image_transport"]),
