@@ -27,6 +27,8 @@ import numpy as np
 import psutil
 import torch
 
+from pose_classifier_ros.model.backend_selection import agreement as probs_agreement
+from pose_classifier_ros.model.backend_selection import time_calls
 from pose_classifier_ros.model.classifier import (
     CPU_BACKENDS,
     CUDA_BACKENDS,
@@ -111,13 +113,9 @@ def time_runs(fn, warmup, repeats):
     """Per-call latencies in ms after `warmup` untimed calls; and the peak RSS during the timed calls."""
     for _ in range(warmup):
         fn()
-    lat = []
     with PeakRss() as mem:
-        for _ in range(repeats):
-            t = time.perf_counter()
-            fn()
-            lat.append((time.perf_counter() - t) * 1e3)
-    return np.array(lat), mem.peak_mib
+        lat = time_calls(fn, 0, repeats)
+    return lat, mem.peak_mib
 
 
 def matmul_gflops(dtype=torch.float32, device="cpu", n=1024, iters=8) -> float:
@@ -144,14 +142,9 @@ def model_gflop_per_crop(model, size) -> float:
 
 def agreement(clf, eager, frames_boxes):
     """(label agreement %, max |prob diff|) of clf against fp32 eager over the given frames."""
-    same, total, max_diff = 0, 0, 0.0
-    for frame, boxes in frames_boxes:
-        ref = eager.predict_frame(frame, boxes).probs
-        got = clf.predict_frame(frame, boxes).probs
-        same += int((ref.argmax(1) == got.argmax(1)).sum())
-        total += len(ref)
-        max_diff = max(max_diff, float(np.abs(ref - got).max()))
-    return 100.0 * same / total, max_diff
+    ref = np.concatenate([eager.predict_frame(frame, boxes).probs for frame, boxes in frames_boxes])
+    got = np.concatenate([clf.predict_frame(frame, boxes).probs for frame, boxes in frames_boxes])
+    return probs_agreement(ref, got)
 
 
 def bench_size(size, args, device, cache_dir):
@@ -214,13 +207,16 @@ def bench_size(size, args, device, cache_dir):
 
     add_row("baseline (PIL+fp32)", lambda f, b, t: reference_frame(model, config, f, b, device, t), (100.0, 0.0))
     for backend in args.backends:
-        concrete = resolve_backend(backend, device)
-        clf = (
-            eager
-            if concrete == "eager"
-            else ViewpointClassifier(model, config, device=device, backend=concrete, onnx_cache_dir=cache_dir)
-        )
-        acc = (100.0, 0.0) if concrete == "eager" else agreement(clf, eager, agree_set)
+        if backend == "eager":
+            clf = eager
+        else:  # auto measures its candidates here (fresh cache directory: nothing cached from earlier runs)
+            clf = ViewpointClassifier(
+                model, config, device=device, backend=backend, onnx_cache_dir=cache_dir, backend_cache_dir=cache_dir
+            )
+        if clf.backend_choice is not None:
+            out["auto"] = clf.backend_choice.to_dict()
+            print(f"  {size:5s} {clf.backend_choice.summary()}", file=sys.stderr)
+        acc = (100.0, 0.0) if clf.backend == "eager" else agreement(clf, eager, agree_set)
 
         def run(f, b, t, clf=clf):
             pred = clf.predict_frame(f, b)
@@ -228,7 +224,7 @@ def bench_size(size, args, device, cache_dir):
                 t[k] += v
             return pred.probs.argmax(1)
 
-        name = f"{concrete} (auto)" if backend == "auto" else concrete
+        name = f"{clf.backend} (auto)" if backend == "auto" else clf.backend
         add_row(name, run, acc)
     return out
 
@@ -239,8 +235,13 @@ def print_report(results, machine):
         f"torch {torch.__version__}; fp32 matmul {machine['fp32_gflops']:.0f} GFLOP/s"
         + (f", bf16 {machine['bf16_gflops']:.0f} GFLOP/s" if machine.get("bf16_gflops") else "")
     )
-    print(f"Default backend (auto) here: {machine['auto']}")
     for res in results:
+        if res.get("auto"):
+            a = res["auto"]
+            figures = ", ".join(
+                f"{k} {v:.1f}" + (" (rejected)" if k in a["rejected"] else "") for k, v in a["crops_per_s"].items()
+            )
+            print(f"auto ({res['size']}): {a['backend']}; its measurement in crops/s: {figures}")
         limit = machine["fp32_gflops"] / res["gflop_per_crop"]
         print(
             f"\nbackbone {res['size']}: {res['gflop_per_crop']:.2f} GFLOP per 224 px crop -> fp32 machine "
@@ -342,7 +343,6 @@ def main(argv=None) -> int:
         "device": device,
         "fp32_gflops": matmul_gflops(torch.float32, device),
         "bf16_gflops": matmul_gflops(torch.bfloat16, device) if cpu_has_fast_bf16() or device != "cpu" else None,
-        "auto": resolve_backend("auto", device),
     }
     results = []
     with tempfile.TemporaryDirectory(prefix="bench_onnx_") as cache_dir:

@@ -69,7 +69,9 @@ ROOMS: tuple[Room, ...] = (
         "(`ModelConfig` incl. temperature, `ViewpointModel`), `checkpoint` + `checkpoint_format` (ours and the "
         "reference's layouts), `preflight` (what activation will need, checked at configure), `preprocess` "
         "(crop geometry, batched preprocessing, the exact PIL reference path), `classifier` "
-        "(`ViewpointClassifier`, the reference-named `ViewPointClassifier`, backends), `device` "
+        "(`ViewpointClassifier`, the reference-named `ViewPointClassifier`), `backends` (backend names, runners, "
+        "ONNX export, the factory registry), `backend_selection` (`auto`: measure, check agreement with fp32 "
+        "eager, choose; `BackendChoice`), `backend_cache` (the choice's on-disk cache), `device` "
         "(`resolve_device`: the one CUDA check)",
         ("labels",),
     ),

@@ -24,6 +24,19 @@ pytest_plugins = ["pytester"]  # test_suite_rules.py runs this conftest in a sep
 _domain_counter = [os.getpid() % 50]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache_home(tmp_path_factory):
+    """Caches the code writes by default (backend "auto"'s choice, ONNX exports) go to a per-run
+    directory, inherited by child processes, never to the user's ~/.cache."""
+    old = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg_cache"))
+    yield
+    if old is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = old
+
+
 @pytest.fixture
 def ros_env() -> dict:
     """Environment for ROS child processes: own domain id, DDS on localhost only."""

@@ -80,6 +80,50 @@ def records_of(result, frame_index: int) -> list[DetectionRecord]:
     return out
 
 
+def calibration_crops(
+    bag_path: str | Path,
+    image_topic: str,
+    detections_topic: str,
+    pairing=None,
+    crop=None,
+    limit: int = 8,
+) -> list:
+    """Up to `limit` crops ((h, w, 3) uint8 RGB: padded, clamped boxes, as the classifier crops them) of
+    the bag's first paired frames: the real crops ``backend: auto`` measures on. Undecodable images and
+    malformed messages are skipped; [] when the bag has no paired frame with a valid box."""
+    import numpy as np
+
+    from pose_classifier_ros.model.preprocess import CropConfig, expand_and_clamp_boxes
+    from pose_classifier_ros.stream.conversions import detections_from_msg, image_from_msg, stamp_to_ns
+    from pose_classifier_ros.stream.pairing import PairingConfig, StampPairer
+
+    pairer, crops = StampPairer(pairing or PairingConfig()), []
+    with open_reader(bag_path) as reader:
+        for topic, _, raw, msgtype in reader.messages():
+            if topic not in (image_topic, detections_topic):
+                continue
+            try:
+                msg = reader.deserialize(raw, msgtype)
+                if topic == image_topic:
+                    pairs = pairer.add_image(stamp_to_ns(msg.header.stamp), msg)
+                else:
+                    pairs = pairer.add_detections(stamp_to_ns(msg.header.stamp), detections_from_msg(msg))
+                for pair in pairs:
+                    if not pair.detections:
+                        continue
+                    frame = image_from_msg(pair.image)
+                    boxes = np.stack([d.box for d in pair.detections]).astype(np.float32)
+                    boxes_int, valid = expand_and_clamp_boxes(
+                        boxes, frame.shape[1], frame.shape[0], crop or CropConfig()
+                    )
+                    crops += [frame[y1:y2, x1:x2].copy() for x1, y1, x2, y2 in boxes_int[valid]]
+            except Exception as exc:  # a bad message is skipped, as in the replay itself
+                _logger.debug("calibration crops: skipping a message: %s", exc)
+            if len(crops) >= limit:
+                break
+    return crops[:limit]
+
+
 def replay_bag(
     bag_path: str | Path,
     pipeline,

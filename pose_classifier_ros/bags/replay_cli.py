@@ -64,7 +64,8 @@ def add_processing_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backend",
         default=None,
-        help="inference backend: auto, eager, bf16, int8, onnx (default: --params model.backend, else auto)",
+        help="inference backend: auto, eager, bf16, int8, onnx, onnx-int8 (default: --params model.backend, else "
+        "auto; auto measures the candidates on the bag's first crops, cached in --params model.backend_cache_dir)",
     )
     parser.add_argument("--device", default=None, help="torch device (default: --params model.device, else cpu)")
     parser.add_argument(
@@ -278,14 +279,25 @@ def load_classifier(options: ReplayOptions, settings, num_threads: int | None = 
 
     if not options.checkpoint.is_file():
         raise FileNotFoundError(f"checkpoint {str(options.checkpoint)!r} does not exist")
+    backend = options.backend or settings.model.backend
+    calibration = None
+    if backend == "auto":  # the first frames' crops: what auto measures on (and caches its choice for)
+        from pose_classifier_ros.bags.replay import calibration_crops
+
+        calibration = (
+            calibration_crops(options.bag, options.image_topic, options.detections_topic, settings.sync, settings.crop)
+            or None
+        )
     return ViewpointClassifier.from_checkpoint(
         options.checkpoint,
         device=options.device or settings.model.device,
-        backend=options.backend or settings.model.backend,
+        backend=backend,
         backbone_weights=options.backbone_weights or settings.model.backbone_weights or None,
         batch_size=int(options.batch_size or settings.model.batch_size),
         crop=settings.crop,
         num_threads=num_threads,
+        backend_cache_dir=settings.model.backend_cache_dir or None,
+        calibration_crops=calibration,
     )
 
 

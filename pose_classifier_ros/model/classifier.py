@@ -1,26 +1,27 @@
 """ViewpointClassifier: crops or frame + boxes -> viewpoint probabilities, with inference backends.
 
-Backends (the ``backend`` argument) change only how the backbone runs; the head (~0.01% of the
-FLOPs) always runs in fp32 eager, which keeps it out of any label disagreement.
+Backends (the ``backend`` argument, backends.py) change only how the backbone runs; the head (~0.01%
+of the FLOPs) always runs in fp32 eager, which keeps it out of any label disagreement.
 
     CPU:  "eager" fp32 | "bf16" autocast bfloat16 | "int8" dynamic int8 Linear layers |
           "onnx" ONNX Runtime fp32 | "onnx-int8" ONNX Runtime with dynamic int8 MatMuls
     CUDA: "eager" fp32 | "fp16" / "bf16" autocast
-    "auto" (the default): CUDA -> "fp16"; CPU with AVX512-BF16 or AMX -> "bf16" (about 1.5x the
-          fp32 speed, features at cosine 0.9999+); other CPUs -> "onnx-int8" (about 2x; "int8"
-          without onnxruntime): there bf16 is emulated, 6.6x SLOWER than fp32 (measured on the
-          AVX2-only EPYC of this project's CI). ``resolve_backend`` says which one runs.
+    "auto" (the default): measured (backend_selection.py): on the first activation with a model on a
+          machine every candidate runs on a small calibration batch; the fastest whose labels and
+          probabilities agree with fp32 eager is chosen and cached (``backend_cache_dir``), so later
+          activations start at once. ``self.backend`` is the backend that runs,
+          ``self.backend_choice`` the figures (None for a fixed backend).
 
-Measured figures (speed, label agreement with fp32) are printed by ``bench/benchmark.py``.
+Measured figures (speed, label agreement with fp32) are printed by ``bench/benchmark.py`` and
+``bench/backend_choice.py``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import time
-import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,15 +29,24 @@ from typing import Any
 import numpy as np
 import torch
 
+from .backend_selection import BackendChoice, select_backend
+from .backends import (
+    ALL_BACKENDS,
+    CPU_BACKENDS,
+    CUDA_BACKENDS,
+    BackendFactory,
+    RunnerSpec,
+    build_runner,
+    cpu_has_fast_bf16,
+    default_cache_dir,
+    export_backbone_onnx,
+    resolve_backend,
+    weights_digest,
+)
 from .device import resolve_device
 from .preprocess import CropConfig, crop_batch, preprocess_mixed
 
 logger = logging.getLogger(__name__)
-
-CPU_BACKENDS: tuple[str, ...] = ("auto", "eager", "bf16", "int8", "onnx", "onnx-int8")
-CUDA_BACKENDS: tuple[str, ...] = ("auto", "eager", "fp16", "bf16")
-ALL_BACKENDS: tuple[str, ...] = tuple(dict.fromkeys(CPU_BACKENDS + CUDA_BACKENDS))
-ONNX_OPSET = 17
 
 
 @dataclass
@@ -49,195 +59,6 @@ class FramePrediction:
     timings_ms: dict = field(default_factory=dict)
 
 
-def cpu_has_fast_bf16() -> bool:
-    """True when the CPU has native bfloat16 matmul (AVX512-BF16 or AMX); Linux /proc/cpuinfo."""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool(flags & {"avx512_bf16", "amx_bf16"})
-    except OSError:
-        pass
-    return False
-
-
-def resolve_backend(backend: str, device: str | torch.device = "cpu") -> str:
-    """The concrete backend for `backend` on `device` ("auto" resolved); ValueError if unknown."""
-    device_type = torch.device(device).type
-    choices = CUDA_BACKENDS if device_type == "cuda" else CPU_BACKENDS
-    if backend not in ALL_BACKENDS:
-        raise ValueError(
-            f"unknown backend {backend!r}; choose one of {', '.join(ALL_BACKENDS)} "
-            f"({device_type}: {', '.join(choices)})"
-        )
-    if backend not in choices:
-        raise ValueError(f"backend {backend!r} does not run on {device_type}; choose one of {', '.join(choices)}")
-    if backend != "auto":
-        return backend
-    if device_type == "cuda":
-        return "fp16"
-    if cpu_has_fast_bf16():
-        return "bf16"
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return "int8"
-    return "onnx-int8"
-
-
-def _quiet_quantization_warnings():
-    ctx = warnings.catch_warnings()
-    ctx.__enter__()
-    # torch.ao.quantization is deprecated in favour of torchao, which is not installed here;
-    # the eager dynamic-quantisation kernels still ship and work in this torch.
-    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.ao")
-    warnings.filterwarnings("ignore", message=r".*torch\.ao\.quantization.*")
-    warnings.filterwarnings("ignore", message=r".*quantize_per_tensor.*")
-    warnings.filterwarnings("ignore", message=r".*quantized.*deprecated.*")
-    return ctx
-
-
-class _TorchRunner:
-    """Backbone in PyTorch, optionally under autocast or with dynamically quantised Linear layers."""
-
-    def __init__(self, backbone: torch.nn.Module, device: torch.device, backend: str):
-        self.device = device
-        self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(backend)
-        if backend == "int8":
-            ctx = _quiet_quantization_warnings()
-            try:
-                from torch.ao.quantization import quantize_dynamic
-
-                backbone = quantize_dynamic(backbone, {torch.nn.Linear}, dtype=torch.qint8)
-            finally:
-                ctx.__exit__(None, None, None)
-        self.backbone = backbone
-
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        if self.autocast_dtype is None:
-            return self.backbone(images).float()
-        with torch.autocast(self.device.type, dtype=self.autocast_dtype):
-            return self.backbone(images).float()
-
-
-class _DropRecordsFrom(logging.Filter):
-    def __init__(self, path_part: str):
-        super().__init__()
-        self.path_part = path_part
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return self.path_part not in record.pathname
-
-
-def weights_digest(module: torch.nn.Module) -> str:
-    """sha256 hex of a module's state_dict (names, shapes, dtypes, values)."""
-    h = hashlib.sha256()
-    for name, tensor in module.state_dict().items():
-        t = tensor.detach().cpu().contiguous()
-        h.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
-
-
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "pose_classifier_ros" / "onnx"
-
-
-def export_backbone_onnx(
-    backbone: torch.nn.Module, crop_size: int, cache_dir: str | os.PathLike | None = None, quantize: bool = False
-) -> Path:
-    """Path of the ONNX file of `backbone` ((N,3,crop,crop) -> (N,D)); exported once per weights.
-
-    The file name holds a hash of the weights, crop size, opset and torch version, so a cached
-    file never outlives the weights it came from. quantize: also write an int8 (dynamic, MatMul
-    weights) version with onnxruntime.quantization and return that.
-    """
-    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    cache.mkdir(parents=True, exist_ok=True)
-    key = hashlib.sha256(f"{weights_digest(backbone)}|{crop_size}|{ONNX_OPSET}|{torch.__version__}".encode())
-    stem = f"backbone-{key.hexdigest()[:20]}"
-    fp32_path = cache / f"{stem}.onnx"
-    if not fp32_path.is_file():
-        logger.info("exporting the backbone to %s (once per weights)", fp32_path)
-        tmp = fp32_path.with_suffix(f".tmp{os.getpid()}")
-        dummy = torch.zeros(2, 3, crop_size, crop_size)
-        backbone = backbone.cpu().eval()
-        grid = crop_size // backbone.patch_size
-        with torch.no_grad():
-            pos_embed = backbone.pos_embed_for(grid, grid).clone()
-        # The trace records the interpolated position embedding as a constant (the bicubic
-        # resize of the 518 px grid does not trace); the instance attribute shadows the method.
-        backbone.pos_embed_for = lambda gh, gw: pos_embed
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
-                with torch.no_grad():
-                    torch.onnx.export(
-                        backbone,
-                        (dummy,),
-                        str(tmp),
-                        dynamo=False,
-                        input_names=["images"],
-                        output_names=["features"],
-                        dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}},
-                        opset_version=ONNX_OPSET,
-                        do_constant_folding=True,
-                    )
-        finally:
-            del backbone.pos_embed_for
-        os.replace(tmp, fp32_path)
-    if not quantize:
-        return fp32_path
-    int8_path = cache / f"{stem}-int8.onnx"
-    if not int8_path.is_file():
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        logger.info("quantising %s to int8", fp32_path.name)
-        tmp = int8_path.with_suffix(f".tmp{os.getpid()}")
-        # onnxruntime.quantization logs one root-logger line per tensor; keep them out of our logs.
-        root = logging.getLogger()
-        quiet = _DropRecordsFrom("onnxruntime")
-        root.addFilter(quiet)
-        try:
-            quantize_dynamic(str(fp32_path), str(tmp), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
-        finally:
-            root.removeFilter(quiet)
-        os.replace(tmp, int8_path)
-    return int8_path
-
-
-class _OnnxRunner:
-    """Backbone in ONNX Runtime (CPU execution provider)."""
-
-    def __init__(
-        self,
-        backbone: torch.nn.Module,
-        crop_size: int,
-        quantize: bool,
-        cache_dir: str | os.PathLike | None,
-        num_threads: int | None,
-    ):
-        import onnxruntime as ort
-
-        path = export_backbone_onnx(backbone, crop_size, cache_dir, quantize)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = num_threads or torch.get_num_threads()
-        opts.inter_op_num_threads = 1
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.log_severity_level = 3
-        # No busy-waiting between operators: on a 2-core companion computer the spinning threads would take
-        # the CPU from the node's publishing path (scheduled mode) between inference calls.
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        self.path = path
-
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        x = np.ascontiguousarray(images.detach().cpu().numpy(), dtype=np.float32)
-        return torch.from_numpy(self.session.run(None, {"images": x})[0])
-
-
 class ViewpointClassifier:
     """Crops or frame + boxes -> viewpoint classes and probabilities.
 
@@ -247,9 +68,15 @@ class ViewpointClassifier:
     expects ("small", "base", "large"; None: the checkpoint's), a CheckpointError ("must match the
     trained checkpoint") when it differs, and backbone_weights / hub_dir for head-only checkpoints.
     device: "cpu" or "cuda". backend: see the module docstring ("auto" by default;
-    ``self.backend`` is the resolved one). batch_size: crops per forward pass. crop: box padding and
+    ``self.backend`` is the one that runs). batch_size: crops per forward pass. crop: box padding and
     minimum size. num_threads: torch (and ONNX Runtime) CPU threads, None leaves torch's setting.
-    onnx_cache_dir: where exported ONNX files go (default ~/.cache/pose_classifier_ros/onnx).
+    onnx_cache_dir: where exported ONNX files go (default: <backend_cache_dir>/onnx).
+
+    For backend "auto" only: backend_cache_dir: where the measured choice is cached (default
+    $XDG_CACHE_HOME/pose_classifier_ros, else ~/.cache/pose_classifier_ros); calibration_crops: the
+    crops to measure on (images as for predict_proba, e.g. from the first frames, or an (N, 3, S, S)
+    normalised tensor; None: a deterministic synthetic batch); backend_candidates: the backends to
+    measure, names or {name: factory} (None: ``backends.auto_candidates(device)``).
     """
 
     def __init__(
@@ -267,6 +94,9 @@ class ViewpointClassifier:
         model_size: str | None = None,
         backbone_weights: str | os.PathLike | None = None,
         hub_dir: str | os.PathLike | None = None,
+        backend_cache_dir: str | os.PathLike | None = None,
+        calibration_crops=None,
+        backend_candidates: Mapping[str, BackendFactory] | Sequence[str] | None = None,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -286,12 +116,33 @@ class ViewpointClassifier:
         self.crop = crop or CropConfig()
         self.model = model.to(self.device).eval()
         self.head = self.model.head
-        if self.backend in ("onnx", "onnx-int8"):
-            self._backbone = _OnnxRunner(
-                self.model.backbone, config.crop_size, self.backend == "onnx-int8", onnx_cache_dir, num_threads
+        if onnx_cache_dir is None and backend_cache_dir is not None:
+            onnx_cache_dir = Path(backend_cache_dir) / "onnx"
+        spec = RunnerSpec(
+            self.model.backbone,
+            self.device,
+            config.crop_size,
+            Path(onnx_cache_dir) if onnx_cache_dir is not None else None,
+            num_threads,
+        )
+        self.backend_choice: BackendChoice | None = None
+        if self.backend == "auto":
+            selection = select_backend(
+                self.model,
+                config,
+                spec,
+                candidates=backend_candidates,
+                calibration=self._calibration_batch(calibration_crops),
+                calibration_source="caller's crops" if calibration_crops is not None else "",
+                cache_dir=backend_cache_dir,
+            )
+            self.backend, self._backbone, self.backend_choice = (
+                selection.choice.backend,
+                selection.runner,
+                selection.choice,
             )
         else:
-            self._backbone = _TorchRunner(self.model.backbone, self.device, self.backend)
+            self._backbone = build_runner(self.backend, spec)
         logger.info(
             "ViewpointClassifier on %s, backend %s (asked %s), batch %d",
             self.device,
@@ -299,6 +150,17 @@ class ViewpointClassifier:
             backend,
             self.batch_size,
         )
+
+    def _calibration_batch(self, crops) -> torch.Tensor | None:
+        """(N, 3, S, S) normalised tensor of the caller's calibration crops (None: none given)."""
+        if crops is None:
+            return None
+        if isinstance(crops, torch.Tensor) and crops.ndim == 4 and crops.is_floating_point():
+            return crops
+        images = self._as_image_list(crops)
+        if not images:
+            return None
+        return preprocess_mixed(images, self.config, device=self.device)
 
     @classmethod
     def from_checkpoint(
@@ -449,6 +311,8 @@ class ViewPointClassifier(ViewpointClassifier):
 
 
 __all__ = [
+    "ALL_BACKENDS",
+    "BackendChoice",
     "ViewpointClassifier",
     "ViewPointClassifier",
     "FramePrediction",
@@ -457,4 +321,6 @@ __all__ = [
     "export_backbone_onnx",
     "CPU_BACKENDS",
     "CUDA_BACKENDS",
+    "default_cache_dir",
+    "weights_digest",
 ]

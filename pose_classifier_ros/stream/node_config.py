@@ -46,11 +46,13 @@ class ModelSettings:
     backbone_weights: str = ""
     device: str = "cpu"
     backend: str = field(default_factory=lambda: classifier_backends()[1])
+    backend_cache_dir: str = ""  # "": $XDG_CACHE_HOME/pose_classifier_ros, else ~/.cache/pose_classifier_ros
     batch_size: int = 32
     num_threads: int = 0  # 0: torch's default
 
     def __post_init__(self):
         self.checkpoint, self.backbone_weights = str(self.checkpoint).strip(), str(self.backbone_weights).strip()
+        self.backend_cache_dir = str(self.backend_cache_dir).strip()
 
 
 @dataclass
@@ -130,9 +132,15 @@ def _docs() -> tuple[ParameterDoc, ...]:
         D("model.device", "Torch device: cpu, cuda or cuda:<index>."),
         D(
             "model.backend",
-            "Inference backend of ViewpointClassifier (auto: fp16 on cuda, bf16 "
-            "or onnx on cpu; the device must support it).",
+            "Inference backend of ViewpointClassifier (auto: on the first activation with a checkpoint on a "
+            "machine, the fastest candidate that agrees with fp32 eager is measured and cached; the device "
+            "must support a fixed one).",
             choices=classifier_backends()[0],
+        ),
+        D(
+            "model.backend_cache_dir",
+            "Where backend auto caches its measured choice and ONNX exports (empty: "
+            "$XDG_CACHE_HOME/pose_classifier_ros, else ~/.cache/pose_classifier_ros).",
         ),
         D("model.batch_size", "Maximum crops per forward pass.", 1, 4096),
         D("model.num_threads", "torch intra-op CPU threads; 0 keeps torch's default.", 0, 1024),
