@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -313,6 +314,33 @@ def node_sections(doc: Any, node_name: str) -> list[dict]:
     return sections
 
 
+def section_applies(key: str, node_fqn: str) -> bool:
+    """True when ROS applies a parameters-file section named `key` to the node `node_fqn` ("/ns/name").
+
+    rcl's rule: a key without a leading "/" is absolute ("pose_classifier" is "/pose_classifier", the root
+    namespace only); "/*" matches one name token and "/**" any number of them ("/**/pose_classifier": any
+    namespace; "/**": every node)."""
+    key = key if key.startswith("/") else "/" + key
+    pattern = re.escape(key).replace(r"/\*\*", r"(?:/[^/]+)*").replace(r"/\*", r"/[^/]+")
+    return re.fullmatch(pattern, node_fqn) is not None
+
+
+def unapplied_sections(path: str | Path, node_name: str, node_fqn: str) -> list[str]:
+    """Keys of the file's sections named for `node_name` (in any namespace) that ROS does not apply to
+    `node_fqn`, when no section applies to it at all: the file then silently configures nothing.
+    Unreadable files give [] (the offline check reports them)."""
+    import yaml
+
+    try:
+        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return []
+    keys = [str(k) for k in doc] if isinstance(doc, dict) else []
+    if any(section_applies(k, node_fqn) for k in keys):
+        return []
+    return [k for k in keys if k.lstrip("/").split("/")[-1] == node_name]
+
+
 def read_params_file(path: str | Path, node_name: str) -> dict[str, Any]:
     """Flat, unchecked values for `node_name` from a ROS 2 parameters YAML file (wildcard sections first)."""
     import yaml
@@ -350,4 +378,6 @@ __all__ = [
     "params_files_from_args",
     "read_params_file",
     "replace_values",
+    "section_applies",
+    "unapplied_sections",
 ]

@@ -15,7 +15,7 @@ import pytest
 from helpers.paths import REPO, VENV
 from helpers.waiting import wait_for
 from ros_helpers import HELPERS, scenario
-from ros_helpers.cli import ROS2, lifecycle
+from ros_helpers.cli import ROS2, lifecycle, param_get
 from ros_helpers.colour_model import save_colour_checkpoint
 
 LAUNCH = REPO / "launch" / "pose_classifier.launch.py"
@@ -58,8 +58,10 @@ def test_ros2_launch_activates_remaps_and_warns_once_on_zero_stamps(ros_env, pro
     # The shipped parameters plus a reliable image reader: the test counts every frame, and a best-effort
     # reader may lose one on a loaded machine (qos_overrides in a params file, as a user would write it).
     params = tmp_path / "params.yaml"
+    shipped = (REPO / "config" / "pose_classifier.yaml").read_text()
+    assert "    diagnostics_period_s: 1.0 " in shipped
     params.write_text(
-        (REPO / "config" / "pose_classifier.yaml").read_text()
+        shipped.replace("    diagnostics_period_s: 1.0 ", "    diagnostics_period_s: 0.5 ")
         + "    qos_overrides:\n      /camera/image_raw:\n        subscription:\n"
         + "          reliability: reliable\n          depth: 20\n"
     )
@@ -91,6 +93,10 @@ def test_ros2_launch_activates_remaps_and_warns_once_on_zero_stamps(ros_env, pro
     )
     state = lifecycle(ros_env, "/drone1/pose_classifier", "get")
     assert state.startswith("active"), state + processes.output(launch)
+    # The shipped file's '/**/pose_classifier' section applies in the namespace (a plain 'pose_classifier:'
+    # would configure /pose_classifier only, silently).
+    assert "0.5" in param_get(ros_env, "/drone1/pose_classifier", "diagnostics_period_s"), processes.output(launch)
+    assert "does not apply" not in processes.output(launch)
 
     player = processes.python(
         [

@@ -20,6 +20,8 @@ from pose_classifier_ros.parameters import (
     params_files_from_args,
     read_params_file,
     replace_values,
+    section_applies,
+    unapplied_sections,
 )
 from pose_classifier_ros.stream.node_config import NodeConfig, load_node_config, node_schema
 
@@ -225,3 +227,30 @@ def test_misspelt_key_fails_the_same_for_policy_node_and_policy_eval(ros_env, tm
         ros_env,
     )
     assert rc != 0 and expected in out and "Traceback" not in out, out
+
+
+@pytest.mark.parametrize(
+    ("key", "node", "applies"),
+    [
+        ("pose_classifier", "/pose_classifier", True),
+        ("pose_classifier", "/drone1/pose_classifier", False),  # no leading slash: still the root namespace
+        ("/**/pose_classifier", "/drone1/pose_classifier", True),
+        ("/**/pose_classifier", "/pose_classifier", True),
+        ("/*/pose_classifier", "/a/b/pose_classifier", False),
+        ("/*/pose_classifier", "/a/pose_classifier", True),
+        ("/**", "/a/b", True),
+        ("/drone2/pose_classifier", "/drone1/pose_classifier", False),
+    ],
+)
+def test_params_file_sections_apply_as_ros_applies_them(key, node, applies):
+    assert section_applies(key, node) is applies
+
+
+def test_a_section_ros_would_not_apply_is_named(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("pose_classifier:\n  ros__parameters:\n    voting: {window: 5}\n")
+    assert unapplied_sections(path, "pose_classifier", "/drone1/pose_classifier") == ["pose_classifier"]
+    assert unapplied_sections(path, "pose_classifier", "/pose_classifier") == []
+    # The shipped files apply in any namespace.
+    for name in ("pose_classifier", "side_profile_policy"):
+        assert unapplied_sections(REPO / "config" / f"{name}.yaml", name, f"/drone1/{name}") == []

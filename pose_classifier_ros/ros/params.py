@@ -15,7 +15,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.exceptions import ParameterUninitializedException
 from rclpy.parameter import Parameter as RosParameter
 
-from pose_classifier_ros.parameters import Parameter, ParameterSchema, params_files_from_args
+from pose_classifier_ros.parameters import Parameter, ParameterSchema, params_files_from_args, unapplied_sections
 from pose_classifier_ros.stream.node_config import NodeConfig, config_from_values, node_schema
 
 
@@ -51,12 +51,15 @@ def declare_parameters(node, schema: ParameterSchema | None = None) -> None:
             node.set_parameters([RosParameter(p.name, RosParameter.Type.STRING_ARRAY, list(p.default))])
 
 
-def check_params_files(schema: ParameterSchema, argv: list[str] | None = None) -> None:
+def check_params_files(schema: ParameterSchema, argv: list[str] | None = None, node_fqn: str = "") -> list[str]:
     """Check the node's section of every ``--params-file`` on the command line with the offline tools' rules.
 
     rclpy silently ignores YAML keys that match no declared parameter; a misspelt key would then do
     nothing. Raises ParameterError naming the key and the file, exactly as replay does for that file.
+    Returns warnings (for the node's logger) for files whose sections name this node but that ROS does not
+    apply to `node_fqn` (e.g. "pose_classifier:" for /drone1/pose_classifier: root namespace only).
     """
+    warnings = []
     for path in params_files_from_args(sys.argv if argv is None else argv):
         if Path(path).is_file():
             try:
@@ -64,6 +67,14 @@ def check_params_files(schema: ParameterSchema, argv: list[str] | None = None) -
             except ValueError as exc:
                 if "has no '" not in str(exc):  # a file holding only other nodes' sections is fine
                     raise
+            keys = unapplied_sections(path, schema.node_name, node_fqn) if node_fqn else []
+            if keys:
+                warnings.append(
+                    f"parameters file {path}: section {', '.join(repr(k) for k in keys)} does not apply to "
+                    f"{node_fqn} (ROS reads a name without wildcards as a root-namespace node), so none of its "
+                    f"values are set; name the section '/**/{schema.node_name}' (any namespace) or '{node_fqn}'"
+                )
+    return warnings
 
 
 def parameter_values(node, schema: ParameterSchema) -> dict:
@@ -74,7 +85,8 @@ def parameter_values(node, schema: ParameterSchema) -> dict:
 def read_config(node) -> NodeConfig:
     """The classifier node's NodeConfig from its declared parameters; ParameterError on invalid values."""
     schema = node_schema()
-    check_params_files(schema)
+    for warning in check_params_files(schema, node_fqn=node.get_fully_qualified_name()):
+        node.get_logger().warning(warning)
     return config_from_values(parameter_values(node, schema), source=f"parameters of {node.get_fully_qualified_name()}")
 
 

@@ -41,7 +41,9 @@ class SideProfilePolicyNode(Node):
         super().__init__(NODE_NAME, **kwargs)
         self._schema = schema = policy_schema()
         declare_parameters(self, schema)
-        check_params_files(schema)  # a misspelt key in the YAML fails here as in the offline tools
+        # A misspelt key in the YAML fails here as in the offline tools; a section ROS does not apply is named.
+        for warning in check_params_files(schema, node_fqn=self.get_fully_qualified_name()):
+            self.get_logger().warning(warning)
         # Read once; later changes go through _on_set_parameters, which validates them as a whole.
         self._values = parameter_values(self, schema)
         config = schema.build(self._values, source=f"parameters of {self.get_fully_qualified_name()}")

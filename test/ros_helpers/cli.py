@@ -30,6 +30,22 @@ def lifecycle(env: dict, node: str, verb: str, *args: str, timeout: float = 60) 
             return text
 
 
+def param_get(env: dict, node: str, name: str, timeout: float = 60) -> str:
+    """Output of `ros2 param get --no-daemon NODE NAME`, retried while the CLI has not discovered the node."""
+    deadline = time.monotonic() + timeout
+    while True:
+        out = subprocess.run(
+            [ROS2, "param", "get", "--no-daemon", "--spin-time", "2", node, name],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        text = out.stdout + out.stderr
+        if "Node not found" not in text or time.monotonic() > deadline:
+            return text
+
+
 def wait_state(env: dict, node: str, state: str, timeout: float = 60) -> None:
     """Poll `ros2 lifecycle get NODE` until it reports `state` (e.g. "unconfigured"); fail after `timeout` s."""
     wait_for(
