@@ -10,9 +10,9 @@ from conftest import REPO, VENV
 from rclpy.qos import QoSPolicyKind, ReliabilityPolicy
 
 from pose_classifier_ros.ros.params import descriptor, resolve_path
-from pose_classifier_ros.ros.pose_classifier_node import FrameQueue
 from pose_classifier_ros.ros.qos import IncompatibleQosReporter, image_qos
 from pose_classifier_ros.stream.node_config import config_from_values, node_parameters
+from pose_classifier_ros.stream.threads import FrameQueue
 
 VALID = {"model.checkpoint": "/models/m.pt"}
 

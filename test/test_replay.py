@@ -22,7 +22,8 @@ from pose_classifier_ros.bags.replay_report import build_report
 from pose_classifier_ros.labels import INDEX, VIEWPOINTS
 from pose_classifier_ros.parameters import ParameterError
 from pose_classifier_ros.stream.node_config import load_node_config
-from pose_classifier_ros.stream.pipeline import ViewpointPipeline
+from pose_classifier_ros.stream.pipeline import TrackPipeline
+from pose_classifier_ros.stream.scheduler import ScheduleConfig
 from pose_classifier_ros.stream.voting import VotingConfig
 
 START = 1_700_000_000_000_000_000
@@ -126,7 +127,9 @@ def write_gt_csv(path, by="stamp_ns", frames=None):
 
 
 def _pipeline():
-    return ViewpointPipeline(ColourClassifier(), voting=VotingConfig(window=7, min_votes=3))
+    return TrackPipeline(
+        ColourClassifier(), voting=VotingConfig(window=7, min_votes=3), schedule=ScheduleConfig(mode="every_frame")
+    )
 
 
 @pytest.mark.parametrize("storage,gt_by", [("mcap", "stamp_ns"), ("sqlite3", "frame_index")])

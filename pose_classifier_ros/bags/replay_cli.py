@@ -165,7 +165,7 @@ def _run(args: argparse.Namespace) -> int:
     from pose_classifier_ros.bags.replay_visuals import ReplayVisualsConfig
     from pose_classifier_ros.model.checkpoint import CheckpointError
     from pose_classifier_ros.model.classifier import ViewpointClassifier
-    from pose_classifier_ros.stream.pipeline import ViewpointPipeline
+    from pose_classifier_ros.stream.pipeline_factory import build_pipeline
 
     if not args.checkpoint.is_file():
         raise FileNotFoundError(f"checkpoint {str(args.checkpoint)!r} does not exist")
@@ -181,34 +181,15 @@ def _run(args: argparse.Namespace) -> int:
     except CheckpointError as exc:
         _logger.error("cannot load checkpoint %s: %s", args.checkpoint, exc)
         return 1
-    pipeline = baseline = ViewpointPipeline(
-        classifier,
-        voting=settings.voting,
-        detection_filter=settings.filter,
-        iou_threshold=settings.tracking_iou_threshold,
-    )
+    baseline = None
     if args.schedule == "scheduled":
-        from dataclasses import replace
-
-        from pose_classifier_ros.stream.pipeline import ScheduledPipeline
-
-        schedule = replace(
-            settings.schedule,
-            mode="scheduled",
-            max_crops=args.max_crops if args.max_crops is not None else settings.schedule.max_crops,
-        )
-        pipeline = ScheduledPipeline(
-            classifier,
-            voting=settings.voting,
-            iou_threshold=settings.tracking_iou_threshold,
-            detection_filter=settings.filter,
-            schedule=schedule,
-            crop=settings.crop,
-        )
-        if args.no_baseline:
-            baseline = None
+        pipeline = build_pipeline(settings, classifier, mode="scheduled", max_crops=args.max_crops)
+        if not args.no_baseline:
+            baseline = build_pipeline(settings, classifier, mode="every_frame")
     elif args.crops_per_second is not None or args.max_crops is not None:
         raise ValueError("--crops-per-second and --max-crops need --schedule scheduled")
+    else:
+        pipeline = build_pipeline(settings, classifier, mode="every_frame")
 
     result = replay_bag(
         args.bag,
@@ -223,7 +204,7 @@ def _run(args: argparse.Namespace) -> int:
         storage=args.storage,
         progress=not args.no_progress,
         crops_per_second=args.crops_per_second,
-        baseline=baseline if pipeline is not baseline else None,
+        baseline=baseline,
         visuals=ReplayVisualsConfig(
             annotations_topic=args.annotations_topic,
             summaries_topic=args.summaries_topic,

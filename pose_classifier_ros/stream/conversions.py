@@ -16,7 +16,7 @@ import numpy as np
 
 from pose_classifier_ros.labels import VIEWPOINTS, heading_from_probs
 from pose_classifier_ros.stream.image_codec import UnsupportedEncodingError, decode_compressed, to_rgb_uint8
-from pose_classifier_ros.stream.pipeline import UNKNOWN_LABEL, Detection, FrameResult
+from pose_classifier_ros.stream.pipeline_types import UNKNOWN_LABEL, Detection, FrameResult
 
 _logger = logging.getLogger(__name__)
 _NS = 1_000_000_000
