@@ -29,6 +29,23 @@ def lifecycle(env: dict, node: str, verb: str, *args: str, timeout: float = 60) 
             return text
 
 
+def param(env: dict, node: str, verb: str, *args: str, timeout: float = 60) -> str:
+    """Output of `ros2 param VERB --no-daemon NODE ARGS`, retried (as lifecycle()) until the fresh CLI process
+    has discovered the node."""
+    deadline = time.monotonic() + timeout
+    while True:
+        out = subprocess.run(
+            [ROS2, "param", verb, "--no-daemon", "--spin-time", "2", node, *args, "--timeout", "5"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        text = out.stdout + out.stderr
+        if "Node not found" not in text or time.monotonic() > deadline:
+            return text
+
+
 CLASSIFIER_NODE = [sys.executable, "-m", "pose_classifier_ros.ros.pose_classifier_node"]
 CLASSIFIER_PARAMS = REPO / "config" / "pose_classifier.yaml"
 
