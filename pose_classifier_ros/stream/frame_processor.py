@@ -161,12 +161,11 @@ class FrameProcessor:
             width, height = (frame.shape[1], frame.shape[0]) if frame is not None else self.frame_size(pair)
         except FrameDecodeError as exc:  # a compressed image whose size cannot be known
             return Step(pair, None, None, decode_ms=decode_ms, error=exc)
-        observed, result = pipeline.observe(pair.detections, pair.stamp_ns, width, height)
-        cycle = None
-        if frame is not None:
-            cycle = pipeline.classify(frame, observed, max_crops)
-            result = pipeline.result(observed)
-            result.timings_ms.update(observed.timings_ms)
+        observed = pipeline.associate(pair.detections, pair.stamp_ns, width, height)
+        cycle = pipeline.classify(frame, observed, max_crops) if frame is not None else None
+        result = pipeline.result(observed)
+        result.timings_ms.update(observed.timings_ms)
+        if cycle is not None:
             result.timings_ms.update(cycle.timings_ms)
         return Step(pair, result, self._message(pair, result), frame, cycle, decode_ms, error)
 

@@ -191,6 +191,13 @@ class TrackPipeline:
         width, height: frame size, px. Boxes unusable for a crop are skipped (FrameResult.skipped). Tracks
         unseen for more than voting.track_timeout_s are forgotten before this frame's detections count, so a
         track back after the timeout starts afresh (no old label, no old votes)."""
+        observed = self.associate(detections, stamp_ns, width, height)
+        result = self.result(observed)
+        result.timings_ms.update(observed.timings_ms, total=observed.timings_ms["observe"])
+        return observed, result
+
+    def associate(self, detections: list[Detection], stamp_ns: int, width: int, height: int) -> ObservedFrame:
+        """observe() without building the frame's results (step() builds them after classifying)."""
         from pose_classifier_ros.model.preprocess import expand_and_clamp_boxes
 
         start = time.perf_counter()
@@ -228,12 +235,10 @@ class TrackPipeline:
                 truncated=truncated,
                 filtered=filtered,
             )
-            result = self._result(observed)
         if reset is not None:
             self.on_clock_reset(reset)
         observed.timings_ms["observe"] = (time.perf_counter() - start) * 1e3
-        result.timings_ms.update(observed.timings_ms, total=observed.timings_ms["observe"])
-        return observed, result
+        return observed
 
     def result(self, observed: ObservedFrame) -> FrameResult:
         """The observed frame's results from the current track state (e.g. again after classify())."""
@@ -282,11 +287,19 @@ class TrackPipeline:
             )
         return out
 
-    def _choose(self, candidates: dict[str, tuple[int, Candidate]], stamp_ns: int, max_crops) -> list[Choice]:
+    def _choose(self, observed: ObservedFrame, max_crops) -> tuple[list[Choice], dict[str, int]]:
+        """(this cycle's choices, detection index of each chosen track)."""
         limit = self.crop_limit(max_crops)
-        if limit is None:
-            return [Choice(tid, EVERY_TRACK) for tid in candidates]
-        return self.scheduler.select([c for _, c in candidates.values()], stamp_ns, limit)
+        if limit is None:  # every visible track, in detector order (first detection of each id)
+            index: dict[str, int] = {}
+            for i in np.flatnonzero(observed.valid):
+                tid = observed.track_ids[i]
+                if tid not in index and tid in self.tracks:
+                    index[tid] = int(i)
+            return [Choice(tid, EVERY_TRACK) for tid in index], index
+        candidates = self._candidates(observed)
+        choices = self.scheduler.select([c for _, c in candidates.values()], observed.stamp_ns, limit)
+        return choices, {tid: i for tid, (i, _) in candidates.items()}
 
     def classify(self, frame: np.ndarray, observed: ObservedFrame, max_crops: int | None = None) -> InferenceCycle:
         """Classify, as one batch, the crops this cycle picks on `observed` (its decoded (H, W, 3) uint8 RGB
@@ -298,13 +311,12 @@ class TrackPipeline:
         with self._lock:
             if observed.generation != self.generation:
                 return cycle  # observed before a reset
-            candidates = self._candidates(observed)
-            cycle.choices = self._choose(candidates, observed.stamp_ns, max_crops)
+            cycle.choices, index = self._choose(observed, max_crops)
         cycle.timings_ms["schedule"] = (time.perf_counter() - start) * 1e3
         if not cycle.choices:
             cycle.timings_ms["total"] = cycle.timings_ms["schedule"]
             return cycle
-        idx = [candidates[c.track_id][0] for c in cycle.choices]
+        idx = [index[c.track_id] for c in cycle.choices]
         boxes = np.stack([observed.detections[i].box for i in idx]).astype(np.float32, copy=False)
         probs, valid, timings = _probs_of(self.classifier.predict_frame(frame, boxes), len(idx))
         cycle.timings_ms.update(timings)
@@ -316,8 +328,8 @@ class TrackPipeline:
                     if self.tracks.record(choice.track_id, p if ok else None, observed.stamp_ns, box):
                         vote = self.voter.update(choice.track_id, p, stamp_s, truncated=observed.is_truncated(i))
                         state = self.tracks.get(choice.track_id)
-                        state.voted = bool(getattr(vote, "voted", True))
-                        state.vote = self.voter.get(choice.track_id)  # cached: observe() reads it every frame
+                        state.voted = bool(vote.voted)
+                        state.vote = vote if vote.num_votes > 0 else None  # cached: read on every observed frame
                         cycle.classified += 1
                 self.crops_classified += cycle.classified
         now = time.perf_counter()
@@ -335,7 +347,7 @@ class TrackPipeline:
         start = time.perf_counter()
         _check_frame(frame)
         height, width = frame.shape[:2]
-        observed, _ = self.observe(detections, stamp_ns, width, height)
+        observed = self.associate(detections, stamp_ns, width, height)
         cycle = self.classify(frame, observed, max_crops)
         result = self.result(observed)
         result.timings_ms.update(observed.timings_ms)
