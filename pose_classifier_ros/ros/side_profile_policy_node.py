@@ -82,7 +82,7 @@ class SideProfilePolicyNode(Node):
         self._vigilance: tuple[float, object] | None = None
         self._vigilance_sub = self.create_subscription(Float32, "vigilance", self._vigilance_cb, reliable)
 
-        self._clock = ClockResetDetector()  # newest viewpoint stamp; stream/clock.py's one rule
+        self._stamps = ClockResetDetector()  # newest viewpoint stamp; stream/clock.py's one rule (not _clock: rclpy's)
         self._last_input = self.get_clock().now()
         self._stopped_for_timeout = True  # armed by the first frame: before it, no command was sent to stop
         if self._input_timeout_s > 0:
@@ -139,14 +139,14 @@ class SideProfilePolicyNode(Node):
         except (AttributeError, TypeError, ValueError) as exc:
             self.get_logger().warning(f"skipping malformed ViewpointArray: {exc}", throttle_duration_sec=5.0)
             return
-        if self._clock.update(frame.stamp_ns):
+        if self._stamps.update(frame.stamp_ns):
             # The clock was reset (a bag restarted, sim reset): the old target and history mean nothing now.
             self.get_logger().warning(
-                f"viewpoint stamps went back {self._clock.last_back_s:.3f} s (bag loop or clock reset): "
+                f"viewpoint stamps went back {self._stamps.last_back_s:.3f} s (bag loop or clock reset): "
                 "resetting the policy"
             )
             self._policy.reset()
-        elif frame.stamp_ns < self._clock.newest_ns:  # reordered, within the threshold: the policy is past it
+        elif frame.stamp_ns < self._stamps.newest_ns:  # reordered, within the threshold: the policy is past it
             self.get_logger().debug(f"skipping an out-of-order ViewpointArray ({frame.stamp_ns} ns)")
             return
         previous = self._policy.state
