@@ -17,7 +17,7 @@ import numpy as np
 
 
 def _frame_result(width: int, height: int, animals: int, stamp_ns: int):
-    from pose_classifier_ros.stream.pipeline import FrameResult, ViewpointResult
+    from pose_classifier_ros.stream.pipeline_types import FrameResult, ViewpointResult
     from pose_classifier_ros.stream.voting import SmoothedLabel
 
     rng = np.random.default_rng(0)

@@ -79,11 +79,15 @@ ROOMS: tuple[Room, ...] = (
         "stream/",
         "the frame stream shared by node and replay: `image_codec`, `conversions` (message ↔ core, duck-typed "
         "for rclpy and rosbags; the one home of stamp and box conversion), `pairing`, `clock` (the one "
-        "clock-reset rule), `detection_filter` (class / score), `voting` (votes, trust gating, hysteresis, track "
-        "heading), `scheduler` (which crops an inference cycle classifies; `CropBudget` for replay), "
-        "`track_state`, `pipeline` (every-frame and scheduled), `frame_processor` (pair → decode → pipeline → "
-        "message), `frame_watchdog` (lost-frame detection), `node_config` (the classifier node's parameter "
-        "table and `NodeConfig`)",
+        "clock-reset rule, `ClockResetDetector`, used by pairing, voting, tracking, scheduler, pipeline, best "
+        "views and the policy node), `detection_filter` (class / score), `voting` (votes, trust gating, "
+        "hysteresis, track heading), `scheduler` (which crops an inference cycle classifies; `CropBudget` for "
+        "replay), `track_state`, `pipeline_types` (Detection, ViewpointResult, FrameResult, ...), `pipeline` "
+        "(`TrackPipeline`: observe / classify / step), `pipeline_factory` (`build_pipeline`: the one "
+        "construction from a `NodeConfig`, node and replay), `frame_processor` (pair → decode → pipeline → "
+        "message), `decoded_image` (already-decoded frames as pair images), `threads` (the node's frame queue "
+        "and inference priority), `frame_watchdog` (lost-frame detection), `node_config` (the classifier "
+        "node's parameter table and `NodeConfig`)",
         ("labels", "parameters", "model"),
     ),
     Room(
@@ -113,12 +117,14 @@ ROOMS: tuple[Room, ...] = (
     ),
     Room(
         "bags/",
-        "rosbag tools without rclpy: `bagio` (rosbags type store incl. our msgs), `replay` (`replay_bag`: "
-        "offline replay through the node's processing path, simulated compute budget), `replay_cli` "
-        "(`pose-classifier replay`; the run as a function: `ReplayOptions` → `run_replay` → `ReplaySummary`, "
-        "which `season/` calls per input), `ground_truth` (CSV or bag topic), `replay_report` (metrics.json, "
-        "report.txt, figures), `schedule_report` (label age, published-label accuracy), `replay_visuals` "
-        "(annotation and summary topics, best views), `sample_bag` (writes the synthetic flight as a bag)",
+        "rosbag tools without rclpy: `bagio` (rosbags type store incl. our msgs), `bag_source` (a bag's paired "
+        "frames in order), `replay_runner` (`run_frames`: any source's frames through `FrameProcessor.step` "
+        "into sinks, simulated compute budget; no bag specifics), `replay` (`replay_bag`: source + runner + "
+        "output bag), `replay_cli` (`pose-classifier replay`; the run as a function: `ReplayOptions` → "
+        "`run_replay` → `ReplaySummary`, which `season/` calls per input), `ground_truth` (CSV or bag topic), "
+        "`replay_report` (metrics.json, report.txt, figures), `schedule_report` (label age, published-label "
+        "accuracy), `replay_visuals` (annotation and summary topics, best views), `sample_bag` (writes the "
+        "synthetic flight as a bag)",
         ("labels", "parameters", "metrics", "plotting", "report", "model", "stream", "visualization", "synthetic"),
     ),
     Room(
@@ -159,8 +165,10 @@ ROOMS: tuple[Room, ...] = (
     ),
     Room(
         "ros/",
-        "the only rclpy importers: `pose_classifier_node`, `side_profile_policy_node`, `bag_player`, `params` "
-        "(declares schema entries with descriptors, checks `--params-file`), `qos`, `failure_log`",
+        "the only rclpy importers: `pose_classifier_node` (lifecycle, ROS wiring) with `node_processing` (its "
+        "data path by thread), `node_outputs`, `node_setup`, `node_diagnostics`; `side_profile_policy_node`, "
+        "`bag_player`, `params` (declares schema entries with descriptors, checks `--params-file`), `qos`, "
+        "`failure_log`",
         (EVERYTHING,),
     ),
 )

@@ -8,7 +8,7 @@ import pytest
 
 from pose_classifier_ros.bags.bagio import make_typestore
 from pose_classifier_ros.labels import INDEX, VIEWPOINTS
-from pose_classifier_ros.stream.pipeline import FrameResult, ViewpointResult
+from pose_classifier_ros.stream.pipeline_types import FrameResult, ViewpointResult
 from pose_classifier_ros.stream.voting import SmoothedLabel
 from pose_classifier_ros.visualization import stroke_font
 from pose_classifier_ros.visualization.annotations import (

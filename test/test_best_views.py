@@ -11,7 +11,7 @@ from PIL import Image
 
 from pose_classifier_ros.bags.bagio import make_typestore
 from pose_classifier_ros.labels import VIEWPOINTS
-from pose_classifier_ros.stream.pipeline import FrameResult
+from pose_classifier_ros.stream.pipeline_types import FrameResult
 from pose_classifier_ros.visualization.annotations import annotation_types
 from pose_classifier_ros.visualization.best_views import (
     BestViewConfig,
@@ -150,15 +150,21 @@ def test_frame_visuals_summaries_and_saved_crops(tmp_path):
     )
     box = (100, 100, 300, 250)
     frame = striped_frame(box)
-    assert visuals.finished_tracks(frame, FrameResult(0, W, H, [result(0, "a", box, L)]), "cam") == []
-    (msg,) = visuals.finished_tracks(frame, FrameResult(10**9, W, H, [result(10**9, "b", box, R)]), "cam")
+
+    def published_and_classified(result):  # the node: observe every published frame, consider its labels
+        expired = visuals.observe(result, "cam")
+        visuals.consider(frame, result)
+        return expired
+
+    assert published_and_classified(FrameResult(0, W, H, [result(0, "a", box, L)])) == []
+    (msg,) = published_and_classified(FrameResult(10**9, W, H, [result(10**9, "b", box, R)]))
     assert msg.track_id == "a" and msg.header.frame_id == "cam" and msg.best_left_score > 0
     assert (tmp_path / "live" / "a" / "left.jpg").exists() and visuals.debug_images_encoded == 0
     assert [m.track_id for m in visuals.flush()] == ["b"]
     jpeg = visuals.debug_jpeg(visuals.debug_rgb(frame, FrameResult(0, W, H, [result(0, "a", box, L)])))
     assert jpeg[:2] == b"\xff\xd8" and visuals.debug_images_encoded == 1
     off = FrameVisuals(VisualsConfig(track_summaries=False), annotation_types(make_typestore()))
-    assert off.tracker is None and off.finished_tracks(frame, FrameResult(0, W, H, [])) == []
+    assert off.tracker is None and off.observe(FrameResult(0, W, H, [])) == []
 
 
 def test_scheduled_flow_counts_published_frames_and_takes_views_from_inference():

@@ -172,6 +172,14 @@ def test_corrupt_truncated_and_foreign_files(tmp_path):
     assert "corrupt or truncated" in _error(tmp_path / "truncated.pth")
     (tmp_path / "notes.pth").write_text("these are not weights")
     assert "not a PyTorch checkpoint" in _error(tmp_path / "notes.pth")
+    # Overwritten with other bytes (found by fault injection): say what the file is not and what to do, never
+    # PyTorch's advice on weights_only (about trusted pickles), cut mid-sentence.
+    (tmp_path / "overwritten.pth").write_bytes(np.random.default_rng(0).integers(0, 256, 5000, np.uint8).tobytes())
+    text = _error(tmp_path / "overwritten.pth")
+    assert "not a PyTorch checkpoint: neither the zip archive torch.save writes nor a legacy pickle" in text
+    assert "weights_only" not in text and text.endswith("copy it again if it was being written or transferred")
+    (tmp_path / "empty.pth").write_bytes(b"")
+    assert "the file is empty (0 bytes)" in _error(tmp_path / "empty.pth")
     torch.save([1, 2, 3], tmp_path / "list.pth")
     assert "holds a list" in _error(tmp_path / "list.pth")
     torch.save({"epoch": 3, "note": "no tensors"}, tmp_path / "meta.pth")

@@ -15,7 +15,7 @@ from pose_classifier_ros.stream.conversions import (
     stamp_to_ns,
 )
 from pose_classifier_ros.stream.image_codec import UnsupportedEncodingError, encode_compressed, encode_rgb
-from pose_classifier_ros.stream.pipeline import FrameResult, ViewpointResult
+from pose_classifier_ros.stream.pipeline_types import FrameResult, ViewpointResult
 from pose_classifier_ros.stream.voting import SmoothedLabel
 
 rclpy_serialization = pytest.importorskip("rclpy.serialization")

@@ -123,3 +123,34 @@ def test_compressed_transport_message_and_validation():
         FrameWatchdogConfig(timeout_s=0)
     with pytest.raises(ValueError):
         FrameWatchdogConfig(min_image_ratio=2.0)
+
+
+def test_a_camera_restart_blames_the_publisher_not_the_frame_size():
+    """Found by fault injection: after the camera process was killed and restarted, the warning named the
+    dead publisher beside an unnamed one and blamed large frames, although 640x480 frames had been flowing."""
+    clock = FakeClock()
+    dog = FrameWatchdog("/cam/image_raw", FrameWatchdogConfig(timeout_s=3.0), clock=clock)
+    assert run(dog, clock, 10, images_hz=10.0, detections_hz=10.0, publishers=["/camera"], size=(640, 480)) == []
+    restarting = ["/camera", "_NODE_NAMESPACE_UNKNOWN_/_NODE_NAME_UNKNOWN_"]  # the dead one is still listed
+    ((_, event),) = run(dog, clock, 6, detections_hz=10.0, publishers=restarting)
+    text = event.message
+    assert event.kind == "lost" and "last frame received: 640x480 rgb8" in text, text
+    assert "image publisher(s): /camera, 1 unnamed (its node not discovered yet)" in text, text
+    assert "the camera process stopped or restarted" in text and "1 not identified yet" in text, text
+    assert "large raw frames" not in text and "large_images" not in text, text
+    events = run(dog, clock, 5, images_hz=10.0, detections_hz=10.0, publishers=["/camera"], size=(640, 480))
+    assert [e.kind for _, e in events] == ["recovered"]
+
+    # The camera is gone for good: no publisher at all.
+    ((_, event),) = run(dog, clock, 6, detections_hz=10.0, publishers=[])
+    assert "the camera stopped" in event.message and "no publisher any more" in event.message, event.message
+    assert "large raw frames" not in event.message
+
+
+def test_frames_that_flowed_and_stopped_with_the_same_publisher():
+    clock = FakeClock()
+    dog = FrameWatchdog("/img", FrameWatchdogConfig(timeout_s=3.0), clock=clock)
+    run(dog, clock, 5, images_hz=10.0, detections_hz=10.0, publishers=["/cam"], size=(640, 480))
+    ((_, event),) = run(dog, clock, 6, detections_hz=10.0, publishers=["/cam"])
+    assert "the publisher stopped sending" in event.message and "is still there" in event.message
+    assert "size is not the cause" in event.message and "large raw frames" not in event.message

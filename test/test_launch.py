@@ -15,7 +15,7 @@ import pytest
 from helpers.paths import REPO, VENV
 from helpers.waiting import wait_for
 from ros_helpers import HELPERS, scenario
-from ros_helpers.cli import ROS2, lifecycle, param_get
+from ros_helpers.cli import ROS2, lifecycle, param
 from ros_helpers.colour_model import save_colour_checkpoint
 
 LAUNCH = REPO / "launch" / "pose_classifier.launch.py"
@@ -95,7 +95,7 @@ def test_ros2_launch_activates_remaps_and_warns_once_on_zero_stamps(ros_env, pro
     assert state.startswith("active"), state + processes.output(launch)
     # The shipped file's '/**/pose_classifier' section applies in the namespace (a plain 'pose_classifier:'
     # would configure /pose_classifier only, silently).
-    assert "0.5" in param_get(ros_env, "/drone1/pose_classifier", "diagnostics_period_s"), processes.output(launch)
+    assert "0.5" in param(ros_env, "/drone1/pose_classifier", "get", "diagnostics_period_s"), processes.output(launch)
     assert "does not apply" not in processes.output(launch)
 
     player = processes.python(

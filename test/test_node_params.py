@@ -10,9 +10,9 @@ from helpers.paths import REPO, VENV
 from rclpy.qos import QoSPolicyKind, ReliabilityPolicy
 
 from pose_classifier_ros.ros.params import descriptor, resolve_path
-from pose_classifier_ros.ros.pose_classifier_node import FrameQueue
 from pose_classifier_ros.ros.qos import IncompatibleQosReporter, image_qos
 from pose_classifier_ros.stream.node_config import config_from_values, node_parameters
+from pose_classifier_ros.stream.threads import FrameQueue
 
 VALID = {"model.checkpoint": "/models/m.pt"}
 
@@ -29,7 +29,7 @@ def _flatten(tree: dict, prefix: str = "") -> dict:
 
 def test_yaml_lists_every_parameter_with_its_default_and_type():
     values = _flatten(
-        yaml.safe_load((REPO / "config" / "pose_classifier.yaml").read_text())["pose_classifier"]["ros__parameters"]
+        yaml.safe_load((REPO / "config" / "pose_classifier.yaml").read_text())["/**/pose_classifier"]["ros__parameters"]
     )
     table = {p.name: p for p in node_parameters()}
     assert set(values) == set(table)

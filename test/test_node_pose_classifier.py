@@ -117,7 +117,7 @@ def test_end_to_end_stream(ros_env, processes, tmp_path, colour_checkpoint):
     assert int(values["dropped_undecodable"]) == 1 and int(values["dropped_detections_unmatched"]) >= 1
     assert int(values["dropped_image_unmatched"]) >= 1  # frame 10 had no detections message
     assert float(values["latency_ms.p95"]) >= float(values["latency_ms.median"]) > 0
-    assert "stage_ms.backbone" in values and int(values["tracks"]) >= 3
+    assert "stage_ms.inference.backbone" in values and int(values["tracks"]) >= 3
 
     # Logged once each, with what to do about it.
     assert len(re.findall(r"/e2e/image: cannot decode image \(encoding 'weird16'\)", log)) == 1, log

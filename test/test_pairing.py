@@ -163,11 +163,17 @@ def test_offsets_bounded():
     assert pairer.pending()[0] <= 5 and pairer.pending()[1] <= 5
 
 
-def test_clock_reset_flushes_buffers():
-    pairer = StampPairer()
+def test_clock_reset_flushes_buffers_and_is_reported_once():
+    events = []
+    pairer = StampPairer(on_clock_reset=events.append)
     pairer.add_image(T0 + 60_000 * MS, "late")  # end of the bag, never paired
     pairer.add_detections(T0 + 60_100 * MS, "x")
     (pair,) = [*pairer.add_image(T0, "i0"), *pairer.add_detections(T0, "d0")]  # bag loops to its start
     assert (pair.image, pair.detections) == ("i0", "d0")
     assert pairer.stats["clock_resets"] == 1
     assert pairer.pending() == (0, 0)
+    (event,) = events  # the detections side did not count the same reset again
+    assert event.message == (
+        "pairing (image stamps): stamps went back 60.000 s (bag loop or clock reset): "
+        "flushed 0 image(s) and 1 detection message(s)"
+    )

@@ -113,7 +113,7 @@ def _write(tmp_path: Path, name: str, code: str) -> str:
 def test_params_file_matches_declared_defaults():
     from pose_classifier_ros.navigation.policy import policy_schema
 
-    values = yaml.safe_load(PARAMS.read_text())["side_profile_policy"]["ros__parameters"]
+    values = yaml.safe_load(PARAMS.read_text())["/**/side_profile_policy"]["ros__parameters"]
 
     def lookup(dotted):
         node = values
@@ -431,3 +431,55 @@ def test_vigilance_input_makes_the_node_retreat(ros_env, processes, tmp_path):
     assert all(c == pytest.approx([0.0, -1.0, 0.0]) for c in rec["cmd_vel"][:15])
     assert rec["captures"] == [] and "-> RETREAT" in log
     assert processes.stop(node) == 0, log
+
+
+# Plays viewpoints whose stamps are reordered once (0.05 s back) and then jump back 60 s (a bag loop).
+JUMPING_PUBLISHER = textwrap.dedent("""
+    import sys, time
+    import rclpy
+    from pose_classifier_ros.msg import Viewpoint, ViewpointArray
+
+    stamps = [100.0, 100.1, 100.2, 100.15, 40.0, 40.1]
+    rclpy.init()
+    node = rclpy.create_node("viewpoint_player")
+    pub = node.create_publisher(ViewpointArray, sys.argv[1], 10)
+    while pub.get_subscription_count() < 1:
+        rclpy.spin_once(node, timeout_sec=0.05)
+    time.sleep(0.5)
+    for t in stamps:
+        msg = ViewpointArray(image_width=1000, image_height=500)
+        msg.header.stamp.sec, msg.header.stamp.nanosec = int(t), round((t - int(t)) * 1e9)
+        vp = Viewpoint(track_id="elk-1", detection_score=0.9, smoothed_label_name="front-left", is_stable=True,
+                       num_votes=5)
+        vp.bbox.center.position.x, vp.bbox.center.position.y = 500.0, 250.0
+        vp.bbox.size_x = vp.bbox.size_y = 20.0
+        msg.viewpoints = [vp]
+        pub.publish(msg)
+        time.sleep(0.05)
+    time.sleep(1.0)
+    node.destroy_node()
+    rclpy.shutdown()
+""")
+
+
+@pytest.mark.ros
+def test_clock_reset_resets_the_policy_and_a_reordered_message_is_skipped(ros_env, processes, tmp_path):
+    ns = "/jumps"
+    node = processes.start(
+        [*NODE_CMD, "--ros-args", "-r", f"__ns:={ns}", "--params-file", str(PARAMS)], ros_env, "node"
+    )
+    record = tmp_path / "record.json"
+    recorder = processes.python(
+        [_write(tmp_path, "recorder.py", RECORDER), str(record), ns, "5", "--no-capture"], ros_env, "recorder"
+    )
+    wait_for(lambda: (tmp_path / "record.json.ready").exists() or recorder.poll() is not None, 60, message="recorder")
+    player = processes.python([_write(tmp_path, "player.py", JUMPING_PUBLISHER), f"{ns}/viewpoints"], ros_env, "player")
+    wait_for(lambda: record.exists() or recorder.poll() not in (None, 0), 60, message="recorded policy outputs")
+    assert player.wait(30) == 0, processes.output(player)
+    log = processes.output(node)
+    # One policy step per message except the reordered one (100.15 after 100.2: the policy is past it).
+    stamps = [s["stamp"] for s in json.loads(record.read_text())["states"]]
+    assert stamps == [[100, 0], [100, 100_000_000], [100, 200_000_000], [40, 0], [40, 100_000_000]], (stamps, log)
+    resets = [line for line in log.splitlines() if "went back" in line]
+    assert len(resets) == 1 and "viewpoint stamps went back 60.200 s (bag loop or clock reset)" in resets[0], log
+    assert processes.stop(node) == 0

@@ -14,7 +14,8 @@ from pose_classifier_ros.bags.bagio import open_reader, open_writer
 from pose_classifier_ros.bags.replay import replay_bag
 from pose_classifier_ros.labels import INDEX
 from pose_classifier_ros.stream.detection_filter import DetectionFilterConfig
-from pose_classifier_ros.stream.pipeline import ViewpointPipeline
+from pose_classifier_ros.stream.pipeline import TrackPipeline
+from pose_classifier_ros.stream.scheduler import ScheduleConfig
 from pose_classifier_ros.stream.voting import VotingConfig
 
 START, PERIOD = 1_700_000_000_000_000_000, 100_000_000
@@ -93,9 +94,10 @@ def _viewpoints(bag):
 def test_replay_filters_by_class_and_score_and_flags_truncated(tmp_path):
     bag, out = tmp_path / "in", tmp_path / "out"
     write_bag(bag)
-    pipeline = ViewpointPipeline(
+    pipeline = TrackPipeline(
         ColourClassifier(),
         voting=VotingConfig(window=5, min_votes=1),
+        schedule=ScheduleConfig(mode="every_frame"),
         detection_filter=DetectionFilterConfig(class_ids=("zebra",), min_score=0.5),
     )
     result = replay_bag(bag, pipeline, out_path=out, progress=False)

@@ -19,7 +19,7 @@ from pose_classifier_ros.bags.replay import replay_bag
 from pose_classifier_ros.bags.replay_cli import add_arguments, schedule_mode
 from pose_classifier_ros.bags.replay_report import build_report, format_replay_report
 from pose_classifier_ros.stream.node_config import NodeConfig, load_node_config
-from pose_classifier_ros.stream.pipeline import ScheduledPipeline, ViewpointPipeline
+from pose_classifier_ros.stream.pipeline import TrackPipeline
 from pose_classifier_ros.stream.scheduler import ScheduleConfig
 from pose_classifier_ros.stream.voting import VotingConfig
 
@@ -28,7 +28,7 @@ VOTING = VotingConfig(window=7, min_votes=3)
 
 def _scheduled(max_crops=2):
     clf = ColourClassifier()
-    return ScheduledPipeline(clf, voting=VOTING, schedule=ScheduleConfig(max_crops=max_crops, max_age_s=1.0)), clf
+    return TrackPipeline(clf, voting=VOTING, schedule=ScheduleConfig(max_crops=max_crops, max_age_s=1.0)), clf
 
 
 def _messages(path):
@@ -55,7 +55,7 @@ def test_simulated_budget_is_deterministic_and_honest(tmp_path):
             ground_truth=gt,
             progress=False,
             crops_per_second=5.0,
-            baseline=ViewpointPipeline(ColourClassifier(), voting=VOTING),
+            baseline=TrackPipeline(ColourClassifier(), voting=VOTING, schedule=ScheduleConfig(mode="every_frame")),
         )
         runs.append((result, _messages(tmp_path / f"out{k}"), clf.calls))
     (first, msgs, calls), (second, msgs2, _) = runs
@@ -92,7 +92,11 @@ def test_without_budget_every_cycle_gets_max_crops(tmp_path):
     result = replay_bag(bag, pipe, progress=False)
     assert result.schedule["crops_classified"] == 20 and all(r.fresh for r in result.records)
     # Every crop classified on its own frame: the per-frame labels are exactly every_frame's.
-    base = replay_bag(bag, ViewpointPipeline(ColourClassifier(), voting=VOTING), progress=False)
+    base = replay_bag(
+        bag,
+        TrackPipeline(ColourClassifier(), voting=VOTING, schedule=ScheduleConfig(mode="every_frame")),
+        progress=False,
+    )
     assert [(r.track_id, r.label) for r in result.records] == [(r.track_id, r.label) for r in base.records]
 
 

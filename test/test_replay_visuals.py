@@ -9,7 +9,7 @@ from helpers.mcap_messages import read_mcap
 
 from pose_classifier_ros.bags.bagio import make_typestore, open_writer
 from pose_classifier_ros.bags.replay_visuals import ReplayVisuals, ReplayVisualsConfig
-from pose_classifier_ros.stream.pipeline import FrameResult
+from pose_classifier_ros.stream.pipeline_types import FrameResult
 from pose_classifier_ros.visualization.annotations import build_overlay
 
 T0 = 1_700_000_000 * 10**9
@@ -26,9 +26,9 @@ def test_annotations_and_summaries_in_the_bag(tmp_path):
             header = t.Header(stamp=t.Time(sec=stamp // 10**9, nanosec=stamp % 10**9), frame_id="cam")
             frame_results = [result(stamp, "1", box, L)] if i < 2 else []  # track 1 leaves after frame 1
             results.append(FrameResult(stamp, W, H, frame_results))
-            visuals.on_frame(stamp + 1000, striped_frame(box), results[-1], header)
+            visuals.add_frame(stamp + 1000, striped_frame(box), results[-1], header)
         stamp = T0 + 10 * PERIOD  # 0.9 s later: track 1 expires
-        visuals.on_frame(
+        visuals.add_frame(
             stamp,
             striped_frame(box),
             FrameResult(stamp, W, H, [result(stamp, "2", box, L)]),
@@ -53,7 +53,7 @@ def test_annotations_and_summaries_in_the_bag(tmp_path):
 
 def test_without_a_writer_only_best_views_are_tracked():
     visuals = ReplayVisuals(ReplayVisualsConfig(), make_typestore())
-    visuals.on_frame(
+    visuals.add_frame(
         T0, striped_frame((100, 100, 300, 250)), FrameResult(T0, W, H, [result(T0, "1", (100, 100, 300, 250), L)]), None
     )
     (s,) = visuals.finish(T0)

@@ -14,7 +14,8 @@ import pytest
 
 from pose_classifier_ros.labels import INDEX
 from pose_classifier_ros.stream.conversions import UNKNOWN_LABEL, frame_result_to_msg, message_types, stamp_to_ns
-from pose_classifier_ros.stream.pipeline import Detection, ScheduledPipeline
+from pose_classifier_ros.stream.pipeline import TrackPipeline
+from pose_classifier_ros.stream.pipeline_types import Detection
 from pose_classifier_ros.stream.scheduler import Candidate, CropBudget, CropScheduler, ScheduleConfig
 from pose_classifier_ros.stream.voting import VotingConfig
 
@@ -122,7 +123,7 @@ def test_crop_budget_carries_unused_budget_forward_up_to_a_cap():
     assert budget.take(100 * NS) == 3  # unused crops carry forward
 
 
-# -- ScheduledPipeline ----------------------------------------------------------------------------------
+# -- TrackPipeline, scheduled ----------------------------------------------------------------------------------
 def run_stream(pipe, frames, crops_per_frame=None, classify=True):
     """frames: list of (stamp_ns, {box: label}) with detector ids "t<k>" in box order; returns the results."""
     out = []
@@ -137,7 +138,7 @@ def run_stream(pipe, frames, crops_per_frame=None, classify=True):
 
 def test_unknown_before_first_classification_and_honest_message():
     clf = FakeClassifier()
-    pipe = ScheduledPipeline(clf, VotingConfig(window=5, min_votes=2), schedule=ScheduleConfig(max_crops=1))
+    pipe = TrackPipeline(clf, VotingConfig(window=5, min_votes=2), schedule=ScheduleConfig(max_crops=1))
     labels = dict(zip(boxes_row(2), (LEFT, BACK)))
     dets = [Detection(box, 0.9, f"t{k}") for k, box in enumerate(labels)]
     observed, result = pipe.observe(dets, 5 * NS, W, H)
@@ -182,7 +183,7 @@ def test_unknown_before_first_classification_and_honest_message():
 
 def test_votes_count_only_fresh_classifications():
     clf = FakeClassifier()
-    pipe = ScheduledPipeline(clf, VotingConfig(window=7, min_votes=3), schedule=ScheduleConfig(max_crops=1))
+    pipe = TrackPipeline(clf, VotingConfig(window=7, min_votes=3), schedule=ScheduleConfig(max_crops=1))
     labels = {boxes_row(1)[0]: LEFT}
     frames = [(NS + k * PERIOD, labels) for k in range(10)]
     # Classify only on frames 0 and 5 (budget 1 then 0): 10 published frames, 2 votes.
@@ -199,7 +200,7 @@ def test_votes_count_only_fresh_classifications():
 
 def test_new_track_first_then_unsettled_then_round_robin():
     clf = FakeClassifier()
-    pipe = ScheduledPipeline(
+    pipe = TrackPipeline(
         clf, VotingConfig(window=5, min_votes=2, switch_votes=1), schedule=ScheduleConfig(max_crops=2, max_age_s=100.0)
     )
     boxes = boxes_row(3)
@@ -218,7 +219,7 @@ def test_new_track_first_then_unsettled_then_round_robin():
 
 def test_box_change_triggers_reclassification():
     clf = FakeClassifier()
-    pipe = ScheduledPipeline(
+    pipe = TrackPipeline(
         clf, VotingConfig(window=3, min_votes=1), schedule=ScheduleConfig(max_crops=1, box_change=0.2, max_age_s=100.0)
     )
     a, b = (10, 20, 50, 60), (200, 20, 240, 60)
@@ -237,7 +238,7 @@ def test_max_age_guarantee_with_flickering_tracks():
     """8 tracks, 2 crops per cycle at 10 Hz, max_age 0.6 s: even with half the tracks always unsettled
     (their per-frame label alternates), no published label gets older than max_age_s."""
     flicker = FakeClassifier()
-    pipe = ScheduledPipeline(
+    pipe = TrackPipeline(
         flicker,
         VotingConfig(window=4, min_votes=2, switch_votes=1),
         schedule=ScheduleConfig(max_crops=2, max_age_s=0.6),
@@ -257,7 +258,7 @@ def test_max_age_guarantee_with_flickering_tracks():
 def test_deterministic_for_the_same_inputs():
     def run():
         clf = FakeClassifier()
-        pipe = ScheduledPipeline(
+        pipe = TrackPipeline(
             clf, VotingConfig(window=5, min_votes=2), schedule=ScheduleConfig(max_crops=3, max_age_s=0.5)
         )
         rng = np.random.default_rng(3)
@@ -281,7 +282,7 @@ def test_deterministic_for_the_same_inputs():
 
 
 def test_expiry_and_clock_reset_forget_tracks():
-    pipe = ScheduledPipeline(FakeClassifier(), VotingConfig(track_timeout_s=1.0), schedule=ScheduleConfig())
+    pipe = TrackPipeline(FakeClassifier(), VotingConfig(track_timeout_s=1.0), schedule=ScheduleConfig())
     a = (10, 20, 50, 60)
     run_stream(pipe, [(10 * NS, {a: LEFT})])
     assert len(pipe) == 1 and pipe.voter.get("t0") is not None
@@ -302,7 +303,7 @@ def test_expiry_and_clock_reset_forget_tracks():
 
 
 def test_unusable_boxes_are_skipped_like_every_frame():
-    pipe = ScheduledPipeline(FakeClassifier(), schedule=ScheduleConfig())
+    pipe = TrackPipeline(FakeClassifier(), schedule=ScheduleConfig())
     dets = [
         Detection((10, 20, 50, 60), 0.9, "ok"),
         Detection((500, 20, 540, 60), 0.9, "outside"),

@@ -282,10 +282,12 @@ def load_classifier(options: ReplayOptions, settings, num_threads: int | None = 
     backend = options.backend or settings.model.backend
     calibration = None
     if backend == "auto":  # the first frames' crops: what auto measures on (and caches its choice for)
-        from pose_classifier_ros.bags.replay import calibration_crops
+        from pose_classifier_ros.bags.replay import bag_calibration_crops
 
         calibration = (
-            calibration_crops(options.bag, options.image_topic, options.detections_topic, settings.sync, settings.crop)
+            bag_calibration_crops(
+                options.bag, options.image_topic, options.detections_topic, settings.sync, settings.crop
+            )
             or None
         )
     return ViewpointClassifier.from_checkpoint(
@@ -314,35 +316,15 @@ def check_bag(options: ReplayOptions, has_csv_ground_truth: bool) -> str | None:
 
 
 def build_pipelines(options: ReplayOptions, settings, classifier, mode: str) -> tuple[Any, Any]:
-    """(pipeline, baseline): the every_frame ViewpointPipeline, or (mode "scheduled") a ScheduledPipeline with an
-    every_frame baseline on the same frames (None with --no-baseline or in every_frame mode)."""
-    from pose_classifier_ros.stream.pipeline import ViewpointPipeline
+    """(pipeline, baseline): the TrackPipeline of `mode` (stream.pipeline_factory, as the node builds it), and
+    in scheduled mode an every_frame baseline on the same frames (None with --no-baseline or in every_frame)."""
+    from pose_classifier_ros.stream.pipeline_factory import build_pipeline
 
-    pipeline = baseline = ViewpointPipeline(
-        classifier,
-        voting=settings.voting,
-        detection_filter=settings.filter,
-        iou_threshold=settings.tracking.iou_threshold,
-    )
-    if mode == "scheduled":
-        from pose_classifier_ros.stream.pipeline import ScheduledPipeline
-
-        schedule = dataclasses.replace(
-            settings.schedule,
-            mode="scheduled",
-            max_crops=options.max_crops if options.max_crops is not None else settings.schedule.max_crops,
-        )
-        pipeline = ScheduledPipeline(
-            classifier,
-            voting=settings.voting,
-            iou_threshold=settings.tracking.iou_threshold,
-            detection_filter=settings.filter,
-            schedule=schedule,
-            crop=settings.crop,
-        )
-        if options.no_baseline:
-            baseline = None
-    return pipeline, (baseline if pipeline is not baseline else None)
+    if mode != "scheduled":
+        return build_pipeline(settings, classifier, mode="every_frame"), None
+    pipeline = build_pipeline(settings, classifier, mode="scheduled", max_crops=options.max_crops)
+    baseline = None if options.no_baseline else build_pipeline(settings, classifier, mode="every_frame")
+    return pipeline, baseline
 
 
 def _summary(options: ReplayOptions, result: ReplayResult, seconds: float, load_seconds: float) -> ReplaySummary:

@@ -1,7 +1,7 @@
 """What a replay adds for looking at a flight: the annotation topic, track summaries and best views.
 
-``ReplayVisuals.on_frame`` is called once per processed frame (after the ViewpointArray is written): it
-writes the frame's ImageMarker (visualization/annotations.py, the node's own overlay) with the image header,
+``ReplayVisuals.on_frame`` is called once per published frame (a replay_runner sink, after the
+ViewpointArray is written): it writes the frame's ImageMarker (visualization/annotations.py, the node's own overlay) with the image header,
 feeds the BestViewTracker and writes a TrackSummary for every track that expired. ``finish`` flushes the
 remaining tracks, so every track of the flight gets exactly one summary and one sightings.csv row.
 """
@@ -58,10 +58,13 @@ class ReplayVisuals:
             if cfg.summaries_topic and self.tracker is not None:
                 writer.add_topic(cfg.summaries_topic, TRACK_SUMMARY_TYPE)
 
-    def on_frame(self, bag_ns: int, frame, result, header, classified=None) -> None:
-        """One published frame: (H, W, 3) uint8 RGB (None if undecodable), its published FrameResult and the
-        image header. classified: the FrameResult after this frame's inference when it differs from the
-        published one (scheduled mode); best views are taken from it."""
+    def on_frame(self, frame, step) -> None:
+        """Sink of replay_runner.run_frames: one published frame (SourceFrame) and its Step."""
+        self.add_frame(frame.time_ns, step.frame, step.result, frame.pair.image.header)
+
+    def add_frame(self, bag_ns: int, frame, result, header) -> None:
+        """One published frame: (H, W, 3) uint8 RGB it was classified on (None if not decoded), its FrameResult
+        and the image header; the annotation is written at bag_ns, best views come from the fresh labels."""
         if self.writer is not None and self.cfg.annotations_topic:
             self.writer.write(
                 self.cfg.annotations_topic, bag_ns, frame_result_to_image_marker(result, header, self.types)
@@ -70,7 +73,7 @@ class ReplayVisuals:
         if self.tracker is not None:
             frame_id = str(getattr(header, "frame_id", ""))
             self._summaries(bag_ns, self.tracker.observe(result, frame_id))  # every published frame counts
-            self.tracker.consider(frame, classified or result)
+            self.tracker.consider(frame, result)
 
     def finish(self, bag_ns: int) -> list[Sighting]:
         """Flush the live tracks (written at `bag_ns`); returns every Sighting of the replay."""

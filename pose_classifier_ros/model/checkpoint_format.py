@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -79,10 +80,7 @@ def torch_load(path: Path) -> Any:
     except Exception:  # not even a readable torch file
         needed = None
     if not needed:
-        raise CheckpointError(
-            f"cannot read checkpoint {path}: not a PyTorch checkpoint, or the file is corrupt or "
-            f"truncated ({type(first_error).__name__}: {first_line(first_error)})"
-        ) from first_error
+        raise CheckpointError(f"cannot read checkpoint {path}: {unreadable_file(path)}") from first_error
     unsafe = [n for n in needed if n not in _SAFE_GLOBAL_NAMES]
     if unsafe:
         raise CheckpointError(
@@ -102,6 +100,37 @@ def torch_load(path: Path) -> Any:
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise CheckpointError(f"cannot read checkpoint {path}: {first_line(exc)}") from exc
+
+
+def unreadable_file(path: Path) -> str:
+    """What a file torch.load cannot read is, from its first bytes, and what to do (never torch's own advice
+    on weights_only, which is about trusted pickles, not damaged files)."""
+    todo = (
+        "use the file `pose-classifier train` or torch.save(model.state_dict(), path) wrote, and copy it again "
+        "if it was being written or transferred"
+    )
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+        size = os.path.getsize(path)
+    except OSError as exc:
+        return f"cannot open it ({exc})"
+    if size == 0:
+        return f"the file is empty (0 bytes), not a PyTorch checkpoint: it is corrupt or truncated; {todo}"
+    if head == b"PK\x03\x04":
+        return (
+            f"a zip archive (the format torch.save writes, {size} bytes) that cannot be read: the file is "
+            f"corrupt or truncated (an interrupted save or copy?); {todo}"
+        )
+    if head[:1] == b"\x80":
+        return (
+            f"a Python pickle ({size} bytes) that is not a readable PyTorch checkpoint: corrupt or truncated, or "
+            f"not written by torch.save; {todo}"
+        )
+    return (
+        f"not a PyTorch checkpoint: neither the zip archive torch.save writes nor a legacy pickle (starts with "
+        f"{head!r}, {size} bytes), so it is some other file or corrupt or truncated; {todo}"
+    )
 
 
 def first_line(exc: BaseException) -> str:

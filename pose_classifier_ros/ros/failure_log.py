@@ -73,4 +73,26 @@ class FailureLog:
         return wrap
 
 
-__all__ = ["FailureLog", "describe"]
+def reported(where: str, *, reraise: bool = True) -> Callable:
+    """Method decorator for a node with a `failures` FailureLog: an exception escaping the method is reported
+    (type, message, traceback; once per cause) before rclpy sees it (rclpy turns it into the error transition,
+    or stops spinning, without saying why). reraise=False (subscription callbacks): reported, counted in
+    failures.repeats, and the node keeps going; one bad message must not stop the stream."""
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def logged(self, *args, **kwargs):
+            try:
+                return fn(self, *args, **kwargs)
+            except Exception as exc:
+                self.failures.report(where, exc)
+                if reraise:
+                    raise
+                return None
+
+        return logged
+
+    return wrap
+
+
+__all__ = ["FailureLog", "describe", "reported"]

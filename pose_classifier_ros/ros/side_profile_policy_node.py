@@ -28,6 +28,7 @@ from pose_classifier_ros.navigation.policy_config import POLICY_NODE_NAME, polic
 from pose_classifier_ros.navigation.policy_msgs import frame_from_msg
 from pose_classifier_ros.navigation.policy_types import PolicyOutput
 from pose_classifier_ros.ros.params import check_params_files, declare_parameters, parameter_values
+from pose_classifier_ros.stream.clock import ClockResetDetector
 
 NODE_NAME = POLICY_NODE_NAME
 # A vigilance value older than this (receipt time) is ignored: the animal's state is then unknown.
@@ -73,7 +74,7 @@ class SideProfilePolicyNode(Node):
         self._vigilance: tuple[float, object] | None = None
         self._vigilance_sub = self.create_subscription(Float32, "vigilance", self._vigilance_cb, reliable)
 
-        self._last_stamp_ns: int | None = None
+        self._stamps = ClockResetDetector()  # newest viewpoint stamp; stream/clock.py's one rule (not _clock: rclpy's)
         self._last_input = self.get_clock().now()
         self._stopped_for_timeout = True  # armed by the first frame: before it, no command was sent to stop
         if self._input_timeout_s > 0:
@@ -130,11 +131,16 @@ class SideProfilePolicyNode(Node):
         except (AttributeError, TypeError, ValueError) as exc:
             self.get_logger().warning(f"skipping malformed ViewpointArray: {exc}", throttle_duration_sec=5.0)
             return
-        if self._last_stamp_ns is not None and frame.stamp_ns < self._last_stamp_ns:
-            # Time went back (a bag restarted, sim reset): the old target and history mean nothing now.
-            self.get_logger().warning("viewpoint stamps went back in time: resetting the policy")
+        if self._stamps.update(frame.stamp_ns):
+            # The clock was reset (a bag restarted, sim reset): the old target and history mean nothing now.
+            self.get_logger().warning(
+                f"viewpoint stamps went back {self._stamps.last_back_s:.3f} s (bag loop or clock reset): "
+                "resetting the policy"
+            )
             self._policy.reset()
-        self._last_stamp_ns = frame.stamp_ns
+        elif frame.stamp_ns < self._stamps.newest_ns:  # reordered, within the threshold: the policy is past it
+            self.get_logger().debug(f"skipping an out-of-order ViewpointArray ({frame.stamp_ns} ns)")
+            return
         previous = self._policy.state
         out = self._policy.step(frame)
         if out.transitioned:

@@ -16,7 +16,7 @@ import numpy as np
 
 from pose_classifier_ros.labels import NUM_CLASSES, UNKNOWN_LABEL, UNKNOWN_NAME, heading_from_probs, label_name
 from pose_classifier_ros.stream.image_codec import UnsupportedEncodingError, decode_compressed, to_rgb_uint8
-from pose_classifier_ros.stream.pipeline import Detection, FrameResult
+from pose_classifier_ros.stream.pipeline_types import Detection, FrameResult
 
 _logger = logging.getLogger(__name__)
 _NS = 1_000_000_000

@@ -1,14 +1,17 @@
-"""The processing paths of a paired frame: decode the image, run the pipeline, build the message.
+"""A paired frame through the track pipeline: decode the image, observe / classify, build the message.
 
 The live node and the offline replay both call these on the ``Pair`` that ``StampPairer`` returns, so
 both publish the same ``ViewpointArray`` for the same inputs. No rclpy: message classes come in through a
 ``types`` namespace (``conversions.message_types``), which works for rclpy and rosbags classes alike.
 
-- every_frame (ViewpointPipeline): ``process(pair)`` decodes, classifies every crop, returns the message.
-- scheduled (ScheduledPipeline): ``publish(pair)`` is the publishing path (track association + message
-  from track state; no decoding for raw images, no model); ``infer(published)`` is the inference path
-  (decode, classify the scheduled crops, update the tracks); ``step(pair, max_crops)`` does both on one
-  frame and then builds its message (replay's simulated compute budget).
+- ``observe(pair)``: track association and the frame's message from track state (no model; no decoding
+  for raw images, whose size the message says). The node's executor thread in scheduled mode.
+- ``classify(observation)``: decode the frame and classify the crops the pipeline picks. The node's
+  inference thread in scheduled mode.
+- ``step(pair, max_crops=None)``: both on one thread, then the frame's message from the updated state.
+  The node's worker thread in every_frame mode, and every frame of a replay.
+
+A pair's image is an Image / CompressedImage message or an already-decoded image (stream/decoded_image.py).
 """
 
 from __future__ import annotations
@@ -20,59 +23,89 @@ from typing import Any
 import numpy as np
 
 from pose_classifier_ros.stream.conversions import frame_result_to_msg, image_from_msg
+from pose_classifier_ros.stream.decoded_image import is_decoded_image
 from pose_classifier_ros.stream.pairing import Pair
-from pose_classifier_ros.stream.pipeline import FrameResult, InferenceCycle, ObservedFrame
+from pose_classifier_ros.stream.pipeline_types import FrameResult, InferenceCycle, ObservedFrame
 
 
 class FrameDecodeError(ValueError):
     """A paired image could not be decoded (unknown encoding, truncated data); the frame is skipped."""
 
 
-@dataclass
-class ProcessedFrame:
-    """What one paired frame produced. frame: (H, W, 3) uint8 RGB; message: the ViewpointArray to publish,
-    with the image's header; decode_ms: image decoding time, ms."""
-
-    stamp_ns: int
-    frame: np.ndarray
-    result: FrameResult
-    message: Any
-    decode_ms: float
-
-
-def image_encoding(image_msg) -> str:
-    """The encoding (Image) or format (CompressedImage) of an image message, for error messages."""
-    return str(getattr(image_msg, "encoding", None) or getattr(image_msg, "format", "?"))
+def image_encoding(image) -> str:
+    """The encoding (Image) or format (CompressedImage) of a pair's image, for error messages."""
+    return str(getattr(image, "encoding", None) or getattr(image, "format", "?"))
 
 
 @dataclass
-class PublishedFrame:
-    """Output of the publishing path: the pair, what the pipeline observed (hand it to infer()), the results
-    from track state and the ViewpointArray to publish (the image's header)."""
+class Observation:
+    """observe()'s output: the pair, what the pipeline observed (hand it to classify()), the results from
+    track state and the ViewpointArray to publish (the image's header)."""
 
-    stamp_ns: int
     pair: Pair
     observed: ObservedFrame
     result: FrameResult
     message: Any
 
+    @property
+    def stamp_ns(self) -> int:
+        return int(self.pair.stamp_ns)
+
 
 @dataclass
-class InferredFrame:
-    """Output of the inference path: the decoded frame, the cycle (choices, timings) and decode time, ms."""
+class Inference:
+    """classify()'s output: the decoded (H, W, 3) uint8 RGB frame, the cycle (choices, timings), the frame's
+    results after it (best views and the debug image are drawn from them) and the decode time, ms."""
 
-    stamp_ns: int
     frame: np.ndarray
     cycle: InferenceCycle
+    result: FrameResult
     decode_ms: float
 
 
-class FrameProcessor:
-    """pair (image message + list[Detection]) -> decoded frame -> pipeline -> ViewpointArray.
+@dataclass
+class Step:
+    """step()'s output. message: the ViewpointArray to publish, None when nothing is published for the frame
+    (every_frame mode and an undecodable image: a frame's results hold only labels computed on it);
+    result: the frame's results after its classification (None with message); frame: (H, W, 3) uint8 RGB,
+    None when not decoded (no crop to classify, or undecodable); cycle: None when nothing was classified;
+    error: the FrameDecodeError of an undecodable image (scheduled mode still publishes, from track state,
+    as the live node's publishing path does)."""
 
-    pipeline: a ViewpointPipeline (or anything with ``process(frame, detections, stamp_ns)``) for
-    every_frame, or a ScheduledPipeline (``observe`` / ``classify`` / ``result``) for scheduled mode;
-    types: namespace with ViewpointArray, Viewpoint, BoundingBox2D, Pose2D, Point2D, Time.
+    pair: Pair
+    result: FrameResult | None
+    message: Any
+    frame: np.ndarray | None = None
+    cycle: InferenceCycle | None = None
+    decode_ms: float = 0.0
+    error: FrameDecodeError | None = None
+
+    @property
+    def stamp_ns(self) -> int:
+        return int(self.pair.stamp_ns)
+
+
+def decode_image(pair: Pair) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of a pair's image: a ROS Image / CompressedImage message, or an already-decoded
+    image (anything with ``rgb()``, e.g. a video frame); FrameDecodeError when it cannot be decoded."""
+    image = pair.image
+    try:
+        frame = image.rgb() if is_decoded_image(image) else image_from_msg(image)
+        if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+            desc = f"{frame.shape} {frame.dtype}" if isinstance(frame, np.ndarray) else type(frame).__name__
+            raise ValueError(f"decoded to {desc}, not an (H, W, 3) uint8 RGB array")
+    except Exception as exc:  # UnsupportedEncodingError, bad sizes, corrupt JPEG, loader errors
+        raise FrameDecodeError(
+            f"cannot decode image (encoding {image_encoding(image)!r}) at stamp {pair.stamp_ns} ns: {exc}"
+        ) from exc
+    return frame
+
+
+class FrameProcessor:
+    """pair (image + list[Detection]) -> decoded frame -> TrackPipeline -> ViewpointArray.
+
+    pipeline: a TrackPipeline (stream/pipeline.py); types: namespace with ViewpointArray, Viewpoint,
+    BoundingBox2D, Pose2D, Point2D, Time.
     """
 
     def __init__(self, pipeline, types):
@@ -80,24 +113,16 @@ class FrameProcessor:
         self.types = types
         self._last_size: tuple[int, int] | None = None  # (width, height) of the last decoded frame
 
-    @property
-    def scheduled(self) -> bool:
-        return hasattr(self.pipeline, "observe")
-
     def decode(self, pair: Pair) -> np.ndarray:
         """(H, W, 3) uint8 RGB of the pair's image; FrameDecodeError when it cannot be decoded."""
-        try:
-            frame = image_from_msg(pair.image)
-        except Exception as exc:  # UnsupportedEncodingError, bad sizes, corrupt JPEG
-            raise FrameDecodeError(
-                f"cannot decode image (encoding {image_encoding(pair.image)!r}) at stamp {pair.stamp_ns} ns: {exc}"
-            ) from exc
+        frame = decode_image(pair)
         self._last_size = (int(frame.shape[1]), int(frame.shape[0]))
         return frame
 
     def frame_size(self, pair: Pair) -> tuple[int, int]:
-        """(width, height) of the pair's image without decoding it where possible: a raw Image says it; a
-        CompressedImage is assumed to have the size of the last decoded frame (decoded once otherwise)."""
+        """(width, height) of the pair's image without decoding it where possible: a raw Image or a decoded
+        image says it; a CompressedImage is assumed to have the size of the last decoded frame (decoded once
+        otherwise)."""
         width, height = int(getattr(pair.image, "width", 0) or 0), int(getattr(pair.image, "height", 0) or 0)
         if width > 0 and height > 0:
             return width, height
@@ -105,59 +130,51 @@ class FrameProcessor:
             self.decode(pair)
         return self._last_size
 
-    def process(self, pair: Pair) -> ProcessedFrame:
-        """every_frame: run one paired frame through the pipeline; pair.detections is a list of Detection."""
-        t0 = time.perf_counter()
-        frame = self.decode(pair)
-        decode_ms = (time.perf_counter() - t0) * 1e3
-        result = self.pipeline.process(frame, pair.detections, pair.stamp_ns)
-        message = frame_result_to_msg(result, pair.image.header, self.types)
-        return ProcessedFrame(
-            stamp_ns=int(pair.stamp_ns), frame=frame, result=result, message=message, decode_ms=decode_ms
-        )
+    def _message(self, pair: Pair, result: FrameResult):
+        return frame_result_to_msg(result, pair.image.header, self.types)
 
-    def publish(self, pair: Pair) -> PublishedFrame:
-        """scheduled, publishing path: associate the detections with tracks, message from track state."""
-        width, height = self.frame_size(pair)
+    def observe(self, pair: Pair, size: tuple[int, int] | None = None) -> Observation:
+        """Track association + the frame's message from track state. size: (width, height) when known."""
+        width, height = size or self.frame_size(pair)
         observed, result = self.pipeline.observe(pair.detections, pair.stamp_ns, width, height)
-        return PublishedFrame(
-            stamp_ns=int(pair.stamp_ns),
-            pair=pair,
-            observed=observed,
-            result=result,
-            message=frame_result_to_msg(result, pair.image.header, self.types),
-        )
+        return Observation(pair, observed, result, self._message(pair, result))
 
-    def infer(self, published: PublishedFrame, max_crops: int | None = None) -> InferredFrame:
-        """scheduled, inference path: decode the frame and classify the crops the scheduler picks."""
+    def classify(self, observation: Observation, max_crops: int | None = None) -> Inference:
+        """Decode the observed frame and classify the crops the pipeline picks (max_crops: this cycle's budget)."""
         t0 = time.perf_counter()
-        frame = self.decode(published.pair)
+        frame = self.decode(observation.pair)
         decode_ms = (time.perf_counter() - t0) * 1e3
-        cycle = self.pipeline.classify(frame, published.observed, max_crops)
-        return InferredFrame(stamp_ns=published.stamp_ns, frame=frame, cycle=cycle, decode_ms=decode_ms)
+        cycle = self.pipeline.classify(frame, observation.observed, max_crops)
+        return Inference(frame, cycle, self.pipeline.result(observation.observed), decode_ms)
 
-    def step(self, pair: Pair, max_crops: int) -> tuple[PublishedFrame, InferredFrame | None, Exception | None]:
-        """scheduled, both paths on one frame in order (replay): observe, classify up to max_crops crops of
-        this frame (0: no decoding), then the frame's message from the updated state. Returns (published,
-        inferred or None, the FrameDecodeError of an undecodable image or None: its message still stands,
-        as live, where the publishing path never decodes a raw image)."""
-        published = self.publish(pair)
-        if max_crops <= 0:
-            return published, None, None
+    def step(self, pair: Pair, max_crops: int | None = None) -> Step:
+        """observe + classify on one frame, in order, then its message from the updated state.
+
+        max_crops: this frame's crop budget (scheduled mode; 0: nothing classified, nothing decoded; None:
+        schedule.max_crops). An undecodable image is reported in Step.error, never raised."""
+        pipeline = self.pipeline
+        limit = pipeline.crop_limit(max_crops)
+        frame, error, decode_ms = None, None, 0.0
+        if limit is None or limit > 0:
+            t0 = time.perf_counter()
+            try:
+                frame = self.decode(pair)
+            except FrameDecodeError as exc:
+                error = exc
+            decode_ms = (time.perf_counter() - t0) * 1e3
+        if error is not None and pipeline.classifies_every_track:
+            return Step(pair, None, None, decode_ms=decode_ms, error=error)
         try:
-            inferred = self.infer(published, max_crops)
-        except FrameDecodeError as exc:
-            return published, None, exc
-        if inferred.cycle.choices:
-            result = self.pipeline.result(published.observed)
-            published = PublishedFrame(
-                published.stamp_ns,
-                pair,
-                published.observed,
-                result,
-                frame_result_to_msg(result, pair.image.header, self.types),
-            )
-        return published, inferred, None
+            width, height = (frame.shape[1], frame.shape[0]) if frame is not None else self.frame_size(pair)
+        except FrameDecodeError as exc:  # a compressed image whose size cannot be known
+            return Step(pair, None, None, decode_ms=decode_ms, error=exc)
+        observed = pipeline.associate(pair.detections, pair.stamp_ns, width, height)
+        cycle = pipeline.classify(frame, observed, max_crops) if frame is not None else None
+        result = pipeline.result(observed)
+        result.timings_ms.update(observed.timings_ms)
+        if cycle is not None:
+            result.timings_ms.update(cycle.timings_ms)
+        return Step(pair, result, self._message(pair, result), frame, cycle, decode_ms, error)
 
 
-__all__ = ["FrameDecodeError", "FrameProcessor", "InferredFrame", "ProcessedFrame", "PublishedFrame", "image_encoding"]
+__all__ = ["FrameDecodeError", "FrameProcessor", "Inference", "Observation", "Step", "decode_image", "image_encoding"]

@@ -3,8 +3,10 @@
 Large raw frames over best-effort DDS are lost without a word (a 1920x1080 rgb8 frame is 6.2 MB, more
 than Fast DDS's default shared-memory segment): the node then pairs nothing and publishes nothing. This
 monitor turns that silence into ONE warning that names the topic, the publishers, the last frame's size,
-the likely cause and the fixes, and ONE message when frames flow again. No ROS imports: the node feeds it
-arrivals and the publisher list; time comes from an injectable monotonic clock (tests use a fake one).
+the likely cause and the fixes, and ONE message when frames flow again. The cause is worded from what was
+seen: frames that never arrived (or only trickle through) point at the transport; frames that flowed and
+then stopped point at the publisher (gone, restarted, or stalled), not at their size. No ROS imports: the
+node feeds it arrivals and the publisher list; time comes from an injectable monotonic clock.
 """
 
 from __future__ import annotations
@@ -60,19 +62,29 @@ class FrameInfo:
         return f"{size} {self.encoding}" if self.encoding else size
 
 
-def lost_frames_message(
-    topic: str, publishers: Sequence[str], last_frame: FrameInfo | None, reason: str, transport: str = "raw"
-) -> str:
-    """The warning text: topic, publishers, last frame, likely cause, fixes."""
-    pubs = ", ".join(publishers) if publishers else "none seen"
-    last = f"last frame received: {last_frame.describe()}" if last_frame else "no frame received yet"
-    text = f"frames lost on {topic}: {reason}; image publisher(s): {pubs}; {last}. "
+UNNAMED_MARK = "_UNKNOWN_"  # rmw's _NODE_NAME_UNKNOWN_ / _NODE_NAMESPACE_UNKNOWN_: node not discovered yet
+
+
+def _named(publishers: Sequence[str]) -> list[str]:
+    return [p for p in publishers if p.strip("/") and UNNAMED_MARK not in p]
+
+
+def describe_publishers(publishers: Sequence[str]) -> str:
+    """ "/camera, 1 unnamed (its node not discovered yet)" or "none seen"."""
+    named = _named(publishers)
+    unnamed = len(publishers) - len(named)
+    parts = named + ([f"{unnamed} unnamed (its node not discovered yet)"] if unnamed else [])
+    return ", ".join(parts) if parts else "none seen"
+
+
+def transport_advice(topic: str, transport: str = "raw") -> str:
+    """Why frames that never arrive (or only trickle in) are lost, and the fixes."""
     if transport == "compressed":
-        return text + (
+        return (
             f"Check that the camera publishes {topic} (image_transport compressed) and that the QoS "
             f"matches (`ros2 topic info -v {topic}`)."
         )
-    return text + (
+    return (
         "Likely cause: large raw frames over best-effort DDS (a 1920x1080 rgb8 frame is 6.2 MB, more than "
         "Fast DDS's default shared-memory segment, so best-effort UDP fragments are dropped). Fixes: launch "
         "with large_images:=true (sets FASTDDS_DEFAULT_PROFILES_FILE to the shipped "
@@ -81,6 +93,49 @@ def lost_frames_message(
         f"(`qos_overrides.{topic}.subscription.reliability: reliable`). "
         f"Compare both sides with `ros2 topic info -v {topic}`."
     )
+
+
+def stopped_advice(topic: str, publishers: Sequence[str], flowing_publishers: Sequence[str], size: str) -> str:
+    """Why frames that had been flowing stopped, from the publishers seen then and now."""
+    named = set(_named(publishers))
+    gone = sorted(set(flowing_publishers) - named)
+    new = sorted(named - set(flowing_publishers))
+    unnamed = len(publishers) - len(named)
+    seen = f"frames ({size}) had been arriving from {', '.join(flowing_publishers) or 'the camera'}"
+    if not publishers:
+        return f"Likely cause: the camera stopped: {seen} and the topic has no publisher any more."
+    if gone or new or unnamed:
+        changes = [f"gone: {', '.join(gone)}"] if gone else []
+        changes += [f"new: {', '.join(new)}"] if new else []
+        changes += [f"{unnamed} not identified yet"] if unnamed else []
+        return (
+            f"Likely cause: the camera process stopped or restarted: {seen}, and the topic's publishers changed "
+            f"since ({'; '.join(changes)}; a dead publisher stays listed until its DDS lease expires). Frames "
+            "of that size got through before, so their size is not the cause; the node picks a restarted "
+            f"camera up by itself once its frames arrive (`ros2 topic hz {topic}`)."
+        )
+    return (
+        f"Likely cause: the publisher stopped sending (paused or stalled): {seen} and it is still there. Frames "
+        f"of that size got through before, so their size is not the cause; check the camera (`ros2 topic hz "
+        f"{topic}`, `ros2 topic info -v {topic}`)."
+    )
+
+
+def lost_frames_message(
+    topic: str,
+    publishers: Sequence[str],
+    last_frame: FrameInfo | None,
+    reason: str,
+    transport: str = "raw",
+    flowing_publishers: Sequence[str] | None = None,
+) -> str:
+    """The warning text: topic, publishers, last frame, likely cause, fixes. flowing_publishers: the named
+    publishers while frames last flowed (None: frames never flowed, or only trickled through)."""
+    last = f"last frame received: {last_frame.describe()}" if last_frame else "no frame received yet"
+    text = f"frames lost on {topic}: {reason}; image publisher(s): {describe_publishers(publishers)}; {last}. "
+    if flowing_publishers is None or last_frame is None:
+        return text + transport_advice(topic, transport)
+    return text + stopped_advice(topic, publishers, flowing_publishers, last_frame.describe())
 
 
 class FrameWatchdog:
@@ -113,6 +168,7 @@ class FrameWatchdog:
         self.lost = False
         self.reason = ""
         self.images_total = 0
+        self._flowing_publishers: list[str] | None = None  # named publishers while frames last flowed
 
     def image_received(self, width: int | None = None, height: int | None = None, encoding: str | None = None) -> None:
         now = self._clock()
@@ -163,13 +219,20 @@ class FrameWatchdog:
         now = self._clock()
         self._trim(now)
         problem = self._problem(now, publishers)
+        if not problem and not self.lost and self._flowing(now):
+            self._flowing_publishers = _named(publishers)
         if problem and not self.lost:
             self.lost, self.reason = True, problem
+            # Frames that flowed and then stopped altogether: the publisher's side; otherwise the transport's.
+            stopped = self._last_image is not None and now - self._last_image > self.cfg.timeout_s
+            flowing = self._flowing_publishers if stopped else None
             return WatchdogEvent(
-                "lost", lost_frames_message(self.topic, publishers, self.last_frame, problem, self.transport)
+                "lost",
+                lost_frames_message(self.topic, publishers, self.last_frame, problem, self.transport, flowing),
             )
         if self.lost and not problem and self._flowing(now):
             self.lost, self.reason = False, ""
+            self._flowing_publishers = _named(publishers)
             return WatchdogEvent(
                 "recovered",
                 f"frames flow again on {self.topic} ({len(self._images)} in the last {self.cfg.window_s:.0f} s)",
@@ -179,4 +242,11 @@ class FrameWatchdog:
         return None
 
 
-__all__ = ["FrameInfo", "FrameWatchdog", "FrameWatchdogConfig", "WatchdogEvent", "lost_frames_message"]
+__all__ = [
+    "FrameInfo",
+    "FrameWatchdog",
+    "FrameWatchdogConfig",
+    "WatchdogEvent",
+    "describe_publishers",
+    "lost_frames_message",
+]

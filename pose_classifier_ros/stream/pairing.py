@@ -9,16 +9,14 @@ and every dropped item is counted by reason in `stats`, so a node can say *why* 
 from __future__ import annotations
 
 import bisect
-import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from pose_classifier_ros.stream.clock import ClockResetDetector
-
-_logger = logging.getLogger(__name__)
+from pose_classifier_ros.stream.clock import ClockReset, ClockResetDetector, log_clock_reset
 
 PAIRING_MODES = ("stamp", "arrival")
 _MIN_UNMATCHED_FOR_DIAGNOSIS = 3
@@ -93,8 +91,10 @@ class StampPairer:
         "clock_resets",
     )
 
-    def __init__(self, cfg: PairingConfig | None = None):
+    def __init__(self, cfg: PairingConfig | None = None, on_clock_reset: Callable[[ClockReset], None] | None = None):
+        """on_clock_reset: called once per clock reset (default: log_clock_reset, Python logging)."""
         self.cfg = cfg or PairingConfig()
+        self.on_clock_reset = on_clock_reset or log_clock_reset
         self.stats: dict[str, int] = {key: 0 for key in self.STAT_KEYS}
         self._images: deque[_Item] = deque()
         self._detections: deque[_Item] = deque()
@@ -186,19 +186,12 @@ class StampPairer:
         if stamp_ns == 0:
             self.stats["zero_stamps"] += 1
         clock = self._clocks[side]
-        back_s = clock.back_by_s(stamp_ns)
         if clock.update(stamp_ns):
-            _logger.info(
-                "%s stamps went back %.3f s (bag loop or clock reset): flushing %d image(s) and "
-                "%d detection message(s)",
-                side,
-                back_s,
-                len(self._images),
-                len(self._detections),
-            )
+            forgot = f"flushed {len(self._images)} image(s) and {len(self._detections)} detection message(s)"
             self.stats["clock_resets"] += 1
             self.reset()
             clock.update(stamp_ns)
+            self.on_clock_reset(ClockReset(f"pairing ({side} stamps)", clock.last_back_s, stamp_ns, forgot))
         return stamp_ns
 
     def _item(self, stamp_ns: int, payload: Any) -> _Item:

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pose_classifier_ros.stream.clock import ClockResetDetector
+
 SCHEDULE_MODES = ("every_frame", "scheduled")
 REASONS = ("new", "overdue", "unsettled", "box_changed", "stalest")
 
@@ -84,11 +86,11 @@ class CropScheduler:
 
     def __init__(self, config: ScheduleConfig | None = None):
         self.config = config or ScheduleConfig()
-        self._last_cycle_ns: int | None = None
+        self._clock = ClockResetDetector()  # newest cycle stamp; a reset drops the interval estimate
         self.cycle_interval_ns = 0
 
     def reset(self) -> None:
-        self._last_cycle_ns = None
+        self._clock.reset()
         self.cycle_interval_ns = 0
 
     def priority(self, c: Candidate, now_ns: int) -> int:
@@ -117,11 +119,11 @@ class CropScheduler:
         now_ns: stamp of the frame the cycle classifies; it also updates the cycle interval estimate.
         """
         now_ns = int(now_ns)
-        if self._last_cycle_ns is not None and now_ns > self._last_cycle_ns:
-            self.cycle_interval_ns = now_ns - self._last_cycle_ns
-        elif self._last_cycle_ns is not None and now_ns < self._last_cycle_ns:
-            self.cycle_interval_ns = 0  # time went back (bag loop): no estimate yet
-        self._last_cycle_ns = now_ns
+        previous = self._clock.newest_ns
+        if self._clock.update(now_ns):
+            self.cycle_interval_ns = 0  # the clock was reset (bag loop): no estimate yet
+        elif previous is not None and now_ns > previous:
+            self.cycle_interval_ns = now_ns - previous  # (an older, reordered frame keeps the estimate)
         budget = self.config.max_crops if max_crops is None else max(0, int(max_crops))
         ranked = sorted(candidates, key=lambda c: self._key(c, now_ns))[:budget]
         return [Choice(c.track_id, REASONS[self.priority(c, now_ns)]) for c in ranked]
@@ -139,16 +141,16 @@ class CropBudget:
         self.rate = float(crops_per_second)
         self.cap = max(float(cap), 1.0)
         self._credit = self.cap
-        self._last_ns: int | None = None
+        self._clock = ClockResetDetector()  # newest frame stamp
 
     def take(self, stamp_ns: int) -> int:
-        """Add the budget of the interval since the previous frame; whole crops available now."""
+        """Add the budget of the interval since the newest frame; whole crops available now."""
         stamp_ns = int(stamp_ns)
-        if self._last_ns is None or stamp_ns < self._last_ns:
-            self._credit = min(self._credit, self.cap)  # first frame (or time went back): no interval
+        previous = self._clock.newest_ns
+        if self._clock.update(stamp_ns) or previous is None or stamp_ns < previous:
+            self._credit = min(self._credit, self.cap)  # first frame, clock reset or reordered frame: no interval
         else:
-            self._credit = min(self._credit + self.rate * (stamp_ns - self._last_ns) * 1e-9, self.cap)
-        self._last_ns = stamp_ns
+            self._credit = min(self._credit + self.rate * (stamp_ns - previous) * 1e-9, self.cap)
         return int(np.floor(self._credit + 1e-6))  # stamps are whole ns: 1/30 s is 33333333 ns
 
     def spend(self, crops: int) -> None:

@@ -1,9 +1,9 @@
-"""Per-track state of the scheduled pipeline: where each track is now and what it was last classified as.
+"""Per-track state of the track pipeline: where each track is now and what it was last classified as.
 
-The publishing path updates boxes every frame (cheap); the inference path stores each fresh
+observe() updates boxes every frame (cheap); classify() stores each fresh
 classification (probabilities, the stamp of the frame it was computed on, the box it saw). Messages
 are built from this state, so a track seen but not classified yet has no label (UNKNOWN), never a
-made-up one. Stamps are int nanoseconds (frame stamps). Not thread-safe: ScheduledPipeline locks it.
+made-up one. Stamps are int nanoseconds (frame stamps). Not thread-safe: TrackPipeline locks it.
 """
 
 from __future__ import annotations
@@ -100,10 +100,15 @@ class TrackTable:
         return state, new
 
     def expire(self, now_ns: int) -> list[str]:
-        """Forget tracks unseen for more than timeout_s before now_ns, and the oldest beyond max_tracks."""
+        """Forget tracks unseen for more than timeout_s before now_ns; returns their ids."""
         removed = [tid for tid, t in self._tracks.items() if int(now_ns) - t.last_seen_ns > self.timeout_ns]
         for tid in removed:
             del self._tracks[tid]
+        return removed
+
+    def evict(self) -> list[str]:
+        """Forget the least recently seen tracks beyond max_tracks; returns their ids."""
+        removed = []
         while len(self._tracks) > self.max_tracks:
             removed.append(self._tracks.popitem(last=False)[0])
         return removed

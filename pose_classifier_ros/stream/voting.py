@@ -12,7 +12,6 @@ mean of the class headings weighted by the summed probabilities of the voted win
 
 from __future__ import annotations
 
-import logging
 from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -20,15 +19,9 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from pose_classifier_ros.labels import heading_from_probs, label_name
-from pose_classifier_ros.stream.clock import CLOCK_RESET_S
-
-_logger = logging.getLogger(__name__)
+from pose_classifier_ros.stream.clock import ClockResetDetector
 
 VOTING_MODES = ("majority", "mean")
-
-# Stamps that go back by more than CLOCK_RESET_S mean the clock was reset (bag loop, sim restart), not
-# that two frames were reordered: start afresh instead of keeping tracks "seen in the future".
-BACKWARD_JUMP_S = CLOCK_RESET_S
 
 
 @dataclass
@@ -153,8 +146,14 @@ class TrackVoter:
     def __init__(self, cfg: VotingConfig | None = None):
         self.cfg = cfg or VotingConfig()
         self._tracks: OrderedDict[str, _Track] = OrderedDict()  # least recently seen first
-        self._latest_s: float | None = None
-        self.resets = 0
+        # Stamps going back past the clock-reset threshold (bag loop, sim restart): start afresh instead of
+        # keeping tracks "seen in the future". Whoever owns the voter (the track pipeline) reports resets.
+        self._clock = ClockResetDetector()
+
+    @property
+    def resets(self) -> int:
+        """Clock resets seen (each forgot every track)."""
+        return self._clock.resets
 
     def __len__(self) -> int:
         return len(self._tracks)
@@ -168,21 +167,13 @@ class TrackVoter:
 
     def reset(self) -> None:
         self._tracks.clear()
-        self._latest_s = None
+        self._clock.reset()
 
     def _check_clock(self, stamp_s: float) -> bool:
-        """Track the newest stamp; reset (and return True) when time jumped back."""
-        if self._latest_s is not None and stamp_s < self._latest_s - BACKWARD_JUMP_S:
-            _logger.info(
-                "time went back %.3f s (bag loop or clock reset): forgetting %d track(s)",
-                self._latest_s - stamp_s,
-                len(self._tracks),
-            )
+        """Track the newest stamp; forget every track (and return True) when the clock was reset."""
+        if self._clock.update_s(stamp_s):
             self._tracks.clear()
-            self._latest_s = stamp_s
-            self.resets += 1
             return True
-        self._latest_s = stamp_s if self._latest_s is None else max(self._latest_s, stamp_s)
         return False
 
     def should_vote(self, probs, truncated: bool = False) -> bool:
@@ -262,9 +253,8 @@ class TrackVoter:
     def expire(self, now_s: float) -> list[str]:
         """Forget tracks not seen for more than track_timeout_s before now_s; returns their ids."""
         now_s = float(now_s)
-        if self._latest_s is not None and now_s < self._latest_s - BACKWARD_JUMP_S:
-            removed = list(self._tracks)
-            self._check_clock(now_s)
+        removed = list(self._tracks)
+        if self._check_clock(now_s):  # the clock was reset: every track is gone
             return removed
         removed = [tid for tid, t in self._tracks.items() if now_s - t.last_seen > self.cfg.track_timeout_s]
         for tid in removed:
@@ -310,7 +300,7 @@ class IouTracker:
         self._boxes: OrderedDict[str, np.ndarray] = OrderedDict()  # least recently seen first
         self._last_seen: dict[str, float] = {}
         self._next_id = 1
-        self._latest_s: float | None = None
+        self._clock = ClockResetDetector()
 
     def __len__(self) -> int:
         return len(self._boxes)
@@ -319,7 +309,7 @@ class IouTracker:
         # Ids keep counting so that a reset never hands an old id (and its votes) to a new animal.
         self._boxes.clear()
         self._last_seen.clear()
-        self._latest_s = None
+        self._clock.reset()
 
     def _new_id(self) -> str:
         tid = f"iou-{self._next_id}"
@@ -330,9 +320,9 @@ class IouTracker:
         """Track ids for (N, 4) xyxy boxes seen at stamp_s (float seconds), in input order."""
         boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
         stamp_s = float(stamp_s)
-        if self._latest_s is not None and stamp_s < self._latest_s - BACKWARD_JUMP_S:
-            self.reset()
-        self._latest_s = stamp_s if self._latest_s is None else max(self._latest_s, stamp_s)
+        if self._clock.update_s(stamp_s):  # clock reset: old boxes mean nothing now
+            self._boxes.clear()
+            self._last_seen.clear()
         for tid in [t for t, seen in self._last_seen.items() if stamp_s - seen > self.timeout_s]:
             del self._boxes[tid], self._last_seen[tid]
 

@@ -64,7 +64,7 @@ def random_tiny_classifier(seed: int = 0, backend: str = "eager"):
 
 def classify_image(classifier, frame: np.ndarray, boxes: list[BoxRow], stamp_ns: int = 0):
     """FrameResult of one image: each valid box with its label; voted = the image's own label (one vote)."""
-    from pose_classifier_ros.stream.pipeline import FrameResult, ViewpointResult
+    from pose_classifier_ros.stream.pipeline_types import FrameResult, ViewpointResult
     from pose_classifier_ros.stream.voting import SmoothedLabel
 
     pred = classifier.predict_frame(frame, np.stack([b.box for b in boxes]))

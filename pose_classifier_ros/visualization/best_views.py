@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from pose_classifier_ros.labels import INDEX, NUM_CLASSES, UNKNOWN_LABEL, VIEWPOINTS
+from pose_classifier_ros.stream.clock import ClockResetDetector
 from pose_classifier_ros.stream.conversions import ns_to_stamp
 
 _logger = logging.getLogger(__name__)
@@ -31,7 +32,6 @@ _logger = logging.getLogger(__name__)
 SLOTS = ("left", "right", "best")
 _SLOT_CLASS = {"left": INDEX["left"], "right": INDEX["right"]}
 _SHARPNESS_SIDE = 128
-BACKWARD_JUMP_S = 0.5  # as voting: stamps going back this far mean a bag loop / clock reset
 
 
 @dataclass
@@ -134,7 +134,7 @@ class BestViewTracker:
     def __init__(self, cfg: BestViewConfig | None = None):
         self.cfg = cfg or BestViewConfig()
         self._live: dict[str, Sighting] = {}  # insertion order = least recently seen first
-        self._latest_ns: int | None = None
+        self._clock = ClockResetDetector()  # stream/clock.py: the one clock-reset rule
 
     def __len__(self) -> int:
         return len(self._live)
@@ -185,10 +185,8 @@ class BestViewTracker:
         return out
 
     def _expire(self, stamp: int) -> list[Sighting]:
-        if self._latest_ns is not None and stamp < self._latest_ns - BACKWARD_JUMP_S * 1e9:
-            self._latest_ns = stamp
-            return self.flush()  # time went back: a new recording, every sighting is over
-        self._latest_ns = stamp if self._latest_ns is None else max(self._latest_ns, stamp)
+        if self._clock.update(stamp):
+            return self.flush()  # the clock was reset: a new recording, every sighting is over
         limit = stamp - int(self.cfg.timeout_s * 1e9)
         gone = [t for t, s in self._live.items() if s.last_stamp_ns < limit]
         return [self._live.pop(t) for t in gone]

@@ -1,6 +1,6 @@
 """The node's visual outputs of a processed frame, ROS-free: annotation marker, debug images, track summaries.
 
-The node's worker calls it after publishing the ViewpointArray; what is built depends on who listens (the
+The node calls it after publishing the ViewpointArray (observe) and after classifying a frame (consider); what is built depends on who listens (the
 node asks its publishers' subscription counts), so nothing is drawn or encoded for nobody. Message classes
 come in through ``stream.annotations.annotation_types`` (rclpy here, rosbags in tests).
 """
@@ -50,7 +50,7 @@ class FrameVisuals:
         )
         self.writer = SightingWriter(cfg.best_views_dir) if cfg.best_views_dir else None
         self.debug_images_encoded = 0
-        self._lock = threading.Lock()  # scheduled mode: publishing thread observes, inference thread considers
+        self._lock = threading.Lock()  # scheduled mode: the executor thread observes, the inference thread considers
 
     def annotation(self, result, header):
         """The frame's ImageMarker (LINE_LIST of boxes and labels), `header` = the image's."""
@@ -64,16 +64,8 @@ class FrameVisuals:
     def debug_jpeg(self, rgb: np.ndarray) -> bytes:
         return encode_compressed(rgb, "jpeg", quality=int(self.cfg.jpeg_quality))
 
-    def finished_tracks(self, frame: np.ndarray, result, frame_id: str = "") -> list:
-        """every_frame: feed one frame; TrackSummary messages of the tracks that expired (crops saved if set)."""
-        if self.tracker is None:
-            return []
-        with self._lock:
-            sightings = self.tracker.update(frame, result, frame_id)
-        return self._summaries(sightings)
-
     def observe(self, result, frame_id: str = "") -> list:
-        """scheduled, publishing path: count a published frame; TrackSummary messages of the expired tracks."""
+        """Count a published frame (the node's publishing path); TrackSummary messages of the expired tracks."""
         if self.tracker is None:
             return []
         with self._lock:
@@ -81,7 +73,8 @@ class FrameVisuals:
         return self._summaries(sightings)
 
     def consider(self, frame: np.ndarray, result) -> None:
-        """scheduled, inference path: best-view candidates from the result after an inference on `frame`."""
+        """Best-view candidates from the result after a classification of `frame` (the node's classifying path;
+        call observe() for the frame first)."""
         if self.tracker is not None:
             with self._lock:
                 self.tracker.consider(frame, result)

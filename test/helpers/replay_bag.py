@@ -12,7 +12,8 @@ from helpers.fake_classifier import ColourClassifier
 
 from pose_classifier_ros.bags.bagio import open_writer
 from pose_classifier_ros.labels import INDEX, VIEWPOINTS
-from pose_classifier_ros.stream.pipeline import ViewpointPipeline
+from pose_classifier_ros.stream.pipeline import TrackPipeline
+from pose_classifier_ros.stream.scheduler import ScheduleConfig
 from pose_classifier_ros.stream.voting import VotingConfig
 
 START = 1_700_000_000_000_000_000
@@ -101,9 +102,11 @@ def write_gt_csv(path, by="stamp_ns", frames=None):
                 w.writerow([START + i * PERIOD if by == "stamp_ns" else "", i, track, VIEWPOINTS[cls]])
 
 
-def colour_pipeline() -> ViewpointPipeline:
+def colour_pipeline() -> TrackPipeline:
     """Every-frame pipeline over ColourClassifier, voting window 7 / 3 votes."""
-    return ViewpointPipeline(ColourClassifier(), voting=VotingConfig(window=7, min_votes=3))
+    return TrackPipeline(
+        ColourClassifier(), voting=VotingConfig(window=7, min_votes=3), schedule=ScheduleConfig(mode="every_frame")
+    )
 
 
 def replay_cli(*args, timeout=300):

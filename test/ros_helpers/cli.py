@@ -30,12 +30,13 @@ def lifecycle(env: dict, node: str, verb: str, *args: str, timeout: float = 60) 
             return text
 
 
-def param_get(env: dict, node: str, name: str, timeout: float = 60) -> str:
-    """Output of `ros2 param get --no-daemon NODE NAME`, retried while the CLI has not discovered the node."""
+def param(env: dict, node: str, verb: str, *args: str, timeout: float = 60) -> str:
+    """Output of `ros2 param VERB --no-daemon NODE ARGS`, retried (as lifecycle()) until the fresh CLI process
+    has discovered the node."""
     deadline = time.monotonic() + timeout
     while True:
         out = subprocess.run(
-            [ROS2, "param", "get", "--no-daemon", "--spin-time", "2", node, name],
+            [ROS2, "param", verb, "--no-daemon", "--spin-time", "2", node, *args, "--timeout", "5"],
             env=env,
             capture_output=True,
             text=True,

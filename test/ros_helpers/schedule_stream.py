@@ -6,6 +6,10 @@ Publishes colour frames (ros_helpers.colour_model: the label is the colour of th
 "elk-1" (left) and "deer-2" (back), plus "fox-3" (front-right) from frame --new-track-at on, and records
 every ViewpointArray with the fields that say how fresh each label is. Writes OUT.json.ready when matched
 and OUT.json when all frames' messages arrived (or after --timeout).
+
+Faults: --outage-at K --outage-s S (no frame for S s of wall and stamp time before frame K: a camera
+outage); --jump-back-at K --jump-back-s J (stamps from frame K on are J s earlier: a bag loop or clock
+reset); --bad-image-at K (an extra image with encoding "fault-injection", no detections, before frame K).
 """
 
 import argparse
@@ -41,6 +45,11 @@ def main() -> int:
     p.add_argument("--period", type=float, default=0.1)
     p.add_argument("--new-track-at", type=int, default=25)
     p.add_argument("--timeout", type=float, default=120.0)
+    p.add_argument("--outage-at", type=int, default=-1)
+    p.add_argument("--outage-s", type=float, default=0.0)
+    p.add_argument("--jump-back-at", type=int, default=-1)
+    p.add_argument("--jump-back-s", type=float, default=0.0)
+    p.add_argument("--bad-image-at", type=int, default=-1)
     args = p.parse_args()
     ns = args.ns.rstrip("/")
     rclpy.init()
@@ -88,9 +97,20 @@ def main() -> int:
     (args.out.parent / (args.out.name + ".ready")).write_text("1")
     time.sleep(0.5)
     start = time.monotonic()
+    offset_ns = 0
     for i in range(args.frames):
         tracks = TRACKS + ([NEW_TRACK] if i >= args.new_track_at else [])
-        stamp_ns = BASE_NS + i * 100_000_000
+        if i == args.outage_at:
+            time.sleep(args.outage_s)
+            start += args.outage_s
+            offset_ns += int(args.outage_s * 1e9)
+        if i == args.jump_back_at:
+            offset_ns -= int(args.jump_back_s * 1e9)
+        stamp_ns = BASE_NS + i * 100_000_000 + offset_ns
+        if i == args.bad_image_at:
+            bad = Image(height=2, width=2, encoding="fault-injection", is_bigendian=0, step=2, data=bytes(4))
+            bad.header.stamp.sec, bad.header.stamp.nanosec = divmod(stamp_ns - 50_000_000, 10**9)
+            image_pub.publish(bad)
         img = Image(height=HEIGHT, width=WIDTH, encoding="rgb8", is_bigendian=0)
         data, img.step = encode_rgb(colour_frame(WIDTH, HEIGHT, [(box, label) for _, box, label in tracks]), "rgb8")
         img.data = bytes(data)

@@ -1,0 +1,165 @@
+"""The offline runner: paired frames from any source through the node's processing path, into sinks.
+
+A source (bags/bag_source.py for rosbags; a video source likewise) yields ``SourceFrame``s in order: a
+``stream.pairing.Pair`` (image message or decoded image + list[Detection]) with its frame index and its
+time in the source. ``run_frames`` calls ``FrameProcessor.step`` once per frame, as the node's every_frame
+worker does (scheduled mode: under a simulated crop budget, CropBudget, in frame-stamp time, so replays
+are deterministic), collects one ``DetectionRecord`` per published detection and hands every published
+frame to the sinks (the output bag's viewpoints topic, the annotation / best-view outputs). Nothing here
+knows where frames come from or where they go.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pose_classifier_ros.labels import VIEWPOINTS, normalize_label
+from pose_classifier_ros.stream.frame_processor import FrameProcessor, Step
+from pose_classifier_ros.stream.pairing import Pair
+from pose_classifier_ros.stream.scheduler import CropBudget
+
+_logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SourceFrame:
+    """One paired frame of an offline source. frame_index: the image's index in the source (bag image
+    message order, video frame number; -1 unknown), the key of frame-indexed ground truth; time_ns: its
+    time in the source (bag receive time, int ns), at which outputs are written."""
+
+    pair: Pair
+    frame_index: int
+    time_ns: int
+
+
+@dataclass
+class DetectionRecord:
+    """One published detection of the replay (what the node would have published)."""
+
+    stamp_ns: int
+    frame_index: int
+    track_id: str
+    label: int | None  # per-frame class index (scheduled: possibly cached); None = UNKNOWN
+    smoothed: int | None  # voted class index; None while the track has no vote
+    true: int | None  # ground-truth class index, if known
+    label_age_s: float | None = 0.0  # frame stamp - stamp of the frame `label` was computed on
+    fresh: bool = True  # `label` was computed on this frame
+
+
+class FrameSink(Protocol):
+    """Receives every published frame of a run (the Step holds its message, results and decoded frame)."""
+
+    def on_frame(self, frame: SourceFrame, step: Step) -> None: ...
+
+
+@dataclass
+class RunResult:
+    """What run_frames produced. stats: frames_processed, frames_skipped (every_frame: undecodable, nothing
+    published), detections_classified / _skipped / _filtered; schedule: scheduled mode's settings and crop
+    counts (None in every_frame mode); baseline_records: of the every_frame baseline, if one ran."""
+
+    records: list[DetectionRecord]
+    stats: dict[str, int]
+    schedule: dict[str, Any] | None = None
+    baseline_records: list[DetectionRecord] = field(default_factory=list)
+    last_time_ns: int = 0
+
+
+def records_of(result, frame_index: int) -> list[DetectionRecord]:
+    """DetectionRecords of one FrameResult."""
+    out = []
+    for r in result.results:
+        known = 0 <= int(r.label) < len(VIEWPOINTS)
+        smoothed = r.smoothed if r.smoothed is not None and int(r.smoothed.num_votes) > 0 else None
+        stamp = r.label_stamp_ns if r.label_stamp_ns is not None else (result.stamp_ns if known else None)
+        out.append(
+            DetectionRecord(
+                result.stamp_ns,
+                frame_index,
+                str(r.track_id),
+                normalize_label(int(r.label)) if known else None,
+                normalize_label(int(smoothed.label)) if smoothed is not None else None,
+                None,
+                label_age_s=(result.stamp_ns - stamp) * 1e-9 if stamp is not None else None,
+                fresh=bool(getattr(r, "fresh", True)) and known,
+            )
+        )
+    return out
+
+
+def schedule_settings(pipeline, crops_per_second: float | None) -> dict[str, Any] | None:
+    """The report's schedule settings and counters of a scheduled pipeline (None in every_frame mode)."""
+    if pipeline.classifies_every_track:
+        return None
+    return dict(
+        mode="scheduled",
+        crops_per_second=crops_per_second,
+        max_crops=pipeline.schedule.max_crops,
+        box_change=pipeline.schedule.box_change,
+        max_age_s=pipeline.schedule.max_age_s,
+        crops_classified=0,
+        inference_cycles=0,
+        undecodable_frames=0,
+    )
+
+
+def run_frames(
+    frames: Iterable[SourceFrame],
+    processor: FrameProcessor,
+    *,
+    crops_per_second: float | None = None,
+    baseline: FrameProcessor | None = None,
+    sinks: Sequence[FrameSink] = (),
+) -> RunResult:
+    """Step every frame through `processor` in order; records, counters, sinks.
+
+    crops_per_second: scheduled mode's simulated budget (crops per second of frame-stamp time, unused budget
+    carried forward up to schedule.max_crops); None: schedule.max_crops crops every frame. baseline: a
+    FrameProcessor of an every_frame pipeline stepped on the same frames, for comparison. Frames whose image
+    cannot be decoded are logged: every_frame publishes nothing for them (frames_skipped), scheduled still
+    publishes from track state (schedule["undecodable_frames"]).
+    """
+    pipeline = processor.pipeline
+    schedule = schedule_settings(pipeline, crops_per_second)
+    budget = (
+        CropBudget(crops_per_second, cap=pipeline.schedule.max_crops)
+        if schedule is not None and crops_per_second is not None
+        else None
+    )
+    out = RunResult([], dict.fromkeys(("frames_processed", "frames_skipped", "detections_classified"), 0), schedule)
+    out.stats.update(detections_skipped=0, detections_filtered=0)
+    for source in frames:
+        out.last_time_ns = source.time_ns
+        if baseline is not None:
+            base = baseline.step(source.pair)
+            if base.result is not None:  # an undecodable frame is counted by the main run
+                out.baseline_records += records_of(base.result, source.frame_index)
+        max_crops = budget.take(source.pair.stamp_ns) if budget is not None else None
+        step = processor.step(source.pair, max_crops)
+        if step.message is None:
+            out.stats["frames_skipped"] += 1
+            _logger.warning("skipping frame: %s", step.error)
+            continue
+        if step.error is not None:
+            schedule["undecodable_frames"] += 1
+            _logger.warning("frame not classified: %s", step.error)
+        if step.cycle is not None and schedule is not None:
+            if budget is not None:
+                budget.spend(len(step.cycle.choices))
+            schedule["crops_classified"] += len(step.cycle.choices)
+            schedule["inference_cycles"] += bool(step.cycle.choices)
+        result = step.result
+        out.stats["frames_processed"] += 1
+        out.stats["detections_classified"] += len(result.results)
+        out.stats["detections_skipped"] += int(result.skipped)
+        out.stats["detections_filtered"] += int(result.filtered)
+        out.records += records_of(result, source.frame_index)
+        for sink in sinks:
+            sink.on_frame(source, step)
+    return out
+
+
+__all__ = ["DetectionRecord", "FrameSink", "RunResult", "SourceFrame", "records_of", "run_frames"]
