@@ -75,13 +75,28 @@ def test_focus_share_is_reserved_first_and_rounded_up():
     assert [(c.track_id, c.reason) for c in got] == [("f0", FOCUS), ("o7", "stalest"), ("o6", "stalest")] + [
         ("o5", "stalest")
     ]
-    assert ScheduleConfig(max_crops=4, focus_share=0.3).focus_crops(4) == 2  # rounded up
-    assert ScheduleConfig(max_crops=8, focus_share=0.01).focus_crops(8) == 1  # at least one
-    assert ScheduleConfig(focus_share=0.0).focus_crops(4) == 0  # off
+    assert ScheduleConfig(max_crops=4, focus_share=0.3).focus_crops() == 2  # rounded up
+    assert ScheduleConfig(max_crops=8, focus_share=0.01).focus_crops() == 1  # at least one
+    assert ScheduleConfig(focus_share=0.0).focus_crops() == 0  # off
     sched = CropScheduler(ScheduleConfig(max_crops=4, focus_share=0.5, max_age_s=100.0))
     assert [c.reason for c in sched.select(old + focused, now)] == [FOCUS, FOCUS, "stalest", "stalest"]
     # Without a focused candidate the whole budget goes to the others, as before.
     assert [c.track_id for c in sched.select(old, now + PERIOD)] == ["o7", "o6", "o5", "o4"]
+
+
+def test_cycles_smaller_than_max_crops_give_the_focus_the_same_share_over_time():
+    """Replay's simulated budget often allows one crop per frame: the focus gets one crop in every 4 (its
+    share of max_crops 4), the first at once, not every crop (which would starve the others)."""
+    now = 10 * NS
+    sched = CropScheduler(ScheduleConfig(max_crops=4, focus_share=0.25, max_age_s=100.0))
+    cands = [Candidate(f"o{k}", 100.0, label_stamp_ns=now - NS) for k in range(5)]
+    cands.append(Candidate("target", 100.0, label_stamp_ns=now - NS, focused=True))
+    reasons = [sched.select(cands, now + k * PERIOD, max_crops=1)[0].reason for k in range(12)]
+    assert reasons == [FOCUS, "stalest", "stalest", "stalest"] * 3
+    two = [c.reason for k in range(4) for c in sched.select(cands, now + (20 + k) * PERIOD, max_crops=2)]
+    assert two.count(FOCUS) == 2  # 8 crops: 2 for the focus
+    full = CropScheduler(ScheduleConfig(max_crops=1, focus_share=0.25))  # max_crops 1: a full cycle is 1 crop
+    assert all(full.select(cands, now + k * PERIOD)[0].reason == FOCUS for k in range(5))
 
 
 def test_new_tracks_go_past_the_budget_up_to_max_new_crops():

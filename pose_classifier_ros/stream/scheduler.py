@@ -6,7 +6,8 @@ frame. Each inference cycle has a budget of ``max_crops`` crops and is filled in
 1. **focus**: up to ``ceil(focus_share * max_crops)`` (at least one) visible *focused* tracks (the navigation
    policy's target, stream/focus.py), every cycle, so the target's label stays fresh whatever the herd
    size. No focused track visible (no policy, an unknown id, a stale focus): the part is empty and the
-   budget goes to the others, exactly as without focus. ``focus_share`` 0 turns focus off.
+   budget goes to the others, exactly as without focus. ``focus_share`` 0 turns focus off. A cycle
+   smaller than max_crops (replay's simulated budget) gets the same share of its crops over time.
 2. **new**: every track never tried before, even past the budget (at most ``max_new_crops`` of them per
    cycle, the rest in the next cycle), so a track gets its first label in the first cycle that sees it.
 3. **the rest of the budget** (``max_crops`` minus parts 1 and 2, if any is left), by priority:
@@ -83,12 +84,12 @@ class ScheduleConfig:
         self.focus_share, self.focus_timeout_s = float(self.focus_share), float(self.focus_timeout_s)
         self.max_new_crops = int(self.max_new_crops)
 
-    def focus_crops(self, budget: int) -> int:
-        """Crops of a cycle with `budget` crops reserved for focused tracks: ceil(focus_share * budget), at
-        least one (0 when focus_share is 0 or the budget is 0)."""
-        if self.focus_share <= 0.0 or budget <= 0:
+    def focus_crops(self) -> int:
+        """Crops of a max_crops cycle reserved for focused tracks: ceil(focus_share * max_crops), at least one
+        (0 when focus_share is 0)."""
+        if self.focus_share <= 0.0:
             return 0
-        return min(int(budget), max(1, int(np.ceil(self.focus_share * budget - 1e-9))))
+        return min(self.max_crops, max(1, int(np.ceil(self.focus_share * self.max_crops - 1e-9))))
 
 
 @dataclass(frozen=True)
@@ -126,10 +127,29 @@ class CropScheduler:
         self.config = config or ScheduleConfig()
         self._clock = ClockResetDetector()  # newest cycle stamp; a reset drops the interval estimate
         self.cycle_interval_ns = 0
+        self._focus_credit = float(self.config.focus_crops())  # focus crops owed to cycles smaller than max_crops
 
     def reset(self) -> None:
         self._clock.reset()
         self.cycle_interval_ns = 0
+        self._focus_credit = float(self.config.focus_crops())
+
+    def _focus_quota(self, budget: int, focused: bool) -> int:
+        """Focus crops of a cycle of `budget` crops. A full cycle (budget >= max_crops, the node's) reserves
+        focus_crops(); a smaller one (replay's simulated budget, often one crop per frame) the same share of
+        its crops, carried from cycle to cycle (so one crop in every max_crops / focus_crops() at the default
+        settings, not every crop), the first at once."""
+        per_cycle = self.config.focus_crops()
+        if not focused or per_cycle == 0:
+            self._focus_credit = float(per_cycle)  # nothing banked while there is no focus
+            return 0
+        if budget >= self.config.max_crops:
+            self._focus_credit = float(per_cycle)
+            return per_cycle
+        self._focus_credit = min(self._focus_credit + per_cycle * budget / self.config.max_crops, float(per_cycle))
+        quota = min(budget, int(np.floor(self._focus_credit + 1e-9)))
+        self._focus_credit -= quota
+        return quota
 
     def priority(self, c: Candidate, now_ns: int) -> int:
         """Index into REASONS of a candidate at now_ns (frame stamp of the cycle)."""
@@ -168,7 +188,8 @@ class CropScheduler:
         if budget == 0:
             return []
         ranked = sorted(candidates, key=lambda c: self._key(c, now_ns))
-        focus = [c for c in ranked if c.focused][: self.config.focus_crops(budget)]
+        focused = [c for c in ranked if c.focused]
+        focus = focused[: self._focus_quota(budget, bool(focused))]
         chosen = {c.track_id for c in focus}
         untried = [c for c in ranked if c.untried and c.track_id not in chosen]
         new = untried[: max(self.config.max_new_crops, budget - len(focus))]
