@@ -3,7 +3,8 @@
     ros2 launch pose_classifier_ros pose_classifier.launch.py checkpoint:=/path/model.pt \
         image_topic:=/camera/image_raw detections_topic:=/detector/detections
 
-The node subscribes `image` (or `image/compressed`) and `detections`, remapped here, and publishes
+The node subscribes `image` (or `image/compressed`), `detections` and, optionally, the navigation policy's
+`policy_state` (its target gets a reserved share of each inference cycle), remapped here, and publishes
 `viewpoints`, `label_info`, `diagnostics` (and `debug_image`) in `namespace`. With autostart:=true
 (default) the node configures and activates itself; with autostart:=false drive it with
 `ros2 lifecycle set /<namespace>/pose_classifier configure|activate`. Arguments left empty keep the
@@ -54,6 +55,7 @@ def _classifier_node(context, *args, **kwargs):
             "use_sim_time",
             "log_level",
             "large_images",
+            "policy_state_topic",
         )
     }
     # Only arguments given on the command line override the params file.
@@ -82,7 +84,11 @@ def _classifier_node(context, *args, **kwargs):
             name="pose_classifier",
             namespace=arg["namespace"],
             parameters=[arg["params_file"], overrides],
-            remappings=[("image", arg["image_topic"]), ("detections", arg["detections_topic"])],
+            remappings=[
+                ("image", arg["image_topic"]),
+                ("detections", arg["detections_topic"]),
+                ("policy_state", arg["policy_state_topic"]),
+            ],
             arguments=["--ros-args", "--log-level", arg["log_level"]],
             output="screen",
             emulate_tty=True,
@@ -130,6 +136,13 @@ def generate_launch_description() -> LaunchDescription:
                 "detections_topic",
                 default_value="detections",
                 description="vision_msgs/Detection2DArray topic remapped onto `detections`.",
+            ),
+            DeclareLaunchArgument(
+                "policy_state_topic",
+                default_value="policy_state",
+                description="pose_classifier_ros/PolicyState topic remapped onto `policy_state`: the navigation "
+                "policy's target gets schedule.focus_share of each inference cycle (optional; without a "
+                "publisher nothing changes). side_profile_navigation.launch.py wires it to the policy node.",
             ),
             DeclareLaunchArgument(
                 "image_transport",

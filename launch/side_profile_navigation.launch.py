@@ -6,7 +6,8 @@
 The classifier comes from pose_classifier.launch.py (its arguments: namespace, params_file, checkpoint,
 device, backend, image_topic, detections_topic, autostart, use_sim_time pass straight through, since an
 included launch file sees this file's launch configurations). The policy node runs in the same namespace
-and reads the classifier's `viewpoints`; start_classifier:=false runs the policy alone, e.g. against
+and reads the classifier's `viewpoints`; the classifier reads the policy's `policy_state` (both remapped to
+policy_state_topic), so the policy's target gets a reserved share of each inference cycle (focus); start_classifier:=false runs the policy alone, e.g. against
 `pose-classifier play` of a bag that already holds viewpoints.
 """
 
@@ -65,7 +66,8 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             "policy_state_topic",
             default_value="policy_state",
-            description="pose_classifier_ros/PolicyState output, one per viewpoint frame.",
+            description="pose_classifier_ros/PolicyState output, one per viewpoint frame; the classifier "
+            "reads the same topic as its focus (the target's label is refreshed every inference cycle).",
         ),
         DeclareLaunchArgument(
             "capture_topic",

@@ -4,6 +4,8 @@
     .venv/bin/python scripts/latency_under_load.py                  # ViT-S, 8 animals, 20 s per mode
     .venv/bin/python scripts/latency_under_load.py --animals 32 --duration 30 --json out.json
     .venv/bin/python scripts/latency_under_load.py --model test-tiny --duration 5 --schedule scheduled
+    .venv/bin/python scripts/latency_under_load.py --animals 32 --duration 30 --schedule scheduled \
+        --with-policy --focus on,off          # issue 24: the policy's target with and without focus
 
 Starts the real node executable as a subprocess (random-weight checkpoint of the chosen size: the cost
 is the architecture, not the weights), publishes 1920x1080 rgb8 frames at 30 Hz with --animals animals
@@ -13,10 +15,19 @@ scheduled), in the same run, and prints them side by side:
 
   frames_out_hz  ViewpointArrays received per second of load
   latency_ms     consumer receipt time - image header stamp (median, p95, max)
+  node_latency_ms  the node's own stamp-to-publish latency (diagnostics latency_ms.*, last 200 frames)
   label_age_s    header stamp - label_stamp over every published known label (0 in every_frame)
+  unknown_share  published viewpoints with an UNKNOWN label (not classified yet)
   first_label_s  longest time, over the tracks, from a track's first message to its first known label
   crops_per_s    crops the node classified per second (diagnostics counters)
   CPU, RSS       of the node process during the load
+
+--with-policy also runs side_profile_policy_node on the node's viewpoints (every detection scores 0.9, so
+the policy locks on the largest box by itself; the script reports which track it locked on and whether it
+switched) and adds, per run, the target's label age (target_label_age_s) and every other track's
+(others_label_age_s: pooled, and the worst track's p95). --focus on,off measures the scheduled mode with
+and without the node's focus (schedule.focus_share --focus-share, or 0 = off) in the same run, the policy
+running in both.
 
 plus the node's CPU and memory in the unconfigured, inactive and active states (first mode only).
 
@@ -64,6 +75,16 @@ def parse_args(argv=None):
     )
     p.add_argument("--policy", default="latest", help="processing.policy of every_frame (latest or all)")
     p.add_argument("--max-crops", type=int, default=None, help="schedule.max_crops (default: the YAML's)")
+    p.add_argument(
+        "--with-policy", action="store_true", help="also run side_profile_policy_node on the node's viewpoints"
+    )
+    p.add_argument(
+        "--focus",
+        default="on",
+        help="comma-separated on/off: scheduled runs with the node's focus on (schedule.focus_share "
+        "--focus-share) and/or off (0); every_frame runs once",
+    )
+    p.add_argument("--focus-share", type=float, default=None, help="schedule.focus_share when on (default: YAML's)")
     p.add_argument("--domain-id", type=int, default=int(os.environ.get("ROS_DOMAIN_ID", 0)) or 42 + os.getpid() % 50)
     p.add_argument("--json", type=Path, help="also write the results here")
     p.add_argument("--print-fastdds-profile", action="store_true", help="print the Fast DDS XML profile and exit")
@@ -135,9 +156,9 @@ class LoadClient:
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import Image
-        from vision_msgs.msg import Detection2D, Detection2DArray
+        from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
 
-        from pose_classifier_ros.msg import ViewpointArray
+        from pose_classifier_ros.msg import PolicyState, ViewpointArray
         from pose_classifier_ros.stream.image_codec import encode_rgb
 
         self.rclpy, self.args = rclpy, args
@@ -152,12 +173,16 @@ class LoadClient:
             QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE),
         )
         self.node.create_subscription(DiagnosticArray, "/bench/diagnostics", self._on_diagnostics, reliable)
+        self.node.create_subscription(PolicyState, "/bench/policy_state", self._on_policy_state, reliable)
         self.change_state = self.node.create_client(ChangeState, "/bench/pose_classifier/change_state")
         self._Image, self._Detection2D, self._Detection2DArray = Image, Detection2D, Detection2DArray
+        self._Hypothesis = ObjectHypothesisWithPose
         self._data, self._step = encode_rgb(frame, "rgb8")
         self._shape, self._boxes = frame.shape, boxes
         self.received: list[tuple[int, float]] = []  # (stamp ns, latency ms)
-        self.label_ages: list[tuple[int, float]] = []  # (stamp ns, label age s) of every known label
+        self.label_ages: list[tuple[int, str, float]] = []  # (stamp ns, track, label age s) of every known label
+        self.unknown: list[tuple[int, int, int]] = []  # (stamp ns, viewpoints, of which UNKNOWN) per message
+        self.targets: list[tuple[int, str]] = []  # (stamp ns, policy target id) per PolicyState
         self.first_seen: dict[str, tuple[float, float | None]] = {}  # track -> (first message s, first label s)
         self.published: list[int] = []
         self.diagnostics: dict = {}
@@ -170,14 +195,18 @@ class LoadClient:
         now_ns = self.node.get_clock().now().nanoseconds
         stamp = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
         self.received.append((stamp, (now_ns - stamp) / 1e6))
+        self.unknown.append((stamp, len(msg.viewpoints), sum(v.label == 255 for v in msg.viewpoints)))
         for v in msg.viewpoints:
             known = v.label != 255
             first = self.first_seen.setdefault(v.track_id, (now_ns * 1e-9, None))
             if known:
                 label_ns = v.label_stamp.sec * 10**9 + v.label_stamp.nanosec
-                self.label_ages.append((stamp, (stamp - label_ns) * 1e-9))
+                self.label_ages.append((stamp, v.track_id, (stamp - label_ns) * 1e-9))
                 if first[1] is None:
                     self.first_seen[v.track_id] = (first[0], now_ns * 1e-9)
+
+    def _on_policy_state(self, msg) -> None:
+        self.targets.append((msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec, msg.target_track_id))
 
     def _on_diagnostics(self, msg) -> None:
         for status in msg.status:
@@ -209,6 +238,9 @@ class LoadClient:
             det.header = img.header
             for k, (x1, y1, x2, y2) in enumerate(self._boxes):
                 d = self._Detection2D(id=f"animal-{k}")
+                hypothesis = self._Hypothesis()  # a score above the policy's target.min_detection_score
+                hypothesis.hypothesis.class_id, hypothesis.hypothesis.score = "animal", 0.9
+                d.results.append(hypothesis)
                 d.bbox.center.position.x, d.bbox.center.position.y = float(x1 + x2) / 2, float(y1 + y2) / 2
                 d.bbox.size_x, d.bbox.size_y = float(x2 - x1), float(y2 - y1)
                 det.detections.append(d)
@@ -241,7 +273,63 @@ def _crops(diagnostics: dict, mode: str, animals: int) -> int:
     return int(diagnostics.get("frames_processed", 0)) * animals
 
 
-def run_mode(args, mode: str, checkpoint: Path, env: dict, frame, boxes, measure_resources: bool) -> dict:
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGINT to the process group, then SIGKILL if it does not end."""
+    os.killpg(proc.pid, 2)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        proc.wait(5)
+
+
+def start_policy(env: dict, tag: str) -> tuple[subprocess.Popen, str]:
+    """side_profile_policy_node in /bench with the shipped parameters (reads viewpoints, publishes policy_state)."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "pose_classifier_ros.ros.side_profile_policy_node",
+        "--ros-args",
+        "-r",
+        "__ns:=/bench",
+        "--params-file",
+        str(REPO / "config" / "side_profile_policy.yaml"),
+    ]
+    log = tempfile.NamedTemporaryFile("w+", prefix=f"side_profile_policy_{tag}_", suffix=".log", delete=False)
+    return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True), log.name
+
+
+def target_figures(client: LoadClient, first_ns: int) -> dict:
+    """The policy's target over the measured frames (most frequent id, switches) and the label ages of the
+    target and of every other track (pooled, and the worst track's p95)."""
+    targets = [t for stamp, t in client.targets if stamp >= first_ns]
+    ids = [t for t in targets if t]
+    if not ids:
+        return {"target": None, "target_frames": 0, "policy_states": len(targets)}
+    target = max(set(ids), key=ids.count)
+    switches = sum(a != b for a, b in zip(targets, targets[1:]))
+    ages = [(track, age) for stamp, track, age in client.label_ages if stamp >= first_ns]
+    per_track: dict[str, list[float]] = {}
+    for track, age in ages:
+        per_track.setdefault(track, []).append(age)
+    others = {track: float(np.percentile(a, 95)) for track, a in per_track.items() if track != target}
+    worst = max(others, key=others.get) if others else None
+    return {
+        "target": target,
+        "target_frames": ids.count(target),
+        "policy_states": len(targets),
+        "target_switches": switches,
+        "target_label_age_s": _stats(per_track.get(target, []), 3),
+        "others_label_age_s": _stats([age for track, age in ages if track != target], 3),
+        "others_worst_p95_s": round(others[worst], 3) if worst else None,
+        "others_worst_track": worst,
+    }
+
+
+def run_mode(
+    args, mode: str, focus: str | None, checkpoint: Path, env: dict, frame, boxes, measure_resources: bool
+) -> dict:
+    """One run of the node in schedule.mode `mode`; focus "on" / "off" (scheduled; None: every_frame)."""
     from lifecycle_msgs.msg import Transition
 
     cmd = [
@@ -270,10 +358,21 @@ def run_mode(args, mode: str, checkpoint: Path, env: dict, frame, boxes, measure
     ]
     if args.max_crops:
         cmd += ["-p", f"schedule.max_crops:={args.max_crops}"]
-    log = tempfile.NamedTemporaryFile("w+", prefix=f"pose_classifier_{mode}_", suffix=".log", delete=False)
+    if focus == "off":
+        cmd += ["-p", "schedule.focus_share:=0.0"]
+    elif focus == "on" and args.focus_share is not None:
+        cmd += ["-p", f"schedule.focus_share:={float(args.focus_share)}"]
+    tag = mode + (f"_focus_{focus}" if focus else "")
+    log = tempfile.NamedTemporaryFile("w+", prefix=f"pose_classifier_{tag}_", suffix=".log", delete=False)
     node = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    policy, policy_log = start_policy(env, tag) if args.with_policy else (None, None)
     proc, client = Process(node.pid), LoadClient(args, frame, boxes)
-    result = {"mode": mode, "policy": args.policy if mode == "every_frame" else None, "animals": args.animals}
+    result = {
+        "mode": mode,
+        "policy": args.policy if mode == "every_frame" else None,
+        "focus": focus,
+        "animals": args.animals,
+    }
     try:
         resources = {}
         if not client.change_state.wait_for_service(timeout_sec=120):
@@ -290,6 +389,10 @@ def run_mode(args, mode: str, checkpoint: Path, env: dict, frame, boxes, measure
             resources["active, no input"] = proc.sample(3.0)
         while client.image_pub.get_subscription_count() < 1 or client.det_pub.get_subscription_count() < 1:
             time.sleep(0.05)
+        if policy is not None:
+            deadline = time.monotonic() + 60
+            while not client.node.count_publishers("/bench/policy_state") and time.monotonic() < deadline:
+                time.sleep(0.05)
         client.publish_for(args.warmup)
         first_ns = client.node.get_clock().now().nanoseconds
         c0, crops0 = proc.cpu_seconds(), _crops(client.diagnostics, mode, args.animals)
@@ -306,38 +409,58 @@ def run_mode(args, mode: str, checkpoint: Path, env: dict, frame, boxes, measure
             resources["deactivated"] = proc.sample(3.0)
         published = [s for s in client.published if s >= first_ns]
         received = [(s, lat) for s, lat in client.received if s >= first_ns]
-        ages = [age for s, age in client.label_ages if s >= first_ns]
+        ages = [age for s, _, age in client.label_ages if s >= first_ns]
+        counts = [(n, unknown) for s, n, unknown in client.unknown if s >= first_ns]
         first_label = [labelled - seen for seen, labelled in client.first_seen.values() if labelled is not None]
+        diagnostics = client.diagnostics
         result.update(
             published=len(published),
             received=len(received),
             dropped=len(published) - len(received),
             frames_out_hz=round(len(received) / args.duration, 2),
             latency_ms=_stats([lat for _, lat in received], 1),
+            node_latency_ms={
+                k: float(diagnostics[f"latency_ms.{k}"])
+                for k in ("median", "p95", "max")
+                if f"latency_ms.{k}" in diagnostics
+            }
+            or None,
             label_age_s=_stats(ages, 3),
+            unknown_share=round(sum(u for _, u in counts) / max(1, sum(n for n, _ in counts)), 4),
             first_label_s=round(max(first_label), 3) if first_label else None,
             tracks_never_labelled=sum(labelled is None for _, labelled in client.first_seen.values()),
             crops_per_s=round(max(crops1 - crops0, 0) / elapsed, 2),
             node_counters={
                 k: v
-                for k, v in client.diagnostics.items()
-                if k.startswith(("dropped", "frames_", "stage_ms.", "crops_", "inference", "label_age"))
+                for k, v in diagnostics.items()
+                if k.startswith(("dropped", "frames_", "stage_ms.", "crops_", "inference", "label_age", "focus"))
             },
             node_cpu_percent=round(cpu, 1),
             node_rss_mb=round(rss, 1),
             log=log.name,
         )
+        if policy is not None:
+            result.update(target_figures(client, first_ns), policy_log=policy_log)
         if resources:
             result["resources"] = resources
     finally:
         client.close()
-        os.killpg(node.pid, 2)
-        try:
-            node.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(node.pid, 9)
-            node.wait(5)
+        _stop(node)
+        if policy is not None:
+            _stop(policy)
     return result
+
+
+def runs_of(args) -> list[tuple[str, str | None]]:
+    """(schedule.mode, focus) of each run, in order: every_frame once, scheduled once per --focus value."""
+    focus = [f.strip() for f in args.focus.split(",") if f.strip()]
+    bad = [f for f in focus if f not in ("on", "off")]
+    if bad or not focus:
+        raise SystemExit(f"--focus takes on and/or off, got {args.focus!r}")
+    runs = []
+    for mode in (m.strip() for m in args.schedule.split(",")):
+        runs += [(mode, None)] if mode == "every_frame" else [(mode, f) for f in focus]
+    return runs
 
 
 def main(argv=None) -> int:
@@ -359,6 +482,9 @@ def main(argv=None) -> int:
     os.environ.update(
         {k: env[k] for k in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_DOMAIN_ID", "FASTDDS_DEFAULT_PROFILES_FILE")}
     )
+    runs = runs_of(args)
+    if not args.with_policy and any(focus == "off" for _, focus in runs):
+        print("note: without --with-policy nothing publishes a focus; focus on and off measure the same", flush=True)
     checkpoint = Path(args.checkpoint) if args.checkpoint else make_checkpoint(args.model, work)
     frame, boxes = make_frame(args.width, args.height, args.animals)
     import rclpy
@@ -367,13 +493,14 @@ def main(argv=None) -> int:
     results = []
     load_before = os.getloadavg()
     try:
-        for i, mode in enumerate(m.strip() for m in args.schedule.split(",")):
+        for i, (mode, focus) in enumerate(runs):
             print(
-                f"schedule {mode}: {args.duration:g} s of {args.width}x{args.height} at {args.rate:g} Hz with "
-                f"{args.animals} animals ({args.model}, backend {args.backend}) ...",
+                f"schedule {mode}{f', focus {focus}' if focus else ''}: {args.duration:g} s of {args.width}x"
+                f"{args.height} at {args.rate:g} Hz with {args.animals} animals ({args.model}, backend "
+                f"{args.backend}){', policy running' if args.with_policy else ''} ...",
                 flush=True,
             )
-            results.append(run_mode(args, mode, checkpoint, env, frame, boxes, measure_resources=i == 0))
+            results.append(run_mode(args, mode, focus, checkpoint, env, frame, boxes, measure_resources=i == 0))
     finally:
         rclpy.shutdown()
     load = {
@@ -384,7 +511,13 @@ def main(argv=None) -> int:
     print_table(results, args)
     print(f"load average (1/5/15 min) before {load['before']}, after {load['after']} on {load['cpus']} CPUs")
     for r in results:
-        print(f"{r['mode']}: node counters {r['node_counters']}")
+        print(f"{_name(r)}: node counters {r['node_counters']}")
+        if r.get("policy_log"):
+            print(
+                f"{_name(r)}: policy target {r.get('target')} ({r.get('target_frames')} of "
+                f"{r.get('policy_states')} policy states, {r.get('target_switches', 0)} switches); "
+                f"worst other track {r.get('others_worst_track')}; policy log {r['policy_log']}"
+            )
     if results and "resources" in results[0]:
         print("\nnode resources (first policy):")
         for state, value in results[0]["resources"].items():
@@ -396,26 +529,49 @@ def main(argv=None) -> int:
     return 0
 
 
+def _name(r: dict) -> str:
+    return (
+        r["mode"]
+        + (f" ({r['policy']})" if r.get("policy") else "")
+        + (f" focus {r['focus']}" if r.get("focus") else "")
+    )
+
+
 def print_table(results: list[dict], args) -> None:
-    """One column per mode, one row per figure."""
+    """One column per run, one row per figure."""
 
     def trio(value, digits):
         return "-" if not value else " / ".join(f"{value[k]:.{digits}f}" for k in ("median", "p95", "max"))
+
+    def p95(value):
+        return "-" if not value else f"{value['p95']:.2f}"
 
     rows = [
         ("frames in / out", lambda r: f"{r['published']} / {r['received']}"),
         ("ViewpointArrays/s", lambda r: f"{r['frames_out_hz']:.2f}"),
         ("latency ms med/p95/max", lambda r: trio(r["latency_ms"], 0)),
+        ("node stamp-to-publish ms", lambda r: trio(r["node_latency_ms"], 0)),
         ("label age s med/p95/max", lambda r: trio(r["label_age_s"], 2)),
+        ("unknown viewpoints %", lambda r: f"{100 * r['unknown_share']:.1f}"),
         ("first label s (worst track)", lambda r: "-" if r["first_label_s"] is None else f"{r['first_label_s']:.2f}"),
         ("crops/s", lambda r: f"{r['crops_per_s']:.1f}"),
         ("node CPU % / RSS MB", lambda r: f"{r['node_cpu_percent']:.0f} / {r['node_rss_mb']:.0f}"),
     ]
-    names = [r["mode"] + (f" ({r['policy']})" if r.get("policy") else "") for r in results]
+    if args.with_policy:
+        rows += [
+            ("policy target", lambda r: str(r.get("target"))),
+            ("target label age s p95", lambda r: p95(r.get("target_label_age_s"))),
+            ("others label age s p95", lambda r: p95(r.get("others_label_age_s"))),
+            (
+                "worst other track p95 s",
+                lambda r: "-" if r.get("others_worst_p95_s") is None else f"{r['others_worst_p95_s']:.2f}",
+            ),
+        ]
+    names = [_name(r) for r in results]
     width = max([24] + [len(n) + 2 for n in names])
     print(
         f"\n{args.animals} animals, {args.model}, backend {args.backend}, {args.width}x{args.height} at "
-        f"{args.rate:g} Hz, {args.duration:g} s per mode"
+        f"{args.rate:g} Hz, {args.duration:g} s per run{', policy running' if args.with_policy else ''}"
     )
     print(f"{'':28}" + "".join(f"{n:>{width}}" for n in names))
     for label, fmt in rows:

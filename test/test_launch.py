@@ -37,6 +37,7 @@ def test_launch_file_arguments_are_documented():
         "backend",
         "image_topic",
         "detections_topic",
+        "policy_state_topic",
         "image_transport",
         "autostart",
         "use_sim_time",

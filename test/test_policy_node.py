@@ -308,7 +308,8 @@ def test_launch_policy_alone_remaps_topics(ros_env, processes, tmp_path):
 @pytest.mark.ros
 @pytest.mark.slow
 def test_launch_classifier_and_policy_together(ros_env, processes, tmp_path):
-    """Full bring-up with a test-tiny checkpoint: the policy subscribes to the classifier's viewpoints."""
+    """Full bring-up with a test-tiny checkpoint: the policy subscribes to the classifier's viewpoints, the
+    classifier to the policy's state (its focus), both remapped by policy_state_topic."""
     classifier_exe = VENV / "lib" / "pose_classifier_ros" / "pose_classifier_node"
     assert os.access(NODE_EXE, os.X_OK) and os.access(classifier_exe, os.X_OK), "run scripts/setup.sh"
     from pose_classifier_ros.model.checkpoint import save_checkpoint
@@ -328,14 +329,15 @@ def test_launch_classifier_and_policy_together(ros_env, processes, tmp_path):
             "device:=cpu",
             "image_topic:=/camera/image_raw",
             "detections_topic:=/detector/detections",
+            "policy_state_topic:=/uav/navigation/state",
         ],
         ros_env,
         "launch_full",
     )
 
-    def wired():
+    def wired(topic="/uav/viewpoints"):
         out = subprocess.run(
-            [ros2, "topic", "info", "--no-daemon", "-v", "/uav/viewpoints"],
+            [ros2, "topic", "info", "--no-daemon", "-v", topic],
             env=ros_env,
             capture_output=True,
             text=True,
@@ -352,6 +354,13 @@ def test_launch_classifier_and_policy_together(ros_env, processes, tmp_path):
 
     out = wait_for(wired, 120, interval=2.0, message="classifier publisher and policy subscriber on /uav/viewpoints")
     assert "pose_classifier" in out and "side_profile_policy" in out, out
+    out = wait_for(
+        lambda: wired("/uav/navigation/state"),
+        60,
+        interval=2.0,
+        message="policy publisher and classifier subscriber (focus) on /uav/navigation/state",
+    )
+    assert "PolicyState" in out, out
     assert launch.poll() is None, processes.output(launch)
 
 

@@ -26,9 +26,10 @@ from pose_classifier_ros.stream.voting import VotingConfig
 VOTING = VotingConfig(window=7, min_votes=3)
 
 
-def _scheduled(max_crops=2):
+def _scheduled(max_crops=2, max_new_crops=32):
     clf = ColourClassifier()
-    return TrackPipeline(clf, voting=VOTING, schedule=ScheduleConfig(max_crops=max_crops, max_age_s=1.0)), clf
+    schedule = ScheduleConfig(max_crops=max_crops, max_age_s=1.0, max_new_crops=max_new_crops)
+    return TrackPipeline(clf, voting=VOTING, schedule=schedule), clf
 
 
 def _messages(path):
@@ -46,7 +47,7 @@ def test_simulated_budget_is_deterministic_and_honest(tmp_path):
     gt = load_ground_truth_csv(tmp_path / "gt.csv")
     runs = []
     for k in range(2):
-        pipe, clf = _scheduled(max_crops=1)
+        pipe, clf = _scheduled(max_crops=1, max_new_crops=0)  # new tracks within the budget: its arithmetic
         # 10 Hz bag, 5 crops/s: 0.5 crops per frame -> one crop every second frame (the first finds 1 crop).
         result = replay_bag(
             bag,

@@ -4,7 +4,9 @@
 does, and yields ``SourceFrame``s (pair, the image's index among the bag's images, the bag time of the
 message that completed the pair). Every message read is handed to ``on_message`` first (the output bag
 copies the input), so outputs written by the runner at the pair's bag time interleave as they would live.
-A ViewpointArray ground-truth topic, if named, is collected into ``ground_truth`` on the way.
+A ViewpointArray ground-truth topic, if named, is collected into ``ground_truth`` on the way; a recorded
+PolicyState topic, if named, sets ``focus`` (stream.focus.Focus) in bag order, so each frame is classified
+with the policy's target as it was known when the frame completed, as live.
 """
 
 from __future__ import annotations
@@ -22,13 +24,17 @@ _logger = logging.getLogger(__name__)
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 DETECTIONS_TYPE = "vision_msgs/msg/Detection2DArray"
 VIEWPOINTS_TYPE = "pose_classifier_ros/msg/ViewpointArray"
+POLICY_STATE_TYPE = "pose_classifier_ros/msg/PolicyState"
 
 
 class BagSource:
     """Iterate once for the bag's SourceFrames. reader: an open bagio reader; on_message(topic, bag_ns, raw):
     called for every message in bag order before the frames it completes; progress: a tqdm bar of images.
 
-    After iteration: stats (images, detection_msgs, bad_messages), pairer.stats, ground_truth
+    focus_topic + focus: a PolicyState topic whose target_track_id (stamped with its header) is set on the
+    Focus (a TrackPipeline's .focus) as each message is read.
+
+    After iteration: stats (images, detection_msgs, bad_messages, focus_msgs), pairer.stats, ground_truth
     ({(stamp_ns, track_id): class index} from ground_truth_topic) and last_time_ns (bag time of the last
     message). Raises BagError when a topic is missing or has the wrong type.
     """
@@ -43,18 +49,25 @@ class BagSource:
         ground_truth_topic: str | None = None,
         on_message: Callable[[str, int, bytes], None] | None = None,
         progress: bool = False,
+        focus_topic: str | None = None,
+        focus=None,
     ):
         reader.require_topic(image_topic, IMAGE_TYPES)
         reader.require_topic(detections_topic, (DETECTIONS_TYPE,))
         if ground_truth_topic is not None:
             reader.require_topic(ground_truth_topic, (VIEWPOINTS_TYPE,))
+        if focus_topic is not None:
+            if focus is None:
+                raise ValueError("a focus topic needs a Focus to set")
+            reader.require_topic(focus_topic, (POLICY_STATE_TYPE,))
+        self.focus_topic, self.focus = focus_topic, focus
         self.reader = reader
         self.image_topic, self.detections_topic = image_topic, detections_topic
         self.ground_truth_topic = ground_truth_topic
         self.pairer = StampPairer(pairing or PairingConfig())
         self.on_message = on_message
         self.progress = progress
-        self.stats = dict(images=0, detection_msgs=0, bad_messages=0)
+        self.stats = dict(images=0, detection_msgs=0, bad_messages=0, focus_msgs=0)
         self.ground_truth: dict[tuple[int, str], int] = {}
         self.last_time_ns = 0
         self._frame_index_of: dict[int, int] = {}
@@ -98,6 +111,16 @@ class BagSource:
                 self.stats["bad_messages"] += 1
                 return []
             return self.pairer.add_detections(stamp_to_ns(msg.header.stamp), detections)
+        if topic == self.focus_topic:
+            try:
+                msg = self.reader.deserialize(raw, msgtype)
+                self.focus.set([str(msg.target_track_id)], stamp_to_ns(msg.header.stamp))
+            except Exception as exc:  # malformed message: skip it, the previous focus stays
+                _logger.warning("skipping a policy state message: %s", exc)
+                self.stats["bad_messages"] += 1
+                return []
+            self.stats["focus_msgs"] += 1
+            return []
         if topic == self.ground_truth_topic:
             msg = self.reader.deserialize(raw, msgtype)
             for vp in msg.viewpoints:
@@ -105,4 +128,4 @@ class BagSource:
         return []
 
 
-__all__ = ["BagSource", "DETECTIONS_TYPE", "IMAGE_TYPES", "VIEWPOINTS_TYPE"]
+__all__ = ["BagSource", "DETECTIONS_TYPE", "IMAGE_TYPES", "POLICY_STATE_TYPE", "VIEWPOINTS_TYPE"]

@@ -24,7 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pose_classifier_ros.bags.bag_source import DETECTIONS_TYPE, IMAGE_TYPES, VIEWPOINTS_TYPE, BagSource
+from pose_classifier_ros.bags.bag_source import (
+    DETECTIONS_TYPE,
+    IMAGE_TYPES,
+    POLICY_STATE_TYPE,
+    VIEWPOINTS_TYPE,
+    BagSource,
+)
 from pose_classifier_ros.bags.bagio import BagError, open_reader, open_writer
 from pose_classifier_ros.bags.ground_truth import GroundTruth
 from pose_classifier_ros.bags.replay_runner import DetectionRecord, SourceFrame, records_of, run_frames
@@ -107,6 +113,7 @@ def replay_bag(
     crops_per_second: float | None = None,
     baseline=None,
     visuals=None,
+    focus_topic: str | None = None,
 ) -> ReplayResult:
     """Run ``pipeline`` (a TrackPipeline) over a bag; optionally write ``out_path`` (a new bag dir).
 
@@ -116,7 +123,9 @@ def replay_bag(
     budget, schedule.max_crops crops per frame. Deterministic: frame stamps, not the wall clock, drive the
     budget. baseline: an every_frame TrackPipeline run on the same frames for comparison (result.baseline).
     visuals: a bags.replay_visuals.ReplayVisualsConfig to write the annotation topic and track summaries and
-    collect best views (result.sightings).
+    collect best views (result.sightings). focus_topic: a recorded PolicyState topic whose targets set
+    pipeline.focus in bag order (scheduled mode: the target gets schedule.focus_share of each cycle, as
+    live); a focus pinned on pipeline.focus beforehand works without one (`replay --focus-track`).
 
     Raises BagError for unreadable bags and missing topics. Frames whose image cannot be decoded
     (unsupported encoding, wrong data size) are logged and skipped (scheduled: their message, built from
@@ -134,6 +143,8 @@ def replay_bag(
             pairing=pairing,
             ground_truth_topic=ground_truth_topic,
             progress=progress,
+            focus_topic=focus_topic,
+            focus=pipeline.focus if focus_topic is not None else None,
         )
         if viewpoints_topic in reader.topics:
             raise BagError(
@@ -188,6 +199,8 @@ def _stats(source: BagSource, run, vis) -> dict[str, Any]:
     """The report's "replay" counters, in the report's order."""
     src, frames = source.stats, run.stats
     stats: dict[str, Any] = dict(images=src["images"], detection_msgs=src["detection_msgs"])
+    if source.focus_topic is not None:
+        stats["focus_msgs"] = src["focus_msgs"]
     stats.update(frames)
     stats["bad_messages"] = src["bad_messages"]
     if vis is not None:
@@ -202,6 +215,7 @@ def _stats(source: BagSource, run, vis) -> dict[str, Any]:
 __all__ = [
     "DETECTIONS_TYPE",
     "IMAGE_TYPES",
+    "POLICY_STATE_TYPE",
     "VIEWPOINTS_TYPE",
     "DetectionRecord",
     "ReplayResult",

@@ -27,7 +27,13 @@ from typing import Any
 
 from pose_classifier_ros.bags.bagio import BagError, open_reader
 from pose_classifier_ros.bags.ground_truth import load_ground_truth_csv
-from pose_classifier_ros.bags.replay import DETECTIONS_TYPE, IMAGE_TYPES, ReplayResult, replay_bag
+from pose_classifier_ros.bags.replay import (
+    DETECTIONS_TYPE,
+    IMAGE_TYPES,
+    POLICY_STATE_TYPE,
+    ReplayResult,
+    replay_bag,
+)
 from pose_classifier_ros.bags.replay_report import (
     build_report,
     format_replay_report,
@@ -95,6 +101,21 @@ def add_processing_arguments(parser: argparse.ArgumentParser) -> None:
         "carries forward); default: schedule.max_crops every frame",
     )
     parser.add_argument("--max-crops", type=int, default=None, help="scheduled: override schedule.max_crops")
+    focus = parser.add_mutually_exclusive_group()
+    focus.add_argument(
+        "--focus-track",
+        default=None,
+        metavar="ID",
+        help="scheduled: focus on this track id all along (it gets schedule.focus_share of each cycle, as the "
+        "navigation policy's target does live)",
+    )
+    focus.add_argument(
+        "--focus-topic",
+        default=None,
+        metavar="TOPIC",
+        help="scheduled: take the focus from the bag's recorded PolicyState topic (e.g. /policy_state), in bag "
+        "order, as the node takes it live",
+    )
     parser.add_argument(
         "--no-baseline",
         action="store_true",
@@ -163,6 +184,8 @@ class ReplayOptions:
     schedule: str | None = None  # None: schedule.mode of --params, else every_frame (schedule_mode)
     crops_per_second: float | None = None
     max_crops: int | None = None
+    focus_track: str | None = None
+    focus_topic: str | None = None
     no_baseline: bool = False
     annotations_topic: str = "/annotations"
     summaries_topic: str = "/track_summaries"
@@ -309,6 +332,8 @@ def check_bag(options: ReplayOptions, has_csv_ground_truth: bool) -> str | None:
     with open_reader(options.bag) as reader:
         reader.require_topic(options.image_topic, IMAGE_TYPES)
         reader.require_topic(options.detections_topic, (DETECTIONS_TYPE,))
+        if options.focus_topic is not None:
+            reader.require_topic(options.focus_topic, (POLICY_STATE_TYPE,))
         if not has_csv_ground_truth and options.ground_truth_topic in reader.topics:
             _logger.info("using ground truth from bag topic %s", options.ground_truth_topic)
             return options.ground_truth_topic
@@ -317,12 +342,15 @@ def check_bag(options: ReplayOptions, has_csv_ground_truth: bool) -> str | None:
 
 def build_pipelines(options: ReplayOptions, settings, classifier, mode: str) -> tuple[Any, Any]:
     """(pipeline, baseline): the TrackPipeline of `mode` (stream.pipeline_factory, as the node builds it), and
-    in scheduled mode an every_frame baseline on the same frames (None with --no-baseline or in every_frame)."""
+    in scheduled mode an every_frame baseline on the same frames (None with --no-baseline or in every_frame).
+    --focus-track pins the scheduled pipeline's focus."""
     from pose_classifier_ros.stream.pipeline_factory import build_pipeline
 
     if mode != "scheduled":
         return build_pipeline(settings, classifier, mode="every_frame"), None
     pipeline = build_pipeline(settings, classifier, mode="scheduled", max_crops=options.max_crops)
+    if options.focus_track:
+        pipeline.focus.pin([options.focus_track])
     baseline = None if options.no_baseline else build_pipeline(settings, classifier, mode="every_frame")
     return pipeline, baseline
 
@@ -360,11 +388,16 @@ def run_replay(options: ReplayOptions, classifier=None) -> ReplaySummary:
     settings = load_settings(options)
     mode, why = schedule_mode(options, settings)
     _logger.info("schedule: %s (%s)", mode, why)
-    if mode != "scheduled" and (options.crops_per_second is not None or options.max_crops is not None):
+    focus_options = options.focus_track is not None or options.focus_topic is not None
+    if mode != "scheduled" and (options.crops_per_second is not None or options.max_crops is not None or focus_options):
         raise ValueError(
-            f"--crops-per-second and --max-crops need schedule mode scheduled (--schedule scheduled, or "
-            f"schedule.mode in --params); it is {mode} ({why})"
+            f"--crops-per-second, --max-crops, --focus-track and --focus-topic need schedule mode scheduled "
+            f"(--schedule scheduled, or schedule.mode in --params); it is {mode} ({why})"
         )
+    if options.focus_track is not None and options.focus_topic is not None:
+        raise ValueError("give --focus-track or --focus-topic, not both")
+    if focus_options and settings.schedule.focus_share <= 0:
+        raise ValueError("--focus-track / --focus-topic need schedule.focus_share > 0 (--params sets it to 0)")
     ground_truth = load_ground_truth_csv(options.ground_truth) if options.ground_truth is not None else None
     out_path = _default_out(options)
     if out_path is not None and out_path.exists():
@@ -403,7 +436,14 @@ def run_replay(options: ReplayOptions, classifier=None) -> ReplaySummary:
             keep_crops=options.best_views is not None or options.report_dir is not None,
             timeout_s=settings.voting.track_timeout_s,
         ),
+        focus_topic=options.focus_topic,
     )
+    if result.schedule is not None and focus_options:
+        result.schedule["focus"] = (
+            f"track {options.focus_track} (--focus-track)"
+            if options.focus_track is not None
+            else f"{options.focus_topic} ({result.stats.get('focus_msgs', 0)} PolicyState messages)"
+        )
     summary = _summary(options, result, time.perf_counter() - started, load_seconds)
     summary.schedule, summary.schedule_source = mode, why
     if summary.frames == 0:

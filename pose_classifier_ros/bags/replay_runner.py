@@ -47,6 +47,7 @@ class DetectionRecord:
     true: int | None  # ground-truth class index, if known
     label_age_s: float | None = 0.0  # frame stamp - stamp of the frame `label` was computed on
     fresh: bool = True  # `label` was computed on this frame
+    focused: bool = False  # the track was in the pipeline's focus on this frame (scheduled mode)
 
 
 class FrameSink(Protocol):
@@ -68,8 +69,8 @@ class RunResult:
     last_time_ns: int = 0
 
 
-def records_of(result, frame_index: int) -> list[DetectionRecord]:
-    """DetectionRecords of one FrameResult."""
+def records_of(result, frame_index: int, focused: frozenset[str] = frozenset()) -> list[DetectionRecord]:
+    """DetectionRecords of one FrameResult; focused: the track ids in focus on this frame."""
     out = []
     for r in result.results:
         known = 0 <= int(r.label) < len(VIEWPOINTS)
@@ -85,6 +86,7 @@ def records_of(result, frame_index: int) -> list[DetectionRecord]:
                 None,
                 label_age_s=(result.stamp_ns - stamp) * 1e-9 if stamp is not None else None,
                 fresh=bool(getattr(r, "fresh", True)) and known,
+                focused=str(r.track_id) in focused,
             )
         )
     return out
@@ -100,7 +102,11 @@ def schedule_settings(pipeline, crops_per_second: float | None) -> dict[str, Any
         max_crops=pipeline.schedule.max_crops,
         box_change=pipeline.schedule.box_change,
         max_age_s=pipeline.schedule.max_age_s,
+        focus_share=pipeline.schedule.focus_share,
+        max_new_crops=pipeline.schedule.max_new_crops,
         crops_classified=0,
+        crops_focus=0,
+        crops_new=0,
         inference_cycles=0,
         undecodable_frames=0,
     )
@@ -117,7 +123,9 @@ def run_frames(
     """Step every frame through `processor` in order; records, counters, sinks.
 
     crops_per_second: scheduled mode's simulated budget (crops per second of frame-stamp time, unused budget
-    carried forward up to schedule.max_crops); None: schedule.max_crops crops every frame. baseline: a
+    carried forward up to schedule.max_crops; crops past it, new tracks, are a debt the next frames pay);
+    None: schedule.max_crops crops every frame. The pipeline's focus (pipeline.focus: set by the source or
+    pinned) is read per frame: records say whether their track was focused. baseline: a
     FrameProcessor of an every_frame pipeline stepped on the same frames, for comparison. Frames whose image
     cannot be decoded are logged: every_frame publishes nothing for them (frames_skipped), scheduled still
     publishes from track state (schedule["undecodable_frames"]).
@@ -146,17 +154,23 @@ def run_frames(
         if step.error is not None:
             schedule["undecodable_frames"] += 1
             _logger.warning("frame not classified: %s", step.error)
+        focused = frozenset()
+        if schedule is not None and pipeline.schedule.focus_share > 0:
+            focused = pipeline.focus.tracks_at(source.pair.stamp_ns)
         if step.cycle is not None and schedule is not None:
             if budget is not None:
                 budget.spend(len(step.cycle.choices))
-            schedule["crops_classified"] += len(step.cycle.choices)
-            schedule["inference_cycles"] += bool(step.cycle.choices)
+            reasons = [c.reason for c in step.cycle.choices]
+            schedule["crops_classified"] += len(reasons)
+            schedule["crops_focus"] += reasons.count("focus")
+            schedule["crops_new"] += reasons.count("new")
+            schedule["inference_cycles"] += bool(reasons)
         result = step.result
         out.stats["frames_processed"] += 1
         out.stats["detections_classified"] += len(result.results)
         out.stats["detections_skipped"] += int(result.skipped)
         out.stats["detections_filtered"] += int(result.filtered)
-        out.records += records_of(result, source.frame_index)
+        out.records += records_of(result, source.frame_index, focused)
         for sink in sinks:
             sink.on_frame(source, step)
     return out

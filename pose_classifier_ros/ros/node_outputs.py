@@ -61,7 +61,10 @@ class NodeOutputs:
         self._publish_debug(frame, result, pair.image.header)
         self.visuals.consider(frame, result)  # best views from this classification's fresh labels
         stages = {"decode": decode_ms, **{f"inference.{k}": v for k, v in cycle.timings_ms.items()}}
-        self.counters.record({"inference_cycles": 1, "crops_classified": cycle.classified}, stages)
+        reasons = [c.reason for c in cycle.choices]
+        counts = {"inference_cycles": 1, "crops_classified": cycle.classified}
+        counts.update(crops_focus=reasons.count("focus"), crops_new=reasons.count("new"))
+        self.counters.record(counts, stages)
 
     def flush_track_summaries(self) -> None:
         """Deactivation: a TrackSummary for every track still alive (publishers are still enabled here)."""

@@ -2,9 +2,11 @@
 
 - executor thread (the subscription callbacks): ``offer`` pairs images with detections (StampPairer); in
   ``schedule.mode: scheduled`` each pair is also observed (track association, no model) and its
-  ViewpointArray published at once from track state, then handed to the inference thread.
+  ViewpointArray published at once from track state, then handed to the inference thread; ``set_focus``
+  stores the policy's target (PolicyState) in the pipeline's thread-safe Focus.
 - inference thread (scheduled, ``pose_classifier_inference``, at niceness +schedule.inference_nice): takes
-  the newest observed frame, decodes it and classifies the crops the scheduler picks.
+  the newest observed frame, decodes it and classifies the crops the scheduler picks (the focus share first,
+  read from the Focus for that frame's stamp).
 - worker thread (every_frame, ``pose_classifier_worker``): takes paired frames under processing.policy and
   steps each one (decode, observe, classify every visible track), then publishes it.
 
@@ -87,6 +89,12 @@ class NodeProcessing:
             observation = self._observe(pair)
             if observation is not None:  # replaces a frame the inference thread did not take: not a drop
                 self.counters.count("inference_frames_skipped", self.frames.put(observation))
+
+    def set_focus(self, msg) -> None:
+        """A PolicyState (executor thread): its target becomes the pipeline's focus, stamped with the frame the
+        policy computed it on (an empty target, in SEARCH: no focus). The inference thread reads it."""
+        self.counters.count("focus_updates")
+        self.processor.pipeline.focus.set([msg.target_track_id], stamp_to_ns(msg.header.stamp))
 
     def _observe(self, pair):
         """Track association + ViewpointArray from track state, published at once; never waits for the model."""

@@ -2,7 +2,7 @@
 
 configure: ``check_model`` (the checkpoint and, for a head-only one, its backbone weights, loaded once and
 dropped) and ``create_publishers``; activate: ``build_classifier`` (at the inference thread's priority) and
-``create_subscriptions``; deactivate: ``release_memory``. Each step reports a problem as ConfigureError
+``create_subscriptions`` (with the focus topic ``policy_state`` where it matters, ``uses_focus``); deactivate: ``release_memory``. Each step reports a problem as ConfigureError
 with the line the node logs.
 """
 
@@ -115,12 +115,27 @@ def create_publishers(node, config: NodeConfig, reporter) -> dict:
     return {name: _publisher(node, reporter, msg_type, topic, profile) for name, msg_type, topic, profile in topics}
 
 
-def create_subscriptions(node, config: NodeConfig, reporter, image_cb, detections_cb) -> tuple[list, str]:
-    """(subscriptions, image topic): `image` (raw) or `image/compressed`, and `detections`. Remapping applies
-    to `image`; the compressed topic is the remapped name + /compressed, as image_transport names it."""
+def uses_focus(config: NodeConfig) -> bool:
+    """The node subscribes the policy's `policy_state` (focus) only where it changes something: scheduled mode
+    with schedule.focus_share > 0 (every_frame classifies every visible track anyway)."""
+    return config.schedule.mode == "scheduled" and config.schedule.focus_share > 0
+
+
+def create_subscriptions(
+    node, config: NodeConfig, reporter, image_cb, detections_cb, focus_cb=None
+) -> tuple[list, str]:
+    """(subscriptions, image topic): `image` (raw) or `image/compressed`, `detections` and, where
+    uses_focus(config) and focus_cb is given, `policy_state` (PolicyState). Remapping applies to `image`;
+    the compressed topic is the remapped name + /compressed, as image_transport names it."""
     image_topic, image_type = node.resolve_topic_name("image"), Image
     if config.image_transport == "compressed":
         image_topic, image_type = image_topic + "/compressed", CompressedImage
+    topics = [
+        (image_type, image_topic, qos.image_qos(), image_cb),
+        (Detection2DArray, node.resolve_topic_name("detections"), qos.detections_qos(), detections_cb),
+    ]
+    if focus_cb is not None and uses_focus(config):
+        topics.append((pc_msg.PolicyState, node.resolve_topic_name("policy_state"), qos.focus_qos(), focus_cb))
     subs = [
         node.create_subscription(
             msg_type,
@@ -130,10 +145,7 @@ def create_subscriptions(node, config: NodeConfig, reporter, image_cb, detection
             qos_overriding_options=qos.overridable(),
             event_callbacks=reporter.subscription_callbacks(topic, profile),
         )
-        for msg_type, topic, profile, callback in (
-            (image_type, image_topic, qos.image_qos(), image_cb),
-            (Detection2DArray, node.resolve_topic_name("detections"), qos.detections_qos(), detections_cb),
-        )
+        for msg_type, topic, profile, callback in topics
     ]
     return subs, image_topic
 
@@ -160,4 +172,5 @@ __all__ = [
     "create_publishers",
     "create_subscriptions",
     "release_memory",
+    "uses_focus",
 ]

@@ -2,7 +2,8 @@
 
 Subscribes ``image`` (Image) or ``image/compressed`` (CompressedImage) and ``detections``
 (Detection2DArray); publishes ``viewpoints`` (ViewpointArray, the image header copied), ``label_info``
-(LabelInfo, transient local), ``diagnostics`` and the visual outputs. The node holds no ML logic and
+(LabelInfo, transient local), ``diagnostics`` and the visual outputs; optionally reads ``policy_state``
+(PolicyState: the navigation policy's target gets a reserved share of each inference cycle). The node holds no ML logic and
 chooses only the threading of one TrackPipeline (stream/pipeline.py): its executor thread pairs images
 with detections and, in ``schedule.mode: scheduled``, observes and publishes each pair while an inference
 thread classifies; in ``every_frame`` a worker thread steps and publishes each pair (ros/node_processing.py
@@ -39,6 +40,7 @@ from pose_classifier_ros.ros.node_setup import (
     create_publishers,
     create_subscriptions,
     release_memory,
+    uses_focus,
 )
 from pose_classifier_ros.ros.params import NodeConfig, declare_parameters, read_config
 from pose_classifier_ros.stream.conversions import detections_from_msg, message_types
@@ -121,7 +123,7 @@ class PoseClassifierNode(LifecycleNode):
         super().on_activate(state)  # enables the lifecycle publishers
         self._publish_label_info()
         self._subs, self._image_topic = create_subscriptions(
-            self, cfg, self._qos_reporter, self._image_cb, self._detections_cb
+            self, cfg, self._qos_reporter, self._image_cb, self._detections_cb, self._policy_state_cb
         )
         processor = FrameProcessor(pipeline, message_types())
         self._processing = NodeProcessing(
@@ -142,10 +144,15 @@ class PoseClassifierNode(LifecycleNode):
         self._timer = self.create_timer(
             cfg.diagnostics_period_s or 1.0, self._diagnostics_cb, clock=Clock(clock_type=ClockType.STEADY_TIME)
         )
+        focus = (
+            f"; focus ({cfg.schedule.focus_share:g} of each cycle) from {self.resolve_topic_name('policy_state')}"
+            if uses_focus(cfg)
+            else ""
+        )
         log.info(
             f"active: {classifier.backend} on {classifier.device} (loaded in {time.perf_counter() - t0:.1f} s), "
             f"schedule {cfg.schedule.mode}, "
-            f"listening on {self._image_topic} and {self.resolve_topic_name('detections')}"
+            f"listening on {self._image_topic} and {self.resolve_topic_name('detections')}{focus}"
         )
         return SUCCESS
 
@@ -247,6 +254,12 @@ class PoseClassifierNode(LifecycleNode):
             add = processing.pairer.add_detections
             processing.offer("detections_received", lambda stamp, m: add(stamp, detections_from_msg(m)), msg)
 
+    @reported("policy_state callback", reraise=False)
+    def _policy_state_cb(self, msg) -> None:
+        processing = self._processing
+        if processing is not None:
+            processing.set_focus(msg)
+
     # -- diagnostics ------------------------------------------------------------------------------
     def _check_frames_flow(self) -> None:
         """Lost-frame watchdog: one warning when frames stop while detections/publishers are there, one
@@ -285,6 +298,7 @@ class PoseClassifierNode(LifecycleNode):
             "tracks": str(len(processing.processor.pipeline)),
             "processing_policy": self.config.processing.policy,
             "schedule_mode": self.config.schedule.mode,
+            "focus": processing.processor.pipeline.focus.describe(),
             "qos_incompatible_events": str(self._qos_reporter.count),
             **{k: str(v) for k, v in self._backend_diagnostics.items()},
         }

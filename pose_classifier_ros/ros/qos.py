@@ -3,7 +3,8 @@
 REP-2003: drivers publish images reliable, consumers subscribe best effort, so the image
 subscription is sensor-data QoS with depth 1 (only the newest frame matters). Detections are
 small and every one is needed for pairing, so they are reliable. Outputs are reliable;
-`label_info` is transient local so late joiners still get the class map. Every profile can be
+`label_info` is transient local so late joiners still get the class map; the focus (`policy_state`) is
+best effort, newest only. Every profile can be
 overridden with the standard `qos_overrides.<topic>.<subscription|publisher>.<policy>` parameters.
 
 A QoS mismatch is silent in ROS 2 (the most common "no output" support question), so every
@@ -57,6 +58,17 @@ def latched_qos() -> QoSProfile:
         depth=1,
         reliability=ReliabilityPolicy.RELIABLE,
         durability=DurabilityPolicy.TRANSIENT_LOCAL,
+    )
+
+
+def focus_qos() -> QoSProfile:
+    """Best effort, volatile, depth 1: only the newest focus (PolicyState) matters, and a best-effort reader
+    matches reliable (side_profile_policy_node) and best-effort publishers alike."""
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=1,
+        reliability=ReliabilityPolicy.BEST_EFFORT,
+        durability=DurabilityPolicy.VOLATILE,
     )
 
 

@@ -241,7 +241,13 @@ def _docs() -> tuple[ParameterDoc, ...]:
             "per-track state while an inference thread classifies the crops the scheduler picks (live default).",
             choices=SCHEDULE_MODES,
         ),
-        D("schedule.max_crops", "scheduled: crops per inference cycle (one batch).", 1, 4096),
+        D(
+            "schedule.max_crops",
+            "scheduled: crops per inference cycle (one batch): the focus share comes out of it; new tracks may "
+            "exceed it (schedule.max_new_crops).",
+            1,
+            4096,
+        ),
         D(
             "schedule.box_change",
             "scheduled: relative change of box area or aspect "
@@ -263,6 +269,31 @@ def _docs() -> tuple[ParameterDoc, ...]:
             "the model (0 = same priority; higher starves the model sooner under other load).",
             0,
             19,
+        ),
+        D(
+            "schedule.focus_share",
+            "scheduled: fraction of each inference cycle's crops (of schedule.max_crops, rounded up, at least one) "
+            "reserved for the focused tracks: the navigation policy's target, from PolicyState on `policy_state`. "
+            "The target is classified every cycle whatever the herd size; without a (fresh) focus or with the "
+            "target out of view the whole budget goes to the other tracks. 0 = focus off (no subscription).",
+            0.0,
+            1.0,
+        ),
+        D(
+            "schedule.focus_timeout_s",
+            "scheduled: a focus whose PolicyState header stamp is further than this, s, from the stamp of the frame "
+            "being classified is stale and ignored (the policy stopped, or the clock was reset).",
+            0.01,
+            3600.0,
+        ),
+        D(
+            "schedule.max_new_crops",
+            "scheduled: tracks never classified before that one cycle classifies at most, past schedule.max_crops if "
+            "need be, so a new track gets its first label in the first cycle that sees it (more wait for the next "
+            "cycle); 0 = new tracks only within schedule.max_crops. A cycle costs about (max_crops + new tracks) "
+            "crops: lower it on a slow CPU where a herd appearing at once would stall the target's label.",
+            0,
+            4096,
         ),
         D(
             "publish_debug_image",

@@ -7,7 +7,8 @@ One pipeline, one per-track state, three verbs (no ROS imports):
   return the frame's results from track state (no model call).
 - ``classify(frame, observed, max_crops=None)``: classify, as one batch, the crops of the tracks this
   cycle picks on an observed frame and store each in its track (one vote each). schedule.mode
-  ``scheduled``: the CropScheduler's choice under the crop budget; ``every_frame``: every visible track.
+  ``scheduled``: the CropScheduler's choice under the crop budget, a share reserved for the tracks in
+  ``pipeline.focus`` (stream/focus.py: the navigation policy's target); ``every_frame``: every visible track.
 - ``step(frame, detections, stamp_ns, max_crops=None)``: both on one thread, then the frame's results.
 
 schedule.mode every_frame is "classify every visible track right after observing": a frame's results
@@ -27,6 +28,7 @@ import numpy as np
 
 from pose_classifier_ros.stream.clock import ClockReset, ClockResetDetector, log_clock_reset
 from pose_classifier_ros.stream.detection_filter import DetectionFilterConfig, keep_mask, truncated_mask
+from pose_classifier_ros.stream.focus import Focus
 from pose_classifier_ros.stream.pipeline_types import (
     UNKNOWN_LABEL,
     Detection,
@@ -118,7 +120,9 @@ class TrackPipeline:
     what classify() classifies (every_frame: every visible track; scheduled: the scheduler's choice, at most
     schedule.max_crops); crop: the classifier's CropConfig (which boxes are usable, and `truncated`; default
     classifier.crop); detection_filter: which detections are classified at all; on_clock_reset: called once
-    per clock reset with a ClockReset (default: log_clock_reset, Python logging).
+    per clock reset with a ClockReset (default: log_clock_reset, Python logging); focus: the Focus whose
+    tracks get schedule.focus_share of each scheduled cycle (default: an empty one with
+    schedule.focus_timeout_s; set it from any thread, e.g. ``pipeline.focus.set(ids, stamp_ns)``).
     """
 
     def __init__(
@@ -131,6 +135,7 @@ class TrackPipeline:
         *,
         detection_filter: DetectionFilterConfig | None = None,
         on_clock_reset: Callable[[ClockReset], None] | None = None,
+        focus: Focus | None = None,
     ):
         from pose_classifier_ros.model.preprocess import CropConfig
 
@@ -148,6 +153,7 @@ class TrackPipeline:
         )
         self.tracks = TrackTable(self.voting.track_timeout_s, self.voting.max_tracks)
         self.scheduler = CropScheduler(self.schedule)
+        self.focus = focus if focus is not None else Focus(self.schedule.focus_timeout_s)
         self.generation = 0
         self.crops_classified = 0
         self._clock = ClockResetDetector()
@@ -269,7 +275,7 @@ class TrackPipeline:
         )
 
     # -- classify: one batch of crops, one vote each ------------------------------------------------
-    def _candidates(self, observed: ObservedFrame) -> dict[str, tuple[int, Candidate]]:
+    def _candidates(self, observed: ObservedFrame, focused: frozenset[str]) -> dict[str, tuple[int, Candidate]]:
         """Visible tracks of `observed` (first detection of each id): (detection index, Candidate)."""
         out: dict[str, tuple[int, Candidate]] = {}
         for i in np.flatnonzero(observed.valid):
@@ -283,7 +289,9 @@ class TrackPipeline:
             change = box_change(state.classified_box, box) if state.classified else 0.0
             out[tid] = (
                 int(i),
-                Candidate(tid, w * h, state.label_stamp_ns, state.attempted_ns, bool(unsettled), change),
+                Candidate(
+                    tid, w * h, state.label_stamp_ns, state.attempted_ns, bool(unsettled), change, tid in focused
+                ),
             )
         return out
 
@@ -297,14 +305,16 @@ class TrackPipeline:
                 if tid not in index and tid in self.tracks:
                     index[tid] = int(i)
             return [Choice(tid, EVERY_TRACK) for tid in index], index
-        candidates = self._candidates(observed)
+        focused = self.focus.tracks_at(observed.stamp_ns) if self.schedule.focus_share > 0 else frozenset()
+        candidates = self._candidates(observed, focused)
         choices = self.scheduler.select([c for _, c in candidates.values()], observed.stamp_ns, limit)
         return choices, {tid: i for tid, (i, _) in candidates.items()}
 
     def classify(self, frame: np.ndarray, observed: ObservedFrame, max_crops: int | None = None) -> InferenceCycle:
         """Classify, as one batch, the crops this cycle picks on `observed` (its decoded (H, W, 3) uint8 RGB
         `frame`) and store each result in its track (one vote each). max_crops: this cycle's budget (default
-        and cap: schedule.max_crops; ignored in every_frame mode, which takes every visible track)."""
+        and cap: schedule.max_crops; 0: nothing; the focus share and new tracks may exceed it, see
+        stream/scheduler.py; ignored in every_frame mode, which takes every visible track)."""
         start = time.perf_counter()
         _check_frame(frame)
         cycle = InferenceCycle(stamp_ns=int(observed.stamp_ns))

@@ -37,8 +37,10 @@ PRED = [
 TRUTH = {"a": L, "b": F}
 
 
-def write_bag(path, storage="mcap", pred=PRED, encodings=None, empty_frames=(), extra_topic=False):
-    """Image + Detection2DArray bag; frame i has stamp START + i*PERIOD, detections 5 ms later."""
+def write_bag(path, storage="mcap", pred=PRED, encodings=None, empty_frames=(), extra_topic=False, policy_targets=None):
+    """Image + Detection2DArray bag; frame i has stamp START + i*PERIOD, detections 5 ms later. policy_targets:
+    one target id per frame: a /policy_state PolicyState 50 ms after frame i (header stamp = frame i's, as the
+    policy node stamps it), target policy_targets[i] ('' = SEARCH)."""
     with open_writer(path, storage=storage) as writer:
         t = writer.typestore.types
 
@@ -51,6 +53,8 @@ def write_bag(path, storage="mcap", pred=PRED, encodings=None, empty_frames=(), 
         writer.add_topic("/detections", "vision_msgs/msg/Detection2DArray")
         if extra_topic:
             writer.add_topic("/chatter", "std_msgs/msg/String")
+        if policy_targets is not None:
+            writer.add_topic("/policy_state", "pose_classifier_ros/msg/PolicyState")
         for i, frame_pred in enumerate(pred):
             stamp = START + i * PERIOD
             img = np.zeros((H, W, 3), np.uint8)
@@ -90,6 +94,30 @@ def write_bag(path, storage="mcap", pred=PRED, encodings=None, empty_frames=(), 
             )
             if extra_topic:
                 writer.write("/chatter", stamp + 1, t["std_msgs/msg/String"](data=f"hello {i}"))
+            if policy_targets is not None:
+                writer.write("/policy_state", stamp + 50_000_000, policy_state(t, header(stamp), policy_targets[i]))
+
+
+def policy_state(types, header, target: str):
+    """A PolicyState (rosbags type) with `target` as target_track_id, the other fields neutral."""
+    return types["pose_classifier_ros/msg/PolicyState"](
+        header=header,
+        state=1 if target else 0,
+        state_name="ORIENT" if target else "SEARCH",
+        target_track_id=target,
+        target_viewpoint="",
+        side_votes=0,
+        target_size_ratio=0.0,
+        yaw_rate=0.0,
+        forward_speed=0.0,
+        lateral_speed=0.0,
+        flank="",
+        target_heading_deg=float("nan"),
+        target_size_px=0.0,
+        label_fresh=False,
+        steps_in_state=0,
+        reason="",
+    )
 
 
 def write_gt_csv(path, by="stamp_ns", frames=None):
