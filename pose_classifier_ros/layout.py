@@ -87,7 +87,7 @@ ROOMS: tuple[Room, ...] = (
         "construction from a `NodeConfig`, node and replay), `frame_processor` (pair → decode → pipeline → "
         "message), `decoded_image` (already-decoded frames as pair images), `threads` (the node's frame queue "
         "and inference priority), `frame_watchdog` (lost-frame detection), `node_config` (the classifier "
-        "node's parameter table and `NodeConfig`)",
+        "node's parameter table and `NodeConfig`), `source_frame` (`SourceFrame`: what an offline source yields)",
         ("labels", "parameters", "model"),
     ),
     Room(
@@ -117,25 +117,31 @@ ROOMS: tuple[Room, ...] = (
     ),
     Room(
         "bags/",
-        "rosbag tools without rclpy: `bagio` (rosbags type store incl. our msgs), `bag_source` (a bag's paired "
-        "frames in order), `replay_runner` (`run_frames`: any source's frames through `FrameProcessor.step` "
-        "into sinks, simulated compute budget; no bag specifics), `replay` (`replay_bag`: source + runner + "
-        "output bag), `replay_cli` (`pose-classifier replay`; the run as a function: `ReplayOptions` → "
-        "`run_replay` → `ReplaySummary`, which `season/` calls per input), `ground_truth` (CSV or bag topic), "
-        "`replay_report` (metrics.json, report.txt, figures), `schedule_report` (label age, published-label "
-        "accuracy), `replay_visuals` (annotation and summary topics, best views), `sample_bag` (writes the "
-        "synthetic flight as a bag)",
-        ("labels", "parameters", "metrics", "plotting", "report", "model", "stream", "visualization", "synthetic"),
+        "rosbag tools without rclpy: `bagio` (rosbags type store incl. our msgs), `bag_source` (`BagSource`: a "
+        "bag's paired frames in order, as `SourceFrame`s), `replay_visuals` (the output bag's sinks: "
+        "`ViewpointsTopic`, `ReplayVisuals` with annotation and summary topics and best views), `sample_bag` "
+        "(writes the synthetic flight as a bag)",
+        ("labels", "stream", "visualization", "synthetic"),
+    ),
+    Room(
+        "replay/",
+        "the offline path, whatever the source: `runner` (`run_frames`: any source's `SourceFrame`s through "
+        "`FrameProcessor.step` into sinks, simulated compute budget; `calibration_crops`; `ReplayResult`), "
+        "`bag_replay` (`replay_bag`: `BagSource` + runner + output bag), `cli` (`pose-classifier replay`; the "
+        "run as a function: `ReplayOptions` → `run_replay` → `ReplaySummary`, which `season/` calls per input), "
+        "`ground_truth` (CSV or bag topic), `report` (metrics.json, report.txt, figures), `schedule_report` "
+        "(label age, published-label accuracy)",
+        ("labels", "parameters", "metrics", "plotting", "report", "model", "stream", "visualization", "bags"),
     ),
     Room(
         "season/",
         "a field season at scale (`pose-classifier batch`): `manifest` (CSV/YAML rows: path, metadata, per-input "
         "replay options), `markers` (input / config hashes, `_SUCCESS.json` / `_FAILED.json`, partial folder and "
         "atomic commit), `plan` (skip / run / failed per row), `runner` (one input in a worker: "
-        "`replay_cli.run_replay`, the model loaded once per worker), `engines` (local process pool; SLURM job "
+        "`replay.cli.run_replay`, the model loaded once per worker), `engines` (local process pool; SLURM job "
         "arrays through submitit), `season_report` (metrics merged as confusion matrices, sightings, contact "
         "sheet, throughput), `batch_cli`",
-        ("labels", "metrics", "plotting", "report", "evaluation", "visualization", "bags"),
+        ("labels", "metrics", "plotting", "report", "evaluation", "visualization", "replay"),
     ),
     Room(
         "navigation/",

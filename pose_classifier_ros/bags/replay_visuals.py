@@ -1,4 +1,6 @@
-"""What a replay adds for looking at a flight: the annotation topic, track summaries and best views.
+"""What a replay writes into its output bag beside the input topics (ViewpointsTopic: the ViewpointArray of
+every published frame), and what it adds for looking at a flight: the annotation topic, track summaries
+and best views.
 
 ``ReplayVisuals.on_frame`` is called once per published frame (a replay_runner sink, after the
 ViewpointArray is written): it writes the frame's ImageMarker (visualization/annotations.py, the node's own overlay) with the image header,
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pose_classifier_ros.bags.bag_source import VIEWPOINTS_TYPE
 from pose_classifier_ros.bags.bagio import BagError
 from pose_classifier_ros.visualization.annotations import annotation_types, frame_result_to_image_marker
 from pose_classifier_ros.visualization.best_views import BestViewConfig, BestViewTracker, Sighting, sighting_to_msg
@@ -28,6 +31,18 @@ class ReplayVisualsConfig:
     best_views: bool = True
     keep_crops: bool = True
     timeout_s: float = 2.0
+
+
+class ViewpointsTopic:
+    """Sink: each published ViewpointArray into the output bag at its frame's bag time."""
+
+    def __init__(self, writer, topic: str):
+        self.writer, self.topic = writer, topic
+        writer.add_topic(topic, VIEWPOINTS_TYPE)
+
+    def on_frame(self, frame, step) -> None:
+        """Sink of replay.runner.run_frames: frame (SourceFrame), step (stream.frame_processor.Step)."""
+        self.writer.write(self.topic, frame.time_ns, step.message)
 
 
 class ReplayVisuals:
@@ -89,4 +104,4 @@ class ReplayVisuals:
                 self.summaries_written += 1
 
 
-__all__ = ("ANNOTATIONS_TYPE", "TRACK_SUMMARY_TYPE", "ReplayVisuals", "ReplayVisualsConfig")
+__all__ = ("ANNOTATIONS_TYPE", "TRACK_SUMMARY_TYPE", "ReplayVisuals", "ReplayVisualsConfig", "ViewpointsTopic")

@@ -1,4 +1,4 @@
-"""One input in a worker process: the replay path (bags.replay_cli.run_replay) into a partial folder, then
+"""One input in a worker process: the replay path (replay.cli.run_replay) into a partial folder, then
 its marker and the atomic commit to DIR/<name>/ (season.markers).
 
 The classifier is loaded once per worker and reused by every input with the same model settings
@@ -89,7 +89,7 @@ def init_worker(threads: int | None, preload: dict[str, Any] | None = None) -> N
     _worker_logging()
     configure_threads(threads)
     if preload is not None:
-        from pose_classifier_ros.bags.replay_cli import ReplayOptions
+        from pose_classifier_ros.replay.cli import ReplayOptions
 
         try:
             _WORKER.pending_load_s += _ensure_classifier(ReplayOptions(bag=Path(""), **preload))
@@ -108,7 +108,7 @@ def _worker_logging() -> None:
 
 def _ensure_classifier(options) -> float:
     """Load the classifier unless the worker holds one for the same settings; returns seconds spent."""
-    from pose_classifier_ros.bags.replay_cli import classifier_key, load_classifier, load_settings
+    from pose_classifier_ros.replay.cli import classifier_key, load_classifier, load_settings
 
     settings = load_settings(options)
     key = classifier_key(options, settings)
@@ -166,7 +166,7 @@ def _relocate(partial: Path, final: Path) -> None:
 def run_input(task: InputTask) -> dict[str, Any]:
     """Run one input and commit DIR/<name>/ with _SUCCESS.json or _FAILED.json; never raises for a bad input.
     Returns {"name", "status": "done" | "failed", "summary" | "error", "worker"}."""
-    from pose_classifier_ros.bags.replay_cli import ReplayOptions, run_replay
+    from pose_classifier_ros.replay.cli import ReplayOptions, run_replay
 
     out_dir = Path(task.out_dir)
     final = out_dir / task.name

@@ -8,7 +8,7 @@ default; ``mpeg4`` where a build lacks it), with the files a field user would ho
                            ``viewpoint`` attribute on every box (the true class), every frame written
   flight_mot.txt           MOTChallenge gt layout (frame 1-based, id, x, y, w, h, 1, class, visibility)
   flight_detections.csv    the package's detections CSV (frame_index 0-based, score, class_id, viewpoint)
-  ground_truth.csv         frame_index,track_id,pose (reads with bags.ground_truth.load_ground_truth_csv)
+  ground_truth.csv         frame_index,track_id,pose (reads with replay.ground_truth.load_ground_truth_csv)
 
 --vfr gives irregular frame durations (0.5-1.5 x the nominal period); --frame-code draws each frame's
 index as a block code (``synthetic.frame_code``) with its own track "100", label "frame-code", for

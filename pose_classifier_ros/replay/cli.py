@@ -1,7 +1,7 @@
-"""`pose-classifier replay BAG`: the command line around bags.replay.replay_bag.
+"""`pose-classifier replay BAG`: the command line around replay.bag_replay.replay_bag.
 
 Loads the node's YAML through the node's parameter schema, checks the bag before the slow model load,
-replays, and prints or writes the report (bags.replay_report). See bags/replay.py for what replay does.
+replays, and prints or writes the report (replay.report). See replay/bag_replay.py for what replay does.
 
 The run is a function, so `pose-classifier batch` (season/) runs the same path per input with a model
 loaded once per worker::
@@ -25,15 +25,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pose_classifier_ros.bags.bag_source import DETECTIONS_TYPE, IMAGE_TYPES
 from pose_classifier_ros.bags.bagio import BagError, open_reader
-from pose_classifier_ros.bags.ground_truth import load_ground_truth_csv
-from pose_classifier_ros.bags.replay import DETECTIONS_TYPE, IMAGE_TYPES, ReplayResult, replay_bag
-from pose_classifier_ros.bags.replay_report import (
+from pose_classifier_ros.replay.bag_replay import replay_bag
+from pose_classifier_ros.replay.ground_truth import load_ground_truth_csv
+from pose_classifier_ros.replay.report import (
     build_report,
     format_replay_report,
     print_summary,
     write_replay_report,
 )
+from pose_classifier_ros.replay.runner import ReplayResult
 
 _logger = logging.getLogger(__name__)
 
@@ -282,7 +284,7 @@ def load_classifier(options: ReplayOptions, settings, num_threads: int | None = 
     backend = options.backend or settings.model.backend
     calibration = None
     if backend == "auto":  # the first frames' crops: what auto measures on (and caches its choice for)
-        from pose_classifier_ros.bags.replay import bag_calibration_crops
+        from pose_classifier_ros.replay.bag_replay import bag_calibration_crops
 
         calibration = (
             bag_calibration_crops(

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from pose_classifier_ros.bags.replay import ReplayResult
+from pose_classifier_ros.replay.runner import ReplayResult
 
 _logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def build_report(result: ReplayResult) -> dict:
             [r.track_id for r in matched], [r.stamp_ns * 1e-9 for r in matched], [r.true for r in matched]
         )
     if result.schedule is not None:
-        from pose_classifier_ros.bags.schedule_report import schedule_section
+        from pose_classifier_ros.replay.schedule_report import schedule_section
 
         report["schedule"] = schedule_section(result)
     report["replay"] = dict(result.stats, output_bag=result.out_bag)
@@ -59,7 +59,7 @@ def format_replay_report(report: dict, title: str) -> str:
         if key in temporal:
             parts.append(f"  {key:<13} {temporal[key]['mean_flips_per_s']:.3f}")
     if "schedule" in report:
-        from pose_classifier_ros.bags.schedule_report import format_schedule_section
+        from pose_classifier_ros.replay.schedule_report import format_schedule_section
 
         parts += ["", format_schedule_section(report["schedule"])]
     stats = report.get("replay", {})
@@ -132,6 +132,6 @@ def print_summary(report: dict) -> None:
         f"{t['smoothed']['mean_flips_per_s']:.2f}/s smoothed"
     )
     if "schedule" in report:
-        from pose_classifier_ros.bags.schedule_report import format_schedule_section
+        from pose_classifier_ros.replay.schedule_report import format_schedule_section
 
         print(format_schedule_section(report["schedule"]))

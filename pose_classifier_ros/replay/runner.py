@@ -1,6 +1,6 @@
 """The offline runner: paired frames from any source through the node's processing path, into sinks.
 
-A source (bags/bag_source.py for rosbags; a video source likewise) yields ``SourceFrame``s in order: a
+A source (bags/bag_source.py for rosbags; a video source likewise) yields ``SourceFrame``s (stream/source_frame.py) in order: a
 ``stream.pairing.Pair`` (image message or decoded image + list[Detection]) with its frame index and its
 time in the source. ``run_frames`` calls ``FrameProcessor.step`` once per frame, as the node's every_frame
 worker does (scheduled mode: under a simulated crop budget, CropBudget, in frame-stamp time, so replays
@@ -18,21 +18,10 @@ from typing import Any, Protocol
 
 from pose_classifier_ros.labels import VIEWPOINTS, normalize_label
 from pose_classifier_ros.stream.frame_processor import FrameProcessor, Step
-from pose_classifier_ros.stream.pairing import Pair
 from pose_classifier_ros.stream.scheduler import CropBudget
+from pose_classifier_ros.stream.source_frame import SourceFrame
 
 _logger = logging.getLogger(__name__)
-
-
-@dataclass
-class SourceFrame:
-    """One paired frame of an offline source. frame_index: the image's index in the source (bag image
-    message order, video frame number; -1 unknown), the key of frame-indexed ground truth; time_ns: its
-    time in the source (bag receive time, int ns), at which outputs are written."""
-
-    pair: Pair
-    frame_index: int
-    time_ns: int
 
 
 @dataclass
@@ -66,6 +55,19 @@ class RunResult:
     schedule: dict[str, Any] | None = None
     baseline_records: list[DetectionRecord] = field(default_factory=list)
     last_time_ns: int = 0
+
+
+@dataclass
+class ReplayResult:
+    """A whole replay: records (one per published detection), stats (the report's "replay" counters), the
+    output bag (None when not written), scheduled mode's section, the every_frame baseline, best views."""
+
+    records: list[DetectionRecord]
+    stats: dict[str, Any]
+    out_bag: str | None
+    schedule: dict[str, Any] | None = None  # scheduled mode: settings and crop counts
+    baseline: ReplayResult | None = None  # every_frame run over the same frames, for comparison
+    sightings: list = field(default_factory=list)  # best_views.Sighting per finished track (visuals on)
 
 
 def records_of(result, frame_index: int) -> list[DetectionRecord]:
@@ -162,4 +164,39 @@ def run_frames(
     return out
 
 
-__all__ = ["DetectionRecord", "FrameSink", "RunResult", "SourceFrame", "records_of", "run_frames"]
+def calibration_crops(frames, crop=None, limit: int = 8) -> list:
+    """Up to `limit` crops ((h, w, 3) uint8 RGB: padded, clamped boxes, as the classifier crops them) of the
+    first paired frames of `frames` (SourceFrames of any source: bag or video): the real crops
+    ``backend: auto`` measures on. Undecodable frames are skipped; [] when no frame has a valid box."""
+    import numpy as np
+
+    from pose_classifier_ros.model.preprocess import CropConfig, expand_and_clamp_boxes
+    from pose_classifier_ros.stream.frame_processor import FrameDecodeError, decode_image
+
+    crops: list = []
+    for source_frame in frames:
+        pair = source_frame.pair
+        if not pair.detections:
+            continue
+        try:
+            frame = decode_image(pair)
+        except FrameDecodeError:
+            continue  # skipped, as in the replay itself
+        boxes = np.stack([d.box for d in pair.detections]).astype(np.float32)
+        boxes_int, valid = expand_and_clamp_boxes(boxes, frame.shape[1], frame.shape[0], crop or CropConfig())
+        crops += [frame[y1:y2, x1:x2].copy() for x1, y1, x2, y2 in boxes_int[valid]]
+        if len(crops) >= limit:
+            break
+    return crops[:limit]
+
+
+__all__ = [
+    "DetectionRecord",
+    "FrameSink",
+    "ReplayResult",
+    "RunResult",
+    "SourceFrame",
+    "calibration_crops",
+    "records_of",
+    "run_frames",
+]
