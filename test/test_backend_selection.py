@@ -279,11 +279,11 @@ def test_replay_calibrates_auto_on_the_bags_first_crops(tmp_path):
 
     from helpers.replay_bag import BOXES, PRED, write_bag
 
-    from pose_classifier_ros.replay.runner import calibration_crops
+    from pose_classifier_ros.replay.bag_replay import bag_calibration_crops
 
     bag, cache, ckpt = tmp_path / "in", tmp_path / "cache", tmp_path / "tiny.pth"
     write_bag(bag, empty_frames=(0,))  # the first frame has no detections: its image gives no crop
-    crops = calibration_crops(bag, "/camera/image_raw", "/detections", limit=3)
+    crops = bag_calibration_crops(bag, "/camera/image_raw", "/detections", limit=3)
     assert len(crops) == 3 and all(c.dtype == np.uint8 and c.ndim == 3 for c in crops)
     x1, y1, x2, y2 = BOXES["a"]  # padded by 10% of the box on each side, rounded outward
     padded = (math.ceil(y2 + 0.1 * (y2 - y1)) - math.floor(y1 - 0.1 * (y2 - y1)), 0)
@@ -292,7 +292,7 @@ def test_replay_calibrates_auto_on_the_bags_first_crops(tmp_path):
     assert (
         crops[0][crops[0].shape[0] // 2, crops[0].shape[1] // 2, 0] == 20 * PRED[1]["a"]
     )  # frame 1: box a painted with its class
-    assert calibration_crops(bag, "/camera/image_raw", "/nothing", limit=3) == []
+    assert bag_calibration_crops(bag, "/camera/image_raw", "/nothing", limit=3) == []
 
     save_checkpoint(ckpt, *tiny_model())
     params = tmp_path / "params.yaml"
