@@ -215,7 +215,8 @@ def test_replay_options_cover_every_replay_option():
     import argparse
     import dataclasses
 
-    from pose_classifier_ros.replay.cli import ReplayOptions, add_arguments
+    from pose_classifier_ros.replay.cli import add_arguments
+    from pose_classifier_ros.replay.replay_run import ReplayOptions
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)

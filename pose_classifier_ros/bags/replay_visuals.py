@@ -18,6 +18,7 @@ from pose_classifier_ros.visualization.annotations import annotation_types, fram
 from pose_classifier_ros.visualization.best_views import BestViewConfig, BestViewTracker, Sighting, sighting_to_msg
 
 ANNOTATIONS_TYPE = "visualization_msgs/msg/ImageMarker"
+COMPRESSED_IMAGE_TYPE = "sensor_msgs/msg/CompressedImage"
 TRACK_SUMMARY_TYPE = "pose_classifier_ros/msg/TrackSummary"
 
 
@@ -43,6 +44,35 @@ class ViewpointsTopic:
     def on_frame(self, frame, step) -> None:
         """Sink of replay.runner.run_frames: frame (SourceFrame), step (stream.frame_processor.Step)."""
         self.writer.write(self.topic, frame.time_ns, step.message)
+
+
+class ImagesTopic:
+    """Sink: each published frame's image as a JPEG CompressedImage (header = the image's), for an output bag
+    of a source without image messages (a video), so Foxglove shows the annotations on the frames."""
+
+    def __init__(self, writer, topic: str, quality: int = 85):
+        self.writer, self.topic, self.quality = writer, topic, int(quality)
+        self.types = writer.typestore.types
+        writer.add_topic(topic, COMPRESSED_IMAGE_TYPE)
+        self.written = 0
+
+    def on_frame(self, frame, step) -> None:
+        """Sink of replay.runner.run_frames; frames whose image was not decoded are decoded here."""
+        import numpy as np
+
+        from pose_classifier_ros.stream.frame_processor import FrameDecodeError, decode_image
+        from pose_classifier_ros.stream.image_codec import encode_compressed
+
+        rgb = step.frame
+        if rgb is None:
+            try:
+                rgb = decode_image(frame.pair)
+            except FrameDecodeError:
+                return
+        data = np.frombuffer(encode_compressed(rgb, "jpeg", self.quality), np.uint8)
+        msg = self.types[COMPRESSED_IMAGE_TYPE](header=frame.pair.image.header, format="jpeg", data=data)
+        self.writer.write(self.topic, frame.time_ns, msg)
+        self.written += 1
 
 
 class ReplayVisuals:
@@ -104,4 +134,12 @@ class ReplayVisuals:
                 self.summaries_written += 1
 
 
-__all__ = ("ANNOTATIONS_TYPE", "TRACK_SUMMARY_TYPE", "ReplayVisuals", "ReplayVisualsConfig", "ViewpointsTopic")
+__all__ = (
+    "ANNOTATIONS_TYPE",
+    "COMPRESSED_IMAGE_TYPE",
+    "TRACK_SUMMARY_TYPE",
+    "ImagesTopic",
+    "ReplayVisuals",
+    "ReplayVisualsConfig",
+    "ViewpointsTopic",
+)

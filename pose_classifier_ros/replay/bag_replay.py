@@ -59,6 +59,7 @@ def replay_bag(
     crops_per_second: float | None = None,
     baseline=None,
     visuals=None,
+    annotated_video: str | Path | None = None,
 ) -> ReplayResult:
     """Run ``pipeline`` (a TrackPipeline) over a bag; optionally write ``out_path`` (a new bag dir).
 
@@ -68,13 +69,15 @@ def replay_bag(
     budget, schedule.max_crops crops per frame. Deterministic: frame stamps, not the wall clock, drive the
     budget. baseline: an every_frame TrackPipeline run on the same frames for comparison (result.baseline).
     visuals: a bags.replay_visuals.ReplayVisualsConfig to write the annotation topic and track summaries and
-    collect best views (result.sightings).
+    collect best views (result.sightings). annotated_video: write every published frame with the node's
+    overlay there (replay/annotated_video.py).
 
     Raises BagError for unreadable bags and missing topics. Frames whose image cannot be decoded
     (unsupported encoding, wrong data size) are logged and skipped (scheduled: their message, built from
     track state, is still written, as the live node publishes it).
     """
     from pose_classifier_ros.bags.replay_visuals import ReplayVisuals
+    from pose_classifier_ros.replay.annotated_video import AnnotatedVideo
     from pose_classifier_ros.stream.conversions import message_types
     from pose_classifier_ros.stream.frame_processor import FrameProcessor
 
@@ -95,6 +98,7 @@ def replay_bag(
         writer = open_writer(out_path, storage=storage) if out_path is not None else None
         source.on_message = writer.write if writer is not None else None
         processor = FrameProcessor(pipeline, message_types(reader.typestore))
+        video = AnnotatedVideo(annotated_video) if annotated_video is not None else None
         try:
             sinks: list = []
             if writer is not None:
@@ -104,6 +108,8 @@ def replay_bag(
             vis = ReplayVisuals(visuals, reader.typestore, writer, reader.topics) if visuals is not None else None
             if vis is not None:
                 sinks.append(vis)
+            if video is not None:
+                sinks.append(video)
             run = run_frames(
                 source,
                 processor,
@@ -114,10 +120,14 @@ def replay_bag(
             if vis is not None:
                 sightings = vis.finish(source.last_time_ns if source.stats["images"] else 0)
         finally:
+            if video is not None:
+                video.close()
             if writer is not None:
                 writer.close()
 
     stats = _stats(source, run, vis)
+    if video is not None:
+        stats["annotated_frames"] = video.frames_written
     records, baseline_records = run.records, run.baseline_records
     if source.ground_truth or ground_truth is not None:
         gt = ground_truth or GroundTruth(by_stamp=source.ground_truth, source=f"bag topic {ground_truth_topic}")
@@ -133,6 +143,8 @@ def replay_bag(
         schedule=run.schedule,
         baseline=base,
         sightings=sightings if vis is not None else [],
+        track_classes=run.track_classes,
+        time_origin_ns=min((r.stamp_ns for r in records), default=0),
     )
 
 

@@ -1,5 +1,6 @@
 """Replay metrics and report files: per-frame vs smoothed classification, flip rates, the scheduled-mode
-section, confusion matrices, the track timeline and the contact sheet (metrics.json, report.txt, PNGs)."""
+section, groups by species (the tracks' class), confusion matrices, the track timeline and the contact
+sheet (metrics.json, report.txt, PNGs)."""
 
 from __future__ import annotations
 
@@ -41,8 +42,30 @@ def build_report(result: ReplayResult) -> dict:
         from pose_classifier_ros.replay.schedule_report import schedule_section
 
         report["schedule"] = schedule_section(result)
+    groups = species_groups(matched, getattr(result, "track_classes", {}))
+    if groups:
+        report["groups"] = groups
     report["replay"] = dict(result.stats, output_bag=result.out_bag)
     return report
+
+
+def species_groups(matched, track_classes: dict[str, str]) -> dict:
+    """Per-frame and smoothed accuracy by the tracks' class (species: the CVAT track label, the detector's
+    class_id), as evaluate's groups section; {} when no matched track has a class."""
+    from pose_classifier_ros.evaluation.analysis import AnalysisOptions, group_rows
+
+    if not track_classes or not any(r.track_id in track_classes for r in matched):
+        return {}
+    out = {}
+    for key, name in (("label", "species, per-frame label"), ("smoothed", "species, smoothed label")):
+        known = [r for r in matched if getattr(r, key) is not None]
+        if known:
+            meta = [{name: track_classes.get(r.track_id, "")} for r in known]
+            rows = group_rows(
+                [r.true for r in known], [getattr(r, key) for r in known], meta, AnalysisOptions(factors=[name])
+            )
+            out.update(rows)
+    return out
 
 
 def format_replay_report(report: dict, title: str) -> str:
@@ -62,6 +85,10 @@ def format_replay_report(report: dict, title: str) -> str:
         from pose_classifier_ros.replay.schedule_report import format_schedule_section
 
         parts += ["", format_schedule_section(report["schedule"])]
+    if report.get("groups"):
+        from pose_classifier_ros.evaluation.text import groups_lines
+
+        parts += [""] + groups_lines(report["groups"])
     stats = report.get("replay", {})
     parts += ["", "replay: " + ", ".join(f"{k}={v}" for k, v in stats.items() if not isinstance(v, dict))]
     return "\n".join(parts) + "\n"
