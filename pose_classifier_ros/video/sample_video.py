@@ -79,10 +79,12 @@ def write_flight_video(
     vfr: bool = False,
     frame_code: bool = False,
     lossless: bool = False,
+    faststart: bool = False,
     progress: bool = True,
 ) -> SampleVideo:
     """Render the synthetic flight, encode it and write its track and ground-truth files (module docstring).
-    lossless: bit-exact RGB (video.encode; the frames decode to exactly the pixels the bag holds)."""
+    lossless: bit-exact RGB (video.encode; the frames decode to exactly the pixels the bag holds); faststart:
+    the MP4 index at the front, as cameras write it (a truncated copy still opens)."""
     from tqdm import tqdm
 
     out = Path(out_dir)
@@ -90,7 +92,7 @@ def write_flight_video(
     tracks = Tracks(source="synthetic flight", format="synthetic", width=cfg.width, height=cfg.height)
     truth_rows = []
     with VideoEncoder(
-        out / "flight.mp4", cfg.width, cfg.height, cfg.rate_hz, codec, crf, gop, lossless=lossless
+        out / "flight.mp4", cfg.width, cfg.height, cfg.rate_hz, codec, crf, gop, faststart, lossless
     ) as encoder:
         frames = generate_flight(cfg)
         for frame in tqdm(frames, total=cfg.frames, desc="encoding flight", unit="frame", disable=not progress):
