@@ -119,7 +119,8 @@ ROOMS: tuple[Room, ...] = (
         "bags/",
         "rosbag tools without rclpy: `bagio` (rosbags type store incl. our msgs), `bag_source` (`BagSource`: a "
         "bag's paired frames in order, as `SourceFrame`s), `replay_visuals` (the output bag's sinks: "
-        "`ViewpointsTopic`, `ReplayVisuals` with annotation and summary topics and best views), `sample_bag` "
+        "`ViewpointsTopic`, `ImagesTopic` (a video's frames as JPEG), `ReplayVisuals` with annotation and summary "
+        "topics and best views), `sample_bag` "
         "(writes the synthetic flight as a bag)",
         ("labels", "stream", "visualization", "synthetic"),
     ),

@@ -226,8 +226,9 @@ def classifier_key(options: ReplayOptions, settings) -> tuple:
     )
 
 
-def load_classifier(options: ReplayOptions, settings, num_threads: int | None = None):
-    """ViewpointClassifier from the checkpoint (FileNotFoundError, model.checkpoint.CheckpointError)."""
+def load_classifier(options: ReplayOptions, settings, num_threads: int | None = None, *, tracks=None):
+    """ViewpointClassifier from the checkpoint (FileNotFoundError, model.checkpoint.CheckpointError).
+    tracks: a video's Tracks when already read (backend auto calibrates on the video's first crops)."""
     from pose_classifier_ros.model.classifier import ViewpointClassifier
 
     if not options.checkpoint.is_file():
@@ -235,7 +236,7 @@ def load_classifier(options: ReplayOptions, settings, num_threads: int | None = 
     backend = options.backend or settings.model.backend
     calibration = None
     if backend == "auto":  # the first frames' crops: what auto measures on (and caches its choice for)
-        calibration = _calibration_crops(options, settings) or None
+        calibration = _calibration_crops(options, settings, tracks) or None
     return ViewpointClassifier.from_checkpoint(
         options.checkpoint,
         device=options.device or settings.model.device,
@@ -249,7 +250,7 @@ def load_classifier(options: ReplayOptions, settings, num_threads: int | None = 
     )
 
 
-def _calibration_crops(options: ReplayOptions, settings) -> list:
+def _calibration_crops(options: ReplayOptions, settings, tracks=None) -> list:
     """The input's first crops ([] when it cannot be read: auto then measures on synthetic crops)."""
     if input_kind(options.input) == "bag":
         from pose_classifier_ros.replay.bag_replay import bag_calibration_crops
@@ -263,7 +264,7 @@ def _calibration_crops(options: ReplayOptions, settings) -> list:
     from pose_classifier_ros.video.tracks import load_tracks
 
     try:
-        tracks = load_tracks(options.tracks, options.tracks_format)
+        tracks = tracks if tracks is not None else load_tracks(options.tracks, options.tracks_format)
         return video_calibration_crops(options.input, tracks, decode_options(options), settings.crop)
     except ValueError:
         return []
@@ -378,7 +379,7 @@ def run_replay(options: ReplayOptions, classifier=None) -> ReplaySummary:
     load_seconds = 0.0
     if classifier is None:
         started = time.perf_counter()
-        classifier = load_classifier(options, settings)
+        classifier = load_classifier(options, settings, tracks=inputs.tracks if kind == "video" else None)
         load_seconds = time.perf_counter() - started
     pipeline, baseline = build_pipelines(options, settings, classifier, mode)
 
