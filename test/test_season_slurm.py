@@ -57,7 +57,8 @@ def _squeue(env, job):
 
 def test_slurm_job_array_merges_and_a_killed_task_is_picked_up_by_the_rerun(slurm, tmp_path):
     env = batch_env(slurm)
-    flights = make_flights(tmp_path / "in", 3)
+    # The first flight is long enough (about 30 s of work) that scancel lands while its task is mid-input.
+    flights = [*make_flights(tmp_path / "long", 1, frames=150), *make_flights(tmp_path / "in", 3)[1:]]
     rows = [{"path": f, "site": s} for f, s in zip(flights, ("OPC", "OPC", "Mpala"))]
     manifest = write_manifest(tmp_path / "season.csv", rows)
     checkpoint = tiny_checkpoint(tmp_path / "tiny.pth")
