@@ -14,7 +14,10 @@ import sys
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("pose_classifier_ros.training.train", "train a viewpoint head on pose-labelled images"),
     "evaluate": ("pose_classifier_ros.training.evaluate", "evaluate a checkpoint on a labelled folder or CSV"),
-    "replay": ("pose_classifier_ros.bags.replay_cli", "classify a rosbag offline, write an output bag and a report"),
+    "replay": (
+        "pose_classifier_ros.replay.cli",
+        "classify a rosbag, or a video with its track file, offline: report, best views, output bag or video",
+    ),
     "batch": (
         "pose_classifier_ros.season.batch_cli",
         "a season: every input of a manifest on a local pool or SLURM, resumable, one report",

@@ -88,7 +88,7 @@ ROOMS: tuple[Room, ...] = (
         "construction from a `NodeConfig`, node and replay), `frame_processor` (pair → decode → pipeline → "
         "message), `decoded_image` (already-decoded frames as pair images), `threads` (the node's frame queue "
         "and inference priority), `frame_watchdog` (lost-frame detection), `node_config` (the classifier "
-        "node's parameter table and `NodeConfig`)",
+        "node's parameter table and `NodeConfig`), `source_frame` (`SourceFrame`: what an offline source yields)",
         ("labels", "parameters", "model"),
     ),
     Room(
@@ -118,25 +118,46 @@ ROOMS: tuple[Room, ...] = (
     ),
     Room(
         "bags/",
-        "rosbag tools without rclpy: `bagio` (rosbags type store incl. our msgs), `bag_source` (a bag's paired "
-        "frames in order), `replay_runner` (`run_frames`: any source's frames through `FrameProcessor.step` "
-        "into sinks, simulated compute budget; no bag specifics), `replay` (`replay_bag`: source + runner + "
-        "output bag), `replay_cli` (`pose-classifier replay`; the run as a function: `ReplayOptions` → "
-        "`run_replay` → `ReplaySummary`, which `season/` calls per input), `ground_truth` (CSV or bag topic), "
-        "`replay_report` (metrics.json, report.txt, figures), `schedule_report` (label age, published-label "
-        "accuracy), `replay_visuals` (annotation and summary topics, best views), `sample_bag` (writes the "
-        "synthetic flight as a bag)",
-        ("labels", "parameters", "metrics", "plotting", "report", "model", "stream", "visualization", "synthetic"),
+        "rosbag tools without rclpy: `bagio` (rosbags type store incl. our msgs), `bag_source` (`BagSource`: a "
+        "bag's paired frames in order, as `SourceFrame`s), `replay_visuals` (the output bag's sinks: "
+        "`ViewpointsTopic`, `ImagesTopic` (a video's frames as JPEG), `ReplayVisuals` with annotation and summary "
+        "topics and best views), `sample_bag` "
+        "(writes the synthetic flight as a bag)",
+        ("labels", "stream", "visualization", "synthetic"),
+    ),
+    Room(
+        "replay/",
+        "the offline path, whatever the source (a bag, or a video with its tracks): `runner` (`run_frames`: any "
+        "source's `SourceFrame`s through `FrameProcessor.step` into sinks, simulated compute budget; "
+        "`calibration_crops`; `ReplayResult`), `bag_replay` (`replay_bag`: `BagSource` + runner + output bag), "
+        "`video_replay` (`replay_video`: `VideoSource` + runner; tracks and ground truth from the track file), "
+        "`replay_run` (the run as a function: `ReplayOptions` → `run_replay` → `ReplaySummary`, which `season/` "
+        "calls per input), `cli` (`pose-classifier replay`), `ground_truth` (CSV or bag topic), `report` "
+        "(metrics.json, report.txt, figures, groups by species), `schedule_report` (label age, published-label "
+        "accuracy), `detections_table` (the per-detection CSV / Parquet), `annotated_video` (`--annotated-video`)",
+        (
+            "labels",
+            "parameters",
+            "metrics",
+            "plotting",
+            "report",
+            "evaluation",
+            "model",
+            "stream",
+            "visualization",
+            "bags",
+            "video",
+        ),
     ),
     Room(
         "season/",
         "a field season at scale (`pose-classifier batch`): `manifest` (CSV/YAML rows: path, metadata, per-input "
         "replay options), `markers` (input / config hashes, `_SUCCESS.json` / `_FAILED.json`, partial folder and "
         "atomic commit), `plan` (skip / run / failed per row), `runner` (one input in a worker: "
-        "`replay_cli.run_replay`, the model loaded once per worker), `engines` (local process pool; SLURM job "
+        "`replay.replay_run.run_replay`, the model loaded once per worker), `engines` (local process pool; SLURM job "
         "arrays through submitit), `season_report` (metrics merged as confusion matrices, sightings, contact "
         "sheet, throughput), `batch_cli`",
-        ("labels", "metrics", "plotting", "report", "evaluation", "visualization", "bags"),
+        ("labels", "metrics", "plotting", "report", "evaluation", "visualization", "replay"),
     ),
     Room(
         "navigation/",
@@ -152,8 +173,9 @@ ROOMS: tuple[Room, ...] = (
         "presentation times, start/end/stride, decode-ahead thread), `tracks` (the one `Tracks` structure, "
         "`load_tracks`, `fit_to_video`), `cvat` (CVAT for video 1.1 read with CVAT's interpolation, and write), "
         "`mot` (MOTChallenge read/write), `detections_csv`, `viewpoint_truth` (ground truth from a per-box "
-        "attribute, alias table), `sample_video` (`pose-classifier make-sample-video`); from `stream` only "
-        "`Detection`",
+        "attribute, alias table), `video_source` (`VideoSource`: a video's frames with their track boxes as "
+        "`SourceFrame`s), `encode` (`VideoEncoder`, lossless RGB too), `sample_video` (`pose-classifier "
+        "make-sample-video`)",
         ("labels", "stream", "synthetic"),
     ),
     Room(

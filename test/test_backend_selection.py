@@ -279,7 +279,7 @@ def test_replay_calibrates_auto_on_the_bags_first_crops(tmp_path):
 
     from helpers.replay_bag import BOXES, PRED, write_bag
 
-    from pose_classifier_ros.bags.replay import bag_calibration_crops
+    from pose_classifier_ros.replay.bag_replay import bag_calibration_crops
 
     bag, cache, ckpt = tmp_path / "in", tmp_path / "cache", tmp_path / "tiny.pth"
     write_bag(bag, empty_frames=(0,))  # the first frame has no detections: its image gives no crop

@@ -8,8 +8,8 @@ import re
 
 from helpers.paths import REPO
 
-from pose_classifier_ros.bags.replay import replay_bag
 from pose_classifier_ros.bags.replay_visuals import ReplayVisualsConfig
+from pose_classifier_ros.replay.bag_replay import replay_bag
 
 LAYOUT = REPO / "config" / "foxglove_layout.json"
 

@@ -9,8 +9,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from pose_classifier_ros.bags.replay_runner import SourceFrame, run_frames
 from pose_classifier_ros.labels import INDEX
+from pose_classifier_ros.replay.runner import run_frames
 from pose_classifier_ros.stream.conversions import message_types, stamp_to_ns
 from pose_classifier_ros.stream.decoded_image import DecodedImage
 from pose_classifier_ros.stream.frame_processor import FrameDecodeError, FrameProcessor
@@ -18,6 +18,7 @@ from pose_classifier_ros.stream.pairing import Pair
 from pose_classifier_ros.stream.pipeline import TrackPipeline
 from pose_classifier_ros.stream.pipeline_types import Detection
 from pose_classifier_ros.stream.scheduler import ScheduleConfig
+from pose_classifier_ros.stream.source_frame import SourceFrame
 
 NS = 1_000_000_000
 W, H = 160, 120

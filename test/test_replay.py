@@ -31,11 +31,11 @@ from helpers.replay_bag import (
 )
 
 from pose_classifier_ros.bags.bagio import BagError, open_reader, open_writer
-from pose_classifier_ros.bags.ground_truth import GroundTruth, load_ground_truth_csv
-from pose_classifier_ros.bags.replay import replay_bag
-from pose_classifier_ros.bags.replay_report import build_report
 from pose_classifier_ros.labels import VIEWPOINTS
 from pose_classifier_ros.parameters import ParameterError
+from pose_classifier_ros.replay.bag_replay import replay_bag
+from pose_classifier_ros.replay.ground_truth import GroundTruth, load_ground_truth_csv
+from pose_classifier_ros.replay.report import build_report
 from pose_classifier_ros.stream.node_config import load_node_config
 
 

@@ -11,8 +11,8 @@ import pytest
 from helpers.fake_classifier import ColourClassifier
 
 from pose_classifier_ros.bags.bagio import open_reader, open_writer
-from pose_classifier_ros.bags.replay import replay_bag
 from pose_classifier_ros.labels import INDEX
+from pose_classifier_ros.replay.bag_replay import replay_bag
 from pose_classifier_ros.stream.detection_filter import DetectionFilterConfig
 from pose_classifier_ros.stream.pipeline import TrackPipeline
 from pose_classifier_ros.stream.scheduler import ScheduleConfig

@@ -9,10 +9,10 @@ from helpers.fake_classifier import ColourClassifier
 from helpers.replay_bag import PERIOD, START, write_bag, write_gt_csv
 
 from pose_classifier_ros.bags.bagio import BagError, open_reader
-from pose_classifier_ros.bags.ground_truth import load_ground_truth_csv
-from pose_classifier_ros.bags.replay import replay_bag
-from pose_classifier_ros.bags.replay_cli import ReplayOptions, build_pipelines, run_replay
-from pose_classifier_ros.bags.replay_report import build_report, format_replay_report
+from pose_classifier_ros.replay.bag_replay import replay_bag
+from pose_classifier_ros.replay.ground_truth import load_ground_truth_csv
+from pose_classifier_ros.replay.replay_run import ReplayOptions, build_pipelines, run_replay
+from pose_classifier_ros.replay.report import build_report, format_replay_report
 from pose_classifier_ros.stream.node_config import NodeConfig
 from pose_classifier_ros.stream.pipeline import TrackPipeline
 from pose_classifier_ros.stream.scheduler import ScheduleConfig
@@ -100,7 +100,7 @@ def test_focus_topic_follows_the_recorded_policy_state_in_bag_order(tmp_path):
 
 
 def test_focus_options_need_the_scheduled_mode_and_exclude_each_other(tmp_path):
-    base = dict(bag=tmp_path / "in", checkpoint=tmp_path / "model.pt", no_out=True)
+    base = dict(input=tmp_path / "in", checkpoint=tmp_path / "model.pt", no_out=True)
     with pytest.raises(ValueError, match="need schedule mode scheduled"):
         run_replay(ReplayOptions(**base, focus_track="a"))  # no --params, no --schedule: every_frame
     with pytest.raises(ValueError, match="not both"):

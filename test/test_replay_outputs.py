@@ -12,9 +12,9 @@ from helpers.replay_bag import PRED, colour_pipeline, replay_cli, write_bag
 from PIL import Image
 
 from pose_classifier_ros.bags.bagio import BagError, open_writer
-from pose_classifier_ros.bags.replay import replay_bag
 from pose_classifier_ros.bags.replay_visuals import ReplayVisualsConfig
 from pose_classifier_ros.labels import VIEWPOINTS
+from pose_classifier_ros.replay.bag_replay import replay_bag
 from pose_classifier_ros.visualization.best_views import write_best_views
 
 

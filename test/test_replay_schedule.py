@@ -14,10 +14,11 @@ from helpers.paths import REPO
 from helpers.replay_bag import PERIOD, PRED, START, write_bag, write_gt_csv
 
 from pose_classifier_ros.bags.bagio import open_reader
-from pose_classifier_ros.bags.ground_truth import load_ground_truth_csv
-from pose_classifier_ros.bags.replay import replay_bag
-from pose_classifier_ros.bags.replay_cli import add_arguments, schedule_mode
-from pose_classifier_ros.bags.replay_report import build_report, format_replay_report
+from pose_classifier_ros.replay.bag_replay import replay_bag
+from pose_classifier_ros.replay.cli import add_arguments
+from pose_classifier_ros.replay.ground_truth import load_ground_truth_csv
+from pose_classifier_ros.replay.replay_run import schedule_mode
+from pose_classifier_ros.replay.report import build_report, format_replay_report
 from pose_classifier_ros.stream.node_config import NodeConfig, load_node_config
 from pose_classifier_ros.stream.pipeline import TrackPipeline
 from pose_classifier_ros.stream.scheduler import ScheduleConfig

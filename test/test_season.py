@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from helpers.season_inputs import write_manifest
 
-from pose_classifier_ros.bags.replay_cli import add_processing_arguments
 from pose_classifier_ros.evaluation.uncertainty import accuracy_interval
 from pose_classifier_ros.labels import INDEX, VIEWPOINTS
 from pose_classifier_ros.metrics import (
@@ -23,6 +22,7 @@ from pose_classifier_ros.metrics import (
     error_structure,
     error_structure_from_confusion,
 )
+from pose_classifier_ros.replay.cli import add_processing_arguments
 from pose_classifier_ros.season import markers as M
 from pose_classifier_ros.season.engines import parse_time_minutes, threads_per_worker
 from pose_classifier_ros.season.manifest import ManifestError, option_actions, read_manifest
@@ -215,7 +215,8 @@ def test_replay_options_cover_every_replay_option():
     import argparse
     import dataclasses
 
-    from pose_classifier_ros.bags.replay_cli import ReplayOptions, add_arguments
+    from pose_classifier_ros.replay.cli import add_arguments
+    from pose_classifier_ros.replay.replay_run import ReplayOptions
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)

@@ -191,3 +191,41 @@ def test_killed_worker_leaves_no_finished_marker(season, tmp_path):
     assert _marker(out, name)["status"] == "done"
     assert not list((out / PARTIAL_DIR).iterdir())  # the killed worker's partial folder is gone
     assert np.all([r["status"] == "done" for r in read_csv(out / "season" / "inputs.csv")])
+
+
+def test_a_manifest_mixing_bags_and_videos(season, tmp_path):
+    """Video rows take tracks / tracks_format and per-row video options (stride) through the same run_replay
+    as bags; a video row without its track file fails alone; every input's folder has the same table."""
+    from pose_classifier_ros.synthetic.flight import FlightConfig
+    from pose_classifier_ros.video.sample_video import write_flight_video
+
+    videos = tmp_path / "videos"
+    sample = write_flight_video(videos, FlightConfig(width=192, height=128, frames=8, seed=7), progress=False)
+    rows = [
+        {"path": season["flights"][1], "name": "bag", "species": "giraffe"},
+        {"path": sample.video, "name": "cvat", "tracks": sample.cvat, "species": "zebra", "stride": "2"},
+        {
+            "path": sample.video,
+            "name": "mot",
+            "tracks": sample.mot,
+            "tracks_format": "mot",
+            "ground_truth": sample.ground_truth,
+            "species": "zebra",
+        },  # fmt: skip
+        {"path": sample.video, "name": "no_tracks", "species": "zebra"},
+    ]
+    out = tmp_path / "out"
+    proc = run_batch(write_manifest(tmp_path / "mixed.csv", rows), out, season["checkpoint"], "--workers", "1")
+    assert proc.returncode == 1, proc.stdout + proc.stderr  # the video row without tracks
+    status = {r["name"]: r for r in read_csv(out / "season" / "inputs.csv")}
+    assert [status[n]["status"] for n in ("bag", "cvat", "mot", "no_tracks")] == ["done"] * 3 + ["failed"]
+    assert "--tracks" in status["no_tracks"]["error"]
+    tables = {n: pq.read_table(out / n / "detections.parquet").to_pylist() for n in ("bag", "cvat", "mot")}
+    assert {r["input"] for r in tables["cvat"]} == {"cvat"}
+    assert {r["frame_index"] % 2 for r in tables["cvat"]} == {0}  # stride 2 from the manifest
+    assert len(tables["mot"]) == sample.tracks.num_boxes and all(r["true"] for r in tables["mot"])
+    assert len(tables["cvat"]) == sum(len(sample.tracks.detections(k)) for k in range(0, 8, 2))
+    assert all((out / n / "detections.csv").stat().st_size > 0 for n in tables)
+    assert _marker(out, "cvat")["summary"]["kind"] == "video" and _marker(out, "bag")["summary"]["kind"] == "bag"
+    season_metrics = json.loads((out / "season" / "metrics.json").read_text())
+    assert set(season_metrics["per_frame"]["groups"]["species"]) == {"giraffe", "zebra"}

@@ -22,7 +22,8 @@ from pose_classifier_ros.video.decode import (
     probe_video,
     read_frames,
 )
-from pose_classifier_ros.video.sample_video import FRAME_CODE_TRACK, TIME_BASE, VideoEncoder, write_flight_video
+from pose_classifier_ros.video.encode import TIME_BASE, VideoEncoder
+from pose_classifier_ros.video.sample_video import FRAME_CODE_TRACK, write_flight_video
 from pose_classifier_ros.video.tracks import Tracks
 
 FRAMES = 36

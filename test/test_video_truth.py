@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 from helpers.paths import REPO
 
-from pose_classifier_ros.bags.ground_truth import load_ground_truth_csv
 from pose_classifier_ros.cli import main as cli_main
 from pose_classifier_ros.labels import INDEX, VIEWPOINTS
+from pose_classifier_ros.replay.ground_truth import load_ground_truth_csv
 from pose_classifier_ros.stream.pipeline import Detection
 from pose_classifier_ros.video.cvat import read_cvat_video
 from pose_classifier_ros.video.decode import probe_video

@@ -1,1 +1,2 @@
-"""Rosbag tools without rclpy: bag I/O (rosbags), offline replay with evaluation, the sample flight bag."""
+"""Rosbag tools without rclpy: bag I/O (rosbags), a bag's paired frames (BagSource), the output bag's topics and
+the sample flight bag. The offline run itself is replay/."""

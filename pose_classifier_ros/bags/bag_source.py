@@ -15,9 +15,9 @@ import logging
 from collections.abc import Callable, Iterator
 
 from pose_classifier_ros.bags.bagio import BagError
-from pose_classifier_ros.bags.replay_runner import SourceFrame
 from pose_classifier_ros.stream.conversions import detections_from_msg, stamp_to_ns
 from pose_classifier_ros.stream.pairing import PairingConfig, StampPairer
+from pose_classifier_ros.stream.source_frame import SourceFrame
 
 _logger = logging.getLogger(__name__)
 

@@ -1,4 +1,6 @@
-"""What a replay adds for looking at a flight: the annotation topic, track summaries and best views.
+"""What a replay writes into its output bag beside the input topics (ViewpointsTopic: the ViewpointArray of
+every published frame), and what it adds for looking at a flight: the annotation topic, track summaries
+and best views.
 
 ``ReplayVisuals.on_frame`` is called once per published frame (a replay_runner sink, after the
 ViewpointArray is written): it writes the frame's ImageMarker (visualization/annotations.py, the node's own overlay) with the image header,
@@ -10,11 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pose_classifier_ros.bags.bag_source import VIEWPOINTS_TYPE
 from pose_classifier_ros.bags.bagio import BagError
 from pose_classifier_ros.visualization.annotations import annotation_types, frame_result_to_image_marker
 from pose_classifier_ros.visualization.best_views import BestViewConfig, BestViewTracker, Sighting, sighting_to_msg
 
 ANNOTATIONS_TYPE = "visualization_msgs/msg/ImageMarker"
+COMPRESSED_IMAGE_TYPE = "sensor_msgs/msg/CompressedImage"
 TRACK_SUMMARY_TYPE = "pose_classifier_ros/msg/TrackSummary"
 
 
@@ -28,6 +32,47 @@ class ReplayVisualsConfig:
     best_views: bool = True
     keep_crops: bool = True
     timeout_s: float = 2.0
+
+
+class ViewpointsTopic:
+    """Sink: each published ViewpointArray into the output bag at its frame's bag time."""
+
+    def __init__(self, writer, topic: str):
+        self.writer, self.topic = writer, topic
+        writer.add_topic(topic, VIEWPOINTS_TYPE)
+
+    def on_frame(self, frame, step) -> None:
+        """Sink of replay.runner.run_frames: frame (SourceFrame), step (stream.frame_processor.Step)."""
+        self.writer.write(self.topic, frame.time_ns, step.message)
+
+
+class ImagesTopic:
+    """Sink: each published frame's image as a JPEG CompressedImage (header = the image's), for an output bag
+    of a source without image messages (a video), so Foxglove shows the annotations on the frames."""
+
+    def __init__(self, writer, topic: str, quality: int = 85):
+        self.writer, self.topic, self.quality = writer, topic, int(quality)
+        self.types = writer.typestore.types
+        writer.add_topic(topic, COMPRESSED_IMAGE_TYPE)
+        self.written = 0
+
+    def on_frame(self, frame, step) -> None:
+        """Sink of replay.runner.run_frames; frames whose image was not decoded are decoded here."""
+        import numpy as np
+
+        from pose_classifier_ros.stream.frame_processor import FrameDecodeError, decode_image
+        from pose_classifier_ros.stream.image_codec import encode_compressed
+
+        rgb = step.frame
+        if rgb is None:
+            try:
+                rgb = decode_image(frame.pair)
+            except FrameDecodeError:
+                return
+        data = np.frombuffer(encode_compressed(rgb, "jpeg", self.quality), np.uint8)
+        msg = self.types[COMPRESSED_IMAGE_TYPE](header=frame.pair.image.header, format="jpeg", data=data)
+        self.writer.write(self.topic, frame.time_ns, msg)
+        self.written += 1
 
 
 class ReplayVisuals:
@@ -89,4 +134,12 @@ class ReplayVisuals:
                 self.summaries_written += 1
 
 
-__all__ = ("ANNOTATIONS_TYPE", "TRACK_SUMMARY_TYPE", "ReplayVisuals", "ReplayVisualsConfig")
+__all__ = (
+    "ANNOTATIONS_TYPE",
+    "COMPRESSED_IMAGE_TYPE",
+    "TRACK_SUMMARY_TYPE",
+    "ImagesTopic",
+    "ReplayVisuals",
+    "ReplayVisualsConfig",
+    "ViewpointsTopic",
+)

@@ -125,6 +125,19 @@ def _groups(labels, pred, correct, metadata, opt: AnalysisOptions) -> dict[str, 
     return out
 
 
+def group_rows(
+    labels: Sequence[int],
+    predicted: Sequence[int],
+    metadata: Sequence[Mapping[str, str]],
+    options: AnalysisOptions,
+) -> dict[str, Any]:
+    """The "groups" section for predicted class indices (no probabilities needed): {factor: {value: row}}
+    over options.factors, rows as in analyse() (support, accuracy with interval, coarse, angular error, ...)."""
+    y = np.asarray(labels, dtype=np.int64)
+    pred = np.asarray(predicted, dtype=np.int64)
+    return _groups(y, pred, pred == y, list(metadata), options)
+
+
 def _targets(labels, correct, metadata, targets: Mapping[str, float], opt: AnalysisOptions) -> dict[str, Any]:
     scopes: list[tuple[str, np.ndarray]] = [("all", np.arange(len(labels)))]
     if opt.factors:
@@ -240,4 +253,4 @@ def write_figures(
     return paths
 
 
-__all__ = ["AnalysisOptions", "CARD_TARGETS", "SECTION_KEYS", "parse_targets", "analyse", "write_figures"]
+__all__ = ["AnalysisOptions", "CARD_TARGETS", "SECTION_KEYS", "analyse", "group_rows", "parse_targets", "write_figures"]

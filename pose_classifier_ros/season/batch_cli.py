@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pose_classifier_ros.bags.replay_cli import add_processing_arguments
+from pose_classifier_ros.replay.cli import add_processing_arguments
 from pose_classifier_ros.season.manifest import ManifestError, option_actions, read_manifest
 
 _logger = logging.getLogger(__name__)
@@ -145,12 +145,12 @@ def _parse_sbatch_args(items: list[str]) -> dict[str, str]:
 
 def _check_command_line(args: argparse.Namespace, base: dict[str, Any]) -> None:
     """What every input would fail on is an error once, up front (ValueError / FileNotFoundError)."""
-    from pose_classifier_ros.bags.replay_cli import ReplayOptions, load_settings
+    from pose_classifier_ros.replay.replay_run import ReplayOptions, load_settings
 
     if not args.merge_only and not args.checkpoint.is_file():
         raise FileNotFoundError(f"checkpoint {str(args.checkpoint)!r} does not exist")
     if args.params is not None:
-        load_settings(ReplayOptions(bag=Path("."), **base))
+        load_settings(ReplayOptions(input=Path("."), **base))
     if args.workers < 1 or args.chunk_size < 1:
         raise ValueError("--workers and --chunk-size must be >= 1")
 

@@ -2,9 +2,10 @@
 
 CSV: a header row, then one row per input (lines starting with ``#`` are comments)::
 
-    path,site,session,date,species,ground_truth,image_topic
-    flights/2024-07-01/a,OPC,am,2024-07-01,zebra,gt/a.csv,
-    flights/2024-07-01/b,OPC,pm,2024-07-01,giraffe,,/camera/image_raw/compressed
+    path,tracks,site,session,date,species,ground_truth,image_topic,stride
+    flights/2024-07-01/a,,OPC,am,2024-07-01,zebra,gt/a.csv,,
+    flights/2024-07-01/b,,OPC,pm,2024-07-01,giraffe,,/camera/image_raw/compressed,
+    videos/DJI_0068.MP4,videos/DJI_0068.xml,Mpala,am,2024-07-02,zebra,,,2
 
 YAML: a list of mappings, or a mapping with ``inputs:`` (that list) and optional ``defaults:`` (values
 every row gets unless it sets them)::
@@ -14,10 +15,11 @@ every row gets unless it sets them)::
       - {path: flights/a, species: zebra, ground_truth: gt/a.csv}
 
 Columns:
-  path               the input (a rosbag2 directory or file; a video once video input exists); required
+  path               the input: a rosbag2 directory or .mcap / .db3 file, or a video file; required
   name               the output folder DIR/<name>/ (default: from the path, made unique with parent folders)
   tracks, tracks_format
-                     a video's track file and its format (CVAT, MOT): kept on the row for the video runner
+                     a video's track file (CVAT for video 1.1 XML, MOT, detections CSV) and its format (cvat,
+                     mot, csv; empty: from the file name); a video row without tracks fails
   <replay option>    a `replay` option's name (ground_truth or ground-truth, image_topic, params, schedule,
                      ...): overrides the command line for this input; empty = the command line's value
   anything else      metadata (site, session, date, species, altitude, ...) the season report groups by
@@ -53,7 +55,7 @@ class ManifestError(ValueError):
 class InputSpec:
     """One manifest row. path: the input, absolute; name: its output folder DIR/<name>/ (unique in the
     manifest); options: replay option overrides {dest: typed value}; metadata: the other columns (str);
-    tracks / tracks_format: a video's track file (video input, a later phase); row: 1-based data row;
+    tracks / tracks_format: a video's track file and format (None for a bag); row: 1-based data row;
     error: what is wrong with this row (a bad override value), None when it is usable."""
 
     name: str

@@ -64,11 +64,6 @@ def plan_inputs(
         try:
             if spec.error:
                 raise ValueError(f"manifest row {spec.row}: {spec.error}")
-            if spec.tracks is not None:
-                raise ValueError(
-                    f"manifest row {spec.row}: video input with a tracks file ({spec.tracks}) needs the video "
-                    "reader, which this version does not have"
-                )
             files = {k: options.get(k) for k in FILE_OPTIONS}
             hashed = {k: v for k, v in options.items() if k not in INPUT_FILE_OPTIONS}
             cfg_h = config_hash(dict(hashed, write_bag=write_bag), files)
@@ -113,6 +108,8 @@ def _task(spec: InputSpec, options, in_h: str, cfg_h: str, out_dir: Path, write_
         metadata=dict(spec.metadata),
         write_bag=write_bag,
         job=job,
+        tracks=str(spec.tracks) if spec.tracks is not None else None,
+        tracks_format=spec.tracks_format,
     )
 
 

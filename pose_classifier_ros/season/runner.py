@@ -1,15 +1,15 @@
-"""One input in a worker process: the replay path (bags.replay_cli.run_replay) into a partial folder, then
+"""One input in a worker process: the replay path (replay.replay_run.run_replay) into a partial folder, then
 its marker and the atomic commit to DIR/<name>/ (season.markers).
 
 The classifier is loaded once per worker and reused by every input with the same model settings
-(replay_cli.classifier_key); the pipeline and voting state are built fresh per input by run_replay.
+(replay_run.classifier_key); the pipeline and voting state are built fresh per input by run_replay.
 Torch threads are set before torch is imported (configure_threads): this module imports no torch itself, so
 a worker's first import decides OMP's thread pool.
 
-Per input, DIR/<name>/ holds what `replay --report-dir DIR/<name> --best-views DIR/<name>/best_views` writes
-(metrics.json, report.txt, figures, contact_sheet.png, best_views/), plus replay.log (this input's log
-lines), detections.parquet (one row per published detection) and _SUCCESS.json; with --write-bags also the
-output bag replayed/.
+Per input (a bag, or a video with its track file), DIR/<name>/ holds what `replay --report-dir DIR/<name>
+--best-views DIR/<name>/best_views` writes (metrics.json, report.txt, figures, contact_sheet.png,
+detections.csv and .parquet: one row per published detection, best_views/), plus replay.log (this input's
+log lines) and _SUCCESS.json; with --write-bags also the output bag replayed/.
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ from pose_classifier_ros.season.markers import (
 
 _logger = logging.getLogger(__name__)
 
-DETECTIONS_FILE = "detections.parquet"
 LOG_FILE = "replay.log"
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
@@ -43,8 +42,9 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"
 @dataclass
 class InputTask:
     """What a worker needs for one input (plain values: it is pickled to pool workers and SLURM tasks).
-    options: ReplayOptions keyword arguments except bag and the output paths; write_bag: also write the
-    output bag DIR/<name>/replayed; job: the engine's id for this run (SLURM array task, local pid)."""
+    options: ReplayOptions keyword arguments except the input and the output paths; write_bag: also write the
+    output bag DIR/<name>/replayed; job: the engine's id for this run (SLURM array task, local pid); tracks /
+    tracks_format: a video's track file (None for a bag)."""
 
     name: str
     path: str
@@ -55,6 +55,8 @@ class InputTask:
     metadata: dict[str, str] = field(default_factory=dict)
     write_bag: bool = False
     job: str | None = None
+    tracks: str | None = None
+    tracks_format: str | None = None
 
 
 @dataclass
@@ -89,10 +91,10 @@ def init_worker(threads: int | None, preload: dict[str, Any] | None = None) -> N
     _worker_logging()
     configure_threads(threads)
     if preload is not None:
-        from pose_classifier_ros.bags.replay_cli import ReplayOptions
+        from pose_classifier_ros.replay.replay_run import ReplayOptions
 
         try:
-            _WORKER.pending_load_s += _ensure_classifier(ReplayOptions(bag=Path(""), **preload))
+            _WORKER.pending_load_s += _ensure_classifier(ReplayOptions(input=Path(""), **preload))
         except Exception as exc:
             _logger.warning("could not preload the model: %s", exc)
 
@@ -108,7 +110,7 @@ def _worker_logging() -> None:
 
 def _ensure_classifier(options) -> float:
     """Load the classifier unless the worker holds one for the same settings; returns seconds spent."""
-    from pose_classifier_ros.bags.replay_cli import classifier_key, load_classifier, load_settings
+    from pose_classifier_ros.replay.replay_run import classifier_key, load_classifier, load_settings
 
     settings = load_settings(options)
     key = classifier_key(options, settings)
@@ -124,36 +126,6 @@ def _ensure_classifier(options) -> float:
     return seconds
 
 
-def write_detections_table(path: Path, result, task: InputTask) -> Path:
-    """detections.parquet: one row per published detection (input, stamp_ns, frame_index, track_id, label,
-    smoothed, true: class names, "" when unknown; label_age_s, fresh)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from pose_classifier_ros.labels import VIEWPOINTS
-
-    recs = result.records
-
-    def names(values):
-        return [VIEWPOINTS[v] if v is not None else "" for v in values]
-
-    table = pa.table(
-        {
-            "input": pa.array([task.name] * len(recs), pa.string()),
-            "stamp_ns": pa.array([r.stamp_ns for r in recs], pa.int64()),
-            "frame_index": pa.array([r.frame_index for r in recs], pa.int64()),
-            "track_id": pa.array([r.track_id for r in recs], pa.string()),
-            "label": pa.array(names(r.label for r in recs), pa.string()),
-            "smoothed": pa.array(names(r.smoothed for r in recs), pa.string()),
-            "true": pa.array(names(r.true for r in recs), pa.string()),
-            "label_age_s": pa.array([r.label_age_s for r in recs], pa.float64()),
-            "fresh": pa.array([bool(r.fresh) for r in recs], pa.bool_()),
-        }
-    )
-    pq.write_table(table, path)
-    return path
-
-
 def _relocate(partial: Path, final: Path) -> None:
     """metrics.json / report.txt name the output bag by its path while it was written (in the partial
     folder): point them at its final place."""
@@ -166,7 +138,7 @@ def _relocate(partial: Path, final: Path) -> None:
 def run_input(task: InputTask) -> dict[str, Any]:
     """Run one input and commit DIR/<name>/ with _SUCCESS.json or _FAILED.json; never raises for a bad input.
     Returns {"name", "status": "done" | "failed", "summary" | "error", "worker"}."""
-    from pose_classifier_ros.bags.replay_cli import ReplayOptions, run_replay
+    from pose_classifier_ros.replay.replay_run import ReplayOptions, run_replay
 
     out_dir = Path(task.out_dir)
     final = out_dir / task.name
@@ -190,7 +162,10 @@ def run_input(task: InputTask) -> dict[str, Any]:
     try:
         _logger.info("input %s: %s", task.name, task.path)
         options = ReplayOptions(
-            bag=Path(task.path),
+            input=Path(task.path),
+            tracks=Path(task.tracks) if task.tracks else None,
+            tracks_format=task.tracks_format,
+            name=task.name,
             report_dir=partial,
             best_views=partial / "best_views",
             out=partial / "replayed" if task.write_bag else None,
@@ -202,7 +177,6 @@ def run_input(task: InputTask) -> dict[str, Any]:
         load_s += _ensure_classifier(options)
         summary = run_replay(options, classifier=_WORKER.classifier)
         summary.load_seconds = load_s
-        write_detections_table(partial / DETECTIONS_FILE, summary.result, task)
         _relocate(partial, final)
         marker.status = "done"
         marker.summary = dict(summary.to_dict(), wall_seconds=time.perf_counter() - started, threads=_WORKER.threads)
@@ -257,7 +231,6 @@ def run_chunk(tasks: list[InputTask]) -> list[dict[str, Any]]:
 
 
 __all__ = (
-    "DETECTIONS_FILE",
     "InputTask",
     "LOG_FILE",
     "configure_threads",
@@ -265,5 +238,4 @@ __all__ = (
     "run_chunk",
     "run_input",
     "slurm_threads",
-    "write_detections_table",
 )

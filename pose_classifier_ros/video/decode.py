@@ -349,6 +349,11 @@ class VideoReader:
         finally:
             self.close()
 
+    @property
+    def last_decoded(self) -> tuple[int, float] | None:
+        """(index, time_s) of the last good frame decoded so far (yielded or not), None before the first."""
+        return self._last
+
     def close(self) -> None:
         """Stop the decode thread and release the file (idempotent)."""
         self._stop.set()

@@ -1,14 +1,14 @@
 """`pose-classifier make-sample-video OUT_DIR`: the synthetic flight as an MP4 with its track files.
 
-The same renderer as ``make-sample-bag`` (``synthetic.flight``), encoded with PyAV (H.264 via libx264 by
-default; ``mpeg4`` where a build lacks it), with the files a field user would hold beside a video:
+The same renderer as ``make-sample-bag`` (``synthetic.flight``), encoded with PyAV (video.encode: H.264 via
+libx264 by default; ``mpeg4`` where a build lacks it; ``--lossless`` bit-exact RGB), with the files a field user would hold beside a video:
 
   flight.mp4               the video (yuv420p; B-frames; a keyframe every --gop frames)
   flight.xml               CVAT for video 1.1 task export: one track per animal, label = species, a
                            ``viewpoint`` attribute on every box (the true class), every frame written
   flight_mot.txt           MOTChallenge gt layout (frame 1-based, id, x, y, w, h, 1, class, visibility)
   flight_detections.csv    the package's detections CSV (frame_index 0-based, score, class_id, viewpoint)
-  ground_truth.csv         frame_index,track_id,pose (reads with bags.ground_truth.load_ground_truth_csv)
+  ground_truth.csv         frame_index,track_id,pose (reads with replay.ground_truth.load_ground_truth_csv)
 
 --vfr gives irregular frame durations (0.5-1.5 x the nominal period); --frame-code draws each frame's
 index as a block code (``synthetic.frame_code``) with its own track "100", label "frame-code", for
@@ -21,7 +21,6 @@ import argparse
 import csv
 import logging
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -32,12 +31,12 @@ from pose_classifier_ros.synthetic.flight import FlightConfig, generate_flight
 from pose_classifier_ros.synthetic.frame_code import code_position, draw_frame_code
 from pose_classifier_ros.video.cvat import write_cvat_video
 from pose_classifier_ros.video.detections_csv import write_detections_csv
+from pose_classifier_ros.video.encode import TIME_BASE, VideoEncoder
 from pose_classifier_ros.video.mot import write_mot
 from pose_classifier_ros.video.tracks import Tracks
 
 _logger = logging.getLogger(__name__)
 
-TIME_BASE = Fraction(1, 90_000)  # the MPEG clock: integer ticks for every common frame rate
 FRAME_CODE_TRACK = "100"
 FRAME_CODE_LABEL = "frame-code"
 
@@ -61,13 +60,6 @@ class SampleVideo:
         return [float(p * TIME_BASE) for p in self.pts]
 
 
-def available_codec(preferred: str = "libx264") -> str:
-    """`preferred` when this PyAV build can encode with it, else mpeg4."""
-    import av
-
-    return preferred if preferred in av.codecs_available else "mpeg4"
-
-
 def frame_times(frames: int, rate_hz: float, vfr: bool, seed: int = 0) -> list[int]:
     """Presentation times in TIME_BASE ticks: regular, or irregular (0.5-1.5 periods) with `vfr`."""
     period = 1 / (rate_hz * TIME_BASE)  # ticks per frame, Fraction
@@ -75,68 +67,6 @@ def frame_times(frames: int, rate_hz: float, vfr: bool, seed: int = 0) -> list[i
         return [int(round(k * period)) for k in range(frames)]
     steps = np.random.default_rng(seed + 7).uniform(0.5, 1.5, max(0, frames - 1))
     return [0] + [int(round(float(t))) for t in np.cumsum(steps * float(period))]
-
-
-class VideoEncoder:
-    """Encode (H, W, 3) uint8 RGB frames with explicit presentation times into a video file (the container
-    follows the file's extension: .mp4, .mkv, ...). faststart: MP4 index at the front of the file."""
-
-    def __init__(
-        self,
-        path: Path,
-        width: int,
-        height: int,
-        rate_hz: float,
-        codec: str = "libx264",
-        crf: int = 18,
-        gop: int = 12,
-        faststart: bool = False,
-    ):
-        import av
-
-        if width % 2 or height % 2:
-            raise ValueError(f"yuv420p video needs an even width and height, got {width}x{height}")
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.codec = available_codec(codec)
-        options = {"movflags": "faststart"} if faststart else {}
-        self._container = av.open(str(self.path), mode="w", options=options)
-        self._stream = self._container.add_stream(self.codec, rate=Fraction(rate_hz).limit_denominator(1001))
-        self._stream.width, self._stream.height = width, height
-        self._stream.pix_fmt = "yuv420p"
-        self._stream.time_base = TIME_BASE
-        self._stream.codec_context.time_base = TIME_BASE
-        if self.codec == "libx264":
-            self._stream.options = {"crf": str(crf), "preset": "veryfast", "g": str(gop)}
-        elif self.codec == "libx265":
-            self._stream.options = {
-                "crf": str(crf),
-                "preset": "veryfast",
-                "x265-params": f"keyint={gop}:log-level=error",
-            }
-        else:  # e.g. mpeg4, whose time base denominator must fit 16 bits: half the MPEG clock
-            self._stream.codec_context.time_base = Fraction(1, 45_000)
-            self._stream.codec_context.gop_size = gop
-            self._stream.bit_rate = max(2_000_000, int(width * height * rate_hz * 0.4))
-
-    def write(self, image: np.ndarray, pts: int) -> None:
-        import av
-
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-        frame.pts, frame.time_base = int(pts), TIME_BASE
-        for packet in self._stream.encode(frame):
-            self._container.mux(packet)
-
-    def close(self) -> None:
-        for packet in self._stream.encode():
-            self._container.mux(packet)
-        self._container.close()
-
-    def __enter__(self) -> VideoEncoder:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def write_flight_video(
@@ -148,16 +78,22 @@ def write_flight_video(
     gop: int = 12,
     vfr: bool = False,
     frame_code: bool = False,
+    lossless: bool = False,
+    faststart: bool = False,
     progress: bool = True,
 ) -> SampleVideo:
-    """Render the synthetic flight, encode it and write its track and ground-truth files (module docstring)."""
+    """Render the synthetic flight, encode it and write its track and ground-truth files (module docstring).
+    lossless: bit-exact RGB (video.encode; the frames decode to exactly the pixels the bag holds); faststart:
+    the MP4 index at the front, as cameras write it (a truncated copy still opens)."""
     from tqdm import tqdm
 
     out = Path(out_dir)
     pts = frame_times(cfg.frames, cfg.rate_hz, vfr, cfg.seed)
     tracks = Tracks(source="synthetic flight", format="synthetic", width=cfg.width, height=cfg.height)
     truth_rows = []
-    with VideoEncoder(out / "flight.mp4", cfg.width, cfg.height, cfg.rate_hz, codec, crf, gop) as encoder:
+    with VideoEncoder(
+        out / "flight.mp4", cfg.width, cfg.height, cfg.rate_hz, codec, crf, gop, faststart, lossless
+    ) as encoder:
         frames = generate_flight(cfg)
         for frame in tqdm(frames, total=cfg.frames, desc="encoding flight", unit="frame", disable=not progress):
             image = frame.image
@@ -215,6 +151,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gop", type=int, default=12, help="frames between keyframes")
     parser.add_argument("--vfr", action="store_true", help="irregular frame durations (variable frame rate)")
     parser.add_argument("--frame-code", action="store_true", help="draw each frame's index as a block code (track 100)")
+    parser.add_argument(
+        "--lossless", action="store_true", help="bit-exact RGB (libx264rgb, qp 0): the same pixels as the bag"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -238,6 +177,7 @@ def run(args: argparse.Namespace) -> int:
         gop=args.gop,
         vfr=args.vfr,
         frame_code=args.frame_code,
+        lossless=args.lossless,
         progress=not args.no_progress,
     )
     print(
@@ -250,11 +190,8 @@ def run(args: argparse.Namespace) -> int:
 __all__ = [
     "FRAME_CODE_LABEL",
     "FRAME_CODE_TRACK",
-    "TIME_BASE",
     "SampleVideo",
-    "VideoEncoder",
     "add_arguments",
-    "available_codec",
     "frame_times",
     "run",
     "write_flight_video",

@@ -8,7 +8,7 @@ annotator gave none": those boxes have no ground truth and are counted. Any othe
 top-down ``up``/``upleft``, not one of the 8 classes) is unknown: by default one error names the first one
 (value, frame, track) and counts them all; ``on_unknown="skip"`` drops those boxes with one warning.
 
-A ground-truth CSV keyed by (frame, track) needs no code here: ``bags.ground_truth.load_ground_truth_csv``
+A ground-truth CSV keyed by (frame, track) needs no code here: ``replay.ground_truth.load_ground_truth_csv``
 reads ``frame_index,track_id,pose`` rows (frame_index = the video's 0-based frame).
 """
 

@@ -1,5 +1,6 @@
 """Replay metrics and report files: per-frame vs smoothed classification, flip rates, the scheduled-mode
-section, confusion matrices, the track timeline and the contact sheet (metrics.json, report.txt, PNGs)."""
+section, groups by species (the tracks' class), confusion matrices, the track timeline and the contact
+sheet (metrics.json, report.txt, PNGs)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from pose_classifier_ros.bags.replay import ReplayResult
+from pose_classifier_ros.replay.runner import ReplayResult
 
 _logger = logging.getLogger(__name__)
 
@@ -38,11 +39,33 @@ def build_report(result: ReplayResult) -> dict:
             [r.track_id for r in matched], [r.stamp_ns * 1e-9 for r in matched], [r.true for r in matched]
         )
     if result.schedule is not None:
-        from pose_classifier_ros.bags.schedule_report import schedule_section
+        from pose_classifier_ros.replay.schedule_report import schedule_section
 
         report["schedule"] = schedule_section(result)
+    groups = species_groups(matched, getattr(result, "track_classes", {}))
+    if groups:
+        report["groups"] = groups
     report["replay"] = dict(result.stats, output_bag=result.out_bag)
     return report
+
+
+def species_groups(matched, track_classes: dict[str, str]) -> dict:
+    """Per-frame and smoothed accuracy by the tracks' class (species: the CVAT track label, the detector's
+    class_id), as evaluate's groups section; {} when no matched track has a class."""
+    from pose_classifier_ros.evaluation.analysis import AnalysisOptions, group_rows
+
+    if not track_classes or not any(r.track_id in track_classes for r in matched):
+        return {}
+    out = {}
+    for key, name in (("label", "species, per-frame label"), ("smoothed", "species, smoothed label")):
+        known = [r for r in matched if getattr(r, key) is not None]
+        if known:
+            meta = [{name: track_classes.get(r.track_id, "")} for r in known]
+            rows = group_rows(
+                [r.true for r in known], [getattr(r, key) for r in known], meta, AnalysisOptions(factors=[name])
+            )
+            out.update(rows)
+    return out
 
 
 def format_replay_report(report: dict, title: str) -> str:
@@ -59,9 +82,13 @@ def format_replay_report(report: dict, title: str) -> str:
         if key in temporal:
             parts.append(f"  {key:<13} {temporal[key]['mean_flips_per_s']:.3f}")
     if "schedule" in report:
-        from pose_classifier_ros.bags.schedule_report import format_schedule_section
+        from pose_classifier_ros.replay.schedule_report import format_schedule_section
 
         parts += ["", format_schedule_section(report["schedule"])]
+    if report.get("groups"):
+        from pose_classifier_ros.evaluation.text import groups_lines
+
+        parts += [""] + groups_lines(report["groups"])
     stats = report.get("replay", {})
     parts += ["", "replay: " + ", ".join(f"{k}={v}" for k, v in stats.items() if not isinstance(v, dict))]
     return "\n".join(parts) + "\n"
@@ -132,6 +159,6 @@ def print_summary(report: dict) -> None:
         f"{t['smoothed']['mean_flips_per_s']:.2f}/s smoothed"
     )
     if "schedule" in report:
-        from pose_classifier_ros.bags.schedule_report import format_schedule_section
+        from pose_classifier_ros.replay.schedule_report import format_schedule_section
 
         print(format_schedule_section(report["schedule"]))

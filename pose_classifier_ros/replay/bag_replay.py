@@ -14,74 +14,20 @@ classification metrics and per-track flip rates in the `evaluate` CLI's schema::
 
 written as metrics.json, report.txt, confusion_matrix.png and track_timeline.png (``--report-dir``).
 
-Three parts: bags/bag_source.py yields the bag's paired frames, bags/replay_runner.py steps them through
-the pipeline into sinks (here the output bag's topics), bags/replay_report.py writes the report.
+Three parts: bags/bag_source.py yields the bag's paired frames, replay/runner.py steps them through
+the pipeline into sinks (here the output bag's topics), replay/report.py writes the report.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pose_classifier_ros.bags.bag_source import (
-    DETECTIONS_TYPE,
-    IMAGE_TYPES,
-    POLICY_STATE_TYPE,
-    VIEWPOINTS_TYPE,
-    BagSource,
-)
+from pose_classifier_ros.bags.bag_source import BagSource
 from pose_classifier_ros.bags.bagio import BagError, open_reader, open_writer
-from pose_classifier_ros.bags.ground_truth import GroundTruth
-from pose_classifier_ros.bags.replay_runner import DetectionRecord, SourceFrame, records_of, run_frames
-from pose_classifier_ros.stream.frame_processor import Step
-
-
-@dataclass
-class ReplayResult:
-    records: list[DetectionRecord]
-    stats: dict[str, Any]
-    out_bag: str | None
-    schedule: dict[str, Any] | None = None  # scheduled mode: settings and crop counts
-    baseline: ReplayResult | None = None  # every_frame run over the same frames, for comparison
-    sightings: list = field(default_factory=list)  # best_views.Sighting per finished track (visuals on)
-
-
-class ViewpointsTopic:
-    """Sink: each published ViewpointArray into the output bag at its frame's bag time."""
-
-    def __init__(self, writer, topic: str):
-        self.writer, self.topic = writer, topic
-        writer.add_topic(topic, VIEWPOINTS_TYPE)
-
-    def on_frame(self, frame: SourceFrame, step: Step) -> None:
-        self.writer.write(self.topic, frame.time_ns, step.message)
-
-
-def calibration_crops(frames, crop=None, limit: int = 8) -> list:
-    """Up to `limit` crops ((h, w, 3) uint8 RGB: padded, clamped boxes, as the classifier crops them) of the
-    first paired frames of `frames` (SourceFrames of any source: bag or video): the real crops
-    ``backend: auto`` measures on. Undecodable frames are skipped; [] when no frame has a valid box."""
-    import numpy as np
-
-    from pose_classifier_ros.model.preprocess import CropConfig, expand_and_clamp_boxes
-    from pose_classifier_ros.stream.frame_processor import FrameDecodeError, decode_image
-
-    crops: list = []
-    for source_frame in frames:
-        pair = source_frame.pair
-        if not pair.detections:
-            continue
-        try:
-            frame = decode_image(pair)
-        except FrameDecodeError:
-            continue  # skipped, as in the replay itself
-        boxes = np.stack([d.box for d in pair.detections]).astype(np.float32)
-        boxes_int, valid = expand_and_clamp_boxes(boxes, frame.shape[1], frame.shape[0], crop or CropConfig())
-        crops += [frame[y1:y2, x1:x2].copy() for x1, y1, x2, y2 in boxes_int[valid]]
-        if len(crops) >= limit:
-            break
-    return crops[:limit]
+from pose_classifier_ros.bags.replay_visuals import ViewpointsTopic
+from pose_classifier_ros.replay.ground_truth import GroundTruth
+from pose_classifier_ros.replay.runner import ReplayResult, calibration_crops, run_frames
 
 
 def bag_calibration_crops(
@@ -114,6 +60,7 @@ def replay_bag(
     baseline=None,
     visuals=None,
     focus_topic: str | None = None,
+    annotated_video: str | Path | None = None,
 ) -> ReplayResult:
     """Run ``pipeline`` (a TrackPipeline) over a bag; optionally write ``out_path`` (a new bag dir).
 
@@ -123,7 +70,8 @@ def replay_bag(
     budget, schedule.max_crops crops per frame. Deterministic: frame stamps, not the wall clock, drive the
     budget. baseline: an every_frame TrackPipeline run on the same frames for comparison (result.baseline).
     visuals: a bags.replay_visuals.ReplayVisualsConfig to write the annotation topic and track summaries and
-    collect best views (result.sightings). focus_topic: a recorded PolicyState topic whose targets set
+    collect best views (result.sightings). annotated_video: write every published frame with the node's
+    overlay there (replay/annotated_video.py). focus_topic: a recorded PolicyState topic whose targets set
     pipeline.focus in bag order (scheduled mode: the target gets schedule.focus_share of each cycle, as
     live); a focus pinned on pipeline.focus beforehand works without one (`replay --focus-track`).
 
@@ -132,6 +80,7 @@ def replay_bag(
     track state, is still written, as the live node publishes it).
     """
     from pose_classifier_ros.bags.replay_visuals import ReplayVisuals
+    from pose_classifier_ros.replay.annotated_video import AnnotatedVideo
     from pose_classifier_ros.stream.conversions import message_types
     from pose_classifier_ros.stream.frame_processor import FrameProcessor
 
@@ -154,6 +103,7 @@ def replay_bag(
         writer = open_writer(out_path, storage=storage) if out_path is not None else None
         source.on_message = writer.write if writer is not None else None
         processor = FrameProcessor(pipeline, message_types(reader.typestore))
+        video = AnnotatedVideo(annotated_video) if annotated_video is not None else None
         try:
             sinks: list = []
             if writer is not None:
@@ -163,6 +113,8 @@ def replay_bag(
             vis = ReplayVisuals(visuals, reader.typestore, writer, reader.topics) if visuals is not None else None
             if vis is not None:
                 sinks.append(vis)
+            if video is not None:
+                sinks.append(video)
             run = run_frames(
                 source,
                 processor,
@@ -173,10 +125,14 @@ def replay_bag(
             if vis is not None:
                 sightings = vis.finish(source.last_time_ns if source.stats["images"] else 0)
         finally:
+            if video is not None:
+                video.close()
             if writer is not None:
                 writer.close()
 
     stats = _stats(source, run, vis)
+    if video is not None:
+        stats["annotated_frames"] = video.frames_written
     records, baseline_records = run.records, run.baseline_records
     if source.ground_truth or ground_truth is not None:
         gt = ground_truth or GroundTruth(by_stamp=source.ground_truth, source=f"bag topic {ground_truth_topic}")
@@ -192,6 +148,8 @@ def replay_bag(
         schedule=run.schedule,
         baseline=base,
         sightings=sightings if vis is not None else [],
+        track_classes=run.track_classes,
+        time_origin_ns=min((r.stamp_ns for r in records), default=0),
     )
 
 
@@ -212,16 +170,4 @@ def _stats(source: BagSource, run, vis) -> dict[str, Any]:
     return stats
 
 
-__all__ = [
-    "DETECTIONS_TYPE",
-    "IMAGE_TYPES",
-    "POLICY_STATE_TYPE",
-    "VIEWPOINTS_TYPE",
-    "DetectionRecord",
-    "ReplayResult",
-    "ViewpointsTopic",
-    "bag_calibration_crops",
-    "calibration_crops",
-    "records_of",
-    "replay_bag",
-]
+__all__ = ["bag_calibration_crops", "replay_bag"]

@@ -1,17 +1,16 @@
-"""`pose-classifier replay BAG`: the command line around bags.replay.replay_bag.
+"""One replay run as a function: ``ReplayOptions`` -> ``run_replay`` -> ``ReplaySummary``.
 
-Loads the node's YAML through the node's parameter schema, checks the bag before the slow model load,
-replays, and prints or writes the report (bags.replay_report). See bags/replay.py for what replay does.
+What `pose-classifier replay` (replay/cli.py) does for one input, and what `pose-classifier batch` (season/)
+does per input with a model loaded once per worker::
 
-The run is a function, so `pose-classifier batch` (season/) runs the same path per input with a model
-loaded once per worker::
-
-    options = ReplayOptions.from_args(args)          # or ReplayOptions(bag=..., checkpoint=..., ...)
+    options = ReplayOptions(input=Path("flight.mp4"), tracks=Path("flight.xml"), checkpoint=ckpt, report_dir=out)
     summary = run_replay(options, classifier=None)   # -> ReplaySummary; raises ReplayError & co.
 
-Seams: ``load_settings`` (the --params YAML), ``schedule_mode`` (--schedule or schedule.mode), ``load_classifier`` / ``classifier_key`` (the model and
-what it depends on), ``check_bag`` (topics before the model load), ``build_pipelines`` (pipeline and
-baseline from the settings), ``run_replay`` (replay_bag + best views + report files).
+The input's kind comes from its path (``input_kind``): a directory or a .mcap / .db3 file is a rosbag2 bag
+(replay/bag_replay.py), any other file a video with its ``tracks`` (replay/video_replay.py). Both write the
+same outputs. Seams: ``load_settings`` (the --params YAML), ``schedule_mode`` (--schedule or
+schedule.mode), ``load_classifier`` / ``classifier_key`` (the model and what it depends on), ``check_bag``
+(topics before the model load), ``build_pipelines`` (pipeline and baseline from the settings).
 """
 
 from __future__ import annotations
@@ -25,147 +24,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pose_classifier_ros.bags.bag_source import DETECTIONS_TYPE, IMAGE_TYPES, POLICY_STATE_TYPE
 from pose_classifier_ros.bags.bagio import BagError, open_reader
-from pose_classifier_ros.bags.ground_truth import load_ground_truth_csv
-from pose_classifier_ros.bags.replay import (
-    DETECTIONS_TYPE,
-    IMAGE_TYPES,
-    POLICY_STATE_TYPE,
-    ReplayResult,
-    replay_bag,
-)
-from pose_classifier_ros.bags.replay_report import (
-    build_report,
-    format_replay_report,
-    print_summary,
-    write_replay_report,
-)
+from pose_classifier_ros.replay.bag_replay import replay_bag
+from pose_classifier_ros.replay.ground_truth import load_ground_truth_csv
+from pose_classifier_ros.replay.report import build_report, write_replay_report
+from pose_classifier_ros.replay.runner import ReplayResult
 
 _logger = logging.getLogger(__name__)
-
-
-def add_processing_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options that say how one input is processed (model, params, topics, schedule, output topics);
-    `pose-classifier batch` takes these too, and its manifest may override them per input."""
-    parser.add_argument("--checkpoint", type=Path, required=True, help="model checkpoint (.pth)")
-    parser.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="output bag storage")
-    parser.add_argument("--image-topic", default="/camera/image_raw", help="sensor_msgs Image or CompressedImage")
-    parser.add_argument("--detections-topic", default="/detections", help="vision_msgs/Detection2DArray")
-    parser.add_argument("--viewpoints-topic", default="/viewpoints", help="output ViewpointArray topic")
-    parser.add_argument(
-        "--ground-truth", type=Path, default=None, help="CSV with columns stamp_ns (or frame_index), track_id, pose"
-    )
-    parser.add_argument(
-        "--ground-truth-topic",
-        default="/ground_truth/viewpoints",
-        help="ViewpointArray topic with true labels, used when present and no CSV is given",
-    )
-    parser.add_argument(
-        "--params",
-        type=Path,
-        default=None,
-        help="the node's YAML parameters (config/pose_classifier.yaml): model, crop, filter, sync, voting, "
-        "tracking, schedule (schedule.mode unless --schedule is given)",
-    )
-    parser.add_argument(
-        "--backend",
-        default=None,
-        help="inference backend: auto, eager, bf16, int8, onnx, onnx-int8 (default: --params model.backend, else "
-        "auto; auto measures the candidates on the bag's first crops, cached in --params model.backend_cache_dir)",
-    )
-    parser.add_argument("--device", default=None, help="torch device (default: --params model.device, else cpu)")
-    parser.add_argument(
-        "--batch-size",
-        type=int,
-        default=None,
-        help="crops per forward pass (default: --params model.batch_size, else 32)",
-    )
-    parser.add_argument(
-        "--backbone-weights",
-        type=Path,
-        default=None,
-        help="DINOv2 weights file when the checkpoint holds only the head",
-    )
-    parser.add_argument(
-        "--schedule",
-        choices=("every_frame", "scheduled"),
-        default=None,
-        help="every_frame: classify every crop of every frame; scheduled: the node's per-track scheduler "
-        "(schedule.* from --params) under --crops-per-second. Default: schedule.mode of --params, else every_frame",
-    )
-    parser.add_argument(
-        "--crops-per-second",
-        type=float,
-        default=None,
-        help="scheduled: simulated compute budget, crops per second of bag time (unused budget "
-        "carries forward); default: schedule.max_crops every frame",
-    )
-    parser.add_argument("--max-crops", type=int, default=None, help="scheduled: override schedule.max_crops")
-    focus = parser.add_mutually_exclusive_group()
-    focus.add_argument(
-        "--focus-track",
-        default=None,
-        metavar="ID",
-        help="scheduled: focus on this track id all along (it gets schedule.focus_share of each cycle, as the "
-        "navigation policy's target does live)",
-    )
-    focus.add_argument(
-        "--focus-topic",
-        default=None,
-        metavar="TOPIC",
-        help="scheduled: take the focus from the bag's recorded PolicyState topic (e.g. /policy_state), in bag "
-        "order, as the node takes it live",
-    )
-    parser.add_argument(
-        "--no-baseline",
-        action="store_true",
-        help="scheduled: do not also run every_frame on the same frames for comparison",
-    )
-    parser.add_argument(
-        "--annotations-topic",
-        default="/annotations",
-        help="output visualization_msgs/ImageMarker topic (boxes + labels per frame); '' = none",
-    )
-    parser.add_argument(
-        "--summaries-topic",
-        default="/track_summaries",
-        help="output TrackSummary topic (one per finished track); '' = none",
-    )
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("bag", type=Path, help="input rosbag2 (directory, or a .mcap / .db3 file)")
-    add_processing_arguments(parser)
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        help="output bag directory; OUT.mcap writes the directory OUT (default: REPORT_DIR/replayed, else BAG_viewpoints)",
-    )
-    parser.add_argument("--no-out", action="store_true", help="do not write an output bag")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output bag")
-    parser.add_argument(
-        "--report-dir",
-        type=Path,
-        default=None,
-        help="write metrics.json, report.txt, confusion_matrix.png, track_timeline.png here",
-    )
-    parser.add_argument(
-        "--best-views",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="write DIR/<track>/{left,right,best}.jpg and DIR/sightings.csv",
-    )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 @dataclass
 class ReplayOptions:
     """Everything one replay run reads: the `replay` CLI's options (paths as Path, None = default)."""
 
-    bag: Path
+    input: Path
     checkpoint: Path
+    tracks: Path | None = None
+    tracks_format: str | None = None
     out: Path | None = None
     no_out: bool = False
     overwrite: bool = False
@@ -191,6 +67,14 @@ class ReplayOptions:
     summaries_topic: str = "/track_summaries"
     best_views: Path | None = None
     no_progress: bool = False
+    truth_attribute: str | None = None
+    unknown_truth: str = "error"
+    stride: int = 1
+    start: float = 0.0
+    end: float | None = None
+    write_images: bool = False
+    annotated_video: Path | None = None
+    name: str | None = None  # the input's name in the per-detection table (batch: the row's name)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, **overrides: Any) -> ReplayOptions:
@@ -206,9 +90,11 @@ class ReplaySummary:
     budget's crops, plus the every_frame baseline's); tracks: distinct track ids; seconds: wall time of the
     replay and its outputs, model load excluded (load_seconds, 0.0 when a classifier was passed in);
     accuracy / smoothed_accuracy: per-frame / voted label accuracy (None without ground truth); schedule /
-    schedule_source: the mode that ran and where it came from (schedule_mode)."""
+    schedule_source: the mode that ran and where it came from (schedule_mode); kind: "bag" or "video";
+    images: the bag's image messages, or the video frames decoded; input_error: why a damaged input ended
+    early (a truncated video: the results before its last good frame are kept), else None."""
 
-    bag: str
+    input: str
     images: int
     frames: int
     crops: int
@@ -224,6 +110,9 @@ class ReplaySummary:
     best_views_csv: str | None = None
     metrics_path: str | None = None
     report_paths: list[str] = field(default_factory=list)
+    kind: str = "bag"
+    input_error: str | None = None
+    annotated_video: str | None = None
     report: dict = field(default_factory=dict, repr=False)
     result: ReplayResult | None = field(default=None, repr=False)
 
@@ -247,7 +136,13 @@ class ReplayError(RuntimeError):
         self.summary = summary
 
 
-def _default_out(options: ReplayOptions) -> Path | None:
+def input_kind(path: Path) -> str:
+    """ "bag" for a directory or a .mcap / .db3 file, else "video" (any file FFmpeg may decode)."""
+    path = Path(path)
+    return "bag" if path.is_dir() or path.suffix.lower() in (".mcap", ".db3") else "video"
+
+
+def _default_out(options: ReplayOptions, kind: str = "bag") -> Path | None:
     if options.no_out:
         return None
     if options.out is not None:
@@ -256,9 +151,51 @@ def _default_out(options: ReplayOptions) -> Path | None:
             _logger.info("writing the output bag directory %s", options.out.with_suffix(""))
             return options.out.with_suffix("")
         return options.out
+    if kind == "video":  # a video's output bag holds no input topics: only on request
+        return None
     if options.report_dir is not None:
         return options.report_dir / "replayed"
-    return options.bag.parent / f"{options.bag.name.split('.')[0]}_viewpoints"
+    return options.input.parent / f"{options.input.name.split('.')[0]}_viewpoints"
+
+
+def decode_options(options: ReplayOptions):
+    """video.decode.DecodeOptions from --start/--end/--stride (ValueError for impossible values)."""
+    from pose_classifier_ros.video.decode import DecodeOptions
+
+    return DecodeOptions(start_s=float(options.start), end_s=options.end, stride=int(options.stride))
+
+
+def check_options(options: ReplayOptions, kind: str) -> None:
+    """Options that do not apply to the input's kind are an error (ValueError), not silently ignored; a
+    missing input is a FileNotFoundError."""
+    if not Path(options.input).exists():
+        raise FileNotFoundError(f"input {str(options.input)!r} does not exist (a rosbag2 bag or a video file)")
+    if kind == "video":
+        if options.tracks is None:
+            raise ValueError(
+                f"{options.input} is a video: give its track file with --tracks (CVAT for video 1.1 XML, MOT "
+                "or the detections CSV); a rosbag is a directory or a .mcap / .db3 file"
+            )
+        if options.focus_topic is not None:
+            raise ValueError(
+                f"--focus-topic reads a recorded PolicyState topic of a rosbag; {options.input} is a video: "
+                "use --focus-track ID"
+            )
+        decode_options(options)
+        return
+    video_only = {
+        "--tracks": options.tracks is not None,
+        "--tracks-format": options.tracks_format is not None,
+        "--truth-attribute": options.truth_attribute is not None,
+        "--stride": options.stride != 1,
+        "--start": options.start != 0.0,
+        "--end": options.end is not None,
+    }
+    given = [name for name, set_ in video_only.items() if set_]
+    if given:
+        raise ValueError(f"{', '.join(given)} apply to video input; {options.input} is a rosbag")
+    if options.write_images:
+        _logger.info("--write-images: a bag's output bag holds its images already")
 
 
 def load_settings(options: ReplayOptions):
@@ -296,8 +233,9 @@ def classifier_key(options: ReplayOptions, settings) -> tuple:
     )
 
 
-def load_classifier(options: ReplayOptions, settings, num_threads: int | None = None):
-    """ViewpointClassifier from the checkpoint (FileNotFoundError, model.checkpoint.CheckpointError)."""
+def load_classifier(options: ReplayOptions, settings, num_threads: int | None = None, *, tracks=None):
+    """ViewpointClassifier from the checkpoint (FileNotFoundError, model.checkpoint.CheckpointError).
+    tracks: a video's Tracks when already read (backend auto calibrates on the video's first crops)."""
     from pose_classifier_ros.model.classifier import ViewpointClassifier
 
     if not options.checkpoint.is_file():
@@ -305,14 +243,7 @@ def load_classifier(options: ReplayOptions, settings, num_threads: int | None = 
     backend = options.backend or settings.model.backend
     calibration = None
     if backend == "auto":  # the first frames' crops: what auto measures on (and caches its choice for)
-        from pose_classifier_ros.bags.replay import bag_calibration_crops
-
-        calibration = (
-            bag_calibration_crops(
-                options.bag, options.image_topic, options.detections_topic, settings.sync, settings.crop
-            )
-            or None
-        )
+        calibration = _calibration_crops(options, settings, tracks) or None
     return ViewpointClassifier.from_checkpoint(
         options.checkpoint,
         device=options.device or settings.model.device,
@@ -326,10 +257,30 @@ def load_classifier(options: ReplayOptions, settings, num_threads: int | None = 
     )
 
 
+def _calibration_crops(options: ReplayOptions, settings, tracks=None) -> list:
+    """The input's first crops ([] when it cannot be read: auto then measures on synthetic crops)."""
+    if input_kind(options.input) == "bag":
+        from pose_classifier_ros.replay.bag_replay import bag_calibration_crops
+
+        return bag_calibration_crops(
+            options.input, options.image_topic, options.detections_topic, settings.sync, settings.crop
+        )
+    if options.tracks is None:
+        return []
+    from pose_classifier_ros.replay.video_replay import video_calibration_crops
+    from pose_classifier_ros.video.tracks import load_tracks
+
+    try:
+        tracks = tracks if tracks is not None else load_tracks(options.tracks, options.tracks_format)
+        return video_calibration_crops(options.input, tracks, decode_options(options), settings.crop)
+    except ValueError:
+        return []
+
+
 def check_bag(options: ReplayOptions, has_csv_ground_truth: bool) -> str | None:
     """Check the bag's topics (BagError) before the slow model load; returns the ground-truth topic to read
     (None when a CSV is given or the bag has none)."""
-    with open_reader(options.bag) as reader:
+    with open_reader(options.input) as reader:
         reader.require_topic(options.image_topic, IMAGE_TYPES)
         reader.require_topic(options.detections_topic, (DETECTIONS_TYPE,))
         if options.focus_topic is not None:
@@ -363,8 +314,8 @@ def _summary(options: ReplayOptions, result: ReplayResult, seconds: float, load_
     else:
         crops = int(stats["detections_classified"])
     return ReplaySummary(
-        bag=str(options.bag),
-        images=int(stats["images"]),
+        input=str(options.input),
+        images=int(stats["images"] if "images" in stats else stats["frames_decoded"]),
         frames=int(stats["frames_processed"]),
         crops=crops,
         tracks=len({r.track_id for r in result.records}),
@@ -372,18 +323,42 @@ def _summary(options: ReplayOptions, result: ReplayResult, seconds: float, load_
         load_seconds=load_seconds,
         ground_truth_matched=stats.get("ground_truth_matched"),
         out_bag=result.out_bag,
+        input_error=stats.get("input_error"),
         result=result,
     )
 
 
-def run_replay(options: ReplayOptions, classifier=None) -> ReplaySummary:
-    """Replay one bag the way `pose-classifier replay` does and write its outputs (output bag, best views,
-    report files). classifier: a loaded classifier to reuse (its pipeline and voting state are built fresh
-    here); None loads one from options.checkpoint.
+def _prepare_out(options: ReplayOptions, kind: str) -> Path | None:
+    """The output bag's path (None: none); BagError when it exists without --overwrite."""
+    out_path = _default_out(options, kind)
+    if out_path is not None and out_path.exists():
+        if not options.overwrite:
+            raise BagError(f"output bag {str(out_path)!r} exists already; pass --overwrite or choose --out")
+        shutil.rmtree(out_path)
+    return out_path
 
-    Raises BagError (unreadable bag, missing topic, output bag exists), ValueError (bad options or params,
-    bad ground-truth CSV), FileNotFoundError, model.checkpoint.CheckpointError, and ReplayError when nothing
-    could be classified or the ground truth matched no detection.
+
+def _visuals(options: ReplayOptions, settings):
+    from pose_classifier_ros.bags.replay_visuals import ReplayVisualsConfig
+
+    return ReplayVisualsConfig(
+        annotations_topic=options.annotations_topic,
+        summaries_topic=options.summaries_topic,
+        keep_crops=options.best_views is not None or options.report_dir is not None,
+        timeout_s=settings.voting.track_timeout_s,
+    )
+
+
+def run_replay(options: ReplayOptions, classifier=None) -> ReplaySummary:
+    """Replay one bag or video the way `pose-classifier replay` does and write its outputs (output bag, best
+    views, report files, the per-detection table, the annotated video). classifier: a loaded classifier to
+    reuse (its pipeline and voting state are built fresh here); None loads one from options.checkpoint.
+
+    Raises BagError (unreadable bag, missing topic, output bag exists), video.decode.VideoOpenError (not a
+    video), ValueError (bad options or params, bad ground-truth CSV, unreadable track file, unknown truth
+    values), FileNotFoundError, model.checkpoint.CheckpointError, and ReplayError when nothing could be
+    classified or the ground truth matched no detection. A truncated video is not an error: the results up
+    to its last good frame are written and summary.input_error names that frame.
     """
     settings = load_settings(options)
     mode, why = schedule_mode(options, settings)
@@ -398,46 +373,70 @@ def run_replay(options: ReplayOptions, classifier=None) -> ReplaySummary:
         raise ValueError("give --focus-track or --focus-topic, not both")
     if focus_options and settings.schedule.focus_share <= 0:
         raise ValueError("--focus-track / --focus-topic need schedule.focus_share > 0 (--params sets it to 0)")
+    kind = input_kind(options.input)
+    check_options(options, kind)
     ground_truth = load_ground_truth_csv(options.ground_truth) if options.ground_truth is not None else None
-    out_path = _default_out(options)
-    if out_path is not None and out_path.exists():
-        if not options.overwrite:
-            raise BagError(f"output bag {str(out_path)!r} exists already; pass --overwrite or choose --out")
-        shutil.rmtree(out_path)
-    gt_topic = check_bag(options, ground_truth is not None)
+    if kind == "video":
+        from pose_classifier_ros.replay.video_replay import load_video_inputs
+        from pose_classifier_ros.video.decode import probe_video
+
+        probe_video(options.input)  # VideoOpenError before the model load
+        inputs = load_video_inputs(
+            options.tracks,
+            options.tracks_format,
+            ground_truth_csv=ground_truth,
+            truth_attribute=options.truth_attribute,
+            unknown_truth=options.unknown_truth,
+        )
+        gt_topic = None
+    else:
+        gt_topic = check_bag(options, ground_truth is not None)
+    out_path = _prepare_out(options, kind)
 
     load_seconds = 0.0
     if classifier is None:
         started = time.perf_counter()
-        classifier = load_classifier(options, settings)
+        classifier = load_classifier(options, settings, tracks=inputs.tracks if kind == "video" else None)
         load_seconds = time.perf_counter() - started
     pipeline, baseline = build_pipelines(options, settings, classifier, mode)
 
-    from pose_classifier_ros.bags.replay_visuals import ReplayVisualsConfig
-
     started = time.perf_counter()
-    result = replay_bag(
-        options.bag,
-        pipeline,
+    common = dict(
         out_path=out_path,
-        image_topic=options.image_topic,
-        detections_topic=options.detections_topic,
         viewpoints_topic=options.viewpoints_topic,
-        pairing=settings.sync,
-        ground_truth=ground_truth,
-        ground_truth_topic=gt_topic,
         storage=options.storage,
         progress=not options.no_progress,
         crops_per_second=options.crops_per_second,
         baseline=baseline,
-        visuals=ReplayVisualsConfig(
-            annotations_topic=options.annotations_topic,
-            summaries_topic=options.summaries_topic,
-            keep_crops=options.best_views is not None or options.report_dir is not None,
-            timeout_s=settings.voting.track_timeout_s,
-        ),
-        focus_topic=options.focus_topic,
+        visuals=_visuals(options, settings),
+        annotated_video=options.annotated_video,
     )
+    if kind == "video":
+        from pose_classifier_ros.replay.video_replay import replay_video
+
+        result = replay_video(
+            options.input,
+            inputs.tracks,
+            pipeline,
+            decode=decode_options(options),
+            ground_truth=inputs.ground_truth,
+            images_topic=f"{options.image_topic.rstrip('/')}/compressed" if options.write_images else None,
+            **common,
+        )
+        has_gt = inputs.ground_truth is not None
+    else:
+        result = replay_bag(
+            options.input,
+            pipeline,
+            image_topic=options.image_topic,
+            detections_topic=options.detections_topic,
+            pairing=settings.sync,
+            ground_truth=ground_truth,
+            ground_truth_topic=gt_topic,
+            focus_topic=options.focus_topic,
+            **common,
+        )
+        has_gt = ground_truth is not None or gt_topic is not None
     if result.schedule is not None and focus_options:
         result.schedule["focus"] = (
             f"track {options.focus_track} (--focus-track)"
@@ -445,84 +444,76 @@ def run_replay(options: ReplayOptions, classifier=None) -> ReplaySummary:
             else f"{options.focus_topic} ({result.stats.get('focus_msgs', 0)} PolicyState messages)"
         )
     summary = _summary(options, result, time.perf_counter() - started, load_seconds)
+    summary.kind = kind
     summary.schedule, summary.schedule_source = mode, why
+    if options.annotated_video is not None and result.stats.get("annotated_frames"):
+        summary.annotated_video = str(options.annotated_video)
+    _write_outputs(options, summary, has_gt)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _write_outputs(options: ReplayOptions, summary: ReplaySummary, has_gt: bool) -> None:
+    """Best views, the report files and the per-detection table of a finished run; ReplayError when nothing
+    was classified or the ground truth matched nothing (what could be written is written first)."""
+    result = summary.result
     if summary.frames == 0:
-        raise ReplayError(
-            "no frame could be classified: no image was paired with detections (header stamps "
-            "differ?) or every image failed to decode; see the warnings above",
-            summary,
+        what = (
+            "no frame with track boxes was classified (do the tracks' frame numbers fall in the video and in "
+            "--start/--end/--stride?)"
+            if summary.kind == "video"
+            else "no image was paired with detections (header stamps differ?) or every image failed to decode"
         )
+        raise ReplayError(f"no frame could be classified: {what}; see the warnings above", summary)
     if options.best_views is not None:
         from pose_classifier_ros.visualization.best_views import write_best_views
 
         summary.best_views_csv = str(write_best_views(options.best_views, result.sightings))
-    has_gt = ground_truth is not None or gt_topic is not None
+    if options.report_dir is not None:
+        from pose_classifier_ros.replay.detections_table import write_detections_table
+
+        table = write_detections_table(
+            options.report_dir, result, input_name=options.name or _input_name(options.input)
+        )
+        summary.report_paths = [str(p) for p in table]
     if has_gt and not result.stats.get("ground_truth_matched"):
+        key = "frame_index" if summary.kind == "video" else "stamp_ns/frame_index"
         raise ReplayError(
             f"ground truth ({result.stats.get('ground_truth_source')}) matched none of the "
-            f"{len(result.records)} classified detections: check that its stamp_ns/frame_index and track_id "
-            "values match the bag's",
+            f"{len(result.records)} classified detections: check that its {key} and track_id values match "
+            f"the {summary.kind}'s",
             summary,
         )
     summary.report = report = build_report(result)
     summary.accuracy = (report.get("per_frame") or {}).get("accuracy")
     summary.smoothed_accuracy = (report.get("smoothed") or {}).get("accuracy")
     if options.report_dir is not None:
-        summary.report_paths = write_replay_report(options.report_dir, report, result, title=_title(options))
-        summary.metrics_path = summary.report_paths[0]
-    summary.seconds = time.perf_counter() - started
-    return summary
+        paths = write_replay_report(options.report_dir, report, result, title=replay_title(options))
+        summary.report_paths = paths + summary.report_paths
+        summary.metrics_path = paths[0]
 
 
-def _title(options: ReplayOptions) -> str:
-    return f"replay of {options.bag}"
+def _input_name(path: Path) -> str:
+    return Path(path).name.split(".")[0] or str(path)
 
 
-def _print_counts(summary: ReplaySummary) -> None:
-    stats = summary.result.stats
-    print(f"schedule: {summary.schedule} ({summary.schedule_source})")
-    print(
-        f"replayed {stats['images']} images: {stats['frames_processed']} frames classified "
-        f"({stats['detections_classified']} detections), {stats['frames_skipped']} skipped, "
-        f"{stats['unpaired_images']} images without detections"
-    )
+def replay_title(options: ReplayOptions) -> str:
+    return f"replay of {options.input}"
 
 
-def run(args: argparse.Namespace) -> int:
-    from pose_classifier_ros.model.checkpoint import CheckpointError
-
-    options = ReplayOptions.from_args(args)
-    try:
-        summary = run_replay(options)
-    except ReplayError as exc:
-        if exc.summary is not None:
-            _print_counts(exc.summary)
-        _logger.error("%s", exc)
-        return 1
-    except CheckpointError as exc:
-        _logger.error("cannot load checkpoint %s: %s", options.checkpoint, exc)
-        return 1
-    except (BagError, ValueError, FileNotFoundError) as exc:
-        _logger.error("%s", exc)
-        return 1
-    _print_counts(summary)
-    if summary.out_bag:
-        added = ", ".join(
-            t for t in (options.viewpoints_topic, options.annotations_topic, options.summaries_topic) if t
-        )
-        print(f"output bag: {summary.out_bag} ({added} added)")
-    if summary.best_views_csv is not None:
-        print(
-            f"best views of {len(summary.result.sightings)} track(s): {options.best_views}/<track>/, {summary.best_views_csv}"
-        )
-    if options.report_dir is not None:
-        print(format_replay_report(summary.report, _title(options)))
-        print("report: " + ", ".join(summary.report_paths))
-    else:
-        print_summary(summary.report)
-    rate = summary.crops_per_second
-    print(
-        f"timing: model load {summary.load_seconds:.2f} s, replay {summary.seconds:.2f} s, "
-        f"{summary.crops} crops ({rate or 0.0:.1f} crops/s)"
-    )
-    return 0
+__all__ = [
+    "ReplayError",
+    "ReplayOptions",
+    "ReplaySummary",
+    "build_pipelines",
+    "check_bag",
+    "check_options",
+    "classifier_key",
+    "decode_options",
+    "input_kind",
+    "load_classifier",
+    "load_settings",
+    "replay_title",
+    "run_replay",
+    "schedule_mode",
+]

@@ -1,7 +1,7 @@
 """The offline runner: paired frames from any source through the node's processing path, into sinks.
 
-A source (bags/bag_source.py for rosbags; a video source likewise) yields ``SourceFrame``s in order: a
-``stream.pairing.Pair`` (image message or decoded image + list[Detection]) with its frame index and its
+A source (bags/bag_source.BagSource, video/video_source.VideoSource) yields ``SourceFrame``s
+(stream/source_frame.py) in order: a ``stream.pairing.Pair`` (image message or decoded image + list[Detection]) with its frame index and its
 time in the source. ``run_frames`` calls ``FrameProcessor.step`` once per frame, as the node's every_frame
 worker does (scheduled mode: under a simulated crop budget, CropBudget, in frame-stamp time, so replays
 are deterministic), collects one ``DetectionRecord`` per published detection and hands every published
@@ -12,32 +12,25 @@ knows where frames come from or where they go.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import numpy as np
+
 from pose_classifier_ros.labels import VIEWPOINTS, normalize_label
 from pose_classifier_ros.stream.frame_processor import FrameProcessor, Step
-from pose_classifier_ros.stream.pairing import Pair
 from pose_classifier_ros.stream.scheduler import CropBudget
+from pose_classifier_ros.stream.source_frame import SourceFrame
 
 _logger = logging.getLogger(__name__)
 
 
 @dataclass
-class SourceFrame:
-    """One paired frame of an offline source. frame_index: the image's index in the source (bag image
-    message order, video frame number; -1 unknown), the key of frame-indexed ground truth; time_ns: its
-    time in the source (bag receive time, int ns), at which outputs are written."""
-
-    pair: Pair
-    frame_index: int
-    time_ns: int
-
-
-@dataclass
 class DetectionRecord:
-    """One published detection of the replay (what the node would have published)."""
+    """One published detection of the replay (what the node would have published; the ViewpointArray's
+    fields, as replay/detections_table.py writes them). == compares everything but the arrays."""
 
     stamp_ns: int
     frame_index: int
@@ -48,6 +41,15 @@ class DetectionRecord:
     label_age_s: float | None = 0.0  # frame stamp - stamp of the frame `label` was computed on
     fresh: bool = True  # `label` was computed on this frame
     focused: bool = False  # the track was in the pipeline's focus on this frame (scheduled mode)
+    box: np.ndarray | None = field(default=None, compare=False)  # (4,) float32 xyxy px, as the pipeline used it
+    score: float = 1.0  # detection score
+    probs: np.ndarray | None = field(default=None, compare=False)  # (8,) float32 scores of `label` (None: UNKNOWN)
+    heading_deg: float | None = None  # of `probs` (labels.heading_from_probs), when the pipeline computed it
+    smoothed_confidence: float | None = None  # of the vote (None without one)
+    num_votes: int = 0
+    track_heading_deg: float | None = None  # over the voted window (None without a vote)
+    truncated: bool = False  # the padded crop is cut by the frame edge
+    voted: bool = False  # this frame's label joined the vote
 
 
 class FrameSink(Protocol):
@@ -60,13 +62,30 @@ class FrameSink(Protocol):
 class RunResult:
     """What run_frames produced. stats: frames_processed, frames_skipped (every_frame: undecodable, nothing
     published), detections_classified / _skipped / _filtered; schedule: scheduled mode's settings and crop
-    counts (None in every_frame mode); baseline_records: of the every_frame baseline, if one ran."""
+    counts (None in every_frame mode); baseline_records: of the every_frame baseline, if one ran;
+    track_classes: the class_id of each track's detections (first seen), e.g. a CVAT track's label."""
 
     records: list[DetectionRecord]
     stats: dict[str, int]
     schedule: dict[str, Any] | None = None
     baseline_records: list[DetectionRecord] = field(default_factory=list)
     last_time_ns: int = 0
+    track_classes: dict[str, str] = field(default_factory=dict)  # track id -> detector class (species)
+
+
+@dataclass
+class ReplayResult:
+    """A whole replay: records (one per published detection), stats (the report's "replay" counters), the
+    output bag (None when not written), scheduled mode's section, the every_frame baseline, best views."""
+
+    records: list[DetectionRecord]
+    stats: dict[str, Any]
+    out_bag: str | None
+    schedule: dict[str, Any] | None = None  # scheduled mode: settings and crop counts
+    baseline: ReplayResult | None = None  # every_frame run over the same frames, for comparison
+    sightings: list = field(default_factory=list)  # best_views.Sighting per finished track (visuals on)
+    track_classes: dict[str, str] = field(default_factory=dict)  # track id -> class (species), when known
+    time_origin_ns: int = 0  # stamp that the per-detection table's time_s counts from
 
 
 def records_of(result, frame_index: int, focused: frozenset[str] = frozenset()) -> list[DetectionRecord]:
@@ -76,6 +95,7 @@ def records_of(result, frame_index: int, focused: frozenset[str] = frozenset()) 
         known = 0 <= int(r.label) < len(VIEWPOINTS)
         smoothed = r.smoothed if r.smoothed is not None and int(r.smoothed.num_votes) > 0 else None
         stamp = r.label_stamp_ns if r.label_stamp_ns is not None else (result.stamp_ns if known else None)
+        track_heading = float(getattr(smoothed, "heading_deg", math.nan)) if smoothed is not None else math.nan
         out.append(
             DetectionRecord(
                 result.stamp_ns,
@@ -87,6 +107,15 @@ def records_of(result, frame_index: int, focused: frozenset[str] = frozenset()) 
                 label_age_s=(result.stamp_ns - stamp) * 1e-9 if stamp is not None else None,
                 fresh=bool(getattr(r, "fresh", True)) and known,
                 focused=str(r.track_id) in focused,
+                box=np.array(r.box, np.float32).reshape(4),
+                score=float(r.detection_score),
+                probs=np.array(r.probs, np.float32).reshape(-1) if known else None,
+                heading_deg=getattr(r, "heading_deg", None) if known else None,
+                smoothed_confidence=float(smoothed.confidence) if smoothed is not None else None,
+                num_votes=int(smoothed.num_votes) if smoothed is not None else 0,
+                track_heading_deg=track_heading if math.isfinite(track_heading) else None,
+                truncated=bool(getattr(r, "truncated", False)),
+                voted=bool(getattr(r, "voted", False)) and known,
             )
         )
     return out
@@ -141,6 +170,9 @@ def run_frames(
     out.stats.update(detections_skipped=0, detections_filtered=0)
     for source in frames:
         out.last_time_ns = source.time_ns
+        for d in source.pair.detections:
+            if d.track_id is not None and d.class_id and d.track_id not in out.track_classes:
+                out.track_classes[str(d.track_id)] = str(d.class_id)
         if baseline is not None:
             base = baseline.step(source.pair)
             if base.result is not None:  # an undecodable frame is counted by the main run
@@ -176,4 +208,39 @@ def run_frames(
     return out
 
 
-__all__ = ["DetectionRecord", "FrameSink", "RunResult", "SourceFrame", "records_of", "run_frames"]
+def calibration_crops(frames, crop=None, limit: int = 8) -> list:
+    """Up to `limit` crops ((h, w, 3) uint8 RGB: padded, clamped boxes, as the classifier crops them) of the
+    first paired frames of `frames` (SourceFrames of any source: bag or video): the real crops
+    ``backend: auto`` measures on. Undecodable frames are skipped; [] when no frame has a valid box."""
+    import numpy as np
+
+    from pose_classifier_ros.model.preprocess import CropConfig, expand_and_clamp_boxes
+    from pose_classifier_ros.stream.frame_processor import FrameDecodeError, decode_image
+
+    crops: list = []
+    for source_frame in frames:
+        pair = source_frame.pair
+        if not pair.detections:
+            continue
+        try:
+            frame = decode_image(pair)
+        except FrameDecodeError:
+            continue  # skipped, as in the replay itself
+        boxes = np.stack([d.box for d in pair.detections]).astype(np.float32)
+        boxes_int, valid = expand_and_clamp_boxes(boxes, frame.shape[1], frame.shape[0], crop or CropConfig())
+        crops += [frame[y1:y2, x1:x2].copy() for x1, y1, x2, y2 in boxes_int[valid]]
+        if len(crops) >= limit:
+            break
+    return crops[:limit]
+
+
+__all__ = [
+    "DetectionRecord",
+    "FrameSink",
+    "ReplayResult",
+    "RunResult",
+    "SourceFrame",
+    "calibration_crops",
+    "records_of",
+    "run_frames",
+]
