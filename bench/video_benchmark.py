@@ -35,8 +35,9 @@ from pathlib import Path
 import numpy as np
 
 from pose_classifier_ros.synthetic.flight import FlightConfig, generate_flight
-from pose_classifier_ros.video.decode import DecodeOptions, VideoReader, probe_video
+from pose_classifier_ros.video.decode import DecodeOptions, VideoReader
 from pose_classifier_ros.video.encode import VideoEncoder
+from pose_classifier_ros.video.probe import probe_video
 from pose_classifier_ros.video.sample_video import frame_times
 
 SIZES = {"1080p": (1920, 1080), "4k": (3840, 2160)}

@@ -169,8 +169,9 @@ ROOMS: tuple[Room, ...] = (
     ),
     Room(
         "video/",
-        "field footage without ROS: `decode` (PyAV: frames numbered as CVAT/MOT number them, stamped from "
-        "presentation times, start/end/stride, decode-ahead thread), `tracks` (the one `Tracks` structure, "
+        "field footage without ROS: `probe` (open a video, its errors, `VideoInfo`, `probe_video`), `decode` "
+        "(PyAV: frames numbered as CVAT/MOT number them, stamped from presentation times, start/end/stride, "
+        "decode-ahead thread), `tracks` (the one `Tracks` structure, "
         "`load_tracks`, `fit_to_video`), `cvat` (CVAT for video 1.1 read with CVAT's interpolation, and write), "
         "`mot` (MOTChallenge read/write), `detections_csv`, `viewpoint_truth` (ground truth from a per-box "
         "attribute, alias table), `video_source` (`VideoSource`: a video's frames with their track boxes as "

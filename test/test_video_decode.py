@@ -14,15 +14,9 @@ import pytest
 
 from pose_classifier_ros.synthetic.flight import FlightConfig
 from pose_classifier_ros.synthetic.frame_code import read_frame_code
-from pose_classifier_ros.video.decode import (
-    DecodeOptions,
-    VideoOpenError,
-    VideoReader,
-    VideoTruncatedError,
-    probe_video,
-    read_frames,
-)
+from pose_classifier_ros.video.decode import DecodeOptions, VideoReader, read_frames
 from pose_classifier_ros.video.encode import TIME_BASE, VideoEncoder
+from pose_classifier_ros.video.probe import VideoOpenError, VideoTruncatedError, probe_video
 from pose_classifier_ros.video.sample_video import FRAME_CODE_TRACK, write_flight_video
 from pose_classifier_ros.video.tracks import Tracks
 

@@ -22,8 +22,9 @@ from pose_classifier_ros.replay.replay_run import ReplayError, ReplayOptions, ru
 from pose_classifier_ros.replay.video_replay import replay_video, video_calibration_crops
 from pose_classifier_ros.synthetic.flight import FlightConfig
 from pose_classifier_ros.synthetic.frame_code import code_size
-from pose_classifier_ros.video.decode import DecodeOptions, VideoOpenError
+from pose_classifier_ros.video.decode import DecodeOptions
 from pose_classifier_ros.video.encode import TIME_BASE
+from pose_classifier_ros.video.probe import VideoOpenError
 from pose_classifier_ros.video.sample_video import FRAME_CODE_TRACK, write_flight_video
 from pose_classifier_ros.video.tracks import TrackFormatError, load_tracks
 from pose_classifier_ros.video.video_source import TrackSizeError
@@ -375,7 +376,7 @@ def test_cli_replays_a_sample_video_with_every_output(tmp_path, tiny_checkpoint)
     from helpers.mcap_messages import read_mcap
     from helpers.replay_bag import replay_cli
 
-    from pose_classifier_ros.video.decode import probe_video
+    from pose_classifier_ros.video.probe import probe_video
 
     sample = write_flight_video(tmp_path / "video", FlightConfig(width=320, height=192, frames=12), progress=False)
     report, views, annotated = tmp_path / "report", tmp_path / "views", tmp_path / "annotated.mp4"

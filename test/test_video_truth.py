@@ -12,7 +12,7 @@ from pose_classifier_ros.labels import INDEX, VIEWPOINTS
 from pose_classifier_ros.replay.ground_truth import load_ground_truth_csv
 from pose_classifier_ros.stream.pipeline import Detection
 from pose_classifier_ros.video.cvat import read_cvat_video
-from pose_classifier_ros.video.decode import probe_video
+from pose_classifier_ros.video.probe import probe_video
 from pose_classifier_ros.video.tracks import Tracks, load_tracks
 from pose_classifier_ros.video.viewpoint_truth import (
     VIEWPOINT_ALIASES,

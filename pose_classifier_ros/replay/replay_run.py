@@ -354,7 +354,7 @@ def run_replay(options: ReplayOptions, classifier=None) -> ReplaySummary:
     views, report files, the per-detection table, the annotated video). classifier: a loaded classifier to
     reuse (its pipeline and voting state are built fresh here); None loads one from options.checkpoint.
 
-    Raises BagError (unreadable bag, missing topic, output bag exists), video.decode.VideoOpenError (not a
+    Raises BagError (unreadable bag, missing topic, output bag exists), video.probe.VideoOpenError (not a
     video), ValueError (bad options or params, bad ground-truth CSV, unreadable track file, unknown truth
     values), FileNotFoundError, model.checkpoint.CheckpointError, and ReplayError when nothing could be
     classified or the ground truth matched no detection. A truncated video is not an error: the results up
@@ -378,7 +378,7 @@ def run_replay(options: ReplayOptions, classifier=None) -> ReplaySummary:
     ground_truth = load_ground_truth_csv(options.ground_truth) if options.ground_truth is not None else None
     if kind == "video":
         from pose_classifier_ros.replay.video_replay import load_video_inputs
-        from pose_classifier_ros.video.decode import probe_video
+        from pose_classifier_ros.video.probe import probe_video
 
         probe_video(options.input)  # VideoOpenError before the model load
         inputs = load_video_inputs(

@@ -79,7 +79,7 @@ def load_video_inputs(
 def video_calibration_crops(path: Path, tracks: Tracks, decode: DecodeOptions | None, crop=None, limit: int = 8):
     """calibration_crops of the video's first frames with boxes ([] when the video cannot be read: auto then
     measures on synthetic crops)."""
-    from pose_classifier_ros.video.decode import VideoError
+    from pose_classifier_ros.video.probe import VideoError
     from pose_classifier_ros.video.video_source import VideoSource
 
     try:
@@ -113,7 +113,7 @@ def replay_video(
     (None: none); visuals: bags.replay_visuals.ReplayVisualsConfig (annotation/summary topics, best views);
     annotated_video: write every frame with the overlay there; crops_per_second / baseline: as replay_bag.
 
-    Raises video.decode.VideoOpenError (not a video), video_source.TrackSizeError (tracks of another frame
+    Raises video.probe.VideoOpenError (not a video), video_source.TrackSizeError (tracks of another frame
     size). A truncated video ends the run after its last good frame: the result holds everything before it
     and stats["input_error"] names that frame.
     """

@@ -29,36 +29,16 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
+from pose_classifier_ros.video.probe import NS_PER_S, VideoError, VideoTruncatedError, open_video, video_info
+
 _logger = logging.getLogger(__name__)
 
 FRAME_ID = "camera_optical_frame"  # the frame_id of the synthetic bag's camera, for like-for-like outputs
-NS_PER_S = 1_000_000_000
-
-
-class VideoError(ValueError):
-    """A video cannot be read; the message names the file."""
-
-
-class VideoOpenError(VideoError):
-    """The file cannot be opened as a video (missing, not a video, no video stream, unsupported codec)."""
-
-
-class VideoTruncatedError(VideoError):
-    """Decoding stopped early (truncated or corrupt file). Every frame up to ``last_index`` was yielded.
-
-    last_index: index of the last good frame (None when none decoded); last_time_s: its time, s."""
-
-    def __init__(self, message: str, path: str, last_index: int | None, last_time_s: float | None):
-        super().__init__(message)
-        self.path = path
-        self.last_index = last_index
-        self.last_time_s = last_time_s
 
 
 @dataclass(frozen=True)
@@ -108,27 +88,6 @@ class VideoFrame:
             self._rgb = _to_rgb(self._frame)
             self._frame = None
         return self._rgb
-
-
-@dataclass
-class VideoInfo:
-    """What the container says about its first video stream. frame_count: frames declared by the container
-    (None when it does not say); duration_s: None when unknown; average_rate: frames per second on
-    average (not used for stamps); indexed: the container lists every frame (exact seeking);
-    creation_time_ns: the file's creation_time tag as epoch ns (None when absent)."""
-
-    path: str
-    width: int
-    height: int
-    codec: str
-    time_base: Fraction
-    average_rate: Fraction | None
-    frame_count: int | None
-    duration_s: float | None
-    start_pts: int
-    indexed: bool
-    creation_time_ns: int | None
-    container: str = ""  # FFmpeg's format name, e.g. "mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm"
 
 
 @dataclass
@@ -194,79 +153,6 @@ def _exact(seconds: float) -> Fraction:
     return Fraction(repr(float(seconds)))
 
 
-def _creation_time_ns(tags: dict) -> int | None:
-    value = tags.get("creation_time")
-    if not value:
-        return None
-    try:
-        return int(round(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * NS_PER_S))
-    except ValueError:
-        return None
-
-
-def _open(path: Path):
-    """(container, video stream) or VideoOpenError naming the file."""
-    import av
-
-    if not path.is_file():
-        raise VideoOpenError(f"cannot open video {str(path)!r}: no such file")
-    try:
-        container = av.open(str(path), mode="r")
-    except (av.error.FFmpegError, OSError) as exc:
-        raise VideoOpenError(f"cannot open video {str(path)!r}: {exc}") from None
-    if not container.streams.video:
-        container.close()
-        raise VideoOpenError(f"cannot open video {str(path)!r}: it has no video stream")
-    stream = container.streams.video[0]
-    if stream.codec_context is None or not stream.codec_context.name:
-        container.close()
-        raise VideoOpenError(f"cannot open video {str(path)!r}: no decoder for its video codec")
-    return container, stream
-
-
-def _usable_entries(stream) -> int:
-    """Frames the container's index lists (discarded edit-list entries excluded), 0 without a full index."""
-    entries = stream.index_entries
-    if not stream.frames or len(entries) != stream.frames:
-        return 0
-    return sum(1 for e in entries if not e.is_discard)
-
-
-def _info(path: Path, container, stream) -> VideoInfo:
-    tb = stream.time_base or Fraction(1, 1)
-    duration = None
-    if stream.duration is not None:
-        duration = float(stream.duration * tb)
-    elif container.duration is not None:
-        duration = container.duration / 1e6
-    indexed = _usable_entries(stream)
-    tags = {**dict(container.metadata), **dict(stream.metadata)}
-    return VideoInfo(
-        path=str(path),
-        width=int(stream.codec_context.width),
-        height=int(stream.codec_context.height),
-        codec=stream.codec_context.name,
-        time_base=tb,
-        average_rate=stream.average_rate,
-        frame_count=indexed or (int(stream.frames) if stream.frames else None),
-        duration_s=duration,
-        start_pts=int(stream.start_time or 0),
-        indexed=bool(indexed),
-        creation_time_ns=_creation_time_ns(tags),
-        container=container.format.name,
-    )
-
-
-def probe_video(path: str | Path) -> VideoInfo:
-    """VideoInfo of a file without decoding it; VideoOpenError when it cannot be read as a video."""
-    path = Path(path)
-    container, stream = _open(path)
-    try:
-        return _info(path, container, stream)
-    finally:
-        container.close()
-
-
 class _FrameNumbering:
     """Index of a decoded frame = first + number of frames (since `first`) presented before it.
 
@@ -316,8 +202,8 @@ class VideoReader:
         self.options = options or DecodeOptions()
         self.convert = convert
         self.stats = DecodeStats()
-        self._container, self._stream = _open(self.path)
-        self.info = _info(self.path, self._container, self._stream)
+        self._container, self._stream = open_video(self.path)
+        self.info = video_info(self.path, self._container, self._stream)
         self._queue: queue.Queue = queue.Queue(maxsize=self.options.queue_size)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -415,7 +301,7 @@ class VideoReader:
 
     def _reopen(self) -> None:
         self._container.close()
-        self._container, self._stream = _open(self.path)
+        self._container, self._stream = open_video(self.path)
         self._configure_decoder()
 
     def _sample_number(self, packet) -> int | None:
@@ -560,12 +446,7 @@ __all__ = [
     "DecodeStats",
     "Header",
     "Stamp",
-    "VideoError",
     "VideoFrame",
-    "VideoInfo",
-    "VideoOpenError",
     "VideoReader",
-    "VideoTruncatedError",
-    "probe_video",
     "read_frames",
 ]

@@ -23,7 +23,8 @@ from pathlib import Path
 
 from pose_classifier_ros.stream.pairing import Pair
 from pose_classifier_ros.stream.source_frame import SourceFrame
-from pose_classifier_ros.video.decode import DecodeOptions, VideoReader, VideoTruncatedError
+from pose_classifier_ros.video.decode import DecodeOptions, VideoReader
+from pose_classifier_ros.video.probe import VideoTruncatedError
 from pose_classifier_ros.video.tracks import FitCounts, Tracks, fit_to_video
 
 _logger = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ class TrackSizeError(ValueError):
 class VideoSource:
     """Iterate once for the SourceFrames of `path` with the boxes of `tracks`.
 
-    Opening checks the file (video.decode.VideoOpenError) and fits the tracks to the frame (in place:
+    Opening checks the file (video.probe.VideoOpenError) and fits the tracks to the frame (in place:
     boxes clamped or dropped, counted in ``fit``); TrackSizeError when the track file states another frame
     size. After iteration: ``stats`` (counters, see STATS), ``decode`` (the reader's DecodeStats), ``error``
     (VideoTruncatedError or None), ``last_time_ns`` (stamp of the last frame decoded).
