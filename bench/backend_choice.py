@@ -60,7 +60,15 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--cache-dir", type=Path, help="choice and ONNX cache (default: a fresh temporary one)")
-    parser.add_argument("--json", metavar="OUT", help="write the choice and its figures as JSON")
+    parser.add_argument(
+        "--workload-crops",
+        type=int,
+        nargs="+",
+        default=[4, 32],
+        help="batch sizes to time the candidates on, one choice each (the node: schedule.max_crops 4 in "
+        "scheduled mode, model.batch_size 32 in every_frame)",
+    )
+    parser.add_argument("--json", metavar="OUT", help="write the choices and their figures as JSON")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("pose_classifier_ros.model.backend_selection").setLevel(logging.INFO)
@@ -81,29 +89,34 @@ def main(argv=None) -> int:
         f"{torch.__version__}, onnxruntime {onnxruntime_version()}; candidates {', '.join(auto_candidates(args.device))}",
         file=sys.stderr,
     )
+    results = []
     with tempfile.TemporaryDirectory(prefix="backend_choice_") as tmp:
         cache_dir = args.cache_dir or Path(tmp)
-        t0 = time.perf_counter()
-        clf = ViewpointClassifier(
-            model,
-            config,
-            device=args.device,
-            backend="auto",
-            backend_cache_dir=cache_dir,
-            calibration_crops=calibration,
-        )
-        wall = time.perf_counter() - t0
-    choice = clf.backend_choice
-    print(f"\nbackbone {config.backbone}, calibration: {choice.calibration}")
-    _print_table(choice)
-    print(
-        f"\nauto chose {choice.backend}; "
-        + ("read from the cache" if choice.cached else f"measured in {choice.measure_s:.1f} s")
-        + f" ({wall:.1f} s with the model's hash and runner builds)"
-    )
+        for workload in args.workload_crops:
+            t0 = time.perf_counter()
+            clf = ViewpointClassifier(
+                model,
+                config,
+                device=args.device,
+                backend="auto",
+                batch_size=max(args.workload_crops),
+                backend_cache_dir=cache_dir,
+                calibration_crops=calibration,
+                workload_crops=workload,
+            )
+            wall = time.perf_counter() - t0
+            choice = clf.backend_choice
+            print(f"\nbackbone {config.backbone}, calibration: {choice.calibration}")
+            _print_table(choice)
+            print(
+                f"auto chose {choice.backend} for batches of {workload}; "
+                + ("read from the cache" if choice.cached else f"measured in {choice.measure_s:.1f} s")
+                + f" ({wall:.1f} s with the model's hash and runner builds)"
+            )
+            results.append({"workload_crops": workload, "choice": choice.to_dict(), "wall_s": wall})
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
-            json.dump({"choice": choice.to_dict(), "wall_s": wall, "size": config.backbone}, f, indent=2)
+            json.dump({"size": config.backbone, "runs": results}, f, indent=2)
     return 0
 
 

@@ -76,7 +76,8 @@ class ViewpointClassifier:
     $XDG_CACHE_HOME/pose_classifier_ros, else ~/.cache/pose_classifier_ros); calibration_crops: the
     crops to measure on (images as for predict_proba, e.g. from the first frames, or an (N, 3, S, S)
     normalised tensor; None: a deterministic synthetic batch); backend_candidates: the backends to
-    measure, names or {name: factory} (None: ``backends.auto_candidates(device)``).
+    measure, names or {name: factory} (None: ``backends.auto_candidates(device)``); workload_crops: crops
+    per forward pass the caller will run, what candidates are timed on (None: batch_size).
     """
 
     def __init__(
@@ -97,6 +98,7 @@ class ViewpointClassifier:
         backend_cache_dir: str | os.PathLike | None = None,
         calibration_crops=None,
         backend_candidates: Mapping[str, BackendFactory] | Sequence[str] | None = None,
+        workload_crops: int | None = None,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -135,6 +137,7 @@ class ViewpointClassifier:
                 calibration=self._calibration_batch(calibration_crops),
                 calibration_source="caller's crops" if calibration_crops is not None else "",
                 cache_dir=backend_cache_dir,
+                workload_crops=min(int(workload_crops or batch_size), int(batch_size)),
             )
             self.backend, self._backbone, self.backend_choice = (
                 selection.choice.backend,

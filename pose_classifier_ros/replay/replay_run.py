@@ -235,25 +235,30 @@ def classifier_key(options: ReplayOptions, settings) -> tuple:
 
 def load_classifier(options: ReplayOptions, settings, num_threads: int | None = None, *, tracks=None):
     """ViewpointClassifier from the checkpoint (FileNotFoundError, model.checkpoint.CheckpointError).
-    tracks: a video's Tracks when already read (backend auto calibrates on the video's first crops)."""
+    tracks: a video's Tracks when already read (backend auto calibrates on the video's first crops and is
+    timed on the batch the run's schedule mode will classify: schedule.max_crops, or model.batch_size)."""
     from pose_classifier_ros.model.classifier import ViewpointClassifier
 
     if not options.checkpoint.is_file():
         raise FileNotFoundError(f"checkpoint {str(options.checkpoint)!r} does not exist")
     backend = options.backend or settings.model.backend
-    calibration = None
+    batch_size = int(options.batch_size or settings.model.batch_size)
+    calibration, workload = None, batch_size
     if backend == "auto":  # the first frames' crops: what auto measures on (and caches its choice for)
         calibration = _calibration_crops(options, settings, tracks) or None
+        if schedule_mode(options, settings)[0] == "scheduled":
+            workload = int(options.max_crops if options.max_crops is not None else settings.schedule.max_crops)
     return ViewpointClassifier.from_checkpoint(
         options.checkpoint,
         device=options.device or settings.model.device,
         backend=backend,
         backbone_weights=options.backbone_weights or settings.model.backbone_weights or None,
-        batch_size=int(options.batch_size or settings.model.batch_size),
+        batch_size=batch_size,
         crop=settings.crop,
         num_threads=num_threads,
         backend_cache_dir=settings.model.backend_cache_dir or None,
         calibration_crops=calibration,
+        workload_crops=workload,
     )
 
 

@@ -82,6 +82,8 @@ def build_classifier(config: NodeConfig, files: ModelFiles, nice: int):
             crop=config.crop,
             num_threads=model.num_threads or None,
             backend_cache_dir=model.backend_cache_dir or None,
+            # auto times candidates on the batches this node will run: one inference cycle, or a frame
+            workload_crops=config.schedule.max_crops if config.schedule.mode == "scheduled" else model.batch_size,
         ),
     )
 
