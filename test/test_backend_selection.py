@@ -14,24 +14,15 @@ import time
 import numpy as np
 import pytest
 import torch
+from helpers.tiny_model import tiny_model
 
 from pose_classifier_ros.model import backend_selection
 from pose_classifier_ros.model.backend_selection import BackendChoice, synthetic_calibration_crops
 from pose_classifier_ros.model.backends import BACKEND_FACTORIES
 from pose_classifier_ros.model.checkpoint import save_checkpoint
 from pose_classifier_ros.model.classifier import ViewpointClassifier
-from pose_classifier_ros.model.viewpoint_model import ModelConfig, build_model
 
 EAGER = BACKEND_FACTORIES["eager"]
-
-
-def tiny_model(seed=0):
-    torch.manual_seed(seed)
-    config = ModelConfig(backbone="test-tiny")
-    model = build_model(config, pretrained=False).eval()
-    with torch.no_grad():  # a random head gives near-uniform probabilities; spread them out
-        model.head[-1].weight.mul_(40.0)
-    return model, config
 
 
 @pytest.fixture(scope="module")

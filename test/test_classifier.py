@@ -3,25 +3,16 @@
 import numpy as np
 import pytest
 import torch
+from helpers.tiny_model import tiny_model
 from PIL import Image
 
 from pose_classifier_ros.labels import VIEWPOINTS
 from pose_classifier_ros.model.classifier import CPU_BACKENDS, FramePrediction, ViewpointClassifier, resolve_backend
 from pose_classifier_ros.model.preprocess import crop_batch
-from pose_classifier_ros.model.viewpoint_model import ModelConfig, build_model
 
 # Max |probability difference| to fp32 eager on the tiny model (head scaled so that classes are
 # well separated); measured: onnx 7e-7, bf16 6e-3, int8 0.03, onnx-int8 0.05.
 PROB_TOLERANCE = {"eager": 1e-6, "onnx": 1e-4, "int8": 0.1, "onnx-int8": 0.1, "bf16": 3e-2}
-
-
-def tiny_model(seed=0):
-    torch.manual_seed(seed)
-    config = ModelConfig(backbone="test-tiny")
-    model = build_model(config, pretrained=False).eval()
-    with torch.no_grad():  # a random head gives near-uniform probabilities; spread them out
-        model.head[-1].weight.mul_(40.0)
-    return model, config
 
 
 @pytest.fixture(scope="module")

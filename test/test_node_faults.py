@@ -14,7 +14,7 @@ import sys
 import pytest
 from helpers.waiting import wait_for
 from ros_helpers import HELPERS
-from ros_helpers.cli import CLASSIFIER_PARAMS, lifecycle, param
+from ros_helpers.cli import classifier_node_args, lifecycle, param, reliable_images
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 FRAMES, OUTAGE_AT, JUMP_AT, BAD_AT = 40, 15, 30, 5
@@ -23,18 +23,15 @@ FRAMES, OUTAGE_AT, JUMP_AT, BAD_AT = 40, 15, 30, 5
 def test_faults_are_survived_and_said(ros_env, processes, tmp_path, colour_checkpoint):
     ns = "/faults"
     node_name = f"{ns}/pose_classifier"
-    args = [str(HELPERS / "faulty_node.py"), "--ros-args", "-r", f"__ns:={ns}", "--params-file", str(CLASSIFIER_PARAMS)]
-    for p in (
-        f"model.checkpoint:={colour_checkpoint}",
-        "model.backend:=eager",
-        "model.num_threads:=1",
+    args = classifier_node_args(
+        ns,
+        colour_checkpoint,
         "schedule.mode:=scheduled",
         "voting.track_timeout_s:=1.0",
-        f"qos_overrides.{ns}/image.subscription.reliability:=reliable",
-        f"qos_overrides.{ns}/image.subscription.depth:=20",
-    ):
-        args += ["-p", p]
-    node = processes.start([sys.executable, *args], ros_env, "node")
+        *reliable_images(ns),
+        node=[sys.executable, str(HELPERS / "faulty_node.py")],
+    )
+    node = processes.start(args, ros_env, "node")
     out = tmp_path / "stream.json"
     stream = processes.python(
         [

@@ -12,11 +12,12 @@ other five tracks. No timing assertions: the checks are on message content.
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
-from helpers.paths import REPO
 from helpers.waiting import wait_for
 from ros_helpers import HELPERS
+from ros_helpers.cli import classifier_node_args, reliable_images
 
 from pose_classifier_ros.labels import VIEWPOINTS
 
@@ -33,34 +34,17 @@ def stamp_of(frame: int) -> int:
 
 def test_the_policy_target_is_classified_every_cycle_while_focused(ros_env, processes, tmp_path, colour_checkpoint):
     ns = "/focus"
-    node = processes.python(
-        [
-            str(HELPERS / "slow_node.py"),
-            "0.2",
-            "--ros-args",
-            "-r",
-            f"__ns:={ns}",
-            "--params-file",
-            str(REPO / "config" / "pose_classifier.yaml"),
-            "-p",
-            f"model.checkpoint:={colour_checkpoint}",
-            "-p",
-            "model.backend:=eager",
-            "-p",
-            "model.num_threads:=1",
-            "-p",
+    node = processes.start(
+        classifier_node_args(
+            ns,
+            colour_checkpoint,
             "schedule.mode:=scheduled",
-            "-p",
             "schedule.max_crops:=2",
-            "-p",
             f"schedule.focus_timeout_s:={TIMEOUT_S}",
-            "-p",
             "diagnostics_period_s:=0.5",
-            "-p",
-            f"qos_overrides.{ns}/image.subscription.reliability:=reliable",
-            "-p",
-            f"qos_overrides.{ns}/image.subscription.depth:=20",
-        ],
+            *reliable_images(ns),
+            node=[sys.executable, str(HELPERS / "slow_node.py"), "0.2"],
+        ),
         ros_env,
         "node",
     )

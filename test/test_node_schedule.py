@@ -9,12 +9,13 @@ labels only. No timing assertions: the checks are on message content.
 from __future__ import annotations
 
 import json
+import sys
 import time
 
 import pytest
-from helpers.paths import REPO
 from helpers.waiting import wait_for
 from ros_helpers import HELPERS
+from ros_helpers.cli import classifier_node_args, reliable_images
 
 pytestmark = pytest.mark.ros  # every test here starts ROS processes
 
@@ -23,31 +24,15 @@ FRAMES, NEW_TRACK_AT, BASE_NS, PERIOD_NS = 50, 25, 2000 * 10**9, 100_000_000
 
 def test_scheduled_node_publishes_every_frame_with_a_slow_model(ros_env, processes, tmp_path, colour_checkpoint):
     ns = "/sched"
-    node = processes.python(
-        [
-            str(HELPERS / "slow_node.py"),
-            "0.3",
-            "--ros-args",
-            "-r",
-            f"__ns:={ns}",
-            "--params-file",
-            str(REPO / "config" / "pose_classifier.yaml"),
-            "-p",
-            f"model.checkpoint:={colour_checkpoint}",
-            "-p",
-            "model.backend:=eager",
-            "-p",
-            "model.num_threads:=1",
-            "-p",
+    node = processes.start(
+        classifier_node_args(
+            ns,
+            colour_checkpoint,
             "schedule.mode:=scheduled",
-            "-p",
             "schedule.max_crops:=4",
-            # a reliable image reader: a loaded test machine must not lose frames in DDS
-            "-p",
-            f"qos_overrides.{ns}/image.subscription.reliability:=reliable",
-            "-p",
-            f"qos_overrides.{ns}/image.subscription.depth:=20",
-        ],
+            *reliable_images(ns),
+            node=[sys.executable, str(HELPERS / "slow_node.py"), "0.3"],
+        ),
         ros_env,
         "node",
     )

@@ -39,7 +39,15 @@ from pose_classifier_ros.labels import VIEWPOINTS, heading_from_probs, label_nam
 from pose_classifier_ros.stream.conversions import box_to_bbox, make_viewpoint, message_types, ns_to_stamp
 from pose_classifier_ros.synthetic.animals import SPECIES, Animal, heading_to_class, render_animal
 from pose_classifier_ros.synthetic.crops import render_crop, write_crops
-from pose_classifier_ros.synthetic.flight import START_NS, FlightConfig, Frame, GroundTruthBox, generate_flight
+from pose_classifier_ros.synthetic.flight import (
+    START_NS,
+    FlightConfig,
+    Frame,
+    GroundTruthBox,
+    add_flight_arguments,
+    flight_config,
+    generate_flight,
+)
 
 _logger = logging.getLogger(__name__)
 
@@ -182,14 +190,9 @@ def write_flight_bag(
 # ---------------------------------------------------------------------------------------------
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out_dir", type=Path, help="output directory (receives flight/ and ground_truth.csv)")
-    parser.add_argument("--frames", type=int, default=60, help="number of camera frames")
-    parser.add_argument("--rate", type=float, default=10.0, help="camera rate, Hz")
-    parser.add_argument("--width", type=int, default=1280, help="image width, px")
-    parser.add_argument("--height", type=int, default=720, help="image height, px")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bag)")
+    add_flight_arguments(parser)
     parser.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="rosbag2 storage")
     parser.add_argument("--compressed", action="store_true", help=f"also write {COMPRESSED_TOPIC} (JPEG)")
-    parser.add_argument("--empty-frame", type=int, default=0, help="index of the frame with no animals (-1: none)")
     parser.add_argument(
         "--crops-dir", type=Path, default=None, help="also write a labelled folder-per-class crop set here"
     )
@@ -200,17 +203,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pose_classifier_ros.bags.bagio import BagError
 
-    if args.frames < 1 or args.width < 64 or args.height < 64 or args.rate <= 0:
-        _logger.error("need --frames >= 1, --width/--height >= 64 and --rate > 0")
+    try:
+        cfg = flight_config(args)
+    except ValueError as exc:
+        _logger.error("%s", exc)
         return 2
-    cfg = FlightConfig(
-        width=args.width,
-        height=args.height,
-        frames=args.frames,
-        rate_hz=args.rate,
-        seed=args.seed,
-        empty_frame=args.empty_frame,
-    )
     try:
         summary = write_flight_bag(
             args.out_dir, cfg, storage=args.storage, compressed=args.compressed, progress=not args.no_progress

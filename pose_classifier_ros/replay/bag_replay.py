@@ -136,10 +136,7 @@ def replay_bag(
     records, baseline_records = run.records, run.baseline_records
     if source.ground_truth or ground_truth is not None:
         gt = ground_truth or GroundTruth(by_stamp=source.ground_truth, source=f"bag topic {ground_truth_topic}")
-        for rec in records + baseline_records:
-            rec.true = gt.lookup(rec.stamp_ns, rec.frame_index, rec.track_id)
-        stats["ground_truth_source"] = gt.source
-        stats["ground_truth_matched"] = sum(r.true is not None for r in records)
+        gt.label(records, baseline_records, stats)
     base = ReplayResult(baseline_records, {"mode": "every_frame"}, None) if baseline is not None else None
     return ReplayResult(
         records,

@@ -27,6 +27,14 @@ class GroundTruth:
         label = self.by_stamp.get((stamp_ns, track_id))
         return self.by_frame.get((frame_index, track_id)) if label is None else label
 
+    def label(self, records, baseline_records, stats: dict) -> None:
+        """Set ``true`` on every DetectionRecord (the run's and its every_frame baseline's) and note in `stats`
+        where the truth came from and how many of the run's detections it matched."""
+        for rec in [*records, *baseline_records]:
+            rec.true = self.lookup(rec.stamp_ns, rec.frame_index, rec.track_id)
+        stats["ground_truth_source"] = self.source
+        stats["ground_truth_matched"] = sum(r.true is not None for r in records)
+
 
 def load_ground_truth_csv(path: str | Path) -> GroundTruth:
     """Read ``stamp_ns,frame_index,track_id,pose`` (stamp_ns or frame_index may be empty/absent)."""

@@ -161,10 +161,7 @@ def replay_video(
     stats = _stats(source, run, vis, video)
     records, baseline_records = run.records, run.baseline_records
     if ground_truth is not None:
-        for rec in records + baseline_records:
-            rec.true = ground_truth.lookup(rec.stamp_ns, rec.frame_index, rec.track_id)
-        stats["ground_truth_source"] = ground_truth.source
-        stats["ground_truth_matched"] = sum(r.true is not None for r in records)
+        ground_truth.label(records, baseline_records, stats)
     base = ReplayResult(baseline_records, {"mode": "every_frame"}, None) if baseline is not None else None
     classes = {**dict(tracks.labels), **run.track_classes}
     return ReplayResult(

@@ -6,6 +6,7 @@ clipped to the image, as a detector's would be).
 
 from __future__ import annotations
 
+import argparse
 import math
 from dataclasses import dataclass, field
 
@@ -26,6 +27,34 @@ class FlightConfig:
     empty_frame: int = 0  # index of the frame that shows ground only (-1: none)
     elevation_deg: float = 40.0  # camera elevation above the ground plane
     pan_px_per_s: float = 12.0  # the drone drifts right: the scene scrolls left
+
+
+def add_flight_arguments(parser: argparse.ArgumentParser, *, even: bool = False) -> None:
+    """The flight options every sample writer takes (make-sample-bag, make-sample-video); even: sizes must
+    be even (video encoders)."""
+    parity = " (even)" if even else ""
+    parser.add_argument("--frames", type=int, default=60, help="number of camera frames")
+    parser.add_argument("--rate", type=float, default=10.0, help="camera frame rate, Hz")
+    parser.add_argument("--width", type=int, default=1280, help=f"image width, px{parity}")
+    parser.add_argument("--height", type=int, default=720, help=f"image height, px{parity}")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same flight in a bag or a video)")
+    parser.add_argument("--empty-frame", type=int, default=0, help="index of the frame with no animals (-1: none)")
+
+
+def flight_config(args: argparse.Namespace, *, even: bool = False) -> FlightConfig:
+    """FlightConfig of add_flight_arguments' options; ValueError naming the rule a value breaks."""
+    odd = even and (args.width % 2 or args.height % 2)
+    if args.frames < 1 or args.width < 64 or args.height < 64 or args.rate <= 0 or odd:
+        size = "even --width/--height" if even else "--width/--height"
+        raise ValueError(f"need --frames >= 1, {size} >= 64 and --rate > 0")
+    return FlightConfig(
+        width=args.width,
+        height=args.height,
+        frames=args.frames,
+        rate_hz=args.rate,
+        seed=args.seed,
+        empty_frame=args.empty_frame,
+    )
 
 
 @dataclass

@@ -27,7 +27,7 @@ import numpy as np
 
 from pose_classifier_ros.labels import VIEWPOINTS
 from pose_classifier_ros.stream.pipeline import Detection
-from pose_classifier_ros.synthetic.flight import FlightConfig, generate_flight
+from pose_classifier_ros.synthetic.flight import FlightConfig, add_flight_arguments, flight_config, generate_flight
 from pose_classifier_ros.synthetic.frame_code import code_position, draw_frame_code
 from pose_classifier_ros.video.cvat import write_cvat_video
 from pose_classifier_ros.video.detections_csv import write_detections_csv
@@ -140,12 +140,7 @@ def write_flight_video(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out_dir", type=Path, help="output directory (receives flight.mp4 and its track files)")
-    parser.add_argument("--frames", type=int, default=60, help="number of frames")
-    parser.add_argument("--rate", type=float, default=10.0, help="nominal frame rate, Hz")
-    parser.add_argument("--width", type=int, default=1280, help="frame width, px (even)")
-    parser.add_argument("--height", type=int, default=720, help="frame height, px (even)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same flight as the bag)")
-    parser.add_argument("--empty-frame", type=int, default=0, help="index of the frame with no animals (-1: none)")
+    add_flight_arguments(parser, even=True)
     parser.add_argument("--codec", default="libx264", help="encoder (libx264, mpeg4, libx265, ...)")
     parser.add_argument("--crf", type=int, default=18, help="libx264/libx265 quality (lower = better, larger)")
     parser.add_argument("--gop", type=int, default=12, help="frames between keyframes")
@@ -158,17 +153,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.frames < 1 or args.width < 64 or args.height < 64 or args.rate <= 0 or args.width % 2 or args.height % 2:
-        _logger.error("need --frames >= 1, even --width/--height >= 64 and --rate > 0")
+    try:
+        cfg = flight_config(args, even=True)
+    except ValueError as exc:
+        _logger.error("%s", exc)
         return 2
-    cfg = FlightConfig(
-        width=args.width,
-        height=args.height,
-        frames=args.frames,
-        rate_hz=args.rate,
-        seed=args.seed,
-        empty_frame=args.empty_frame,
-    )
     sample = write_flight_video(
         args.out_dir,
         cfg,

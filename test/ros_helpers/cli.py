@@ -58,10 +58,20 @@ CLASSIFIER_NODE = [sys.executable, "-m", "pose_classifier_ros.ros.pose_classifie
 CLASSIFIER_PARAMS = REPO / "config" / "pose_classifier.yaml"
 
 
-def classifier_node_args(ns: str, checkpoint, *params: str) -> list[str]:
-    """Command line of pose_classifier_node in namespace `ns` with the shipped YAML, `checkpoint`, the exact
-    eager backend on one thread, and `params` ("name:=value") on top."""
-    args = [*CLASSIFIER_NODE, "--ros-args", "-r", f"__ns:={ns}", "--params-file", str(CLASSIFIER_PARAMS)]
+def classifier_node_args(ns: str, checkpoint, *params: str, node: list[str] | None = None) -> list[str]:
+    """Command line of pose_classifier_node (or `node`, e.g. a test wrapper script run with python) in namespace
+    `ns` with the shipped YAML, `checkpoint`, the exact eager backend on one thread, and `params`
+    ("name:=value") on top."""
+    args = [*(node or CLASSIFIER_NODE), "--ros-args", "-r", f"__ns:={ns}", "--params-file", str(CLASSIFIER_PARAMS)]
     for p in (f"model.checkpoint:={checkpoint}", "model.backend:=eager", "model.num_threads:=1", *params):
         args += ["-p", p]
     return args
+
+
+def reliable_images(ns: str) -> tuple[str, str]:
+    """Parameters giving the node in `ns` a reliable image reader of depth 20: a test that counts every frame
+    must not lose one in DDS on a loaded machine."""
+    return (
+        f"qos_overrides.{ns}/image.subscription.reliability:=reliable",
+        f"qos_overrides.{ns}/image.subscription.depth:=20",
+    )
