@@ -12,39 +12,27 @@ from helpers.waiting import wait_for
 ROS2 = str(VENV / "bin" / "ros2")
 
 
-def lifecycle(env: dict, node: str, verb: str, *args: str, timeout: float = 60) -> str:
-    """Output of `ros2 lifecycle VERB --no-daemon NODE ARGS`, retried while the fresh CLI process has not
-    yet discovered the node (with --no-daemon each call discovers the graph from scratch, and under load
-    its 2 s of discovery sometimes miss the node)."""
+def ros2_node_call(env: dict, command: list[str], timeout: float = 60) -> str:
+    """Output of a `ros2 ... --no-daemon` call on a node, retried while the fresh CLI process has not yet
+    discovered the node (with --no-daemon each call discovers the graph from scratch, and under load its 2 s
+    of discovery sometimes miss the node) until `timeout` s have passed."""
     deadline = time.monotonic() + timeout
     while True:
-        out = subprocess.run(
-            [ROS2, "lifecycle", verb, "--no-daemon", "--spin-time", "2", node, *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        out = subprocess.run([ROS2, *command], env=env, capture_output=True, text=True, timeout=60)
         text = out.stdout + out.stderr
         if "Node not found" not in text or time.monotonic() > deadline:
             return text
+
+
+def lifecycle(env: dict, node: str, verb: str, *args: str, timeout: float = 60) -> str:
+    """Output of `ros2 lifecycle VERB --no-daemon NODE ARGS` (retried until the node is discovered)."""
+    return ros2_node_call(env, ["lifecycle", verb, "--no-daemon", "--spin-time", "2", node, *args], timeout)
 
 
 def param(env: dict, node: str, verb: str, *args: str, timeout: float = 60) -> str:
-    """Output of `ros2 param VERB --no-daemon NODE ARGS`, retried (as lifecycle()) until the fresh CLI process
-    has discovered the node."""
-    deadline = time.monotonic() + timeout
-    while True:
-        out = subprocess.run(
-            [ROS2, "param", verb, "--no-daemon", "--spin-time", "2", node, *args, "--timeout", "5"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        text = out.stdout + out.stderr
-        if "Node not found" not in text or time.monotonic() > deadline:
-            return text
+    """Output of `ros2 param VERB --no-daemon NODE ARGS` (retried until the node is discovered)."""
+    command = ["param", verb, "--no-daemon", "--spin-time", "2", node, *args, "--timeout", "5"]
+    return ros2_node_call(env, command, timeout)
 
 
 def wait_state(env: dict, node: str, state: str, timeout: float = 60) -> None:
