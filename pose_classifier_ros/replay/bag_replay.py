@@ -119,7 +119,7 @@ def replay_bag(
                 source,
                 processor,
                 crops_per_second=crops_per_second,
-                baseline=FrameProcessor(baseline, processor.types) if baseline is not None else None,
+                baseline=baseline,
                 sinks=sinks,
             )
             if vis is not None:

@@ -146,7 +146,7 @@ def run_frames(
     processor: FrameProcessor,
     *,
     crops_per_second: float | None = None,
-    baseline: FrameProcessor | None = None,
+    baseline=None,
     sinks: Sequence[FrameSink] = (),
 ) -> RunResult:
     """Step every frame through `processor` in order; records, counters, sinks.
@@ -154,12 +154,13 @@ def run_frames(
     crops_per_second: scheduled mode's simulated budget (crops per second of frame-stamp time, unused budget
     carried forward up to schedule.max_crops; crops past it, new tracks, are a debt the next frames pay);
     None: schedule.max_crops crops every frame. The pipeline's focus (pipeline.focus: set by the source or
-    pinned) is read per frame: records say whether their track was focused. baseline: a
-    FrameProcessor of an every_frame pipeline stepped on the same frames, for comparison. Frames whose image
+    pinned) is read per frame: records say whether their track was focused. baseline: an every_frame
+    TrackPipeline stepped on the same frames, for comparison (its records: RunResult.baseline_records). Frames whose image
     cannot be decoded are logged: every_frame publishes nothing for them (frames_skipped), scheduled still
     publishes from track state (schedule["undecodable_frames"]).
     """
     pipeline = processor.pipeline
+    baseline = FrameProcessor(baseline, processor.types) if baseline is not None else None
     schedule = schedule_settings(pipeline, crops_per_second)
     budget = (
         CropBudget(crops_per_second, cap=pipeline.schedule.max_crops)

@@ -148,7 +148,7 @@ def replay_video(
             source,
             processor,
             crops_per_second=crops_per_second,
-            baseline=FrameProcessor(baseline, processor.types) if baseline is not None else None,
+            baseline=baseline,
             sinks=sinks,
         )
         sightings = vis.finish(source.last_time_ns) if vis is not None else []
