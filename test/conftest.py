@@ -24,6 +24,21 @@ pytest_plugins = ["pytester"]  # test_suite_rules.py runs this conftest in a sep
 _domain_counter = [os.getpid() % 50]
 
 
+def pytest_sessionstart(session):
+    """Load matplotlib's font list once, before any test and outside the tier guard.
+
+    Building the list runs `fc-list`, a process the guard refuses inside an unmarked test; and
+    `_private_cache_home` below moves XDG_CACHE_HOME, where matplotlib keeps that list. Pinning
+    MPLCONFIGDIR to matplotlib's usual directory lets every test and child process reuse it.
+    """
+    try:
+        import matplotlib
+    except ImportError:
+        return
+    os.environ.setdefault("MPLCONFIGDIR", matplotlib.get_cachedir())
+    import matplotlib.font_manager  # builds or reads the font list
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _private_cache_home(tmp_path_factory):
     """Caches the code writes by default (backend "auto"'s choice, ONNX exports) go to a per-run
