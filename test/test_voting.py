@@ -28,6 +28,8 @@ LEFT, FRONT_LEFT, BACK = INDEX["left"], INDEX["front-left"], INDEX["back"]
         dict(track_timeout_s=-1),
         dict(max_tracks=0),
         dict(window=2.5),
+        dict(window_s=-0.1),
+        dict(window_s=float("inf")),
     ],
 )
 def test_config_validation(kwargs):
@@ -43,6 +45,24 @@ def test_majority_on_flickering_track():
     assert [o.label for o in out] == [LEFT] * 7  # the flickers never win
     assert [o.is_stable for o in out] == [False, False, True, True, True, True, True]
     assert out[0].name == "left"
+
+
+def test_window_s_bounds_the_vote_in_time():
+    # A track classified twice a second: 7 votes span 3 s. With window_s 1.0 only the votes of the last
+    # second count, so a turn from left to back wins after two back votes; by count it has not won yet.
+    seq = [LEFT, LEFT, LEFT, LEFT, BACK, BACK, BACK]
+    stamps = [0.5 * i for i in range(len(seq))]
+    by_count = TrackVoter(VotingConfig(window=7, min_votes=2))
+    by_time = TrackVoter(VotingConfig(window=7, min_votes=2, window_s=1.0))
+    count_labels = [by_count.update("a", onehot(c), t).label for c, t in zip(seq, stamps)]
+    time_out = [by_time.update("a", onehot(c), t) for c, t in zip(seq, stamps)]
+    assert count_labels == [LEFT] * 7
+    assert [o.label for o in time_out] == [LEFT] * 5 + [BACK] * 2
+    assert [o.num_votes for o in time_out] == [1, 2, 3, 3, 3, 3, 3]  # 1.0 s holds stamps t-1.0 .. t
+    # The newest vote always stays, however long the gap; and the count bound still applies.
+    assert by_time.update("a", onehot(FRONT_LEFT), 60.0).num_votes == 1
+    dense = TrackVoter(VotingConfig(window=3, min_votes=1, window_s=10.0))
+    assert [dense.update("b", onehot(LEFT), 0.1 * i).num_votes for i in range(5)] == [1, 2, 3, 3, 3]
 
 
 def test_tie_broken_by_mean_probability():

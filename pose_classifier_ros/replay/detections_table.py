@@ -54,7 +54,10 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "label_age_s": ("float64", "this frame's stamp minus the stamp of the frame `label` was computed on, s"),
     "voted": ("bool", "this frame's label joined the track's vote (not when truncated or below min_confidence)"),
     "truncated": ("bool", "the padded crop is cut by the frame edge (the animal may be partly outside)"),
-    "smoothed": ("string", "the track's voted viewpoint (voting.window frames); empty while it has no vote"),
+    "smoothed": (
+        "string",
+        "the track's voted viewpoint (voting.window votes, voting.window_s seconds); empty while it has no vote",
+    ),
     "smoothed_confidence": ("float64", "share of the vote behind `smoothed` (majority) or its mean score (mean)"),
     "num_votes": ("int64", "votes behind `smoothed`"),
     "track_heading_deg": ("float64", "the track's heading over the voted window, deg (as heading_deg)"),

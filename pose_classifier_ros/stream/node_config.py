@@ -197,6 +197,14 @@ def _docs() -> tuple[ParameterDoc, ...]:
             10000,
         ),
         D("voting.mode", "majority votes on per-frame labels; mean averages probabilities.", choices=VOTING_MODES),
+        D(
+            "voting.window_s",
+            "When > 0, also bound the vote window in time: votes older than this, s (frame stamps), before the "
+            "track's newest vote leave it, so a track classified a few times a second (scheduled) is voted over "
+            "the same span of motion as one classified every frame; 0 = count only (voting.window).",
+            0.0,
+            3600.0,
+        ),
         D("voting.track_timeout_s", "A track unseen for this long, s (frame stamps), is forgotten.", 0.001, 3600.0),
         D(
             "voting.switch_votes",

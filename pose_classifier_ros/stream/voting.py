@@ -1,7 +1,9 @@
 """Per-track temporal smoothing of viewpoint predictions, and IoU association for untracked detections.
 
 A single frame's viewpoint can flicker (a leg hides the head, motion blur); voting over the last
-few frames of the same track gives a stable label. Stamps are float seconds (the frame stamps, so
+few frames of the same track gives a stable label. The window counts predictions (`window`) and may also
+be bounded in time (`window_s`), so that a track classified a few times a second (scheduled mode) is voted
+over the same span of the animal's motion as one classified every frame. Stamps are float seconds (the frame stamps, so
 bag replay and sim time behave like live time). Memory is bounded whatever the number of tracks.
 
 Trust gating: a prediction on a box cut by the frame edge (`truncated`, with skip_truncated) or whose top
@@ -30,7 +32,8 @@ class VotingConfig:
 
     window: per-frame predictions kept per track; min_votes: votes needed for is_stable;
     mode: "majority" (vote on per-frame argmax) or "mean" (average the probability vectors);
-    track_timeout_s: a track not seen for longer is forgotten; max_tracks: memory bound (the
+    window_s: when > 0, votes older than this many seconds before the track's newest vote leave the window
+    (the newest always stays; 0 = count only); track_timeout_s: a track not seen for longer is forgotten; max_tracks: memory bound (the
     least recently seen track is evicted beyond it); switch_votes: consecutive votes a new label must
     win before a stable track's label changes (1 = no hysteresis); min_confidence: per-frame predictions
     whose top probability is below this do not vote (0 = all vote); skip_truncated: predictions on boxes
@@ -40,6 +43,7 @@ class VotingConfig:
     window: int = 7
     min_votes: int = 3
     mode: str = "majority"
+    window_s: float = 0.0
     track_timeout_s: float = 2.0
     max_tracks: int = 512
     switch_votes: int = 1
@@ -53,6 +57,8 @@ class VotingConfig:
             raise ValueError(f"voting.min_votes must be in 1..window ({self.window}), got {self.min_votes!r}")
         if self.mode not in VOTING_MODES:
             raise ValueError(f"voting.mode must be one of {', '.join(VOTING_MODES)}, got {self.mode!r}")
+        if not (self.window_s >= 0 and np.isfinite(self.window_s)):
+            raise ValueError(f"voting.window_s must be >= 0 s (0 = off), got {self.window_s!r}")
         if not (self.track_timeout_s > 0 and np.isfinite(self.track_timeout_s)):
             raise ValueError(f"voting.track_timeout_s must be > 0 s, got {self.track_timeout_s!r}")
         if int(self.max_tracks) != self.max_tracks or self.max_tracks < 1:
@@ -64,6 +70,7 @@ class VotingConfig:
         self.window, self.min_votes, self.max_tracks = int(self.window), int(self.min_votes), int(self.max_tracks)
         self.switch_votes, self.min_confidence = int(self.switch_votes), float(self.min_confidence)
         self.track_timeout_s, self.skip_truncated = float(self.track_timeout_s), bool(self.skip_truncated)
+        self.window_s = float(self.window_s)
 
 
 @dataclass(frozen=True)
@@ -91,10 +98,11 @@ class SmoothedLabel:
 
 
 class _Track:
-    __slots__ = ("probs", "last_seen", "shown", "challenger", "challenger_wins")
+    __slots__ = ("probs", "vote_stamps", "last_seen", "shown", "challenger", "challenger_wins")
 
     def __init__(self, window: int, stamp_s: float):
         self.probs: deque = deque(maxlen=window)
+        self.vote_stamps: deque = deque(maxlen=window)  # s, one per entry of probs
         self.last_seen = stamp_s
         self.shown: int | None = None  # label published once stable (hysteresis state)
         self.challenger: int | None = None
@@ -140,8 +148,17 @@ def _hold(track: _Track, raw: SmoothedLabel, switch_votes: int) -> int:
     return track.shown
 
 
+def _drop_old_votes(track: _Track, window_s: float) -> None:
+    """Drop votes older than window_s before the track's newest vote stamp (the newest always stays)."""
+    newest = max(track.vote_stamps)
+    while len(track.probs) > 1 and newest - track.vote_stamps[0] > window_s:
+        track.probs.popleft()
+        track.vote_stamps.popleft()
+
+
 class TrackVoter:
-    """Majority (or mean) vote over the last `window` per-frame predictions of each track."""
+    """Majority (or mean) vote over the last `window` per-frame predictions of each track (and, with
+    window_s, only those of the last window_s seconds)."""
 
     def __init__(self, cfg: VotingConfig | None = None):
         self.cfg = cfg or VotingConfig()
@@ -215,6 +232,9 @@ class TrackVoter:
                 return SmoothedLabel(int(np.argmax(probs)), 0.0, 0, False, voted=False)
             return replace(current, voted=False)
         track.probs.append(probs)
+        track.vote_stamps.append(stamp_s)
+        if self.cfg.window_s > 0:
+            _drop_old_votes(track, self.cfg.window_s)
         window = np.stack(track.probs)
         raw = smooth(window, self.cfg.mode, self.cfg.min_votes)
         shown = _hold(track, raw, self.cfg.switch_votes)
