@@ -57,7 +57,7 @@ def _squeue(env, job):
 
 def test_slurm_job_array_merges_and_a_killed_task_is_picked_up_by_the_rerun(slurm, tmp_path):
     env = batch_env(slurm)
-    # The first flight is long enough (about 30 s of work) that scancel lands while its task is mid-input.
+    # The first flight is the longest, so that its task is caught mid-input (see the SIGKILL below).
     flights = [*make_flights(tmp_path / "long", 1, frames=150), *make_flights(tmp_path / "in", 3)[1:]]
     rows = [{"path": f, "site": s} for f, s in zip(flights, ("OPC", "OPC", "Mpala"))]
     manifest = write_manifest(tmp_path / "season.csv", rows)
@@ -95,12 +95,15 @@ def test_slurm_job_array_merges_and_a_killed_task_is_picked_up_by_the_rerun(slur
         while not (out / "slurm_jobs.json").exists() and time.monotonic() < deadline:
             time.sleep(0.1)
         job = json.loads((out / "slurm_jobs.json").read_text())["jobs"][0]["job_id"]
-        # kill the first array task mid-input: once its input's partial folder exists, before it commits
-        while not list(out.glob(f"{PARTIAL_DIR}/f0_flight@*")):
+        # Kill the first array task mid-input, as the OOM killer or a dying node would: SIGKILL its worker
+        # process once the input's partial folder (<input>@<host>@<pid>) exists, before it commits.
+        # Not `scancel --signal=KILL`: SLURM turns that into SIGCONT, SIGTERM (which submitit ignores) and
+        # SIGKILL only KillWait (5 s) later, by when a fast machine has finished this input (about 2 s).
+        while not (partials := list(out.glob(f"{PARTIAL_DIR}/f0_flight@*"))):
             assert time.monotonic() < deadline, "array task 0 never started its input"
-            time.sleep(0.05)
+            time.sleep(0.01)
+        os.kill(int(partials[0].name.rsplit("@", 1)[1]), signal.SIGKILL)
         assert not (out / "f0_flight").exists()
-        subprocess.run(["scancel", "--signal=KILL", "--full", f"{job}_0"], env=env, check=True, timeout=60)
         output, _ = proc.communicate(timeout=600)
     finally:
         if proc.poll() is None:
