@@ -269,6 +269,11 @@ def test_fit_to_video_clamps_drops_and_counts(tmp_path):
     assert (counts.clamped, counts.outside, counts.beyond_frames, counts.beyond_boxes) == (1, 1, 1, 1)
     assert [d.box.tolist() for d in tracks.detections(0)] == [[0, 5, 50, 40]]
     assert tracks.attributes_of(0, "2") == {}
+    # Fitted again to the same video (backend calibration, then the replay): the first fit's counts, not
+    # zeros because the boxes are clamped already; another video is a new fit.
+    assert fit_to_video(tracks, 200, 100, num_frames=5) == counts
+    again = fit_to_video(tracks, 40, 100, num_frames=5)
+    assert (again.clamped, again.outside) == (1, 0)
 
 
 def test_load_tracks_guesses_the_format_and_refuses_unknown_ones(tmp_path):

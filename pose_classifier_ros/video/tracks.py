@@ -57,7 +57,8 @@ class Tracks:
     (absent = no flags / none); labels: track_id -> class label (the CVAT track's label, MOT class, CSV
     class_id); width/height: frame size the file states (None when it does not); last_frame: the last frame
     the annotation covers when the file states it (CVAT stop_frame); skipped: reason -> rows or boxes
-    skipped while reading."""
+    skipped while reading; fitted: the (width, height, num_frames) fit_to_video last fitted the boxes to, and
+    what it changed."""
 
     frames: dict[int, list[Detection]] = field(default_factory=dict)
     flags: dict[tuple[int, str], BoxFlags] = field(default_factory=dict)
@@ -69,6 +70,7 @@ class Tracks:
     height: int | None = None
     last_frame: int | None = None
     skipped: Counter = field(default_factory=Counter)
+    fitted: tuple[tuple[int, int, int | None], FitCounts] | None = None
 
     def add(
         self,
@@ -137,8 +139,13 @@ def fit_to_video(tracks: Tracks, width: int, height: int, num_frames: int | None
 
     Boxes partly outside are clamped (counted); boxes with no area inside are dropped (counted); with
     num_frames, frames at index >= num_frames are counted (their boxes are kept: the video just never
-    reaches them). Nothing here is fatal: the caller reports the counts.
+    reaches them). Nothing here is fatal: the caller reports the counts. Fitting the same tracks to the
+    same video again (backend calibration, then the replay) returns the first fit's counts: the boxes are
+    clamped already, and the counts say what the file held.
     """
+    video = (int(width), int(height), None if num_frames is None else int(num_frames))
+    if tracks.fitted is not None and tracks.fitted[0] == video:
+        return tracks.fitted[1]
     counts = FitCounts()
     limits = np.array([width, height, width, height], np.float32)
     for index in list(tracks.frames):
@@ -175,6 +182,7 @@ def fit_to_video(tracks: Tracks, width: int, height: int, num_frames: int | None
             counts.beyond_frames,
             num_frames,
         )
+    tracks.fitted = (video, counts)
     return counts
 
 
