@@ -7,6 +7,7 @@ modules import it from there, never from conftest.py or another test module."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -93,16 +94,16 @@ class ProcessGroup:
         return Path(proc.log_path).read_text(errors="replace")  # type: ignore[attr-defined]
 
     def stop(self, proc: subprocess.Popen, sig=signal.SIGINT, timeout: float = 10.0) -> int:
-        if proc.poll() is None:
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                pass
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
+        # Signal the whole group even when the leader has already ended: `ros2 launch` nodes share its
+        # process group and outlive a leader that died abruptly.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
+            proc.wait(5)
         return proc.returncode
 
     def stop_all(self):

@@ -23,6 +23,7 @@ from helpers.season_inputs import (
     batch_command,
     batch_env,
     corrupt_copy,
+    kill_group,
     make_flights,
     read_csv,
     run_batch,
@@ -174,9 +175,7 @@ def test_killed_worker_leaves_no_finished_marker(season, tmp_path):
         os.kill(pid, signal.SIGKILL)
         output, _ = proc.communicate(timeout=600)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+        kill_group(proc)
     assert proc.returncode == 1, output
     assert not (out / name / SUCCESS).exists()
     failed = _marker(out, name, FAILED)

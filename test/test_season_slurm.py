@@ -18,6 +18,7 @@ from helpers.paths import REPO
 from helpers.season_inputs import (
     batch_command,
     batch_env,
+    kill_group,
     make_flights,
     read_csv,
     run_batch,
@@ -106,9 +107,7 @@ def test_slurm_job_array_merges_and_a_killed_task_is_picked_up_by_the_rerun(slur
         assert not (out / "f0_flight").exists()
         output, _ = proc.communicate(timeout=600)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+        kill_group(proc)
     assert proc.returncode == 1, output
     assert f"submitted SLURM job array {job}: 3 task(s)" in output and f"squeue -j {job}" in output
     assert not (out / "f0_flight" / SUCCESS).exists()

@@ -3,9 +3,11 @@ and the `pose-classifier batch` command as a child process."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -85,6 +87,14 @@ def batch_command(manifest: Path, out: Path, checkpoint: Path, *extra) -> list[s
         "--no-progress",
         *map(str, extra),
     ]
+
+
+def kill_group(proc: subprocess.Popen, timeout: float = 10) -> None:
+    """SIGKILL the process group of `proc` (started with start_new_session=True) and reap `proc`. The group
+    is killed even when `proc` itself has ended: the batch's pool workers may not have."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout)
 
 
 def run_batch(manifest: Path, out: Path, checkpoint: Path, *extra, env: dict | None = None, timeout: float = 900):
