@@ -264,7 +264,7 @@ def select_backend(
     spec: RunnerSpec,
     *,
     candidates: Mapping[str, BackendFactory] | Sequence[str] | None = None,
-    calibration: torch.Tensor | None = None,
+    calibration: torch.Tensor | Callable[[], torch.Tensor | None] | None = None,
     calibration_source: str = "",
     cache_dir: str | Path | None = None,
     workload_crops: int = CALIBRATION_CROPS,
@@ -274,7 +274,9 @@ def select_backend(
     model: the ViewpointModel (``.backbone`` is spec.backbone, ``.head``), on spec.device, eval mode;
     config: its ModelConfig (temperature, preprocessing). candidates: {name: factory} or names of
     ``backends.BACKEND_FACTORIES`` (None: ``auto_candidates(device)``). calibration: (N, 3, S, S) float32
-    normalised crops (None: ``synthetic_calibration_crops``); the first CALIBRATION_CROPS are checked for
+    normalised crops, or a function returning them that is called only when the cache has no choice (the
+    crops may cost reading the input); None (or None returned): ``synthetic_calibration_crops``;
+    calibration_source names the caller's crops in the log. The first CALIBRATION_CROPS are checked for
     agreement. workload_crops: crops per forward pass the caller will run (the node's inference cycle:
     schedule.max_crops; every_frame: model.batch_size): candidates are timed on a batch of that size (the
     calibration crops repeated), because the ranking depends on it (measured on an AMX Xeon: bf16 is 2.6x
@@ -295,9 +297,11 @@ def select_backend(
         logger.info("%s", selection.choice.summary())
         return selection
 
+    if callable(calibration):
+        calibration = calibration()
     if calibration is None:
         calibration = preprocess_images(synthetic_calibration_crops(), config, device=spec.device)
-        calibration_source = calibration_source or "synthetic crops"
+        calibration_source = "synthetic crops"
     calibration = calibration[:CALIBRATION_CROPS].to(spec.device)
     temperature = float(getattr(config, "temperature", 1.0) or 1.0)
 

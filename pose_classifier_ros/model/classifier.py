@@ -75,7 +75,8 @@ class ViewpointClassifier:
     For backend "auto" only: backend_cache_dir: where the measured choice is cached (default
     $XDG_CACHE_HOME/pose_classifier_ros, else ~/.cache/pose_classifier_ros); calibration_crops: the
     crops to measure on (images as for predict_proba, e.g. from the first frames, or an (N, 3, S, S)
-    normalised tensor; None: a deterministic synthetic batch); backend_candidates: the backends to
+    normalised tensor; or a function returning them, called only when no cached choice exists; None: a
+    deterministic synthetic batch); backend_candidates: the backends to
     measure, names or {name: factory} (None: ``backends.auto_candidates(device)``); workload_crops: crops
     per forward pass the caller will run, what candidates are timed on (None: batch_size).
     """
@@ -134,7 +135,9 @@ class ViewpointClassifier:
                 config,
                 spec,
                 candidates=backend_candidates,
-                calibration=self._calibration_batch(calibration_crops),
+                calibration=lambda: self._calibration_batch(
+                    calibration_crops() if callable(calibration_crops) else calibration_crops
+                ),
                 calibration_source="caller's crops" if calibration_crops is not None else "",
                 cache_dir=backend_cache_dir,
                 workload_crops=min(int(workload_crops or batch_size), int(batch_size)),

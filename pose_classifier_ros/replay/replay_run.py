@@ -244,8 +244,11 @@ def load_classifier(options: ReplayOptions, settings, num_threads: int | None = 
     backend = options.backend or settings.model.backend
     batch_size = int(options.batch_size or settings.model.batch_size)
     calibration, workload = None, batch_size
-    if backend == "auto":  # the first frames' crops: what auto measures on (and caches its choice for)
-        calibration = _calibration_crops(options, settings, tracks) or None
+    if backend == "auto":
+
+        def calibration():  # the first frames' crops, what auto measures on: read only when nothing is cached
+            return _calibration_crops(options, settings, tracks) or None
+
         if schedule_mode(options, settings)[0] == "scheduled":
             workload = int(options.max_crops if options.max_crops is not None else settings.schedule.max_crops)
     return ViewpointClassifier.from_checkpoint(
