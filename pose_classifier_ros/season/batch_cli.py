@@ -243,7 +243,7 @@ def _run(args, manifest, base: dict[str, Any], additional: dict[str, str], time_
         progress = _Progress(len(tasks), enabled=not args.no_progress and sys.stderr.isatty())
         with logging_redirect_tqdm(loggers=[logging.getLogger()]):
             if args.engine == "local":
-                queued = _run_local(args, base, tasks, progress)
+                queued = _run_local(args, tasks, progress)
             else:
                 queued = _run_slurm(args, slurm, tasks, progress)
         progress.close()
@@ -254,13 +254,13 @@ def _run(args, manifest, base: dict[str, Any], additional: dict[str, str], time_
     return _merge(args, manifest, hashes, in_flight, time.monotonic() - started, queued)
 
 
-def _run_local(args, base: dict[str, Any], tasks, progress: _Progress) -> int:
+def _run_local(args, tasks, progress: _Progress) -> int:
     from pose_classifier_ros.season.engines import LocalEngine, threads_per_worker
 
     workers = min(args.workers, len(tasks))
     threads = args.threads_per_worker or threads_per_worker(args.workers)
     _logger.info("local pool: %d worker(s) x %d thread(s)", workers, threads)
-    engine = LocalEngine(workers=workers, threads=threads, preload=dict(base))
+    engine = LocalEngine(workers=workers, threads=threads, preload=tasks[0])
     engine.run(tasks, progress.outcome)
     return 0
 

@@ -61,12 +61,12 @@ def threads_per_worker(workers: int, cores: int | None = None) -> int:
 # ---------------------------------------------------------------------------------------------
 @dataclass
 class LocalEngine:
-    """workers: processes; threads: torch threads each (default cores // workers); preload: ReplayOptions
-    keyword arguments of the model every worker loads at start-up (None: on the first input)."""
+    """workers: processes; threads: torch threads each (default cores // workers); preload: the task whose
+    model every worker loads at start-up (None: on the first input)."""
 
     workers: int = 1
     threads: int | None = None
-    preload: dict[str, Any] | None = None
+    preload: InputTask | None = None
 
     def run(self, tasks: list[InputTask], on_outcome: Callable[[Outcome], None]) -> None:
         """Run every task; on_outcome gets each input's outcome (run_input's dict) as it finishes."""

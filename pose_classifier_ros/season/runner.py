@@ -85,16 +85,29 @@ def configure_threads(threads: int | None) -> None:
         sys.modules["torch"].set_num_threads(int(threads))
 
 
-def init_worker(threads: int | None, preload: dict[str, Any] | None = None) -> None:
-    """Pool initializer: threads first, then (optionally) the classifier for the command line's options, so
-    the model load is paid once at worker start-up. preload: ReplayOptions keyword arguments."""
+def _replay_options(task: InputTask, **outputs):
+    """ReplayOptions of the task's input (outputs: report_dir, best_views, out, ... where it writes)."""
+    from pose_classifier_ros.replay.replay_run import ReplayOptions
+
+    return ReplayOptions(
+        input=Path(task.path),
+        tracks=Path(task.tracks) if task.tracks else None,
+        tracks_format=task.tracks_format,
+        name=task.name,
+        **outputs,
+        **task.options,
+    )
+
+
+def init_worker(threads: int | None, preload: InputTask | None = None) -> None:
+    """Pool initializer: threads first, then (optionally) the classifier for `preload`'s options, so the model
+    load is paid once at worker start-up (backend auto, when it has no cached choice, measures on that input's
+    first crops)."""
     _worker_logging()
     configure_threads(threads)
     if preload is not None:
-        from pose_classifier_ros.replay.replay_run import ReplayOptions
-
         try:
-            _WORKER.pending_load_s += _ensure_classifier(ReplayOptions(input=Path(""), **preload))
+            _WORKER.pending_load_s += _ensure_classifier(_replay_options(preload))
         except Exception as exc:
             _logger.warning("could not preload the model: %s", exc)
 
@@ -138,7 +151,7 @@ def _relocate(partial: Path, final: Path) -> None:
 def run_input(task: InputTask) -> dict[str, Any]:
     """Run one input and commit DIR/<name>/ with _SUCCESS.json or _FAILED.json; never raises for a bad input.
     Returns {"name", "status": "done" | "failed", "summary" | "error", "worker"}."""
-    from pose_classifier_ros.replay.replay_run import ReplayOptions, run_replay
+    from pose_classifier_ros.replay.replay_run import run_replay
 
     out_dir = Path(task.out_dir)
     final = out_dir / task.name
@@ -161,17 +174,13 @@ def run_input(task: InputTask) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         _logger.info("input %s: %s", task.name, task.path)
-        options = ReplayOptions(
-            input=Path(task.path),
-            tracks=Path(task.tracks) if task.tracks else None,
-            tracks_format=task.tracks_format,
-            name=task.name,
+        options = _replay_options(
+            task,
             report_dir=partial,
             best_views=partial / "best_views",
             out=partial / "replayed" if task.write_bag else None,
             no_out=not task.write_bag,
             no_progress=True,
-            **task.options,
         )
         load_s, _WORKER.pending_load_s = _WORKER.pending_load_s, 0.0
         load_s += _ensure_classifier(options)
