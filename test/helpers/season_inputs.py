@@ -98,14 +98,24 @@ def kill_group(proc: subprocess.Popen, timeout: float = 10) -> None:
 
 
 def run_batch(manifest: Path, out: Path, checkpoint: Path, *extra, env: dict | None = None, timeout: float = 900):
-    return subprocess.run(
+    """Run `pose-classifier batch` to the end, like subprocess.run(capture_output=True, text=True). It runs in
+    its own session, and on any exception (a timeout included) its whole group is killed, so that no
+    spawn-pool worker outlives the test."""
+    proc = subprocess.Popen(
         batch_command(manifest, out, checkpoint, *extra),
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=timeout,
         env=env or batch_env(),
         cwd=str(REPO),
+        start_new_session=True,
     )
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except BaseException:
+        kill_group(proc)
+        raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
 
 def read_csv(path: Path) -> list[dict]:
