@@ -29,6 +29,15 @@ ROS_BUILTIN_PREFIXES = ("qos_overrides.",)
 CrossCheck = Callable[[dict[str, Any]], list[str]]
 
 
+def at_most(bound: str, *names: str) -> CrossCheck:
+    """The cross check "each of `names` is <= parameter `bound`" (e.g. votes needed <= the vote window)."""
+
+    def check(v: dict[str, Any]) -> list[str]:
+        return [f"{name}: must be <= {bound} ({v[bound]}), got {v[name]}" for name in names if v[name] > v[bound]]
+
+    return check
+
+
 class ParameterError(ValueError):
     """Invalid parameters; the message names each bad key (and the file, when one was read).
 
@@ -366,6 +375,7 @@ def params_files_from_args(args: Iterable[str]) -> list[str]:
 
 __all__ = [
     "CrossCheck",
+    "at_most",
     "Parameter",
     "ParameterDoc",
     "ParameterError",

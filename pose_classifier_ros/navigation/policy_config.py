@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..parameters import ParameterDoc, ParameterSchema, read_params_file
+from ..parameters import ParameterDoc, ParameterSchema, at_most
 
 POLICY_NODE_NAME = "side_profile_policy"
 MOTION_MODES = ("orbit", "yaw")
@@ -272,14 +272,6 @@ def _docs() -> tuple[ParameterDoc, ...]:
     )
 
 
-def _check_side_votes(v: dict[str, Any]) -> list[str]:
-    if v["approach.min_side_votes"] <= v["approach.window"]:
-        return []
-    return [
-        f"approach.min_side_votes: must be <= approach.window ({v['approach.window']}), got {v['approach.min_side_votes']}"
-    ]
-
-
 def _check_capture_possible(v: dict[str, Any]) -> list[str]:
     names = ("capture.target_pixels", "capture.size_ratio", "capture.size_px", "capture.step_budget")
     if any(v[name] > 0 for name in names):
@@ -291,7 +283,10 @@ def _check_capture_possible(v: dict[str, Any]) -> list[str]:
 def policy_schema() -> ParameterSchema:
     """The policy node's ParameterSchema (builds ``PolicyNodeConfig``)."""
     return ParameterSchema.from_config(
-        POLICY_NODE_NAME, PolicyNodeConfig, _docs(), cross_checks=(_check_side_votes, _check_capture_possible)
+        POLICY_NODE_NAME,
+        PolicyNodeConfig,
+        _docs(),
+        cross_checks=(at_most("approach.window", "approach.min_side_votes"), _check_capture_possible),
     )
 
 
@@ -303,10 +298,11 @@ def config_from_parameters(values: dict[str, Any], source: str = "") -> PolicyNo
     return policy_schema().build(values, source)
 
 
-def load_params_file(path: str | Path, node_name: str = POLICY_NODE_NAME) -> PolicyNodeConfig:
-    """The config from a ROS 2 parameter YAML file (``node_name: ros__parameters: {...}``, or ``/**``).
+def load_params_file(path: str | Path) -> PolicyNodeConfig:
+    """The config from the policy node's section of a ROS 2 parameter YAML file (``side_profile_policy:``,
+    ``/**/side_profile_policy:`` or ``/**``).
 
     Raises ParameterError (a ValueError) naming the file when it cannot be read, has no section for the
     node, or holds an unknown, mistyped or out-of-range parameter.
     """
-    return policy_schema().build(read_params_file(path, node_name), source=str(path))
+    return policy_schema().build_file(path)

@@ -3,7 +3,7 @@
 ``NodeConfig`` is a tree of typed dataclasses whose attribute paths are the parameter names
 (``cfg.sync.tolerance_s`` is ``sync.tolerance_s``); its field defaults are the parameters' defaults,
 the core groups (``CropConfig``, ``DetectionFilterConfig``, ``PairingConfig``, ``VotingConfig``,
-``ScheduleConfig``) are used as they are. ``NODE_PARAMETER_DOCS`` adds meanings and ranges;
+``ScheduleConfig``) are used as they are. ``_docs()`` adds meanings and ranges;
 ``node_schema()`` joins both (``ParameterSchema.from_config``). The node declares the schema
 (ros/params.py) and the offline replay reads config/pose_classifier.yaml through it, so both accept and
 reject exactly the same settings; config/pose_classifier.yaml and docs/node_pose_classifier.md mirror it
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pose_classifier_ros.model.preprocess import CropConfig
-from pose_classifier_ros.parameters import ParameterDoc, ParameterSchema
+from pose_classifier_ros.parameters import ParameterDoc, ParameterSchema, at_most
 from pose_classifier_ros.stream.detection_filter import DetectionFilterConfig
 from pose_classifier_ros.stream.pairing import PAIRING_MODES, PairingConfig
 from pose_classifier_ros.stream.scheduler import SCHEDULE_MODES, ScheduleConfig
@@ -341,15 +341,6 @@ def _docs() -> tuple[ParameterDoc, ...]:
 _DEVICE_RE = re.compile(r"^(cpu|cuda(:\d+)?)$")
 
 
-def _check_votes(v: dict[str, Any]) -> list[str]:
-    window = v["voting.window"]
-    return [
-        f"{name}: must be <= voting.window ({window}), got {v[name]}"
-        for name in ("voting.min_votes", "voting.switch_votes")
-        if v[name] > window
-    ]
-
-
 def _check_device_and_backend(v: dict[str, Any]) -> list[str]:
     device, backend = str(v["model.device"]), str(v["model.backend"])
     if not _DEVICE_RE.match(device):
@@ -374,7 +365,11 @@ def checkpoint_is_set(v: dict[str, Any]) -> list[str]:
 def node_schema() -> ParameterSchema:
     """The classifier node's ParameterSchema (builds ``NodeConfig``)."""
     return ParameterSchema.from_config(
-        NODE_NAME, NodeConfig, _docs(), fixed=FIXED_FIELDS, cross_checks=(_check_votes, _check_device_and_backend)
+        NODE_NAME,
+        NodeConfig,
+        _docs(),
+        fixed=FIXED_FIELDS,
+        cross_checks=(at_most("voting.window", "voting.min_votes", "voting.switch_votes"), _check_device_and_backend),
     )
 
 
