@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
 
 import pytest
 from helpers.paths import REPO, VENV
+from helpers.waiting import wait_for
 
 from pose_classifier_ros.navigation.policy import PolicyNodeConfig, load_params_file, policy_schema
 from pose_classifier_ros.parameters import (
@@ -147,7 +149,7 @@ def _run(cmd, env, timeout=90):
 
 
 @pytest.mark.ros
-def test_misspelt_key_fails_the_same_for_classifier_node_and_replay(ros_env, tmp_path):
+def test_misspelt_key_fails_the_same_for_classifier_node_and_replay(ros_env, processes, tmp_path):
     params = tmp_path / "typo.yaml"
     params.write_text(CLASSIFIER_TYPO)
     with pytest.raises(ParameterError) as err:
@@ -179,17 +181,14 @@ def test_misspelt_key_fails_the_same_for_classifier_node_and_replay(ros_env, tmp
         "-p",
         f"model.checkpoint:={tmp_path / 'none.pt'}",
     ]
-    proc = subprocess.Popen(node, env=ros_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        lines = []
-        for line in proc.stdout:  # autostart configures at once; the failure is logged before spinning
-            lines.append(line)
-            if "configure failed" in line:
-                break
-    finally:
-        proc.terminate()
-        proc.wait(10)
-    out = "".join(lines)
+    proc = processes.start(node, ros_env, "node")  # stopped at teardown, with its process group
+    # autostart configures at once; the failure is logged (one whole line) before spinning
+    wait_for(
+        lambda: re.search("configure failed.*\n", processes.output(proc)) or proc.poll() is not None,
+        60,
+        message="the node's configure failure",
+    )
+    out = processes.output(proc)
     assert "configure failed" in out and expected in out, out
 
 
