@@ -79,12 +79,11 @@ def load_video_inputs(
 def video_calibration_crops(path: Path, tracks: Tracks, decode: DecodeOptions | None, crop=None, limit: int = 8):
     """calibration_crops of the video's first frames with boxes ([] when the video cannot be read: auto then
     measures on synthetic crops)."""
-    from pose_classifier_ros.video.probe import VideoError
     from pose_classifier_ros.video.video_source import VideoSource
 
     try:
         source = VideoSource(path, tracks, decode)
-    except (VideoError, ValueError):
+    except ValueError:  # VideoError included
         return []
     return calibration_crops(source, crop, limit)
 

@@ -34,7 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pose_classifier_ros.video.probe import NS_PER_S, VideoError, VideoTruncatedError, open_video, video_info
+from pose_classifier_ros.stream.clock import NS_PER_S
+from pose_classifier_ros.stream.conversions import ns_to_stamp
+from pose_classifier_ros.video.probe import VideoError, VideoTruncatedError, open_video, video_info
 
 _logger = logging.getLogger(__name__)
 
@@ -47,10 +49,6 @@ class Stamp:
 
     sec: int
     nanosec: int
-
-    @classmethod
-    def from_ns(cls, stamp_ns: int) -> Stamp:
-        return cls(int(stamp_ns) // NS_PER_S, int(stamp_ns) % NS_PER_S)
 
 
 @dataclass(frozen=True)
@@ -419,7 +417,7 @@ class VideoReader:
             stamp_ns=stamp_ns,
             time_s=float(rel),
             pts=int(pts),
-            header=Header(Stamp.from_ns(stamp_ns), self.options.frame_id),
+            header=Header(ns_to_stamp(stamp_ns, Stamp), self.options.frame_id),
             width=int(frame.width),
             height=int(frame.height),
             _frame=frame,

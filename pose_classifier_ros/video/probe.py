@@ -8,7 +8,7 @@ from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
 
-NS_PER_S = 1_000_000_000
+from pose_classifier_ros.stream.clock import NS_PER_S
 
 
 class VideoError(ValueError):

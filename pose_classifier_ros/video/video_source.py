@@ -78,7 +78,6 @@ class VideoSource:
         self.stats["boxes_beyond_video"] = self.fit.beyond_boxes
         self.error: VideoTruncatedError | None = None
         self.last_time_ns = 0
-        self.last_index: int | None = None
         self._handed: set[int] = set()
 
     @property
@@ -123,7 +122,7 @@ class VideoSource:
         try:
             for frame in self.reader:
                 self.stats["frames_decoded"] += 1
-                self.last_time_ns, self.last_index = frame.stamp_ns, frame.index
+                self.last_time_ns = frame.stamp_ns
                 bar.update()
                 boxes = self.tracks.detections(frame.index)
                 if boxes:
