@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import season_inputs
 from helpers.paths import REPO, VENV
 from helpers.process_guard import fixture_problem, process_markers, refuse_processes
 
@@ -130,18 +131,7 @@ def colour_checkpoint(tmp_path_factory):
 @pytest.fixture
 def tiny_checkpoint(tmp_path) -> Path:
     """A test-tiny checkpoint in our format (random head, seed 0) at tmp_path/tiny.pth."""
-    import torch
-
-    from pose_classifier_ros.model.backbone import build_backbone
-    from pose_classifier_ros.model.checkpoint import save_checkpoint
-    from pose_classifier_ros.model.head import build_head
-    from pose_classifier_ros.model.viewpoint_model import ModelConfig, ViewpointModel
-
-    torch.manual_seed(0)
-    model = ViewpointModel(build_backbone("test-tiny", pretrained=False), build_head("mlp", 64)).eval()
-    path = tmp_path / "tiny.pth"
-    save_checkpoint(path, model, ModelConfig(backbone="test-tiny"))
-    return path
+    return season_inputs.tiny_checkpoint(tmp_path / "tiny.pth")
 
 
 # ---------------------------------------------------------------------------------------------
