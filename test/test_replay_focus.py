@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 from helpers.fake_classifier import ColourClassifier
-from helpers.replay_bag import PERIOD, START, write_bag, write_gt_csv
+from helpers.replay_bag import PERIOD, START, colour_pipeline, viewpoint_messages, write_bag, write_gt_csv
 
-from pose_classifier_ros.bags.bagio import BagError, open_reader
+from pose_classifier_ros.bags.bagio import BagError
 from pose_classifier_ros.replay.bag_replay import replay_bag
 from pose_classifier_ros.replay.ground_truth import load_ground_truth_csv
 from pose_classifier_ros.replay.replay_run import ReplayOptions, build_pipelines, run_replay
@@ -25,10 +25,6 @@ def _pipeline():
     return TrackPipeline(ColourClassifier(), voting=VOTING, schedule=ScheduleConfig(max_crops=1, max_age_s=1.0))
 
 
-def _baseline():
-    return TrackPipeline(ColourClassifier(), voting=VOTING, schedule=ScheduleConfig(mode="every_frame"))
-
-
 def _classified(result) -> dict[str, list[int]]:
     """track -> frames (index) on which it was classified (fresh)."""
     out: dict[str, list[int]] = {}
@@ -36,11 +32,6 @@ def _classified(result) -> dict[str, list[int]]:
         if r.fresh:
             out.setdefault(r.track_id, []).append((r.stamp_ns - START) // PERIOD)
     return out
-
-
-def _messages(path):
-    with open_reader(path) as reader:
-        return [(ts, bytes(raw)) for _, ts, raw, _ in reader.messages(["/viewpoints"])]
 
 
 def _replay(bag, tmp_path, name, focus_track=None, focus_topic=None, gt=None):
@@ -54,7 +45,7 @@ def _replay(bag, tmp_path, name, focus_track=None, focus_topic=None, gt=None):
         ground_truth=gt,
         progress=False,
         crops_per_second=5.0,
-        baseline=_baseline(),
+        baseline=colour_pipeline(),
         focus_topic=focus_topic,
     )
 
@@ -70,7 +61,7 @@ def test_focus_track_changes_which_tracks_are_classified_deterministically(tmp_p
     assert _classified(plain) == {"a": [0, 4, 8], "b": [0, 6]}  # same age: the larger box, then the id
     focused = [_replay(bag, tmp_path, f"focus{k}", focus_track="b", gt=gt) for k in range(2)]
     assert _classified(focused[0]) == {"a": [0], "b": [0, 4, 6, 8]}  # the focus share takes every cycle
-    assert _messages(tmp_path / "focus0") == _messages(tmp_path / "focus1")  # same bytes twice
+    assert viewpoint_messages(tmp_path / "focus0") == viewpoint_messages(tmp_path / "focus1")  # same bytes twice
     assert focused[0].records == focused[1].records
     assert all(r.focused == (r.track_id == "b") for r in focused[0].records)
     assert focused[0].schedule["crops_focus"] == 4 and focused[0].schedule["crops_new"] == 1

@@ -11,9 +11,8 @@ import sys
 import pytest
 from helpers.fake_classifier import ColourClassifier
 from helpers.paths import REPO
-from helpers.replay_bag import PERIOD, PRED, START, write_bag, write_gt_csv
+from helpers.replay_bag import PERIOD, PRED, START, colour_pipeline, viewpoint_messages, write_bag, write_gt_csv
 
-from pose_classifier_ros.bags.bagio import open_reader
 from pose_classifier_ros.replay.bag_replay import replay_bag
 from pose_classifier_ros.replay.cli import add_arguments
 from pose_classifier_ros.replay.ground_truth import load_ground_truth_csv
@@ -33,14 +32,6 @@ def _scheduled(max_crops=2, max_new_crops=32):
     return TrackPipeline(clf, voting=VOTING, schedule=schedule), clf
 
 
-def _messages(path):
-    with open_reader(path) as reader:
-        return [
-            (ts, raw.tobytes() if hasattr(raw, "tobytes") else bytes(raw))
-            for _, ts, raw, _ in reader.messages(["/viewpoints"])
-        ]
-
-
 def test_simulated_budget_is_deterministic_and_honest(tmp_path):
     bag = tmp_path / "in"
     write_bag(bag)
@@ -57,9 +48,9 @@ def test_simulated_budget_is_deterministic_and_honest(tmp_path):
             ground_truth=gt,
             progress=False,
             crops_per_second=5.0,
-            baseline=TrackPipeline(ColourClassifier(), voting=VOTING, schedule=ScheduleConfig(mode="every_frame")),
+            baseline=colour_pipeline(),
         )
-        runs.append((result, _messages(tmp_path / f"out{k}"), clf.calls))
+        runs.append((result, viewpoint_messages(tmp_path / f"out{k}"), clf.calls))
     (first, msgs, calls), (second, msgs2, _) = runs
     assert msgs == msgs2 and first.records == second.records  # same output twice, byte for byte
     assert len(msgs) == 10 and first.schedule["crops_classified"] == 5 and calls == 5  # frames 0, 2, 4, 6, 8
@@ -94,11 +85,7 @@ def test_without_budget_every_cycle_gets_max_crops(tmp_path):
     result = replay_bag(bag, pipe, progress=False)
     assert result.schedule["crops_classified"] == 20 and all(r.fresh for r in result.records)
     # Every crop classified on its own frame: the per-frame labels are exactly every_frame's.
-    base = replay_bag(
-        bag,
-        TrackPipeline(ColourClassifier(), voting=VOTING, schedule=ScheduleConfig(mode="every_frame")),
-        progress=False,
-    )
+    base = replay_bag(bag, colour_pipeline(), progress=False)
     assert [(r.track_id, r.label) for r in result.records] == [(r.track_id, r.label) for r in base.records]
 
 
@@ -108,7 +95,7 @@ def test_undecodable_frame_still_published_in_scheduled_mode(tmp_path):
     pipe, _ = _scheduled()
     result = replay_bag(bag, pipe, out_path=tmp_path / "out", progress=False)
     assert result.stats["frames_processed"] == 10 and result.schedule["undecodable_frames"] == 1
-    assert len(_messages(tmp_path / "out")) == 10
+    assert len(viewpoint_messages(tmp_path / "out")) == 10
 
 
 @pytest.mark.process

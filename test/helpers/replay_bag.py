@@ -10,7 +10,7 @@ import sys
 import numpy as np
 from helpers.fake_classifier import ColourClassifier
 
-from pose_classifier_ros.bags.bagio import open_writer
+from pose_classifier_ros.bags.bagio import open_reader, open_writer
 from pose_classifier_ros.labels import INDEX, VIEWPOINTS
 from pose_classifier_ros.stream.pipeline import TrackPipeline
 from pose_classifier_ros.stream.scheduler import ScheduleConfig
@@ -135,6 +135,12 @@ def colour_pipeline() -> TrackPipeline:
     return TrackPipeline(
         ColourClassifier(), voting=VotingConfig(window=7, min_votes=3), schedule=ScheduleConfig(mode="every_frame")
     )
+
+
+def viewpoint_messages(path) -> list[tuple[int, bytes]]:
+    """(timestamp, raw CDR bytes) of every /viewpoints message in the bag at `path`, in bag order."""
+    with open_reader(path) as reader:
+        return [(ts, bytes(raw)) for _, ts, raw, _ in reader.messages(["/viewpoints"])]
 
 
 def replay_cli(*args, timeout=300):
