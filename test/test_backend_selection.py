@@ -278,10 +278,7 @@ def test_backend_choice_round_trips_through_its_dict():
 def test_replay_calibrates_auto_on_the_bags_first_crops(tmp_path):
     """`pose-classifier replay --backend auto` measures on the bag's first crops and caches the choice
     in the params file's model.backend_cache_dir."""
-    import subprocess
-    import sys
-
-    from helpers.replay_bag import BOXES, PRED, write_bag
+    from helpers.replay_bag import BOXES, PRED, replay_cli, write_bag
 
     from pose_classifier_ros.replay.bag_replay import bag_calibration_crops
 
@@ -301,10 +298,8 @@ def test_replay_calibrates_auto_on_the_bags_first_crops(tmp_path):
     save_checkpoint(ckpt, *tiny_model())
     params = tmp_path / "params.yaml"
     params.write_text(f"pose_classifier:\n  ros__parameters:\n    model: {{backend_cache_dir: {cache}}}\n")
-    cmd = [sys.executable, "-m", "pose_classifier_ros.cli", "replay", bag, "--checkpoint", ckpt, "--no-out"]
-    proc = subprocess.run(
-        [*map(str, cmd), "--backend", "auto", "--params", str(params)], capture_output=True, text=True
-    )
+    # timeout: the test's own limit (pytest.ini); the run had none of its own
+    proc = replay_cli(bag, "--checkpoint", ckpt, "--no-out", "--backend", "auto", "--params", params, timeout=600)
     assert proc.returncode == 0, proc.stderr
     (entry,) = cache.glob("backend-choice-*.json")
     choice = json.loads(entry.read_text())["choice"]

@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 
 import pytest
 from helpers.fake_classifier import ColourClassifier
 from helpers.paths import REPO
-from helpers.replay_bag import PERIOD, PRED, START, colour_pipeline, viewpoint_messages, write_bag, write_gt_csv
+from helpers.replay_bag import (
+    PERIOD,
+    PRED,
+    START,
+    colour_pipeline,
+    replay_cli,
+    viewpoint_messages,
+    write_bag,
+    write_gt_csv,
+)
 
 from pose_classifier_ros.replay.bag_replay import replay_bag
 from pose_classifier_ros.replay.cli import add_arguments
@@ -112,29 +119,21 @@ def test_cli_scheduled_report(tmp_path):
         build_model(ModelConfig(backbone="test-tiny"), pretrained=False),
         ModelConfig(backbone="test-tiny"),
     )
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pose_classifier_ros.cli",
-            "replay",
-            str(bag),
-            "--checkpoint",
-            str(ckpt),
-            "--params",
-            _params(tmp_path / "scheduled.yaml", "    schedule: {mode: scheduled, max_crops: 4}\n"),
-            "--crops-per-second",
-            "12",
-            "--ground-truth",
-            str(tmp_path / "gt.csv"),
-            "--report-dir",
-            str(tmp_path / "rep"),
-            "--backend",
-            "eager",
-            "--no-progress",
-        ],
-        capture_output=True,
-        text=True,
+    proc = replay_cli(
+        bag,
+        "--checkpoint",
+        ckpt,
+        "--params",
+        _params(tmp_path / "scheduled.yaml", "    schedule: {mode: scheduled, max_crops: 4}\n"),
+        "--crops-per-second",
+        "12",
+        "--ground-truth",
+        tmp_path / "gt.csv",
+        "--report-dir",
+        tmp_path / "rep",
+        "--backend",
+        "eager",
+        "--no-progress",
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
@@ -142,23 +141,15 @@ def test_cli_scheduled_report(tmp_path):
     metrics = json.loads((tmp_path / "rep" / "metrics.json").read_text())
     assert metrics["schedule"]["crops_per_second"] == 12.0 and "every_frame" in metrics["schedule"]
     assert "label age" in proc.stdout
-    bad = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pose_classifier_ros.cli",
-            "replay",
-            str(bag),
-            "--checkpoint",
-            str(ckpt),
-            "--crops-per-second",
-            "12",
-            "--no-out",
-            "--params",
-            _params(tmp_path / "every.yaml", "    schedule: {mode: every_frame}\n"),
-        ],
-        capture_output=True,
-        text=True,
+    bad = replay_cli(
+        bag,
+        "--checkpoint",
+        ckpt,
+        "--crops-per-second",
+        "12",
+        "--no-out",
+        "--params",
+        _params(tmp_path / "every.yaml", "    schedule: {mode: every_frame}\n"),
         timeout=300,
     )
     assert bad.returncode == 1 and "--schedule scheduled" in bad.stderr, bad.stderr
