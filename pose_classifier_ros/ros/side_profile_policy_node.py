@@ -138,7 +138,7 @@ class SideProfilePolicyNode(Node):
                 "resetting the policy"
             )
             self._policy.reset()
-        elif frame.stamp_ns < self._stamps.newest_ns:  # reordered, within the threshold: the policy is past it
+        elif self._stamps.is_older(frame.stamp_ns):  # reordered, within the threshold: the policy is past it
             self.get_logger().debug(f"skipping an out-of-order ViewpointArray ({frame.stamp_ns} ns)")
             return
         previous = self._policy.state

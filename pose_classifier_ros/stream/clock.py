@@ -71,10 +71,6 @@ class ClockResetDetector:
         """`stamp_ns` lies before the newest stamp (reordering, or a reset not recorded yet)."""
         return self.newest_ns is not None and int(stamp_ns) < self.newest_ns
 
-    def back_by_s(self, stamp_ns: int) -> float:
-        """How far `stamp_ns` lies before the newest stamp, s (0 if not before it)."""
-        return 0.0 if self.newest_ns is None else max(0.0, (self.newest_ns - int(stamp_ns)) / NS_PER_S)
-
     def reset(self) -> None:
         self.newest_ns = None
 

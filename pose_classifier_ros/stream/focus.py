@@ -22,7 +22,7 @@ class Focus:
     """The newest focus: track ids and the frame stamp they were chosen on (int ns), or pinned ids.
 
     set(ids, stamp_ns): the newest focus (empty ids: none, e.g. the policy is searching); pin(ids): a focus
-    that never goes stale (replay --focus-track); clear(); tracks_at(now_ns) -> the focused ids for the
+    that never goes stale (replay --focus-track); tracks_at(now_ns) -> the focused ids for the
     frame stamped now_ns (empty when none or stale). updates: how many times set() was called."""
 
     def __init__(self, timeout_s: float = 1.0):
@@ -45,10 +45,6 @@ class Focus:
         """A fixed focus that never goes stale (empty: none)."""
         with self._lock:
             self._ids, self._stamp_ns = frozenset(str(t) for t in track_ids if str(t)), None
-
-    def clear(self) -> None:
-        with self._lock:
-            self._ids, self._stamp_ns = frozenset(), None
 
     def tracks_at(self, now_ns: int) -> frozenset[str]:
         """Focused track ids for the frame stamped now_ns: empty without a focus or when it is stale

@@ -133,9 +133,9 @@ class FrameProcessor:
     def _message(self, pair: Pair, result: FrameResult):
         return frame_result_to_msg(result, pair.image.header, self.types)
 
-    def observe(self, pair: Pair, size: tuple[int, int] | None = None) -> Observation:
-        """Track association + the frame's message from track state. size: (width, height) when known."""
-        width, height = size or self.frame_size(pair)
+    def observe(self, pair: Pair) -> Observation:
+        """Track association + the frame's message from track state."""
+        width, height = self.frame_size(pair)
         observed, result = self.pipeline.observe(pair.detections, pair.stamp_ns, width, height)
         return Observation(pair, observed, result, self._message(pair, result))
 

@@ -284,7 +284,7 @@ class TrackPipeline:
             if state is None or tid in out:
                 continue
             w, h = float(box[2] - box[0]), float(box[3] - box[1])
-            vote = self.voter.get(tid) if state.classified else None
+            vote = state.vote  # the voter's vote as of the track's last classification (see classify)
             unsettled = state.classified and (vote is None or not vote.is_stable or vote.label != state.label)
             change = box_change(state.classified_box, box) if state.classified else 0.0
             out[tid] = (
