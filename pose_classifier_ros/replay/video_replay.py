@@ -109,7 +109,7 @@ def replay_video(
 
     decode: start/end/stride and decoder settings (DecodeOptions); out_path: a new output bag with the
     viewpoints topic and the visuals' topics; images_topic: also the frames as JPEG CompressedImage there
-    (None: none); visuals: bags.replay_visuals.ReplayVisualsConfig (annotation/summary topics, best views);
+    (None, or no out_path: none); visuals: bags.replay_visuals.ReplayVisualsConfig (annotation/summary topics, best views);
     annotated_video: write every frame with the overlay there; crops_per_second / baseline: as replay_bag.
 
     Raises video.probe.VideoOpenError (not a video), video_source.TrackSizeError (tracks of another frame
@@ -123,7 +123,8 @@ def replay_video(
     from pose_classifier_ros.stream.frame_processor import FrameProcessor
     from pose_classifier_ros.video.video_source import VideoSource
 
-    every = annotated_video is not None or images_topic is not None
+    # every frame when something writes every frame: the annotated video, or the images into an output bag
+    every = annotated_video is not None or (images_topic is not None and out_path is not None)
     source = VideoSource(video_path, tracks, decode, all_frames=every, progress=progress)
     writer = open_writer(out_path, storage=storage) if out_path is not None else None
     typestore = writer.typestore if writer is not None else make_typestore()
