@@ -22,11 +22,19 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from ros_helpers.colour_model import colour_frame
+from ros_helpers.stream_common import (
+    detections,
+    pace,
+    shutdown,
+    spin_in_background,
+    viewpoints_record,
+    wait_for_messages,
+    wait_matched,
+)
 from sensor_msgs.msg import Image
-from vision_msgs.msg import Detection2D, Detection2DArray
+from vision_msgs.msg import Detection2DArray
 
 from pose_classifier_ros.labels import VIEWPOINTS
 from pose_classifier_ros.msg import PolicyState, ViewpointArray
@@ -67,21 +75,7 @@ def main() -> int:
 
     def on_viewpoints(m):
         with lock:
-            received.append(
-                {
-                    "stamp": m.header.stamp.sec * 10**9 + m.header.stamp.nanosec,
-                    "viewpoints": [
-                        {
-                            "track_id": v.track_id,
-                            "label": int(v.label),
-                            "label_name": v.label_name,
-                            "label_stamp": v.label_stamp.sec * 10**9 + v.label_stamp.nanosec,
-                            "fresh": bool(v.fresh),
-                        }
-                        for v in m.viewpoints
-                    ],
-                }
-            )
+            received.append(viewpoints_record(m))
 
     def on_diagnostics(m):
         with lock:
@@ -90,21 +84,11 @@ def main() -> int:
 
     sub = node.create_subscription(ViewpointArray, f"{ns}/viewpoints", on_viewpoints, reliable)
     node.create_subscription(DiagnosticArray, f"{ns}/diagnostics", on_diagnostics, reliable)
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    threading.Thread(target=executor.spin, daemon=True).start()
+    executor = spin_in_background(node)
     deadline = time.monotonic() + args.timeout
     need_state = bool(args.focus) and focus_to > focus_from
-    while (
-        image_pub.get_subscription_count() < 1
-        or det_pub.get_subscription_count() < 1
-        or sub.get_publisher_count() < 1
-        or (need_state and state_pub.get_subscription_count() < 1)
-    ):
-        if time.monotonic() > deadline:
-            print("node never matched", flush=True)
-            return 1
-        time.sleep(0.05)
+    if not wait_matched([image_pub, det_pub, *([state_pub] if need_state else [])], [sub], deadline):
+        return 1
     time.sleep(0.5)
     tracks = track_boxes(args.tracks)
     frame = colour_frame(WIDTH, HEIGHT, [(box, label) for _, box, label in tracks])
@@ -115,30 +99,18 @@ def main() -> int:
         img = Image(height=HEIGHT, width=WIDTH, encoding="rgb8", is_bigendian=0, step=step, data=bytes(data))
         img.header.stamp.sec, img.header.stamp.nanosec = divmod(stamp_ns, 10**9)
         img.header.frame_id = "cam"
-        det = Detection2DArray(header=img.header)
-        for track_id, (x1, y1, x2, y2), _ in tracks:
-            d = Detection2D(id=track_id)
-            d.bbox.center.position.x, d.bbox.center.position.y = (x1 + x2) / 2.0, (y1 + y2) / 2.0
-            d.bbox.size_x, d.bbox.size_y = float(x2 - x1), float(y2 - y1)
-            det.detections.append(d)
         image_pub.publish(img)
-        det_pub.publish(det)
+        det_pub.publish(detections(img.header, tracks))
         if args.focus and focus_from <= i < focus_to:
             state = PolicyState(header=img.header, state=PolicyState.ORIENT, state_name="ORIENT")
             state.target_track_id = args.focus
             state_pub.publish(state)
-        time.sleep(max(0.0, start + (i + 1) * args.period - time.monotonic()))
-    while time.monotonic() < deadline:
-        with lock:
-            if len(received) >= args.frames:
-                break
-        time.sleep(0.1)
+        pace(start, i, args.period)
+    wait_for_messages(received, lock, args.frames, deadline)
     time.sleep(1.5)  # the next diagnostics
     with lock:
         args.out.write_text(json.dumps({"sent": args.frames, "viewpoints": received, "diagnostics": diagnostics}))
-    executor.shutdown()
-    node.destroy_node()
-    rclpy.shutdown()
+    shutdown(executor, node)
     return 0
 
 

@@ -23,11 +23,19 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import rclpy
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from ros_helpers.colour_model import colour_frame
+from ros_helpers.stream_common import (
+    detections,
+    pace,
+    shutdown,
+    spin_in_background,
+    viewpoints_record,
+    wait_for_messages,
+    wait_matched,
+)
 from sensor_msgs.msg import Image
-from vision_msgs.msg import Detection2D, Detection2DArray
+from vision_msgs.msg import Detection2DArray
 
 from pose_classifier_ros.msg import ViewpointArray
 from pose_classifier_ros.stream.image_codec import encode_rgb
@@ -60,40 +68,23 @@ def main() -> int:
     received = []
     lock = threading.Lock()
 
+    def votes(v):
+        return {
+            "voted": bool(v.voted),
+            "num_votes": int(v.num_votes),
+            "smoothed": v.smoothed_label_name,
+            "score_sum": float(sum(v.scores)),
+        }
+
     def on_viewpoints(m):
         with lock:
-            received.append(
-                {
-                    "stamp": m.header.stamp.sec * 10**9 + m.header.stamp.nanosec,
-                    "viewpoints": [
-                        {
-                            "track_id": v.track_id,
-                            "label": int(v.label),
-                            "label_name": v.label_name,
-                            "label_stamp": v.label_stamp.sec * 10**9 + v.label_stamp.nanosec,
-                            "fresh": bool(v.fresh),
-                            "voted": bool(v.voted),
-                            "num_votes": int(v.num_votes),
-                            "smoothed": v.smoothed_label_name,
-                            "score_sum": float(sum(v.scores)),
-                        }
-                        for v in m.viewpoints
-                    ],
-                }
-            )
+            received.append(viewpoints_record(m, votes))
 
     sub = node.create_subscription(ViewpointArray, f"{ns}/viewpoints", on_viewpoints, reliable)
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    threading.Thread(target=executor.spin, daemon=True).start()
+    executor = spin_in_background(node)
     deadline = time.monotonic() + args.timeout
-    while (
-        image_pub.get_subscription_count() < 1 or det_pub.get_subscription_count() < 1 or sub.get_publisher_count() < 1
-    ):
-        if time.monotonic() > deadline:
-            print("node never matched", flush=True)
-            return 1
-        time.sleep(0.05)
+    if not wait_matched([image_pub, det_pub], [sub], deadline):
+        return 1
     (args.out.parent / (args.out.name + ".ready")).write_text("1")
     time.sleep(0.5)
     start = time.monotonic()
@@ -116,26 +107,14 @@ def main() -> int:
         img.data = bytes(data)
         img.header.stamp.sec, img.header.stamp.nanosec = divmod(stamp_ns, 10**9)
         img.header.frame_id = "cam"
-        det = Detection2DArray(header=img.header)
-        for track_id, (x1, y1, x2, y2), _ in tracks:
-            d = Detection2D(id=track_id)
-            d.bbox.center.position.x, d.bbox.center.position.y = (x1 + x2) / 2.0, (y1 + y2) / 2.0
-            d.bbox.size_x, d.bbox.size_y = float(x2 - x1), float(y2 - y1)
-            det.detections.append(d)
         image_pub.publish(img)
-        det_pub.publish(det)
-        time.sleep(max(0.0, start + (i + 1) * args.period - time.monotonic()))
-    while time.monotonic() < deadline:
-        with lock:
-            if len(received) >= args.frames:
-                break
-        time.sleep(0.1)
+        det_pub.publish(detections(img.header, tracks))
+        pace(start, i, args.period)
+    wait_for_messages(received, lock, args.frames, deadline)
     time.sleep(0.5)
     with lock:
         args.out.write_text(json.dumps({"sent": args.frames, "viewpoints": received}))
-    executor.shutdown()
-    node.destroy_node()
-    rclpy.shutdown()
+    shutdown(executor, node)
     return 0
 
 
