@@ -31,9 +31,9 @@ def _even(image: np.ndarray) -> np.ndarray:
 
 class AnnotatedVideo:
     """Sink writing `path` (the container from its extension, .mp4 usually). rate_hz: the nominal rate the
-    stream declares (frames carry their own times); codec / crf: as video.encode.VideoEncoder."""
+    stream declares (frames carry their own times; None or 0: 30); codec / crf: as video.encode.VideoEncoder."""
 
-    def __init__(self, path: str | Path, rate_hz: float = 30.0, codec: str = "libx264", crf: int = 20):
+    def __init__(self, path: str | Path, rate_hz: float | None = 30.0, codec: str = "libx264", crf: int = 20):
         self.path = Path(path)
         self.rate_hz = float(rate_hz) if rate_hz and rate_hz > 0 else 30.0
         self.codec, self.crf = codec, crf

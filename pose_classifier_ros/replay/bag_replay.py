@@ -25,9 +25,8 @@ from typing import Any
 
 from pose_classifier_ros.bags.bag_source import BagSource
 from pose_classifier_ros.bags.bagio import BagError, open_reader, open_writer
-from pose_classifier_ros.bags.replay_visuals import ViewpointsTopic
 from pose_classifier_ros.replay.ground_truth import GroundTruth
-from pose_classifier_ros.replay.runner import ReplayResult, calibration_crops, run_frames
+from pose_classifier_ros.replay.runner import ReplayResult, calibration_crops, run_into_outputs
 
 
 def bag_calibration_crops(
@@ -79,8 +78,6 @@ def replay_bag(
     (unsupported encoding, wrong data size) are logged and skipped (scheduled: their message, built from
     track state, is still written, as the live node publishes it).
     """
-    from pose_classifier_ros.bags.replay_visuals import ReplayVisuals
-    from pose_classifier_ros.replay.annotated_video import AnnotatedVideo
     from pose_classifier_ros.stream.conversions import message_types
     from pose_classifier_ros.stream.frame_processor import FrameProcessor
 
@@ -102,37 +99,24 @@ def replay_bag(
             )
         writer = open_writer(out_path, storage=storage) if out_path is not None else None
         source.on_message = writer.write if writer is not None else None
-        processor = FrameProcessor(pipeline, message_types(reader.typestore))
-        video = AnnotatedVideo(annotated_video) if annotated_video is not None else None
-        try:
-            sinks: list = []
-            if writer is not None:
-                for conn in reader.connections:
-                    writer.add_topic(conn.topic, conn.msgtype, like=conn)
-                sinks.append(ViewpointsTopic(writer, viewpoints_topic))
-            vis = ReplayVisuals(visuals, reader.typestore, writer, reader.topics) if visuals is not None else None
-            if vis is not None:
-                sinks.append(vis)
-            if video is not None:
-                sinks.append(video)
-            run = run_frames(
-                source,
-                processor,
-                crops_per_second=crops_per_second,
-                baseline=baseline,
-                sinks=sinks,
-            )
-            if vis is not None:
-                sightings = vis.finish(source.last_time_ns if source.stats["images"] else 0)
-        finally:
-            if video is not None:
-                video.close()
-            if writer is not None:
-                writer.close()
+        outputs = run_into_outputs(
+            source,
+            FrameProcessor(pipeline, message_types(reader.typestore)),
+            writer=writer,
+            typestore=reader.typestore,
+            viewpoints_topic=viewpoints_topic,
+            copy_topics=reader.connections,
+            visuals=visuals,
+            input_topics=reader.topics,
+            annotated_video=annotated_video,
+            crops_per_second=crops_per_second,
+            baseline=baseline,
+        )
 
+    run, vis = outputs.run, outputs.visuals
     stats = _stats(source, run, vis)
-    if video is not None:
-        stats["annotated_frames"] = video.frames_written
+    if outputs.video is not None:
+        stats["annotated_frames"] = outputs.video.frames_written
     records, baseline_records = run.records, run.baseline_records
     if source.ground_truth or ground_truth is not None:
         gt = ground_truth or GroundTruth(by_stamp=source.ground_truth, source=f"bag topic {ground_truth_topic}")
@@ -144,7 +128,7 @@ def replay_bag(
         str(out_path) if out_path is not None else None,
         schedule=run.schedule,
         baseline=base,
-        sightings=sightings if vis is not None else [],
+        sightings=outputs.sightings,
         track_classes=run.track_classes,
         time_origin_ns=min((r.stamp_ns for r in records), default=0),
     )

@@ -209,6 +209,70 @@ def run_frames(
     return out
 
 
+@dataclass
+class RunOutputs:
+    """run_frames' result and the outputs it went into: visuals (bags.replay_visuals.ReplayVisuals or None),
+    video (annotated_video.AnnotatedVideo or None), sightings (the best views; [] without visuals)."""
+
+    run: RunResult
+    visuals: Any = None
+    video: Any = None
+    sightings: list = field(default_factory=list)
+
+
+def run_into_outputs(
+    source,
+    processor: FrameProcessor,
+    *,
+    writer=None,
+    typestore=None,
+    viewpoints_topic: str = "/viewpoints",
+    copy_topics: Iterable = (),
+    images_topic: str | None = None,
+    visuals=None,
+    input_topics: Iterable[str] = (),
+    annotated_video=None,
+    video_rate_hz: float | None = None,
+    crops_per_second: float | None = None,
+    baseline=None,
+) -> RunOutputs:
+    """run_frames of any source into a replay's outputs, closing the writer and the video whatever happens.
+
+    writer: the output bag (bags.bagio writer) or None; it gets copy_topics (the input bag's connections, to
+    copy its messages through), the viewpoints topic and, with images_topic, the frames as JPEG.
+    visuals: a ReplayVisualsConfig (typestore: the messages' types; input_topics: the input's topics, which
+    its output topics must not clash with). annotated_video: a path for every published frame with the
+    overlay, at video_rate_hz (None: 30). crops_per_second / baseline: as run_frames.
+    """
+    from pose_classifier_ros.bags.replay_visuals import ImagesTopic, ReplayVisuals, ViewpointsTopic
+    from pose_classifier_ros.replay.annotated_video import AnnotatedVideo
+
+    out = RunOutputs(RunResult([], {}))
+    try:
+        sinks: list = []
+        if writer is not None:
+            for conn in copy_topics:
+                writer.add_topic(conn.topic, conn.msgtype, like=conn)
+            sinks.append(ViewpointsTopic(writer, viewpoints_topic))
+            if images_topic is not None:
+                sinks.append(ImagesTopic(writer, images_topic))
+        if visuals is not None:
+            out.visuals = ReplayVisuals(visuals, typestore, writer, input_topics)
+            sinks.append(out.visuals)
+        if annotated_video is not None:
+            out.video = AnnotatedVideo(annotated_video, rate_hz=video_rate_hz)
+            sinks.append(out.video)
+        out.run = run_frames(source, processor, crops_per_second=crops_per_second, baseline=baseline, sinks=sinks)
+        if out.visuals is not None:
+            out.sightings = out.visuals.finish(source.last_time_ns)
+    finally:
+        if out.video is not None:
+            out.video.close()
+        if writer is not None:
+            writer.close()
+    return out
+
+
 def calibration_crops(frames, crop=None, limit: int = 8) -> list:
     """Up to `limit` crops ((h, w, 3) uint8 RGB: padded, clamped boxes, as the classifier crops them) of the
     first paired frames of `frames` (SourceFrames of any source: bag or video): the real crops
@@ -239,9 +303,11 @@ __all__ = [
     "DetectionRecord",
     "FrameSink",
     "ReplayResult",
+    "RunOutputs",
     "RunResult",
     "SourceFrame",
     "calibration_crops",
     "records_of",
     "run_frames",
+    "run_into_outputs",
 ]

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pose_classifier_ros.replay.ground_truth import GroundTruth
-from pose_classifier_ros.replay.runner import ReplayResult, calibration_crops, run_frames
+from pose_classifier_ros.replay.runner import ReplayResult, calibration_crops, run_into_outputs
 from pose_classifier_ros.video.decode import DecodeOptions
 from pose_classifier_ros.video.tracks import Tracks, load_tracks
 from pose_classifier_ros.video.viewpoint_truth import DEFAULT_ATTRIBUTE, truth_from_attribute
@@ -117,8 +117,6 @@ def replay_video(
     and stats["input_error"] names that frame.
     """
     from pose_classifier_ros.bags.bagio import make_typestore, open_writer
-    from pose_classifier_ros.bags.replay_visuals import ImagesTopic, ReplayVisuals, ViewpointsTopic
-    from pose_classifier_ros.replay.annotated_video import AnnotatedVideo
     from pose_classifier_ros.stream.conversions import message_types
     from pose_classifier_ros.stream.frame_processor import FrameProcessor
     from pose_classifier_ros.video.video_source import VideoSource
@@ -128,37 +126,22 @@ def replay_video(
     source = VideoSource(video_path, tracks, decode, all_frames=every, progress=progress)
     writer = open_writer(out_path, storage=storage) if out_path is not None else None
     typestore = writer.typestore if writer is not None else make_typestore()
-    processor = FrameProcessor(pipeline, message_types(typestore))
-    video = None
-    vis = None
-    try:
-        sinks: list = []
-        if writer is not None:
-            sinks.append(ViewpointsTopic(writer, viewpoints_topic))
-            if images_topic is not None:
-                sinks.append(ImagesTopic(writer, images_topic))
-        if visuals is not None:
-            vis = ReplayVisuals(visuals, typestore, writer)
-            sinks.append(vis)
-        if annotated_video is not None:
-            rate = float(source.info.average_rate) if source.info.average_rate else 30.0
-            video = AnnotatedVideo(annotated_video, rate_hz=rate)
-            sinks.append(video)
-        run = run_frames(
-            source,
-            processor,
-            crops_per_second=crops_per_second,
-            baseline=baseline,
-            sinks=sinks,
-        )
-        sightings = vis.finish(source.last_time_ns) if vis is not None else []
-    finally:
-        if video is not None:
-            video.close()
-        if writer is not None:
-            writer.close()
+    outputs = run_into_outputs(
+        source,
+        FrameProcessor(pipeline, message_types(typestore)),
+        writer=writer,
+        typestore=typestore,
+        viewpoints_topic=viewpoints_topic,
+        images_topic=images_topic,
+        visuals=visuals,
+        annotated_video=annotated_video,
+        video_rate_hz=source.info.average_rate,
+        crops_per_second=crops_per_second,
+        baseline=baseline,
+    )
 
-    stats = _stats(source, run, vis, video)
+    run = outputs.run
+    stats = _stats(source, run, outputs.visuals, outputs.video)
     records, baseline_records = run.records, run.baseline_records
     if ground_truth is not None:
         ground_truth.label(records, baseline_records, stats)
@@ -170,7 +153,7 @@ def replay_video(
         str(out_path) if out_path is not None else None,
         schedule=run.schedule,
         baseline=base,
-        sightings=sightings,
+        sightings=outputs.sightings,
         track_classes={t: c for t, c in classes.items() if c},
         time_origin_ns=int(source.options.base_ns),
     )
