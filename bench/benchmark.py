@@ -29,6 +29,7 @@ import torch
 
 from pose_classifier_ros.model.backend_selection import agreement as probs_agreement
 from pose_classifier_ros.model.backend_selection import time_calls
+from pose_classifier_ros.model.backends import cpu_model_name
 from pose_classifier_ros.model.classifier import (
     CPU_BACKENDS,
     CUDA_BACKENDS,
@@ -36,6 +37,7 @@ from pose_classifier_ros.model.classifier import (
     cpu_has_fast_bf16,
     resolve_backend,
 )
+from pose_classifier_ros.model.device import DeviceError, resolve_device
 from pose_classifier_ros.model.preprocess import CropConfig, crop_batch, reference_crops, reference_preprocess
 from pose_classifier_ros.model.viewpoint_model import ModelConfig, build_model
 
@@ -320,10 +322,8 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     device = args.device
     try:
-        resolve_backend("auto", device)
-        if torch.device(device).type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError("CUDA is not available here")
-    except (RuntimeError, ValueError) as exc:
+        resolve_device(device)
+    except DeviceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.backends is None:
@@ -338,7 +338,7 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     machine = {
-        "cpu": _cpu_name(),
+        "cpu": f"{cpu_model_name()} ({os.cpu_count()} cores)",
         "threads": torch.get_num_threads(),
         "device": device,
         "fp32_gflops": matmul_gflops(torch.float32, device),
@@ -353,17 +353,6 @@ def main(argv=None) -> int:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump({"machine": machine, "results": results, "args": vars(args)}, f, indent=2, default=float)
     return 0
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip() + f" ({os.cpu_count()} cores)"
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 if __name__ == "__main__":
