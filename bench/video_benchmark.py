@@ -43,20 +43,26 @@ from pose_classifier_ros.video.sample_video import frame_times
 SIZES = {"1080p": (1920, 1080), "4k": (3840, 2160)}
 
 
+def grainy_flight(width: int, height: int, frames: int, grain: float, rate: float = 30.0):
+    """The synthetic flight's frames with Gaussian grain (sigma `grain`, 8-bit levels): textured ground
+    encodes and decodes like footage."""
+    rng = np.random.default_rng(0)
+    cfg = FlightConfig(width=width, height=height, frames=frames, rate_hz=rate, seed=0, empty_frame=-1)
+    for frame in generate_flight(cfg):
+        if grain > 0:
+            noise = rng.normal(0.0, grain, frame.image.shape).astype(np.float32)
+            frame.image = np.clip(frame.image.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+        yield frame
+
+
 def make_video(
     path: Path, width: int, height: int, frames: int, grain: float, rate: float = 30.0, codec: str = "libx264"
 ) -> Path:
-    """The synthetic flight at width x height with Gaussian grain (sigma `grain`, 8-bit levels)."""
-    rng = np.random.default_rng(0)
+    """The grainy synthetic flight at width x height, encoded to `path`."""
     pts = frame_times(frames, rate, vfr=False)
-    cfg = FlightConfig(width=width, height=height, frames=frames, rate_hz=rate, seed=0, empty_frame=-1)
     with VideoEncoder(path, width, height, rate, codec=codec, crf=18, gop=30) as encoder:
-        for frame in generate_flight(cfg):
-            image = frame.image
-            if grain > 0:
-                noise = rng.normal(0.0, grain, image.shape).astype(np.float32)
-                image = np.clip(image.astype(np.float32) + noise, 0, 255).astype(np.uint8)
-            encoder.write(image, pts[frame.index])
+        for frame in grainy_flight(width, height, frames, grain, rate):
+            encoder.write(frame.image, pts[frame.index])
     return path
 
 

@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from video_benchmark import grainy_flight, make_video  # this folder (sys.path[0] when run as a script)
 
 from pose_classifier_ros.bags.bag_source import BagSource
 from pose_classifier_ros.bags.bagio import make_typestore, open_reader, open_writer
@@ -47,7 +48,7 @@ from pose_classifier_ros.stream.conversions import message_types
 from pose_classifier_ros.stream.frame_processor import FrameProcessor
 from pose_classifier_ros.stream.pipeline import Detection, TrackPipeline
 from pose_classifier_ros.stream.scheduler import ScheduleConfig
-from pose_classifier_ros.synthetic.flight import FlightConfig, Frame, generate_flight
+from pose_classifier_ros.synthetic.flight import Frame
 from pose_classifier_ros.video.decode import DecodeOptions, VideoReader
 from pose_classifier_ros.video.encode import VideoEncoder
 from pose_classifier_ros.video.sample_video import frame_times
@@ -55,17 +56,6 @@ from pose_classifier_ros.video.tracks import Tracks
 from pose_classifier_ros.video.video_source import VideoSource
 
 RAW_TOPIC, JPEG_TOPIC = "/camera/image_raw", "/camera/image_raw/compressed"
-
-
-def grainy_flight(width: int, height: int, frames: int, grain: float, rate: float):
-    """The synthetic flight's frames with Gaussian grain (textured ground encodes and decodes like footage)."""
-    rng = np.random.default_rng(0)
-    cfg = FlightConfig(width=width, height=height, frames=frames, rate_hz=rate, seed=0, empty_frame=-1)
-    for frame in generate_flight(cfg):
-        if grain > 0:
-            noise = rng.normal(0.0, grain, frame.image.shape).astype(np.float32)
-            frame.image = np.clip(frame.image.astype(np.float32) + noise, 0, 255).astype(np.uint8)
-        yield frame
 
 
 def write_inputs(folder: Path, width: int, height: int, frames: int, grain: float, rate: float, codec: str):
@@ -151,11 +141,7 @@ def run_source(name: str, source, classifier, typestore, decode_stats=None) -> d
 
 
 def decode_4k(folder: Path, frames: int, grain: float, rate: float, codec: str) -> dict:
-    path = folder / "flight_4k.mp4"
-    pts = frame_times(frames, rate, vfr=False)
-    with VideoEncoder(path, 3840, 2160, rate, codec=codec, crf=18, gop=30) as video:
-        for frame in grainy_flight(3840, 2160, frames, grain, rate):
-            video.write(frame.image, pts[frame.index])
+    path = make_video(folder / "flight_4k.mp4", 3840, 2160, frames, grain, rate, codec)
     out = {}
     for key, convert in (("decode_ms", False), ("decode_rgb_ms", True)):
         reader = VideoReader(path, DecodeOptions(), convert=None if convert else (lambda _: False))
