@@ -12,9 +12,8 @@ import re
 import sys
 
 import pytest
-from helpers.waiting import wait_for
 from ros_helpers import HELPERS
-from ros_helpers.cli import classifier_node_args, lifecycle, param, reliable_images
+from ros_helpers.cli import classifier_node_args, lifecycle, param, reliable_images, start_stream
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 FRAMES, OUTAGE_AT, JUMP_AT, BAD_AT = 40, 15, 30, 5
@@ -33,30 +32,27 @@ def test_faults_are_survived_and_said(ros_env, processes, tmp_path, colour_check
     )
     node = processes.start(args, ros_env, "node")
     out = tmp_path / "stream.json"
-    stream = processes.python(
-        [
-            str(HELPERS / "schedule_stream.py"),
-            str(out),
-            ns,
-            "--frames",
-            str(FRAMES),
-            "--new-track-at",
-            str(FRAMES),
-            "--bad-image-at",
-            str(BAD_AT),
-            "--outage-at",
-            str(OUTAGE_AT),
-            "--outage-s",
-            "2.0",
-            "--jump-back-at",
-            str(JUMP_AT),
-            "--jump-back-s",
-            "60",
-        ],
+    stream = start_stream(
+        processes,
         ros_env,
-        "stream",
+        "schedule_stream.py",
+        out,
+        ns,
+        "--frames",
+        str(FRAMES),
+        "--new-track-at",
+        str(FRAMES),
+        "--bad-image-at",
+        str(BAD_AT),
+        "--outage-at",
+        str(OUTAGE_AT),
+        "--outage-s",
+        "2.0",
+        "--jump-back-at",
+        str(JUMP_AT),
+        "--jump-back-s",
+        "60",
     )
-    wait_for(lambda: out.exists() or stream.poll() is not None, 240, message="the stream's recording")
     assert out.exists(), processes.output(stream) + processes.output(node)[-3000:]
     msgs = json.loads(out.read_text())["viewpoints"]
     log = processes.output(node)

@@ -17,7 +17,7 @@ import sys
 import pytest
 from helpers.waiting import wait_for
 from ros_helpers import HELPERS
-from ros_helpers.cli import classifier_node_args, reliable_images
+from ros_helpers.cli import classifier_node_args, reliable_images, start_stream
 
 from pose_classifier_ros.labels import VIEWPOINTS
 
@@ -49,26 +49,20 @@ def test_the_policy_target_is_classified_every_cycle_while_focused(ros_env, proc
         "node",
     )
     out = tmp_path / "stream.json"
-    stream = processes.python(
-        [
-            str(HELPERS / "focus_stream.py"),
-            str(out),
-            ns,
-            "--frames",
-            str(FRAMES),
-            "--tracks",
-            str(TRACKS),
-            "--focus",
-            TARGET,
-            "--focus-frames",
-            f"{FOCUS_FROM}:{FOCUS_TO}",
-        ],
+    start_stream(
+        processes,
         ros_env,
-        "stream",
-    )
-    wait_for(
-        lambda: out.exists() or stream.poll() not in (None,),
-        240,
+        "focus_stream.py",
+        out,
+        ns,
+        "--frames",
+        str(FRAMES),
+        "--tracks",
+        str(TRACKS),
+        "--focus",
+        TARGET,
+        "--focus-frames",
+        f"{FOCUS_FROM}:{FOCUS_TO}",
         message=f"the stream's recording; node log:\n{processes.output(node)[-3000:]}",
     )
     wait_for(out.exists, 10, message="the recording file")

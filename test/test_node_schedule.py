@@ -13,9 +13,8 @@ import sys
 import time
 
 import pytest
-from helpers.waiting import wait_for
 from ros_helpers import HELPERS
-from ros_helpers.cli import classifier_node_args, reliable_images
+from ros_helpers.cli import classifier_node_args, reliable_images, start_stream
 
 pytestmark = pytest.mark.ros  # every test here starts ROS processes
 
@@ -37,22 +36,16 @@ def test_scheduled_node_publishes_every_frame_with_a_slow_model(ros_env, process
         "node",
     )
     out = tmp_path / "stream.json"
-    stream = processes.python(
-        [
-            str(HELPERS / "schedule_stream.py"),
-            str(out),
-            ns,
-            "--frames",
-            str(FRAMES),
-            "--new-track-at",
-            str(NEW_TRACK_AT),
-        ],
+    stream = start_stream(
+        processes,
         ros_env,
-        "stream",
-    )
-    wait_for(
-        lambda: out.exists() or stream.poll() not in (None,),
-        240,
+        "schedule_stream.py",
+        out,
+        ns,
+        "--frames",
+        str(FRAMES),
+        "--new-track-at",
+        str(NEW_TRACK_AT),
         message=f"the stream's recording; node log:\n{processes.output(node)[-3000:]}",
     )
     deadline = time.monotonic() + 10

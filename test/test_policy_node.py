@@ -412,26 +412,41 @@ def test_orbit_example_launch_overrides_the_params_file(ros_env, processes):
     assert launch.poll() is None, processes.output(launch)
 
 
-@pytest.mark.ros
-def test_vigilance_input_makes_the_node_retreat(ros_env, processes, tmp_path):
-    ns = "/drone3"
+def _play_to_policy_node(processes, ros_env, tmp_path, ns, node_name, outputs, ready_message, player, *player_args):
+    """Start the policy node in `ns` (log `node_name`) and a recorder of its first `outputs` outputs; once the
+    recorder has matched, run the `player` script with `player_args`; wait for the recording and the player's
+    clean end. Returns the node process and the recording's path."""
     node = processes.start(
-        [*NODE_CMD, "--ros-args", "-r", f"__ns:={ns}", "--params-file", str(PARAMS)], ros_env, "policy_node"
+        [*NODE_CMD, "--ros-args", "-r", f"__ns:={ns}", "--params-file", str(PARAMS)], ros_env, node_name
     )
     record = tmp_path / "record.json"
     recorder = processes.python(
-        [_write(tmp_path, "recorder.py", RECORDER), str(record), ns, "15", "--no-capture"], ros_env, "recorder"
+        [_write(tmp_path, "recorder.py", RECORDER), str(record), ns, str(outputs), "--no-capture"], ros_env, "recorder"
     )
     wait_for(
-        lambda: (tmp_path / "record.json.ready").exists() or recorder.poll() is not None,
-        60,
-        message="recorder matched to the policy node's publishers",
+        lambda: (tmp_path / "record.json.ready").exists() or recorder.poll() is not None, 60, message=ready_message
     )
-    player = processes.python(
-        [_write(tmp_path, "player.py", PUBLISHER), f"{ns}/viewpoints", f"{ns}/vigilance"], ros_env, "player"
-    )
+    player = processes.python([_write(tmp_path, "player.py", player), *player_args], ros_env, "player")
     wait_for(lambda: record.exists() or recorder.poll() not in (None, 0), 60, message="recorded policy outputs")
     assert player.wait(30) == 0, processes.output(player)
+    return node, record
+
+
+@pytest.mark.ros
+def test_vigilance_input_makes_the_node_retreat(ros_env, processes, tmp_path):
+    ns = "/drone3"
+    node, record = _play_to_policy_node(
+        processes,
+        ros_env,
+        tmp_path,
+        ns,
+        "policy_node",
+        15,
+        "recorder matched to the policy node's publishers",
+        PUBLISHER,
+        f"{ns}/viewpoints",
+        f"{ns}/vigilance",
+    )
     rec, log = json.loads(record.read_text()), processes.output(node)
     # Vigilance 1.0 > 0.5 from the first frame: lock on, then back off at disturbance.retreat_speed (1 m/s) for
     # disturbance.retreat_s (2 s of frame stamps: longer than this 1.5 s flight), never orbiting.
@@ -474,17 +489,9 @@ JUMPING_PUBLISHER = textwrap.dedent("""
 @pytest.mark.ros
 def test_clock_reset_resets_the_policy_and_a_reordered_message_is_skipped(ros_env, processes, tmp_path):
     ns = "/jumps"
-    node = processes.start(
-        [*NODE_CMD, "--ros-args", "-r", f"__ns:={ns}", "--params-file", str(PARAMS)], ros_env, "node"
+    node, record = _play_to_policy_node(
+        processes, ros_env, tmp_path, ns, "node", 5, "recorder", JUMPING_PUBLISHER, f"{ns}/viewpoints"
     )
-    record = tmp_path / "record.json"
-    recorder = processes.python(
-        [_write(tmp_path, "recorder.py", RECORDER), str(record), ns, "5", "--no-capture"], ros_env, "recorder"
-    )
-    wait_for(lambda: (tmp_path / "record.json.ready").exists() or recorder.poll() is not None, 60, message="recorder")
-    player = processes.python([_write(tmp_path, "player.py", JUMPING_PUBLISHER), f"{ns}/viewpoints"], ros_env, "player")
-    wait_for(lambda: record.exists() or recorder.poll() not in (None, 0), 60, message="recorded policy outputs")
-    assert player.wait(30) == 0, processes.output(player)
     log = processes.output(node)
     # One policy step per message except the reordered one (100.15 after 100.2: the policy is past it).
     stamps = [s["stamp"] for s in json.loads(record.read_text())["states"]]

@@ -8,6 +8,7 @@ import time
 
 from helpers.paths import REPO, VENV
 from helpers.waiting import wait_for
+from ros_helpers import HELPERS
 
 ROS2 = str(VENV / "bin" / "ros2")
 
@@ -63,3 +64,12 @@ def reliable_images(ns: str) -> tuple[str, str]:
         f"qos_overrides.{ns}/image.subscription.reliability:=reliable",
         f"qos_overrides.{ns}/image.subscription.depth:=20",
     )
+
+
+def start_stream(processes, env: dict, script: str, out, ns: str, *args: str, message: str = "the stream's recording"):
+    """Start the stream script `script` (ros_helpers/, e.g. "schedule_stream.py") recording to `out` against the
+    node in `ns`, with `args`, as the process "stream"; wait (240 s, else fail with `message`) until it has
+    written `out` or ended. Returns the stream's process."""
+    stream = processes.python([str(HELPERS / script), str(out), ns, *args], env, "stream")
+    wait_for(lambda: out.exists() or stream.poll() is not None, 240, message=message)
+    return stream
