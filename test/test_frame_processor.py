@@ -3,11 +3,11 @@ height, rgb()), and the offline runner over such pairs: the contract a video sou
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from helpers.fake_classifier import RedChannelClassifier
 
 from pose_classifier_ros.labels import INDEX
 from pose_classifier_ros.replay.runner import run_frames
@@ -24,27 +24,6 @@ NS = 1_000_000_000
 W, H = 160, 120
 BOX = (40, 30, 100, 90)
 LEFT, BACK = INDEX["left"], INDEX["back"]
-
-
-@dataclass
-class Prediction:
-    probs: np.ndarray
-    valid: np.ndarray
-    timings_ms: dict = field(default_factory=dict)
-
-
-class RedChannelClassifier:
-    """Fake classifier: each box's label is the red value at its centre (mod 8)."""
-
-    def __init__(self):
-        self.calls = 0
-
-    def predict_frame(self, frame, boxes):
-        self.calls += 1
-        probs = np.full((len(boxes), 8), 0.02, np.float32)
-        for i, (x1, y1, x2, y2) in enumerate(np.asarray(boxes)):
-            probs[i, int(frame[int((y1 + y2) / 2), int((x1 + x2) / 2), 0]) % 8] = 0.86
-        return Prediction(probs, np.ones(len(boxes), bool))
 
 
 def picture(label: int) -> np.ndarray:

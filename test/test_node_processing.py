@@ -4,10 +4,10 @@ process-wide and stop() restores, and a clock reset seen by the pairer logged on
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 import numpy as np
+from helpers.fake_classifier import Prediction
 from helpers.waiting import wait_for
 from sensor_msgs.msg import Image
 
@@ -22,13 +22,6 @@ from pose_classifier_ros.stream.pipeline_types import Detection
 from pose_classifier_ros.stream.scheduler import ScheduleConfig
 
 NS = 1_000_000_000
-
-
-@dataclass
-class Prediction:
-    probs: np.ndarray
-    valid: np.ndarray
-    timings_ms: dict = field(default_factory=dict)
 
 
 class ConstantClassifier:

@@ -7,10 +7,9 @@ reads each box's label from the frame and records which boxes it was asked for.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 import pytest
+from helpers.fake_classifier import RedChannelClassifier
 
 from pose_classifier_ros.labels import INDEX
 from pose_classifier_ros.stream.conversions import UNKNOWN_LABEL, frame_result_to_msg, message_types, stamp_to_ns
@@ -23,28 +22,7 @@ NS = 1_000_000_000
 PERIOD = NS // 10  # 10 Hz
 LEFT, BACK, FRONT, RIGHT = INDEX["left"], INDEX["back"], INDEX["front"], INDEX["right"]
 W, H = 400, 200
-
-
-@dataclass
-class Prediction:
-    probs: np.ndarray
-    valid: np.ndarray
-    timings_ms: dict = field(default_factory=dict)
-
-
-class FakeClassifier:
-    """Label of a box = red channel at its centre; records each batch (boxes asked for)."""
-
-    def __init__(self):
-        self.batches: list[np.ndarray] = []
-
-    def predict_frame(self, frame, boxes):
-        boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
-        self.batches.append(boxes.copy())
-        probs = np.full((len(boxes), 8), 0.02, np.float32)
-        for i, (x1, y1, x2, y2) in enumerate(boxes):
-            probs[i, int(frame[int((y1 + y2) / 2), int((x1 + x2) / 2), 0]) % 8] = 0.86
-        return Prediction(probs, np.ones(len(boxes), bool), {"backbone": 1.0})
+MODEL_MS = {"backbone": 1.0}  # the timings every fake prediction reports
 
 
 def frame_of(labels: dict[tuple, int]) -> np.ndarray:
@@ -137,7 +115,7 @@ def run_stream(pipe, frames, crops_per_frame=None, classify=True):
 
 
 def test_unknown_before_first_classification_and_honest_message():
-    clf = FakeClassifier()
+    clf = RedChannelClassifier(MODEL_MS)
     pipe = TrackPipeline(
         clf, VotingConfig(window=5, min_votes=2), schedule=ScheduleConfig(max_crops=1, max_new_crops=0)
     )
@@ -184,7 +162,7 @@ def test_unknown_before_first_classification_and_honest_message():
 
 
 def test_votes_count_only_fresh_classifications():
-    clf = FakeClassifier()
+    clf = RedChannelClassifier(MODEL_MS)
     pipe = TrackPipeline(clf, VotingConfig(window=7, min_votes=3), schedule=ScheduleConfig(max_crops=1))
     labels = {boxes_row(1)[0]: LEFT}
     frames = [(NS + k * PERIOD, labels) for k in range(10)]
@@ -201,7 +179,7 @@ def test_votes_count_only_fresh_classifications():
 
 
 def test_new_track_first_then_unsettled_then_round_robin():
-    clf = FakeClassifier()
+    clf = RedChannelClassifier(MODEL_MS)
     pipe = TrackPipeline(  # max_new_crops 0: new tracks within the budget (the budget's order is what is tested)
         clf,
         VotingConfig(window=5, min_votes=2, switch_votes=1),
@@ -222,7 +200,7 @@ def test_new_track_first_then_unsettled_then_round_robin():
 
 
 def test_box_change_triggers_reclassification():
-    clf = FakeClassifier()
+    clf = RedChannelClassifier(MODEL_MS)
     pipe = TrackPipeline(
         clf, VotingConfig(window=3, min_votes=1), schedule=ScheduleConfig(max_crops=1, box_change=0.2, max_age_s=100.0)
     )
@@ -241,7 +219,7 @@ def test_box_change_triggers_reclassification():
 def test_max_age_guarantee_with_flickering_tracks():
     """8 tracks, 2 crops per cycle at 10 Hz, max_age 0.6 s: even with half the tracks always unsettled
     (their per-frame label alternates), no published label gets older than max_age_s."""
-    flicker = FakeClassifier()
+    flicker = RedChannelClassifier(MODEL_MS)
     pipe = TrackPipeline(
         flicker,
         VotingConfig(window=4, min_votes=2, switch_votes=1),
@@ -261,7 +239,7 @@ def test_max_age_guarantee_with_flickering_tracks():
 
 def test_deterministic_for_the_same_inputs():
     def run():
-        clf = FakeClassifier()
+        clf = RedChannelClassifier(MODEL_MS)
         pipe = TrackPipeline(
             clf, VotingConfig(window=5, min_votes=2), schedule=ScheduleConfig(max_crops=3, max_age_s=0.5)
         )
@@ -286,7 +264,7 @@ def test_deterministic_for_the_same_inputs():
 
 
 def test_expiry_and_clock_reset_forget_tracks():
-    pipe = TrackPipeline(FakeClassifier(), VotingConfig(track_timeout_s=1.0), schedule=ScheduleConfig())
+    pipe = TrackPipeline(RedChannelClassifier(MODEL_MS), VotingConfig(track_timeout_s=1.0), schedule=ScheduleConfig())
     a = (10, 20, 50, 60)
     run_stream(pipe, [(10 * NS, {a: LEFT})])
     assert len(pipe) == 1 and pipe.voter.get("t0") is not None
@@ -307,7 +285,7 @@ def test_expiry_and_clock_reset_forget_tracks():
 
 
 def test_unusable_boxes_are_skipped_like_every_frame():
-    pipe = TrackPipeline(FakeClassifier(), schedule=ScheduleConfig())
+    pipe = TrackPipeline(RedChannelClassifier(MODEL_MS), schedule=ScheduleConfig())
     dets = [
         Detection((10, 20, 50, 60), 0.9, "ok"),
         Detection((500, 20, 540, 60), 0.9, "outside"),

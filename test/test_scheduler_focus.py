@@ -24,18 +24,6 @@ PERIOD = NS // 10  # 10 Hz
 W, H = 640, 480
 
 
-class RecordingClassifier(ColourClassifier):
-    """ColourClassifier that keeps the boxes of every batch."""
-
-    def __init__(self):
-        super().__init__()
-        self.batches: list[np.ndarray] = []
-
-    def predict_frame(self, frame, boxes):
-        self.batches.append(np.asarray(boxes, np.float32).copy())
-        return super().predict_frame(frame, boxes)
-
-
 def grid(n: int) -> list[tuple]:
     """n non-overlapping 30x30 boxes, 8 per row."""
     return [(10 + 70 * (k % 8), 10 + 50 * (k // 8), 40 + 70 * (k % 8), 40 + 50 * (k // 8)) for k in range(n)]
@@ -58,7 +46,7 @@ def cycle(pipe, stamp_ns, boxes, labels, ids=None, max_crops=None):
 
 def pipeline(**schedule) -> TrackPipeline:
     return TrackPipeline(
-        RecordingClassifier(),
+        ColourClassifier(),
         VotingConfig(window=4, min_votes=2, switch_votes=1),
         schedule=ScheduleConfig(**schedule),
     )
@@ -206,7 +194,7 @@ def test_focus_on_an_unknown_empty_or_stale_id_changes_nothing():
     assert run_with(lambda focus, stamp: focus.set(["t4"], stamp - 5 * NS)) == baseline  # stale: 5 s > 1 s
     focused = run_with(lambda focus, stamp: focus.set(["t4"], stamp))
     assert focused != baseline and all(choices[0] == ("t4", FOCUS) for choices, _ in focused[0])
-    off = TrackPipeline(RecordingClassifier(), schedule=ScheduleConfig(max_crops=3, focus_share=0.0))
+    off = TrackPipeline(ColourClassifier(), schedule=ScheduleConfig(max_crops=3, focus_share=0.0))
     off.focus.pin(["t4"])  # focus_share 0: focus off
     inference, _ = cycle(off, NS, grid(9), [0] * 9)
     assert FOCUS not in [c.reason for c in inference.choices]
