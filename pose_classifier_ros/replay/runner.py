@@ -21,7 +21,7 @@ import numpy as np
 
 from pose_classifier_ros.labels import VIEWPOINTS, normalize_label
 from pose_classifier_ros.stream.frame_processor import FrameProcessor, Step
-from pose_classifier_ros.stream.scheduler import CropBudget
+from pose_classifier_ros.stream.scheduler import CropBudget, crop_counts
 from pose_classifier_ros.stream.source_frame import SourceFrame
 
 _logger = logging.getLogger(__name__)
@@ -193,11 +193,11 @@ def run_frames(
         if step.cycle is not None and schedule is not None:
             if budget is not None:
                 budget.spend(len(step.cycle.choices))
-            reasons = [c.reason for c in step.cycle.choices]
-            schedule["crops_classified"] += len(reasons)
-            schedule["crops_focus"] += reasons.count("focus")
-            schedule["crops_new"] += reasons.count("new")
-            schedule["inference_cycles"] += bool(reasons)
+            choices = step.cycle.choices
+            schedule["crops_classified"] += len(choices)
+            for name, n in crop_counts(choices).items():
+                schedule[name] += n
+            schedule["inference_cycles"] += bool(choices)
         result = step.result
         out.stats["frames_processed"] += 1
         out.stats["detections_classified"] += len(result.results)

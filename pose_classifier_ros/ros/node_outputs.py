@@ -14,6 +14,7 @@ import time
 import numpy as np
 from sensor_msgs.msg import CompressedImage, Image
 
+from pose_classifier_ros.stream.scheduler import crop_counts
 from pose_classifier_ros.visualization.annotations import annotation_types
 from pose_classifier_ros.visualization.frame_visuals import FrameVisuals, VisualsConfig
 
@@ -61,9 +62,7 @@ class NodeOutputs:
         self._publish_debug(frame, result, pair.image.header)
         self.visuals.consider(frame, result)  # best views from this classification's fresh labels
         stages = {"decode": decode_ms, **{f"inference.{k}": v for k, v in cycle.timings_ms.items()}}
-        reasons = [c.reason for c in cycle.choices]
-        counts = {"inference_cycles": 1, "crops_classified": cycle.classified}
-        counts.update(crops_focus=reasons.count("focus"), crops_new=reasons.count("new"))
+        counts = {"inference_cycles": 1, "crops_classified": cycle.classified, **crop_counts(cycle.choices)}
         self.counters.record(counts, stages)
 
     def flush_track_summaries(self) -> None:

@@ -119,6 +119,13 @@ class Choice:
     reason: str
 
 
+def crop_counts(choices) -> dict[str, int]:
+    """What the node's diagnostics and replay's schedule report count of a cycle's choices: crops_focus
+    (from the focus share) and crops_new (a track's first label)."""
+    reasons = [c.reason for c in choices]
+    return {"crops_focus": reasons.count(FOCUS), "crops_new": reasons.count(REASONS[0])}
+
+
 class CropScheduler:
     """Picks the crops of each inference cycle. select() is a pure function of its inputs and of the
     stamps of earlier select() calls (the cycle interval), so replays are deterministic."""
@@ -229,4 +236,14 @@ class CropBudget:
         self._credit -= int(crops)
 
 
-__all__ = ["SCHEDULE_MODES", "REASONS", "FOCUS", "ScheduleConfig", "Candidate", "Choice", "CropScheduler", "CropBudget"]
+__all__ = [
+    "SCHEDULE_MODES",
+    "REASONS",
+    "FOCUS",
+    "ScheduleConfig",
+    "Candidate",
+    "Choice",
+    "CropScheduler",
+    "CropBudget",
+    "crop_counts",
+]
