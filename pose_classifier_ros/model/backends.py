@@ -17,6 +17,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
+import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -248,16 +250,23 @@ def export_backbone_onnx(
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         logger.info("quantising %s to int8", fp32_path.name)
-        tmp = int8_path.with_suffix(f".tmp{os.getpid()}")
-        # onnxruntime.quantization logs one root-logger line per tensor; keep them out of our logs.
-        root = logging.getLogger()
-        quiet = _DropRecordsFrom("onnxruntime")
-        root.addFilter(quiet)
-        try:
-            quantize_dynamic(str(fp32_path), str(tmp), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
-        finally:
-            root.removeFilter(quiet)
-        os.replace(tmp, int8_path)
+        # quantize_dynamic writes "<input>-inferred.onnx" beside its input: in the shared cache, workers that
+        # quantise at once (a batch's first inputs) read and delete each other's. Each works in its own folder.
+        with tempfile.TemporaryDirectory(dir=cache, prefix=f".quantise-{os.getpid()}-") as work:
+            source, tmp = Path(work) / fp32_path.name, Path(work) / int8_path.name
+            try:
+                os.link(fp32_path, source)
+            except OSError:  # a file system without hard links
+                shutil.copyfile(fp32_path, source)
+            # onnxruntime.quantization logs one root-logger line per tensor; keep them out of our logs.
+            root = logging.getLogger()
+            quiet = _DropRecordsFrom("onnxruntime")
+            root.addFilter(quiet)
+            try:
+                quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
+            finally:
+                root.removeFilter(quiet)
+            os.replace(tmp, int8_path)
     return int8_path
 
 
